@@ -1,0 +1,3 @@
+from siteagent.cli import main
+
+main()

@@ -1,0 +1,203 @@
+"""The ``site-agent`` command. It parses and prints; the modules do the work.
+
+Imports of anything heavy (globus, parsl, jsonschema, rich) happen inside the commands,
+so ``site-agent --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from siteagent import __version__
+from siteagent.errors import ConfigError, SiteAgentError
+
+SITE_HELP = "Site profile name (see `site-agent profiles list`) or path to a profile YAML."
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"site-agent: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _parse_json_option(value: str | None, name: str) -> dict[str, Any]:
+    """A JSON object given inline or as @file."""
+    if not value:
+        return {}
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text()
+        except OSError as err:
+            raise ConfigError(f"{name}: cannot read {value[1:]}: {err.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{name}: not valid JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: must be a JSON object")
+    return data
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SiteAgentError as err:
+            _fail(str(err), err.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="site-agent")
+def cli() -> None:
+    """Run PanDA/Harvester pilots on this HPC site through Globus Compute."""
+
+
+# ---------------------------------------------------------------- profiles
+@cli.group(cls=_Group)
+def profiles() -> None:
+    """Site profiles: the data that describes a site."""
+
+
+@profiles.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def profiles_list(as_json: bool) -> None:
+    """List the profiles on the search path."""
+    from siteagent.profiles import list_profiles, load_profile
+
+    rows = []
+    for name, path in list_profiles():
+        try:
+            p = load_profile(str(path))
+            rows.append({"name": name, "scheduler": p.scheduler, "launcher": p.launcher,
+                         "gpus": p.node.gpus, "gpu_vendor": p.node.gpu_vendor,
+                         "description": p.data["description"], "path": str(path), "error": None})
+        except SiteAgentError as err:
+            rows.append({"name": name, "path": str(path), "error": str(err)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("profile", "scheduler", "launcher", "GPUs/node", "description")
+    for r in rows:
+        if r["error"]:
+            table.add_row(r["name"], "[red]invalid[/red]", "", "", r["error"])
+        else:
+            gpus = f"{r['gpus']} {r['gpu_vendor']}" if r["gpus"] else "0"
+            table.add_row(r["name"], r["scheduler"], r["launcher"], gpus, r["description"])
+    Console().print(table)
+
+
+@profiles.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+def profiles_show(name: str, as_json: bool) -> None:
+    """Show a profile with every default filled in (credentials masked)."""
+    import yaml
+
+    from siteagent.profiles import load_profile
+    from siteagent.secrets import mask_data
+
+    data = mask_data(load_profile(name).data)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+# ---------------------------------------------------------------- endpoint
+@cli.group(cls=_Group)
+def endpoint() -> None:
+    """The Globus Compute template endpoint: render and validate its files."""
+
+
+@endpoint.command("render")
+@click.option("--site", required=True, help=SITE_HELP)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Endpoint directory to write, e.g. ~/.globus_compute/NAME.")
+@click.option("--force", is_flag=True, help="Replace files edited by hand (a backup is kept).")
+def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
+    """Write config.yaml, user_config_template.yaml.j2, user_config_schema.json and
+    user_environment.yaml for a site."""
+    from siteagent.endpoint.render import render_endpoint, write_endpoint
+    from siteagent.profiles import load_profile
+
+    report = write_endpoint(render_endpoint(load_profile(site)), out_dir.expanduser(), force=force)
+    for name in report.written:
+        click.echo(f"wrote     {report.directory / name}")
+    for name in report.unchanged:
+        click.echo(f"unchanged {report.directory / name}")
+    if report.backup_dir:
+        click.echo(f"backed up {', '.join(report.backed_up)} to {report.backup_dir}")
+
+
+@endpoint.command("validate")
+@click.argument("endpoint_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--config", "config_json", metavar="JSON|@FILE",
+              help="user_endpoint_config to render with (default: {}).")
+@click.option("--show", is_flag=True, help="Print the rendered user endpoint config.")
+def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -> None:
+    """Render the template with a user_endpoint_config and load the result with
+    globus-compute-endpoint's own loader."""
+    from siteagent.endpoint.validate import validate_endpoint
+    from siteagent.secrets import mask_url
+
+    user_config = _parse_json_option(config_json, "--config")
+    if not endpoint_dir.is_dir():
+        raise ConfigError(f"{endpoint_dir}: no such endpoint directory")
+    result = validate_endpoint(endpoint_dir, user_config)
+    try:
+        if show:
+            click.echo(mask_url(result.rendered_yaml))
+        for w in result.warnings:
+            click.echo(f"note: {w}", err=True)
+        click.echo(f"ok: {endpoint_dir} renders a {result.engine_type} with "
+                   f"{result.provider_type} for {json.dumps(user_config, sort_keys=True)}")
+    finally:
+        result.config.engine.shutdown()
+
+
+# ---------------------------------------------------------------- smoke test
+@cli.command("smoke-test")
+@click.option("--site", default="local", show_default=True, help=SITE_HELP)
+@click.option("--config", "config_json", metavar="JSON|@FILE",
+              help="user_endpoint_config for the user endpoint (default: {}).")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
+              help="Keep files here instead of a temporary directory.")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds to wait for each task.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def smoke_test(site: str, config_json: str | None, workdir: Path | None, timeout: float,
+               as_json: bool) -> None:
+    """Prove the path end to end: render, start the real engine, run a Python function
+    and a shell command on its workers. Exit 0 only if every result is right."""
+    from siteagent.smoke import run_smoke_test
+
+    user_config = _parse_json_option(config_json, "--config")
+
+    def show(step) -> None:
+        if not as_json:
+            mark = click.style("ok  ", fg="green") if step.ok else click.style("FAIL", fg="red")
+            click.echo(f"{mark} {step.name:<22} {step.seconds:6.2f}s  {step.detail}")
+
+    report = run_smoke_test(site, user_config, workdir, timeout=timeout, on_step=show)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        verdict = "passed" if report.ok else "FAILED"
+        click.echo(f"smoke test {verdict} on site '{site}' in {report.seconds:.1f}s")
+    sys.exit(0 if report.ok else 1)
+
+
+def main() -> None:
+    cli(prog_name="site-agent")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Write a set of files into a directory we manage, without ever clobbering user edits.
+
+A manifest (``.site-agent-manifest.json``) records the hash of each file as we wrote it. On
+the next write a file is replaced only if it still has that hash; a file the user edited
+(or one we did not write) stops the write unless ``force`` is set, and then it is first
+copied to ``.site-agent-backup/<timestamp>/``. All files are written atomically, and the
+manifest last, so an interrupted write is redone on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from siteagent.errors import SiteAgentError
+from siteagent.fileio import atomic_write, sha256_file, sha256_text
+
+MANIFEST = ".site-agent-manifest.json"
+BACKUP_DIR = ".site-agent-backup"
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    text: str
+    mode: int = 0o644
+
+
+@dataclass
+class WriteReport:
+    directory: Path
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    backed_up: list[str] = field(default_factory=list)
+    backup_dir: Path | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.written)
+
+
+class UserEditedError(SiteAgentError):
+    """A managed file was changed by hand; nothing was written."""
+
+
+def read_manifest(directory: Path) -> dict[str, str]:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): str(v) for k, v in data.get("files", {}).items()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def edited_files(directory: Path, names: list[str] | None = None) -> list[str]:
+    """Files present in ``directory`` whose content is not what we last wrote."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    out = []
+    for name in names if names is not None else sorted(manifest):
+        p = directory / name
+        if p.is_file() and manifest.get(name) != sha256_file(p):
+            out.append(name)
+    return out
+
+
+def write_managed(
+    directory: Path, files: dict[str, ManagedFile], *, force: bool = False, dir_mode: int = 0o700
+) -> WriteReport:
+    """Write ``files`` (relative path -> content) into ``directory``; see module docstring."""
+    directory = Path(directory)
+    report = WriteReport(directory=directory)
+    manifest = read_manifest(directory)
+    wanted = {name: sha256_text(f.text) for name, f in files.items()}
+
+    todo = []
+    conflicts = []
+    for name, f in files.items():
+        p = directory / name
+        if p.is_file():
+            current = sha256_file(p)
+            if current == wanted[name]:
+                report.unchanged.append(name)
+                if (p.stat().st_mode & 0o7777) != f.mode:
+                    p.chmod(f.mode)
+                continue
+            if manifest.get(name) != current:
+                conflicts.append(name)
+        todo.append(name)
+
+    if conflicts and not force:
+        raise UserEditedError(
+            f"{directory}: {', '.join(conflicts)} edited since site-agent wrote "
+            f"{'it' if len(conflicts) == 1 else 'them'}; nothing was written "
+            "(use --force to replace, a backup is kept)"
+        )
+    if conflicts:
+        report.backup_dir = directory / BACKUP_DIR / time.strftime("%Y%m%dT%H%M%S")
+        for name in conflicts:
+            dest = report.backup_dir / name
+            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.copy2(directory / name, dest)
+            report.backed_up.append(name)
+
+    directory.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    for name in todo:
+        atomic_write(directory / name, files[name].text, files[name].mode)
+        report.written.append(name)
+    merged = manifest | wanted
+    if merged != manifest or not (directory / MANIFEST).is_file():
+        atomic_write(
+            directory / MANIFEST,
+            json.dumps({"files": dict(sorted(merged.items()))}, indent=1) + "\n",
+            0o600,
+        )
+    return report
+
+
+def remove_managed(directory: Path, *, force: bool = False) -> list[str]:
+    """Remove exactly the files the manifest lists (refusing edited ones unless ``force``)."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    edited = edited_files(directory)
+    if edited and not force:
+        raise UserEditedError(
+            f"{directory}: {', '.join(edited)} edited since site-agent wrote them; "
+            "nothing was removed (use --force)"
+        )
+    removed = []
+    for name in sorted(manifest):
+        p = directory / name
+        if p.is_file():
+            p.unlink()
+            removed.append(name)
+    (directory / MANIFEST).unlink(missing_ok=True)
+    for d in sorted({(directory / n).parent for n in manifest}, key=lambda x: -len(x.parts)):
+        if d != directory and d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    return removed

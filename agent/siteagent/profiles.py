@@ -1,0 +1,310 @@
+"""Site profiles: find, load, validate (with file:line errors), fill defaults, merge overrides.
+
+A profile is data: adding a site is a new YAML file, never new code.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from siteagent.errors import ConfigError
+
+PROFILE_SUFFIXES = (".yaml", ".yml")
+
+# Filled in under every profile before validation, so code never guesses a missing key.
+DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "endpoint": {
+        "amqp_port": 443,
+        "max_blocks": 1,
+        "init_blocks": 0,
+        "max_workers_per_node": 1,
+        "idle_heartbeats_soft": 10,
+        "idle_heartbeats_hard": 5760,
+    },
+    "directives": {"exclusive": True, "extra": []},
+    "limits": {"max_nodes": 1, "max_walltime": "24:00:00"},
+    "node": {
+        "threads_per_core": 1,
+        "memory_gb": 0,
+        "gpu_vendor": "none",
+        "tiles_per_gpu": 1,
+        "reserved_cores": [],
+    },
+    "proxy": {"no_proxy": [], "scope": "all"},
+    "container": {"runtime": "none", "setup": [], "binds": [], "gpu_flag": "none", "options": [], "env": {}},
+    "cvmfs": {"mode": "none", "repositories": [], "config": "default", "quota_mb": 4000},
+    "environment": {"worker_init": [], "variables": {}, "conda": {"manager": "auto"}},
+    "pilot": {
+        "pilot_user": "ATLAS",
+        "resource_type": "SCORE",
+        "workflow": "generic",
+        "server_url": "https://pandaserver.cern.ch",
+        "server_port": 25443,
+    },
+    "check": {
+        "targets": [
+            "https://compute.api.globus.org:443",
+            "amqps://compute.amqps.globus.org:443",
+            "https://auth.globus.org:443",
+            "https://pandaserver.cern.ch:25443",
+            "https://pandaserver.cern.ch:25080",
+        ],
+        "scratch_dirs": [],
+        "min_free_gb": 5,
+    },
+}
+
+
+@dataclass(frozen=True)
+class GpuBinding:
+    """How one GPU slot is given to each local rank."""
+
+    variable: str
+    order: str = "natural"
+    format: str = "index"
+    unset: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    cores: int
+    threads_per_core: int
+    memory_gb: int
+    gpus: int
+    gpu_vendor: str
+    tiles_per_gpu: int
+    reserved_cores: tuple[int, ...]
+    gpu_binding: GpuBinding | None
+    cpu_bind: str | None
+
+    @property
+    def gpu_slots(self) -> int:
+        """Bindable GPU units per node: GPUs, or tiles where the binding is per tile."""
+        if self.gpu_binding and self.gpu_binding.format == "tile":
+            return self.gpus * self.tiles_per_gpu
+        return self.gpus
+
+    @property
+    def usable_cores(self) -> int:
+        return self.cores - len(self.reserved_cores)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated site profile with every default filled in."""
+
+    name: str
+    source: str
+    data: dict[str, Any]
+
+    @property
+    def scheduler(self) -> str:
+        return self.data["scheduler"]
+
+    @property
+    def launcher(self) -> str:
+        return self.data["launcher"]
+
+    @property
+    def node(self) -> NodeShape:
+        n = self.data["node"]
+        gb = n.get("gpu_binding")
+        binding = (
+            GpuBinding(
+                variable=gb["variable"],
+                order=gb.get("order", "natural"),
+                format=gb.get("format", "index"),
+                unset=tuple(gb.get("unset", ())),
+                env=dict(gb.get("env", {})),
+            )
+            if gb
+            else None
+        )
+        return NodeShape(
+            cores=n["cores"],
+            threads_per_core=n["threads_per_core"],
+            memory_gb=n["memory_gb"],
+            gpus=n["gpus"],
+            gpu_vendor=n["gpu_vendor"],
+            tiles_per_gpu=n["tiles_per_gpu"],
+            reserved_cores=tuple(n["reserved_cores"]),
+            gpu_binding=binding,
+            cpu_bind=n.get("cpu_bind"),
+        )
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.data.get(name, {})
+
+
+@cache
+def profile_schema() -> dict[str, Any]:
+    text = resources.files("siteagent.schemas").joinpath("profile.schema.json").read_text()
+    return json.loads(text)
+
+
+def builtin_profile_dir() -> Path:
+    """The shipped profiles: inside the wheel, or ``site-profiles/`` of a source checkout."""
+    packaged = Path(__file__).with_name("site_profiles")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "site-profiles"
+
+
+def search_path() -> list[Path]:
+    """Directories searched for ``NAME.yaml``, first match wins."""
+    dirs = [Path(p) for p in os.environ.get("SITE_AGENT_PROFILE_PATH", "").split(":") if p]
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    dirs += [config_home / "site-agent" / "profiles", Path("/etc/site-agent/profiles")]
+    dirs.append(builtin_profile_dir())
+    return dirs
+
+
+def list_profiles() -> list[tuple[str, Path]]:
+    """All profile names visible on the search path, with the file each resolves to."""
+    found: dict[str, Path] = {}
+    for d in search_path():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            if p.suffix in PROFILE_SUFFIXES and p.stem not in found:
+                found[p.stem] = p
+    return sorted(found.items())
+
+
+def find_profile(name_or_path: str) -> Path:
+    """Resolve a profile name (``polaris``) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in PROFILE_SUFFIXES or os.sep in name_or_path:
+        if not candidate.is_file():
+            raise ConfigError(f"site profile file not found: {name_or_path}")
+        return candidate
+    for d in search_path():
+        for suffix in PROFILE_SUFFIXES:
+            p = d / f"{name_or_path}{suffix}"
+            if p.is_file():
+                return p
+    known = ", ".join(n for n, _ in list_profiles()) or "none"
+    raise ConfigError(f"unknown site profile '{name_or_path}' (known: {known})")
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated by ``over`` recursively; lists and scalars are replaced."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> Profile:
+    """Load, validate and complete a profile; raise ConfigError naming file, line and field."""
+    path = find_profile(name_or_path)
+    text = path.read_text()
+    return parse_profile(text, source=path.name, overrides=overrides)
+
+
+def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = None) -> Profile:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}:1: a site profile must be a YAML mapping")
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    _validate(raw, text, source)
+    data = _resolve_auto(deep_merge(DEFAULTS, raw))
+    _check_consistency(data, source)
+    return Profile(name=data["name"], source=source, data=data)
+
+
+def _validate(raw: dict[str, Any], text: str, source: str) -> None:
+    from jsonschema import Draft202012Validator
+
+    from siteagent.schema_errors import best_error, describe
+
+    error = best_error(Draft202012Validator(profile_schema()).iter_errors(raw))
+    if error is None:
+        return
+    where, problem = describe(error)
+    line = _line_of(text, where)
+    raise ConfigError(f"{source}:{line}: {where}: {problem}")
+
+
+def _line_of(text: str, dotted: str) -> int:
+    """Line (1-based) of the deepest YAML node along a dotted field path."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return 1
+    line = 1
+    parts = [p for p in dotted.replace("[", ".").replace("]", "").split(".") if p]
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _resolve_auto(data: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``auto`` node values with what this machine has (the local profile)."""
+    node = data["node"]
+    if node["cores"] == "auto":
+        node["cores"] = os.cpu_count() or 1
+    if node["memory_gb"] == "auto":
+        import psutil
+
+        node["memory_gb"] = int(psutil.virtual_memory().total // 2**30)
+    if node["gpus"] == "auto" or node["gpu_vendor"] == "auto":
+        from siteagent.gpus import discover_gpus
+
+        found = discover_gpus()
+        if node["gpus"] == "auto":
+            node["gpus"] = found.count
+        if node["gpu_vendor"] == "auto":
+            node["gpu_vendor"] = found.vendor
+    return data
+
+
+def _check_consistency(data: dict[str, Any], source: str) -> None:
+    """Cross-field rules that JSON schema cannot state."""
+    node = data["node"]
+    pairs = {"slurm": {"srun", "none"}, "pbspro": {"mpiexec", "none"}, "local": {"none", "mpiexec"}}
+    if data["launcher"] not in pairs[data["scheduler"]]:
+        raise ConfigError(
+            f"{source}: launcher: '{data['launcher']}' does not go with scheduler "
+            f"'{data['scheduler']}' (use one of {', '.join(sorted(pairs[data['scheduler']]))})"
+        )
+    if node["gpus"] > 0 and node["gpu_vendor"] == "none":
+        raise ConfigError(f"{source}: node.gpu_vendor: must name the vendor when node.gpus > 0")
+    if any(c >= node["cores"] for c in node["reserved_cores"]):
+        raise ConfigError(f"{source}: node.reserved_cores: every core must be < node.cores")
+    queues = data["limits"].get("queues")
+    queue = data["directives"].get("queue")
+    if queues and queue and queue not in queues:
+        raise ConfigError(f"{source}: directives.queue: '{queue}' is not in limits.queues")

@@ -1,0 +1,181 @@
+"""``site-agent smoke-test``: render the endpoint, render a user endpoint, start the real
+Globus Compute engine with the provider it rendered, and run work through it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from siteagent.errors import SiteAgentError
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class SmokeReport:
+    site: str
+    workdir: str
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(s.ok for s in self.steps)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok, "seconds": round(self.seconds, 3)}
+
+
+def probe(n: int) -> dict[str, Any]:
+    """The Python payload: runs on a worker and says where it ran."""
+    import os
+    import socket
+    import sys
+
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "python": sys.version.split()[0],
+        "site": os.environ.get("SITE_AGENT_SITE"),
+        "sum_of_squares": sum(i * i for i in range(n)),
+    }
+
+
+class _Steps:
+    def __init__(self, report: SmokeReport, on_step: Callable[[Step], None] | None):
+        self.report, self.on_step = report, on_step
+
+    def run(self, name: str, fn: Callable[[], str]) -> bool:
+        t0 = time.perf_counter()
+        try:
+            detail, ok = fn(), True
+        except SiteAgentError as err:
+            detail, ok = str(err), False
+        except Exception as err:
+            detail, ok = f"{type(err).__name__}: {err}", False
+        step = Step(name, ok, time.perf_counter() - t0, detail)
+        self.report.steps.append(step)
+        if self.on_step:
+            self.on_step(step)
+        return ok
+
+
+def run_smoke_test(
+    site: str = "local",
+    user_config: dict[str, Any] | None = None,
+    workdir: Path | None = None,
+    keep: bool = False,
+    timeout: float = 60.0,
+    on_step: Callable[[Step], None] | None = None,
+) -> SmokeReport:
+    """Run the local end-to-end path and return what happened, step by step."""
+    from siteagent.endpoint.render import render_endpoint, write_endpoint
+    from siteagent.endpoint.validate import validate_endpoint
+    from siteagent.profiles import load_profile
+    from siteagent.userconfig import canonicalize
+
+    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="site-agent-smoke-"))
+    report = SmokeReport(site=site, workdir=str(base))
+    steps = _Steps(report, on_step)
+    state: dict[str, Any] = {}
+
+    def render() -> str:
+        profile = load_profile(site)
+        state["profile"] = profile
+        if profile.scheduler != "local":
+            raise SiteAgentError(
+                f"smoke-test runs the engine in-process only for local-scheduler profiles; "
+                f"'{profile.name}' uses {profile.scheduler} (use `site-agent endpoint validate`)"
+            )
+        written = write_endpoint(render_endpoint(profile), base / "endpoint", force=True)
+        return f"{len(written.written) + len(written.unchanged)} files in {base / 'endpoint'}"
+
+    def user_endpoint() -> str:
+        config = canonicalize(state["profile"], user_config or {})
+        result = validate_endpoint(base / "endpoint", config)
+        state["config"] = result.config
+        return f"{result.engine_type} with {result.provider_type}, config {config}"
+
+    def start() -> str:
+        from siteagent.endpoint.engine import EngineExecutor
+
+        state["executor"] = EngineExecutor(state["config"].engine, base / "run")
+        return f"engine started, run dir {base / 'run'}"
+
+    def python_task() -> str:
+        n = 1000
+        got = state["executor"].submit(probe, n).result(timeout=timeout)
+        want = sum(i * i for i in range(n))
+        if got["sum_of_squares"] != want or got["site"] != state["profile"].name:
+            raise SiteAgentError(f"wrong result from worker: {got}")
+        if got["pid"] == os.getpid():
+            raise SiteAgentError("the function ran in this process, not on a worker")
+        return f"probe({n}) on {got['host']} pid {got['pid']} python {got['python']}"
+
+    def shell_task() -> str:
+        from globus_compute_sdk import ShellFunction
+
+        cmd = 'echo "rank-check site=$SITE_AGENT_SITE nodes=$SITE_AGENT_NODES"; exit 3'
+        res = state["executor"].submit(ShellFunction(cmd, walltime=timeout)).result(timeout=timeout)
+        want = f"rank-check site={state['profile'].name} nodes=1"
+        if res.returncode != 3 or want not in res.stdout:
+            raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
+        return f"shell command returned {res.returncode} with {want!r}"
+
+    def shutdown() -> str:
+        state.pop("executor").shutdown()
+        leftover = _wait_no_workers(base, 10.0)
+        if leftover:
+            raise SiteAgentError(f"worker processes left behind: {leftover}")
+        return "engine stopped, no worker processes left"
+
+    try:
+        ok = steps.run("render endpoint", render) and steps.run("render user endpoint", user_endpoint)
+        if ok and steps.run("start engine", start):
+            steps.run("python function", python_task) and steps.run("shell command", shell_task)
+    finally:
+        if "executor" in state:
+            steps.run("stop engine", shutdown)
+        elif "config" in state:
+            state["config"].engine.shutdown()
+        if not keep and workdir is None and report.ok:
+            shutil.rmtree(base, ignore_errors=True)
+    return report
+
+
+def _wait_no_workers(run_root: Path, seconds: float) -> list[int]:
+    """PIDs of worker pools started for ``run_root`` that are still alive after ``seconds``."""
+    import psutil
+
+    marker = str(run_root)
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = []
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if "process_worker_pool" in cmd and marker in cmd:
+                alive.append(p.info["pid"])
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def host_summary() -> str:
+    return f"{socket.gethostname()} python {sys.version.split()[0]}"

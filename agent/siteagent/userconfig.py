@@ -1,0 +1,181 @@
+"""The user_endpoint_config: its JSON schema (the endpoint's security boundary), defaults
+from the profile, and the canonical form that makes equal worker shapes share one user endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from siteagent.errors import ConfigError
+from siteagent.profiles import Profile
+
+# Every string that reaches a #SBATCH/#PBS line or worker_init is a whitelist of characters:
+# no whitespace, newline, ';', '$', backtick, quote, brace or backslash can pass.
+WORD = "^[A-Za-z0-9_.+-]{1,64}$"
+WALLTIME = "^[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]$"
+IMAGE = "^([a-z]+://)?[A-Za-z0-9_./:@+-]{1,512}$"
+REPO = "^[a-z0-9][a-z0-9.-]{0,126}$"
+ENV_NAME = "^[A-Z_][A-Z0-9_]{0,63}$"
+ENV_VALUE = "^[A-Za-z0-9_./:,=@+%-]{0,512}$"
+CONDA_ENV = "^[A-Za-z0-9_./+-]{1,256}$"
+
+# Options in the order they are shown; the scheduler decides which apply.
+SCHEDULER_FIELDS = {
+    "slurm": ("account", "queue", "qos", "constraint", "reservation"),
+    "pbspro": ("account", "queue", "filesystems"),
+    "local": (),
+}
+
+
+def user_config_schema(profile: Profile) -> dict[str, Any]:
+    """The JSON schema of user_endpoint_config for this profile (written as
+    ``user_config_schema.json``, enforced by the endpoint before rendering)."""
+    node, limits = profile.node, profile.section("limits")
+    threads = node.usable_cores * node.threads_per_core
+    props: dict[str, Any] = {
+        "nodes": {"type": "integer", "minimum": 1, "maximum": limits["max_nodes"]},
+        "ranks_per_node": {"type": "integer", "minimum": 1, "maximum": max(threads, 1)},
+        "cores_per_rank": {"type": "integer", "minimum": 1, "maximum": max(threads, 1)},
+        "gpus_per_rank": {"type": "integer", "minimum": 0, "maximum": node.gpu_slots},
+        "walltime": {"type": "string", "pattern": WALLTIME},
+        "max_blocks": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": profile.section("endpoint")["max_blocks"],
+        },
+        "container": {"type": "string", "pattern": IMAGE},
+        "cvmfs_repos": {
+            "type": "array",
+            "maxItems": 32,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": REPO},
+        },
+        "conda_env": {"type": "string", "pattern": CONDA_ENV},
+        "env": {
+            "type": "object",
+            "maxProperties": 32,
+            "propertyNames": {"pattern": ENV_NAME},
+            "additionalProperties": {"type": "string", "pattern": ENV_VALUE},
+        },
+    }
+    if profile.scheduler == "slurm" and node.memory_gb:
+        props["mem_per_node_gb"] = {"type": "integer", "minimum": 1, "maximum": node.memory_gb}
+    for name in SCHEDULER_FIELDS[profile.scheduler]:
+        props[name] = {"type": "string", "pattern": WORD}
+    if profile.scheduler == "slurm":
+        props["constraint"] = {"type": "string", "pattern": "^[A-Za-z0-9_.,:&|-]{1,128}$"}
+    if profile.scheduler == "pbspro":
+        props["filesystems"] = {"type": "string", "pattern": "^[a-z0-9_]+(:[a-z0-9_]+)*$"}
+    if "queue" in props and limits.get("queues"):
+        props["queue"] = {"enum": list(limits["queues"])}
+    required = []
+    if profile.scheduler != "local" and not profile.section("directives").get("account"):
+        required.append("account")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"user_endpoint_config for site profile {profile.name}",
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def defaults(profile: Profile) -> dict[str, Any]:
+    """Values used for options the submitter leaves out."""
+    directives = profile.section("directives")
+    out: dict[str, Any] = {
+        "nodes": 1,
+        "ranks_per_node": 1,
+        "gpus_per_rank": 0,
+        "walltime": "01:00:00",
+        "max_blocks": profile.section("endpoint")["max_blocks"],
+        "cvmfs_repos": list(profile.section("cvmfs")["repositories"]),
+        "env": {},
+    }
+    for name in SCHEDULER_FIELDS[profile.scheduler]:
+        if directives.get(name):
+            out[name] = directives[name]
+    return out
+
+
+def default_cores_per_rank(profile: Profile, ranks_per_node: int) -> int:
+    """The node's usable cores shared evenly among its ranks."""
+    return max(profile.node.usable_cores // max(ranks_per_node, 1), 1)
+
+
+def walltime_seconds(value: str) -> int:
+    h, m, s = (int(x) for x in value.split(":"))
+    return h * 3600 + m * 60 + s
+
+
+def format_walltime(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def validate(profile: Profile, config: dict[str, Any]) -> None:
+    """Raise ConfigError with one line naming the first bad field of ``config``."""
+    from jsonschema import Draft202012Validator
+
+    from siteagent.schema_errors import best_error, describe
+
+    if not isinstance(config, dict):
+        raise ConfigError("user_endpoint_config: must be a JSON object")
+    error = best_error(Draft202012Validator(user_config_schema(profile)).iter_errors(config))
+    if error is not None:
+        where, problem = describe(error)
+        raise ConfigError(f"user_endpoint_config: {where}: {problem}")
+    _check_shape(profile, config)
+
+
+def _check_shape(profile: Profile, config: dict[str, Any]) -> None:
+    """Rules across fields, which a JSON schema cannot state."""
+    node, limits = profile.node, profile.section("limits")
+    merged = defaults(profile) | config
+    ranks, gpus = merged["ranks_per_node"], merged["gpus_per_rank"]
+    if ranks * gpus > node.gpu_slots:
+        raise ConfigError(
+            f"user_endpoint_config: gpus_per_rank: {ranks} ranks x {gpus} GPUs needs "
+            f"{ranks * gpus} per node, but a {profile.name} node has {node.gpu_slots}"
+        )
+    threads = node.usable_cores * node.threads_per_core
+    cores = merged.get("cores_per_rank", default_cores_per_rank(profile, ranks))
+    if ranks * cores > threads:
+        raise ConfigError(
+            f"user_endpoint_config: cores_per_rank: {ranks} ranks x {cores} "
+            f"cores exceeds the {threads} hardware threads of a {profile.name} node"
+        )
+    if walltime_seconds(merged["walltime"]) > walltime_seconds(limits["max_walltime"]):
+        raise ConfigError(
+            f"user_endpoint_config: walltime: {merged['walltime']} exceeds the site limit "
+            f"{limits['max_walltime']}"
+        )
+    if walltime_seconds(merged["walltime"]) == 0:
+        raise ConfigError("user_endpoint_config: walltime: must be longer than 00:00:00")
+
+
+def canonicalize(profile: Profile, config: dict[str, Any]) -> dict[str, Any]:
+    """Validate, fill defaults and normalise, so equal worker shapes give equal configs.
+
+    The result is what the submitter sends: the endpoint renders one user endpoint per
+    distinct config, so ``{"walltime": "1:00:00"}`` and ``{"walltime": "01:00:00"}``
+    must not start two.
+    """
+    validate(profile, config)
+    out = defaults(profile) | config
+    if profile.scheduler == "local":
+        for k in [k for k in out if k in ("account", "queue")]:
+            out.pop(k)
+    out["walltime"] = format_walltime(walltime_seconds(out["walltime"]))
+    out["cvmfs_repos"] = sorted(set(out.get("cvmfs_repos", [])))
+    out["env"] = dict(sorted(out.get("env", {}).items()))
+    if "cores_per_rank" not in out:
+        out["cores_per_rank"] = default_cores_per_rank(profile, out["ranks_per_node"])
+    # sort keys: the JSON text, and so its hash, is the same for equal shapes
+    return json.loads(json.dumps(out, sort_keys=True))
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """Stable text key of a canonical config (for grouping and caching)."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
