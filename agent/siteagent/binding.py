@@ -42,7 +42,9 @@ def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBindi
         return RankBinding(local_rank, ())
     total = node.gpu_slots
     if gpus_per_rank > total:
-        raise ConfigError(f"gpus_per_rank: {gpus_per_rank} is more than the {total} GPU slots of a node")
+        raise ConfigError(
+            f"gpus_per_rank: {gpus_per_rank} is more than the {total} GPU slots of a node"
+        )
     ranks_that_fit = total // gpus_per_rank
     first = (local_rank % ranks_that_fit) * gpus_per_rank
     slots = tuple(range(first, first + gpus_per_rank))

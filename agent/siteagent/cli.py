@@ -73,9 +73,18 @@ def profiles_list(as_json: bool) -> None:
     for name, path in list_profiles():
         try:
             p = load_profile(str(path))
-            rows.append({"name": name, "scheduler": p.scheduler, "launcher": p.launcher,
-                         "gpus": p.node.gpus, "gpu_vendor": p.node.gpu_vendor,
-                         "description": p.data["description"], "path": str(path), "error": None})
+            rows.append(
+                {
+                    "name": name,
+                    "scheduler": p.scheduler,
+                    "launcher": p.launcher,
+                    "gpus": p.node.gpus,
+                    "gpu_vendor": p.node.gpu_vendor,
+                    "description": p.data["description"],
+                    "path": str(path),
+                    "error": None,
+                }
+            )
         except SiteAgentError as err:
             rows.append({"name": name, "path": str(path), "error": str(err)})
     if as_json:
@@ -119,8 +128,13 @@ def endpoint() -> None:
 
 @endpoint.command("render")
 @click.option("--site", required=True, help=SITE_HELP)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Endpoint directory to write, e.g. ~/.globus_compute/NAME.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Endpoint directory to write, e.g. ~/.globus_compute/NAME.",
+)
 @click.option("--force", is_flag=True, help="Replace files edited by hand (a backup is kept).")
 def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
     """Write config.yaml, user_config_template.yaml.j2, user_config_schema.json and
@@ -139,8 +153,12 @@ def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
 
 @endpoint.command("validate")
 @click.argument("endpoint_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--config", "config_json", metavar="JSON|@FILE",
-              help="user_endpoint_config to render with (default: {}).")
+@click.option(
+    "--config",
+    "config_json",
+    metavar="JSON|@FILE",
+    help="user_endpoint_config to render with (default: {}).",
+)
 @click.option("--show", is_flag=True, help="Print the rendered user endpoint config.")
 def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -> None:
     """Render the template with a user_endpoint_config and load the result with
@@ -157,8 +175,10 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
             click.echo(mask_url(result.rendered_yaml))
         for w in result.warnings:
             click.echo(f"note: {w}", err=True)
-        click.echo(f"ok: {endpoint_dir} renders a {result.engine_type} with "
-                   f"{result.provider_type} for {json.dumps(user_config, sort_keys=True)}")
+        click.echo(
+            f"ok: {endpoint_dir} renders a {result.engine_type} with "
+            f"{result.provider_type} for {json.dumps(user_config, sort_keys=True)}"
+        )
     finally:
         result.config.engine.shutdown()
 
@@ -166,15 +186,28 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
 # ---------------------------------------------------------------- smoke test
 @cli.command("smoke-test")
 @click.option("--site", default="local", show_default=True, help=SITE_HELP)
-@click.option("--config", "config_json", metavar="JSON|@FILE",
-              help="user_endpoint_config for the user endpoint (default: {}).")
-@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
-              help="Keep files here instead of a temporary directory.")
-@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
-              help="Seconds to wait for each task.")
+@click.option(
+    "--config",
+    "config_json",
+    metavar="JSON|@FILE",
+    help="user_endpoint_config for the user endpoint (default: {}).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep files here instead of a temporary directory.",
+)
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="Seconds to wait for each task.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-def smoke_test(site: str, config_json: str | None, workdir: Path | None, timeout: float,
-               as_json: bool) -> None:
+def smoke_test(
+    site: str, config_json: str | None, workdir: Path | None, timeout: float, as_json: bool
+) -> None:
     """Prove the path end to end: render, start the real engine, run a Python function
     and a shell command on its workers. Exit 0 only if every result is right."""
     from siteagent.smoke import run_smoke_test

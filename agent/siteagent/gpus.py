@@ -35,10 +35,13 @@ def discover_gpus(root: str = "/") -> GpuInventory:
         n = 0
         for card in drm.glob("card[0-9]*"):
             vendor = card / "device/vendor"
-            if "-" not in card.name and vendor.is_file() and vendor.read_text().strip() == "0x8086":
-                # integrated graphics have no local memory; data-centre GPUs do
-                if (card / "device/tile0").exists() or os.path.exists(card / "device/lmem_total_bytes"):
-                    n += 1
+            is_intel = vendor.is_file() and vendor.read_text().strip() == "0x8086"
+            # integrated graphics have no local memory or tiles; data-centre GPUs do
+            has_lmem = (card / "device/tile0").exists() or os.path.exists(
+                card / "device/lmem_total_bytes"
+            )
+            if "-" not in card.name and is_intel and has_lmem:
+                n += 1
         if n:
             return GpuInventory("intel", n)
     return GpuInventory("none", 0)

@@ -41,7 +41,14 @@ DEFAULTS: dict[str, Any] = {
         "reserved_cores": [],
     },
     "proxy": {"no_proxy": [], "scope": "all"},
-    "container": {"runtime": "none", "setup": [], "binds": [], "gpu_flag": "none", "options": [], "env": {}},
+    "container": {
+        "runtime": "none",
+        "setup": [],
+        "binds": [],
+        "gpu_flag": "none",
+        "options": [],
+        "env": {},
+    },
     "cvmfs": {"mode": "none", "repositories": [], "config": "default", "quota_mb": 4000},
     "environment": {"worker_init": [], "variables": {}, "conda": {"manager": "auto"}},
     "pilot": {

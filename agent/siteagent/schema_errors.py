@@ -25,8 +25,8 @@ def describe(error: ValidationError) -> tuple[str, str]:
     if v == "additionalProperties":
         extra = sorted(set(inst) - set(error.schema.get("properties", {})))
         return field_path([*path, extra[0] if extra else "?"]), "is not a known field"
-    if v == "propertyNames":
-        return field_path(path), f"has a key that is not allowed ({error.message})"
+    if v == "propertyNames" or "propertyNames" in error.schema_path:
+        return field_path(path), f"has a key {_short(inst)} that is not allowed"
     problems = {
         "minimum": lambda: f"must be >= {arg}",
         "maximum": lambda: f"must be <= {arg}",
@@ -35,8 +35,9 @@ def describe(error: ValidationError) -> tuple[str, str]:
         "enum": lambda: "must be one of: " + ", ".join(str(a) for a in arg),
         "const": lambda: f"must be {arg!r}",
         "type": lambda: f"must be of type {arg if isinstance(arg, str) else ' or '.join(arg)}",
-        "pattern": lambda: f"{_short(inst)} has characters or a form that is not allowed "
-        f"(must match {arg})",
+        "pattern": lambda: (
+            f"{_short(inst)} has characters or a form that is not allowed (must match {arg})"
+        ),
         "minLength": lambda: f"must have at least {arg} characters",
         "maxLength": lambda: f"must have at most {arg} characters",
         "minItems": lambda: f"must have at least {arg} items",

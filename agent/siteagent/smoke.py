@@ -147,7 +147,9 @@ def run_smoke_test(
         return "engine stopped, no worker processes left"
 
     try:
-        ok = steps.run("render endpoint", render) and steps.run("render user endpoint", user_endpoint)
+        ok = steps.run("render endpoint", render) and steps.run(
+            "render user endpoint", user_endpoint
+        )
         if ok and steps.run("start engine", start):
             steps.run("python function", python_task) and steps.run("shell command", shell_task)
     finally:

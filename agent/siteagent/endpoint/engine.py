@@ -66,7 +66,9 @@ class EngineExecutor(concurrent.futures.Executor):
         gc_future.add_done_callback(lambda f: self._finish(f, out))
         with self._lock:
             self._futures[task_id] = out
-        self.engine.submit(gc_future, self.pack(fn, args, kwargs, task_id), resource_specification={})
+        self.engine.submit(
+            gc_future, self.pack(fn, args, kwargs, task_id), resource_specification={}
+        )
         return out
 
     def _finish(self, gc_future, out: concurrent.futures.Future) -> None:

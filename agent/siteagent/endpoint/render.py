@@ -85,7 +85,9 @@ def proxy_exports(profile: Profile) -> list[str]:
     lines = []
     for scheme in ("http", "https"):
         if proxy.get(scheme):
-            lines.append(f"export {scheme}_proxy={proxy[scheme]} {scheme.upper()}_PROXY={proxy[scheme]}")
+            lines.append(
+                f"export {scheme}_proxy={proxy[scheme]} {scheme.upper()}_PROXY={proxy[scheme]}"
+            )
     if lines and proxy.get("no_proxy"):
         joined = ",".join(proxy["no_proxy"])
         lines.append(f"export no_proxy={joined} NO_PROXY={joined}")
@@ -138,7 +140,9 @@ def render_endpoint(profile: Profile, python_bin: str | None = None) -> Rendered
 
     worker_init = list(profile.section("environment")["worker_init"])
     worker_init += proxy_exports(profile)
-    worker_init += [f"export {k}={v}" for k, v in profile.section("environment")["variables"].items()]
+    worker_init += [
+        f"export {k}={v}" for k, v in profile.section("environment")["variables"].items()
+    ]
     worker_init.append(f'export PATH="{bin_dir}:$PATH"')
 
     select = directives.get("select")
@@ -170,7 +174,9 @@ def render_endpoint(profile: Profile, python_bin: str | None = None) -> Rendered
     return RenderedEndpoint(profile=profile, files=files)
 
 
-def write_endpoint(rendered: RenderedEndpoint, out_dir: Path, *, force: bool = False) -> WriteReport:
+def write_endpoint(
+    rendered: RenderedEndpoint, out_dir: Path, *, force: bool = False
+) -> WriteReport:
     """Write the rendered files atomically; user edits stop the write unless ``force``."""
     # the environment file may carry proxy credentials: owner-only
     files = {

@@ -94,7 +94,9 @@ def render_user_config(endpoint_dir: Path, user_config: dict[str, Any]) -> str:
         where, problem = describe(err)
         raise ConfigError(f"user_endpoint_config: {where}: {problem}") from None
     except jsonschema.SchemaError as err:
-        raise ConfigError(f"{endpoint_dir / SCHEMA}: not a valid JSON schema: {err.message}") from None
+        raise ConfigError(
+            f"{endpoint_dir / SCHEMA}: not a valid JSON schema: {err.message}"
+        ) from None
     except ValueError as err:  # reserved words such as _GC
         raise ConfigError(f"user_endpoint_config: {err}") from None
     except jinja2.TemplateError as err:

@@ -1,0 +1,147 @@
+"""Site profiles: every shipped one is valid, bad ones fail with file:line: field: problem."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from siteagent.errors import ConfigError
+from siteagent.profiles import builtin_profile_dir, list_profiles, load_profile, parse_profile
+
+from .conftest import PROFILE_NAMES
+
+GOOD = """\
+name: testsite
+scheduler: slurm
+launcher: srun
+endpoint:
+  name: test-ep
+node:
+  cores: 8
+  gpus: 2
+  gpu_vendor: nvidia
+  gpu_binding:
+    variable: CUDA_VISIBLE_DEVICES
+"""
+
+
+def test_shipped_profiles_are_exactly_the_five_sites():
+    names = {p.stem for p in builtin_profile_dir().glob("*.yaml")}
+    assert names == set(PROFILE_NAMES)
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_shipped_profile_loads_with_defaults_filled(name):
+    p = load_profile(name)
+    assert p.name == name
+    assert p.scheduler in ("slurm", "pbspro", "local")
+    assert isinstance(p.node.cores, int) and p.node.cores > 0
+    assert p.section("endpoint")["amqp_port"] in (443, 5671, 5672)
+    assert p.section("check")["targets"]
+
+
+def test_site_facts():
+    polaris, aurora, frontier, perlmutter = (
+        load_profile(n) for n in ("polaris", "aurora", "frontier", "perlmutter")
+    )
+    assert (polaris.scheduler, polaris.launcher) == ("pbspro", "mpiexec")
+    assert polaris.section("proxy")["http"] == "http://proxy.alcf.anl.gov:3128"
+    assert polaris.section("cvmfs")["mode"] == "cvmfsexec"
+    assert aurora.node.gpu_slots == 12 and aurora.node.gpu_binding.variable == "ZE_AFFINITY_MASK"
+    assert aurora.section("proxy")["scope"] == "compute"
+    assert frontier.node.gpu_binding.unset == ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
+    assert perlmutter.section("cvmfs")["mode"] == "native"
+    assert "--module=cvmfs" in perlmutter.section("directives")["extra"]
+
+
+def test_list_profiles_sees_search_path_first(tmp_path, monkeypatch):
+    (tmp_path / "polaris.yaml").write_text(GOOD.replace("testsite", "polaris"))
+    monkeypatch.setenv("SITE_AGENT_PROFILE_PATH", str(tmp_path))
+    found = dict(list_profiles())
+    assert found["polaris"] == tmp_path / "polaris.yaml"
+    assert load_profile("polaris").scheduler == "slurm"
+
+
+def test_profile_by_path(tmp_path):
+    f = tmp_path / "mysite.yaml"
+    f.write_text(GOOD)
+    assert load_profile(str(f)).name == "testsite"
+
+
+def test_unknown_profile_lists_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown site profile 'nosuch' \(known: .*polaris"):
+        load_profile("nosuch")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("  gpus: 2", "  gpus: -1"), "x.yaml:8: node.gpus: "),
+        (("scheduler: slurm", "scheduler: lsf"), "x.yaml:2: scheduler: must be one of: slurm"),
+        (
+            ("  cores: 8", "  cores: 8\n  colour: red"),
+            "x.yaml:8: node.colour: is not a known field",
+        ),
+        (("  name: test-ep", "  name: Bad Name"), "x.yaml:5: endpoint.name: 'Bad Name' has"),
+        (("node:", "nodes:"), "x.yaml:6: nodes: is not a known field"),
+        (("    variable: CUDA_VISIBLE_DEVICES", "    variable: FOO"), "node.gpu_binding.variable"),
+    ],
+)
+def test_bad_profile_names_file_line_and_field(edit, expected):
+    text = GOOD.replace(*edit)
+    with pytest.raises(ConfigError) as err:
+        parse_profile(text, source="x.yaml")
+    message = str(err.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_required_field_is_named():
+    text = GOOD.replace("endpoint:\n  name: test-ep\n", "")
+    with pytest.raises(ConfigError, match=r"^x\.yaml:1: endpoint: is required$"):
+        parse_profile(text, source="x.yaml")
+
+
+def test_shell_metacharacters_in_profile_directives_are_refused():
+    text = GOOD + "directives:\n  account: 'abc;rm -rf'\n"
+    with pytest.raises(ConfigError, match=r"x\.yaml:13: directives\.account: .*not allowed"):
+        parse_profile(text, source="x.yaml")
+
+
+def test_invalid_yaml_names_the_line():
+    with pytest.raises(ConfigError, match=r"^x\.yaml:3: invalid YAML"):
+        parse_profile("name: a\nscheduler: slurm\n  bad: [\n", source="x.yaml")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"launcher": "mpiexec"}, "launcher: 'mpiexec' does not go with scheduler 'slurm'"),
+        ({"node": {"gpu_vendor": "none"}}, "node.gpu_vendor: must name the vendor"),
+        ({"node": {"reserved_cores": [8]}}, "node.reserved_cores: every core must be < node.cores"),
+        (
+            {"directives": {"queue": "x"}, "limits": {"queues": ["a"]}},
+            "directives.queue: 'x' is not in limits.queues",
+        ),
+    ],
+)
+def test_cross_field_rules(extra, expected):
+    with pytest.raises(ConfigError, match=expected):
+        parse_profile(GOOD, source="x.yaml", overrides=extra)
+
+
+def test_overrides_merge_deeply():
+    p = parse_profile(GOOD, source="x.yaml", overrides={"node": {"gpus": 1}})
+    assert p.node.gpus == 1 and p.node.cores == 8
+
+
+def test_local_profile_resolves_auto_from_this_machine():
+    import os
+
+    p = load_profile("local")
+    assert p.node.cores == os.cpu_count()
+    assert p.node.memory_gb >= 0
+    assert (
+        yaml.safe_load((builtin_profile_dir() / "local.yaml").read_text())["node"]["cores"]
+        == "auto"
+    )
