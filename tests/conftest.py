@@ -29,3 +29,19 @@ def run_cli(tmp_path):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A real one-node Slurm cluster (see slurm_cluster.py). Skips where Slurm cannot start,
+    except in CI (CI=true), where that is an error: CI installs and must start it."""
+    from .slurm_cluster import SlurmUnavailable, start_cluster, stop_cluster
+
+    try:
+        cluster = start_cluster(tmp_path_factory.mktemp("slurm"))
+    except SlurmUnavailable as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Slurm must start in CI: {err}")
+        pytest.skip(f"Slurm cannot start here: {err}")
+    yield cluster
+    stop_cluster(cluster)

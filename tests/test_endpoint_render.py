@@ -154,6 +154,16 @@ def test_reserved_template_words_are_refused(endpoint_dir):
         render_user_config(endpoint_dir("local"), {"_GC": "x"})
 
 
+def test_endpoint_dir_gets_the_execution_wrapper_as_launch_path(tmp_path):
+    d = tmp_path / "ep"
+    write_endpoint(render_endpoint(load_profile("frontier"), d), d)
+    wrapper = d / "bin" / "site-agent-exec"
+    assert stat.S_IMODE(wrapper.stat().st_mode) == 0o755
+    assert "ROCR_VISIBLE_DEVICES" in wrapper.read_text()
+    rendered = render_user_config(d, {"account": "a"})
+    assert f"export SITE_AGENT_EXEC={wrapper}" in rendered
+
+
 def test_rewrite_is_idempotent_and_atomic(tmp_path):
     rendered = render_endpoint(load_profile("polaris"))
     first = write_endpoint(rendered, tmp_path / "ep")

@@ -142,7 +142,8 @@ def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
     from siteagent.endpoint.render import render_endpoint, write_endpoint
     from siteagent.profiles import load_profile
 
-    report = write_endpoint(render_endpoint(load_profile(site)), out_dir.expanduser(), force=force)
+    out_dir = out_dir.expanduser().absolute()
+    report = write_endpoint(render_endpoint(load_profile(site), out_dir), out_dir, force=force)
     for name in report.written:
         click.echo(f"wrote     {report.directory / name}")
     for name in report.unchanged:
@@ -181,6 +182,110 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
         )
     finally:
         result.config.engine.shutdown()
+
+
+# ---------------------------------------------------------------- wrappers
+@cli.command(
+    "exec",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("--site", required=True, help=SITE_HELP)
+@click.option("--nodes", type=int, default=1, show_default=True)
+@click.option("--ranks-per-node", type=int, default=1, show_default=True)
+@click.option("--cores-per-rank", type=int, default=None, help="Default: the node's cores / ranks.")
+@click.option("--gpus-per-rank", type=int, default=0, show_default=True)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_command(
+    site: str,
+    nodes: int,
+    ranks_per_node: int,
+    cores_per_rank: int | None,
+    gpus_per_rank: int,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND as nodes x ranks-per-node ranks through the site's execution wrapper
+    (put it after --)."""
+    import os
+
+    from siteagent.profiles import load_profile
+    from siteagent.userconfig import validate
+    from siteagent.wrappers.cache import cached_wrapper
+
+    profile = load_profile(site)
+    request = {"nodes": nodes, "ranks_per_node": ranks_per_node, "gpus_per_rank": gpus_per_rank}
+    if cores_per_rank is not None:
+        request["cores_per_rank"] = cores_per_rank
+    try:
+        validate(profile, request | _required_defaults(profile))
+    except ConfigError as err:  # name the flag, not the config field
+        field, _, problem = str(err).removeprefix("user_endpoint_config: ").partition(": ")
+        raise ConfigError(f"--{field.replace('_', '-')}: {problem}") from None
+    wrapper = cached_wrapper(profile)
+    args = [
+        str(wrapper),
+        "--nodes",
+        str(nodes),
+        "--ranks-per-node",
+        str(ranks_per_node),
+        "--gpus-per-rank",
+        str(gpus_per_rank),
+    ]
+    if cores_per_rank is not None:
+        args += ["--cores-per-rank", str(cores_per_rank)]
+    sys.stdout.flush()
+    os.execv(str(wrapper), [*args, "--", *command])
+
+
+def _required_defaults(profile) -> dict[str, Any]:
+    # exec needs no account: the batch job it runs in already has one
+    from siteagent.userconfig import user_config_schema
+
+    return {"account": "x"} if "account" in user_config_schema(profile)["required"] else {}
+
+
+@cli.group(cls=_Group)
+def wrapper() -> None:
+    """Execution wrappers and batch headers, for inspection."""
+
+
+@wrapper.command("render")
+@click.option("--site", required=True, help=SITE_HELP)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write here (mode 0755) instead of standard output.",
+)
+def wrapper_render(site: str, out_file: Path | None) -> None:
+    """The execution wrapper script of a site."""
+    from siteagent.fileio import atomic_write
+    from siteagent.profiles import load_profile
+    from siteagent.wrappers.render import render_wrapper
+
+    text = render_wrapper(load_profile(site))
+    if out_file is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write(out_file, text, 0o755)
+        click.echo(f"wrote {out_file}")
+
+
+@wrapper.command("header")
+@click.option("--site", required=True, help=SITE_HELP)
+@click.option(
+    "--config",
+    "config_json",
+    metavar="JSON|@FILE",
+    help="Resource request, as a user_endpoint_config.",
+)
+@click.option("--job-name", default="site-agent", show_default=True)
+def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
+    """The #SBATCH / #PBS header of a batch script for a resource request."""
+    from siteagent.profiles import load_profile
+    from siteagent.wrappers.render import render_batch_header
+
+    request = _parse_json_option(config_json, "--config")
+    click.echo(render_batch_header(load_profile(site), request, job_name), nl=False)
 
 
 # ---------------------------------------------------------------- smoke test

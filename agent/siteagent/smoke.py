@@ -104,7 +104,8 @@ def run_smoke_test(
                 f"smoke-test runs the engine in-process only for local-scheduler profiles; "
                 f"'{profile.name}' uses {profile.scheduler} (use `site-agent endpoint validate`)"
             )
-        written = write_endpoint(render_endpoint(profile), base / "endpoint", force=True)
+        ep_dir = base / "endpoint"
+        written = write_endpoint(render_endpoint(profile, ep_dir), ep_dir, force=True)
         return f"{len(written.written) + len(written.unchanged)} files in {base / 'endpoint'}"
 
     def user_endpoint() -> str:
@@ -132,12 +133,18 @@ def run_smoke_test(
     def shell_task() -> str:
         from globus_compute_sdk import ShellFunction
 
-        cmd = 'echo "rank-check site=$SITE_AGENT_SITE nodes=$SITE_AGENT_NODES"; exit 3'
+        # through the execution wrapper, as every pilot is launched: 2 ranks on this node
+        cmd = (
+            '"$SITE_AGENT_EXEC" --ranks-per-node 2 -- bash -c '
+            "'echo rank=$SITE_AGENT_RANK/2 site=$SITE_AGENT_SITE; exit 3'"
+        )
         res = state["executor"].submit(ShellFunction(cmd, walltime=timeout)).result(timeout=timeout)
-        want = f"rank-check site={state['profile'].name} nodes=1"
-        if res.returncode != 3 or want not in res.stdout:
+        site = state["profile"].name
+        want = {f"rank={r}/2 site={site}" for r in range(2)}
+        got = set(res.stdout.split("\n"))
+        if res.returncode != 3 or not want <= got:
             raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
-        return f"shell command returned {res.returncode} with {want!r}"
+        return f"site-agent-exec ran 2 ranks, returned {res.returncode} as the ranks did"
 
     def shutdown() -> str:
         state.pop("executor").shutdown()

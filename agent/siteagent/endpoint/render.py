@@ -21,6 +21,7 @@ TEMPLATE = "user_config_template.yaml.j2"
 SCHEMA = "user_config_schema.json"
 ENVIRONMENT = "user_environment.yaml"
 ENDPOINT_FILES = (CONFIG, TEMPLATE, SCHEMA, ENVIRONMENT)
+EXEC_WRAPPER = "bin/site-agent-exec"
 
 OPTIONAL_FIELDS = ("account", "queue", "qos", "constraint", "reservation", "filesystems")
 
@@ -119,8 +120,14 @@ def _address_yaml(address: str | None) -> str | None:
     return json.dumps(address)
 
 
-def render_endpoint(profile: Profile, python_bin: str | None = None) -> RenderedEndpoint:
-    """Render ``config.yaml``, the user config template, its schema and the environment."""
+def render_endpoint(
+    profile: Profile, endpoint_dir: Path | None = None, python_bin: str | None = None
+) -> RenderedEndpoint:
+    """Render ``config.yaml``, the user config template, its schema and the environment.
+
+    With ``endpoint_dir`` the execution wrapper is rendered too (``bin/site-agent-exec``), and
+    worker_init exports its absolute path as ``SITE_AGENT_EXEC``: the launch path of tasks.
+    """
     env = _meta_env()
     endpoint = profile.section("endpoint")
     directives = profile.section("directives")
@@ -144,6 +151,12 @@ def render_endpoint(profile: Profile, python_bin: str | None = None) -> Rendered
         f"export {k}={v}" for k, v in profile.section("environment")["variables"].items()
     ]
     worker_init.append(f'export PATH="{bin_dir}:$PATH"')
+    exec_path = None
+    if endpoint_dir is not None:
+        exec_path = str(Path(endpoint_dir).expanduser().absolute() / EXEC_WRAPPER)
+        if any(c in exec_path for c in "\n;$`\"'\\ "):
+            raise ConfigError(f"endpoint directory {exec_path!r} has characters a shell would read")
+        worker_init.append(f"export SITE_AGENT_EXEC={exec_path}")
 
     select = directives.get("select")
     context = {
@@ -171,6 +184,10 @@ def render_endpoint(profile: Profile, python_bin: str | None = None) -> Rendered
             context | {"variables": sorted((k, json.dumps(v)) for k, v in variables.items())}
         ),
     }
+    if exec_path is not None:
+        from siteagent.wrappers.render import render_wrapper
+
+        files[EXEC_WRAPPER] = render_wrapper(profile)
     return RenderedEndpoint(profile=profile, files=files)
 
 
@@ -179,9 +196,9 @@ def write_endpoint(
 ) -> WriteReport:
     """Write the rendered files atomically; user edits stop the write unless ``force``."""
     # the environment file may carry proxy credentials: owner-only
+    modes = {ENVIRONMENT: 0o600, EXEC_WRAPPER: 0o755}
     files = {
-        name: ManagedFile(text, 0o600 if name == ENVIRONMENT else 0o644)
-        for name, text in rendered.files.items()
+        name: ManagedFile(text, modes.get(name, 0o644)) for name, text in rendered.files.items()
     }
     return write_managed(Path(out_dir), files, force=force)
 
