@@ -288,6 +288,88 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
     click.echo(render_batch_header(load_profile(site), request, job_name), nl=False)
 
 
+# ---------------------------------------------------------------- check
+@cli.command("check")
+@click.option("--site", default="local", show_default=True, help=SITE_HELP)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="URL",
+    help="Also probe this https://, amqps://, http:// or tcp://host:port (repeatable).",
+)
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 300),
+    help="Seconds each probe may take.",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA bundle for TLS probes (default: the system's, or SSL_CERT_FILE).",
+)
+@click.option("--only", type=click.Choice(["network", "local"]), help="Run one kind of check.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def check(
+    site: str,
+    targets: tuple[str, ...],
+    timeout: float,
+    ca_file: str | None,
+    only: str | None,
+    as_json: bool,
+) -> None:
+    """Validate this node: outbound connectivity through the proxy (DNS, TCP, proxy CONNECT,
+    TLS), scheduler, GPUs, container runtime, cvmfsexec prerequisites, disk, Python.
+    Exit 0 when nothing failed (warnings pass), 1 when something failed."""
+    from siteagent.checks.runner import run_checks
+    from siteagent.profiles import load_profile
+
+    report = run_checks(
+        load_profile(site),
+        targets,
+        timeout,
+        ca_file,
+        network=only != "local",
+        local=only != "network",
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_check_table(report)
+    sys.exit(0 if report.ok else 1)
+
+
+def _print_check_table(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colours = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+    table = Table(title=f"site-agent check: {report.site} (proxy from {report.proxy_source})")
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", max_width=16)
+    table.add_column("target", overflow="fold", max_width=36)
+    table.add_column("step", no_wrap=True)
+    table.add_column("time", no_wrap=True, justify="right")
+    table.add_column("result / hint", ratio=1)
+    for r in report.results:
+        text = r.reason + (f"\n[dim]hint: {r.hint}[/dim]" if r.hint and r.status != "pass" else "")
+        table.add_row(
+            f"[{colours[r.status]}]{r.status.upper()}[/]",
+            r.name,
+            r.target,
+            r.step,
+            f"{r.seconds:.2f}s",
+            text,
+        )
+    console = Console()
+    console.print(table)
+    failed = sum(r.failed for r in report.results)
+    verdict = "[green]all checks passed[/]" if not failed else f"[red]{failed} failed[/]"
+    console.print(f"{verdict} in {report.seconds:.1f}s")
+
+
 # ---------------------------------------------------------------- smoke test
 @cli.command("smoke-test")
 @click.option("--site", default="local", show_default=True, help=SITE_HELP)

@@ -1,0 +1,196 @@
+"""Checks of this node: scheduler, GPUs, container runtime, cvmfsexec prerequisites, disk,
+Python. Each returns a CheckResult and never raises."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from siteagent.checks.model import FAIL, PASS, SKIP, WARN, CheckResult
+from siteagent.profiles import Profile
+
+SCHEDULER_PROBES = {
+    "slurm": (["sinfo", "-h", "-o", "%P"], "sinfo"),
+    "pbspro": (["qstat", "-B"], "qstat"),
+}
+CONTAINER_BINARIES = {
+    "apptainer": ("apptainer", "singularity"),
+    "singularity": ("singularity", "apptainer"),
+    "podman-hpc": ("podman-hpc",),
+    "shifter": ("shifter",),
+}
+
+
+def _timed(name: str, fn: Callable[[], tuple[str, str, str]]) -> CheckResult:
+    t0 = time.monotonic()
+    try:
+        status, reason, hint = fn()
+    except Exception as err:  # a check must report, never crash the run
+        status, reason, hint = FAIL, f"{type(err).__name__}: {err}", ""
+    return CheckResult(
+        name=name, status=status, seconds=time.monotonic() - t0, reason=reason, hint=hint
+    )
+
+
+def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def check_scheduler(profile: Profile, timeout: float) -> CheckResult:
+    def run() -> tuple[str, str, str]:
+        if profile.scheduler == "local":
+            return SKIP, "no batch scheduler on the local profile", ""
+        cmd, tool = SCHEDULER_PROBES[profile.scheduler]
+        if shutil.which(tool) is None:
+            return (
+                FAIL,
+                f"{tool} not found on PATH",
+                f"load the {profile.scheduler} module or run on a login node",
+            )
+        try:
+            r = _run(cmd, timeout)
+        except subprocess.TimeoutExpired:
+            return (
+                FAIL,
+                f"{' '.join(cmd)} did not answer in {timeout:.0f}s",
+                "the scheduler controller may be down",
+            )
+        if r.returncode != 0:
+            err = (r.stderr or r.stdout).strip().splitlines()
+            return (
+                FAIL,
+                f"{' '.join(cmd)} exited {r.returncode}: {err[0] if err else ''}",
+                "is the scheduler up?",
+            )
+        lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+        return PASS, f"{tool} answered ({len(lines)} lines)", ""
+
+    return _timed("scheduler", run)
+
+
+def check_gpus(profile: Profile, root: str = "/") -> CheckResult:
+    def run() -> tuple[str, str, str]:
+        from siteagent.gpus import discover_gpus
+
+        found = discover_gpus(root)
+        node = profile.node
+        if node.gpus == 0:
+            return PASS, f"profile expects no GPU; found {found.count}", ""
+        if found.count == 0:
+            return (
+                WARN,
+                f"no GPU visible here; a {profile.name} compute node has {node.gpus} {node.gpu_vendor}",
+                "expected on a login node; run the check on a compute node to verify",
+            )
+        if found.vendor != node.gpu_vendor or found.count != node.gpus:
+            return (
+                FAIL,
+                f"found {found.count} {found.vendor} GPUs, profile says {node.gpus} {node.gpu_vendor}",
+                "fix node.gpus / node.gpu_vendor in the profile",
+            )
+        return PASS, f"{found.count} {found.vendor} GPUs", ""
+
+    return _timed("gpus", run)
+
+
+def check_container(profile: Profile, timeout: float) -> CheckResult:
+    def run() -> tuple[str, str, str]:
+        runtime = profile.section("container")["runtime"]
+        if runtime == "none":
+            return SKIP, "profile uses no container", ""
+        for binary in CONTAINER_BINARIES[runtime]:
+            path = shutil.which(binary)
+            if path:
+                try:
+                    r = _run([path, "--version"], timeout)
+                    version = (r.stdout or r.stderr).strip().splitlines()
+                except subprocess.TimeoutExpired:
+                    return FAIL, f"{binary} --version did not answer", ""
+                return PASS, f"{binary}: {version[0] if version else 'present'}", ""
+        setup = "; ".join(profile.section("container")["setup"]) or f"install {runtime}"
+        return FAIL, f"{runtime} not found on PATH", f"try: {setup}"
+
+    return _timed("container", run)
+
+
+def check_cvmfs(profile: Profile, timeout: float) -> CheckResult:
+    def run() -> tuple[str, str, str]:
+        cvmfs = profile.section("cvmfs")
+        mode = cvmfs["mode"]
+        if mode == "none":
+            return SKIP, "profile uses no CVMFS", ""
+        if mode == "native":
+            repos = cvmfs["repositories"][:1]
+            for repo in repos:
+                if not os.path.isdir(f"/cvmfs/{repo}"):
+                    return (
+                        WARN,
+                        f"/cvmfs/{repo} not mounted here",
+                        "native CVMFS is on compute nodes (Perlmutter: #SBATCH --module=cvmfs)",
+                    )
+            return PASS, "native /cvmfs present", ""
+        problems = []
+        if not os.path.exists("/dev/fuse"):
+            problems.append("/dev/fuse missing")
+        elif not os.access("/dev/fuse", os.R_OK | os.W_OK):
+            problems.append("/dev/fuse not read-writable")
+        if shutil.which("unshare") is None:
+            problems.append("unshare not found")
+        else:
+            try:
+                r = _run(["unshare", "-rU", "true"], timeout)
+                if r.returncode != 0:
+                    problems.append(
+                        f"unprivileged user namespaces refused ({r.stderr.strip()[:80]})"
+                    )
+            except subprocess.TimeoutExpired:
+                problems.append("unshare hung")
+        if problems:
+            return (
+                FAIL,
+                "cvmfsexec cannot run: " + "; ".join(problems),
+                "cvmfsexec needs /dev/fuse and unprivileged user namespaces (sysctl user.max_user_namespaces > 0)",
+            )
+        return PASS, "/dev/fuse and user namespaces available for cvmfsexec", ""
+
+    return _timed("cvmfs", run)
+
+
+def check_disk(path: Path, min_free_gb: float, label: str) -> CheckResult:
+    def run() -> tuple[str, str, str]:
+        probe = Path(path).expanduser()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        st = os.statvfs(probe)
+        free_gb = st.f_bavail * st.f_frsize / 2**30
+        free_inodes = st.f_favail
+        if free_gb < min_free_gb:
+            return (
+                FAIL,
+                f"{free_gb:.1f} GB free at {probe}, need {min_free_gb:g}",
+                "free space or point the profile's check.scratch_dirs elsewhere",
+            )
+        if st.f_files and free_inodes < 10000:
+            return (
+                FAIL,
+                f"only {free_inodes} inodes free at {probe}",
+                "remove small files (old task dirs, logs)",
+            )
+        return PASS, f"{free_gb:.1f} GB and {free_inodes} inodes free at {probe}", ""
+
+    return _timed(f"disk {label}", run)
+
+
+def check_python() -> CheckResult:
+    def run() -> tuple[str, str, str]:
+        v = sys.version_info
+        if v < (3, 11):
+            return FAIL, f"Python {v.major}.{v.minor}", "site-agent needs Python 3.11+"
+        return PASS, f"Python {v.major}.{v.minor}.{v.micro}", ""
+
+    return _timed("python", run)

@@ -1,0 +1,213 @@
+"""Network probes: DNS, TCP connect, HTTP CONNECT (or a forward request) through a proxy,
+TLS handshake with the certificate verified. Each probe has one deadline for all its steps."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from siteagent.checks.model import FAIL, PASS, CheckResult
+from siteagent.checks.proxy import ProxySettings, bypasses_proxy, parse_proxy_url
+from siteagent.errors import ConfigError
+from siteagent.secrets import mask_url
+
+DEFAULT_PORTS = {"https": 443, "amqps": 5671, "http": 80, "tcp": None}
+TLS_SCHEMES = ("https", "amqps")
+# amqps and tcp go direct: the endpoint's AMQP client does not tunnel through HTTP proxies
+PROXIED_SCHEMES = ("https", "http")
+
+HINTS = {
+    "dns": "check /etc/resolv.conf, or that this node may resolve outside names at all",
+    "tcp": "outbound traffic is blocked or the service is down; on compute nodes set the site "
+    "proxy (profile proxy.http/https, or http(s)_proxy)",
+    "proxy": "the proxy refused or failed the request: ask the site whether it allows this "
+    "host and port, and check proxy credentials",
+    "tls": "certificate not trusted or wrong host: a TLS-intercepting firewall? set "
+    "SSL_CERT_FILE or --ca-file to the site CA bundle",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def parse_target(url: str) -> Target:
+    """``https://host[:port]``, ``amqps://host[:port]``, ``http://...`` or ``tcp://host:port``."""
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS:
+        raise ConfigError(
+            f"--target: {mask_url(url)}: scheme must be one of https, amqps, http, tcp"
+        )
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise ConfigError(f"--target: {mask_url(url)}: invalid port") from None
+    if not parts.hostname or port is None:
+        raise ConfigError(f"--target: {mask_url(url)}: needs a host and a port")
+    return Target(url, parts.scheme, parts.hostname, port)
+
+
+class _StepFailed(Exception):
+    def __init__(self, step: str, reason: str):
+        super().__init__(reason)
+        self.step, self.reason = step, reason
+
+
+def _remaining(deadline: float, step: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _StepFailed(step, "timed out")
+    return left
+
+
+def _resolve(host: str, port: int, deadline: float) -> list[tuple]:
+    # getaddrinfo has no timeout of its own; the probe runs in a thread and the runner
+    # stops waiting at the deadline, so a hung resolver costs one timeout, not more
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise _StepFailed("dns", f"cannot resolve {host}: {err.strerror}") from None
+    _remaining(deadline, "dns")
+    return infos
+
+
+def _connect(host: str, port: int, deadline: float) -> socket.socket:
+    last = "no address"
+    for family, kind, proto, _, addr in _resolve(host, port, deadline):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_remaining(deadline, "tcp"))
+            sock.connect(addr)
+            return sock
+        except TimeoutError:
+            sock.close()
+            raise _StepFailed("tcp", f"connect to {host}:{port} timed out") from None
+        except OSError as err:
+            sock.close()
+            last = err.strerror or str(err)
+    raise _StepFailed("tcp", f"connect to {host}:{port}: {last}")
+
+
+def _read_status(sock: socket.socket, deadline: float) -> tuple[int, str]:
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < 65536:
+        sock.settimeout(_remaining(deadline, "proxy"))
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            raise _StepFailed("proxy", "no answer from the proxy") from None
+        if not chunk:
+            break
+        data += chunk
+    line = data.split(b"\r\n", 1)[0].decode("latin-1").strip()
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise _StepFailed("proxy", f"the proxy answered {line!r}, not HTTP")
+    return int(parts[1]), line
+
+
+def _auth_header(username: str | None, password: str | None) -> str:
+    if not username:
+        return ""
+    token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+    return f"Proxy-Authorization: Basic {token}\r\n"
+
+
+def probe(
+    target: Target, proxies: ProxySettings, timeout: float, ca_file: str | None = None
+) -> CheckResult:
+    """Probe one target; every failure names the step, the reason and a hint."""
+    start = time.monotonic()
+    deadline = start + timeout
+    proxy_url = proxies.for_scheme(target.scheme) if target.scheme in PROXIED_SCHEMES else None
+    if proxy_url and bypasses_proxy(target.host, proxies.no_proxy):
+        proxy_url = None
+    via = mask_url(proxy_url) if proxy_url else "direct"
+    try:
+        if proxy_url:
+            proxy = parse_proxy_url(proxy_url)
+            try:
+                sock = _connect(proxy.host, proxy.port, deadline)
+            except _StepFailed as failed:
+                raise _StepFailed("proxy", f"cannot reach proxy {via}: {failed.reason}") from None
+            auth = _auth_header(proxy.username, proxy.password)
+            if target.scheme == "http":
+                request = (
+                    f"HEAD http://{target.host}:{target.port}/ HTTP/1.1\r\n"
+                    f"Host: {target.host}:{target.port}\r\n{auth}Connection: close\r\n\r\n"
+                )
+            else:
+                request = (
+                    f"CONNECT {target.host}:{target.port} HTTP/1.1\r\n"
+                    f"Host: {target.host}:{target.port}\r\n{auth}\r\n"
+                )
+            sock.sendall(request.encode())
+            code, line = _read_status(sock, deadline)
+            refused = code in (403, 407, 502, 503, 504) if target.scheme == "http" else code != 200
+            if refused:
+                sock.close()
+                raise _StepFailed("proxy", f"proxy {via} answered {line!r}")
+        else:
+            sock = _connect(target.host, target.port, deadline)
+        detail = f"connected via {via}"
+        if target.scheme in TLS_SCHEMES:
+            context = ssl.create_default_context(cafile=ca_file)
+            try:
+                sock.settimeout(_remaining(deadline, "tls"))
+                with context.wrap_socket(sock, server_hostname=target.host) as tls:
+                    detail = f"{tls.version()} via {via}"
+            except ssl.SSLCertVerificationError as err:
+                raise _StepFailed(
+                    "tls", f"certificate not accepted: {err.verify_message}"
+                ) from None
+            except TimeoutError:
+                raise _StepFailed(
+                    "tls", "no TLS answer (the port accepts but never speaks)"
+                ) from None
+            except (ssl.SSLError, OSError) as err:
+                raise _StepFailed("tls", f"handshake failed: {err}") from None
+        else:
+            sock.close()
+        return CheckResult(
+            name="connectivity",
+            status=PASS,
+            seconds=time.monotonic() - start,
+            reason=detail,
+            target=target.label,
+            step="",
+            via=via,
+        )
+    except _StepFailed as failed:
+        return CheckResult(
+            name="connectivity",
+            status=FAIL,
+            seconds=time.monotonic() - start,
+            reason=mask_url(failed.reason),
+            hint=HINTS[failed.step],
+            target=target.label,
+            step=failed.step,
+            via=via,
+        )
+    except ConfigError as err:
+        return CheckResult(
+            name="connectivity",
+            status=FAIL,
+            seconds=time.monotonic() - start,
+            reason=str(err),
+            hint="fix the proxy URL",
+            target=target.label,
+            step="proxy",
+            via=via,
+        )

@@ -1,0 +1,101 @@
+"""Run every check of a profile concurrently and collect the results in a stable order."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from siteagent.checks.model import FAIL, CheckResult
+from siteagent.profiles import Profile
+
+
+@dataclass
+class CheckReport:
+    site: str
+    proxy_source: str
+    results: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.failed for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {
+            "site": self.site,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "proxy_source": self.proxy_source,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def endpoint_dir(profile: Profile) -> Path:
+    base = os.environ.get("GLOBUS_COMPUTE_USER_DIR") or str(Path.home() / ".globus_compute")
+    return Path(
+        profile.section("endpoint").get("dir") or Path(base) / profile.section("endpoint")["name"]
+    )
+
+
+def run_checks(
+    profile: Profile,
+    extra_targets: list[str] | tuple[str, ...] = (),
+    timeout: float = 5.0,
+    ca_file: str | None = None,
+    network: bool = True,
+    local: bool = True,
+) -> CheckReport:
+    """All checks at once in threads; the whole run takes about the slowest one."""
+    from siteagent.checks import local as lc
+    from siteagent.checks.network import parse_target, probe
+    from siteagent.checks.proxy import proxy_settings
+
+    proxies = proxy_settings(profile.section("proxy"))
+    jobs: list[tuple[str, Callable[[], CheckResult]]] = []
+    if network:
+        urls = list(dict.fromkeys([*profile.section("check")["targets"], *extra_targets]))
+        targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
+        jobs += [(t.label, lambda t=t: probe(t, proxies, timeout, ca_file)) for t in targets]
+    if local:
+        min_gb = profile.section("check")["min_free_gb"]
+        jobs += [
+            ("", lambda: lc.check_scheduler(profile, timeout)),
+            ("", lambda: lc.check_gpus(profile)),
+            ("", lambda: lc.check_container(profile, timeout)),
+            ("", lambda: lc.check_cvmfs(profile, timeout)),
+            ("", lc.check_python),
+            ("", lambda: lc.check_disk(endpoint_dir(profile), min_gb, "endpoint")),
+        ]
+        jobs += [
+            ("", lambda d=d: lc.check_disk(Path(d), min_gb, f"scratch {d}"))
+            for d in profile.section("check")["scratch_dirs"]
+        ]
+    report = CheckReport(site=profile.name, proxy_source=proxies.source)
+    t0 = time.monotonic()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(len(jobs), 1))
+    futures = [(label, pool.submit(job)) for label, job in jobs]
+    # a probe stuck in a resolver past its deadline is reported, not waited for
+    grace = timeout + 1.0
+    for label, job_future in futures:
+        left = max(grace - (time.monotonic() - t0), 0.01)
+        try:
+            report.results.append(job_future.result(timeout=left))
+        except concurrent.futures.TimeoutError:
+            report.results.append(
+                CheckResult(
+                    name="connectivity" if label else "local",
+                    status=FAIL,
+                    seconds=grace,
+                    reason="timed out (the name resolver or a command did not return)",
+                    hint="check the DNS resolver",
+                    target=label,
+                    step="dns" if label else "",
+                )
+            )
+    pool.shutdown(wait=False, cancel_futures=True)
+    report.seconds = time.monotonic() - t0
+    return report

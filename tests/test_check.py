@@ -1,0 +1,296 @@
+"""`site-agent check` against real servers on loopback: TLS with a test CA, a refusing port, a
+port that never answers, and a real tinyproxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+
+import pytest
+import trustme
+
+from siteagent.checks.local import check_container, check_disk, check_scheduler
+from siteagent.checks.network import parse_target, probe
+from siteagent.checks.proxy import ProxySettings, bypasses_proxy, parse_proxy_url, proxy_settings
+from siteagent.checks.runner import run_checks
+from siteagent.errors import ConfigError
+from siteagent.profiles import load_profile, parse_profile
+
+from .netservers import blackhole, refusing_port, tinyproxy, tls_server
+from .test_wrappers import PBS_STANDINS
+
+DIRECT = ProxySettings(None, None, (), "none")
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca, tmp_path):
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def proxy_factory(tmp_path):
+    """Start tinyproxy; skip where it is missing, but not in CI (CI=true installs it)."""
+
+    def start(connect_ports, basic_auth=None):
+        if shutil.which("tinyproxy") is None and not os.path.exists("/usr/bin/tinyproxy"):
+            if os.environ.get("CI") == "true":
+                pytest.fail("tinyproxy must be installed in CI")
+            pytest.skip("tinyproxy not installed")
+        return tinyproxy(tmp_path, connect_ports, basic_auth)
+
+    return start
+
+
+# ------------------------------------------------------------------ no_proxy, like curl
+@pytest.mark.parametrize(
+    ("host", "no_proxy", "bypass"),
+    [
+        ("example.com", ["example.com"], True),
+        ("www.example.com", ["example.com"], True),
+        ("www.example.com", [".example.com"], True),
+        ("example.com", [".example.com"], True),
+        ("notexample.com", ["example.com"], False),
+        ("EXAMPLE.com", ["example.COM"], True),
+        ("anything.org", ["*"], True),
+        ("10.1.2.3", ["10.0.0.0/8"], True),
+        ("11.1.2.3", ["10.0.0.0/8"], False),
+        ("127.0.0.1", ["127.0.0.1"], True),
+        ("::1", ["::1"], True),
+        ("host.alcf.anl.gov", ["localhost", ".anl.gov"], True),
+        ("pandaserver.cern.ch", ["localhost", "127.0.0.1", ".alcf.anl.gov"], False),
+        ("example.com", ["example.com:8080"], True),
+        ("example.com", [], False),
+    ],
+)
+def test_no_proxy_matches_like_curl(host, no_proxy, bypass):
+    assert bypasses_proxy(host, no_proxy) is bypass
+
+
+def test_proxy_from_environment_like_curl(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://p:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://ignored:1")  # curl ignores upper-case HTTP_PROXY
+    monkeypatch.setenv("NO_PROXY", "a.org, b.org")
+    s = proxy_settings(None)
+    assert (s.https, s.http, s.no_proxy, s.source) == (
+        "http://p:3128",
+        None,
+        ("a.org", "b.org"),
+        "environment",
+    )
+    profile = proxy_settings({"http": "http://site:3128", "no_proxy": ["x"]})
+    assert (profile.https, profile.source) == ("http://site:3128", "profile")
+
+
+def test_proxy_url_parsing():
+    p = parse_proxy_url("http://alice:pw@proxy.alcf.anl.gov:3128")
+    assert (p.host, p.port, p.username, p.password) == ("proxy.alcf.anl.gov", 3128, "alice", "pw")
+    assert parse_proxy_url("proxy.example").port == 1080
+    with pytest.raises(ConfigError, match=r"proxy: socks5://u:\*\*\*@h:1 is not"):
+        parse_proxy_url("socks5://u:secret@h:1")
+
+
+@pytest.mark.parametrize("url", ["ftp://x:1", "https://", "tcp://host", "https://h:99999"])
+def test_bad_targets(url):
+    with pytest.raises(ConfigError, match=r"^--target: "):
+        parse_target(url)
+
+
+# ------------------------------------------------------------------ direct probes
+def test_tls_with_trusted_ca_passes(ca, ca_file):
+    with tls_server(ca.issue_cert("localhost", "127.0.0.1")) as port:
+        r = probe(parse_target(f"https://localhost:{port}"), DIRECT, 10, ca_file)
+    assert r.status == "pass", r
+    assert r.reason.startswith("TLSv1") and r.via == "direct"
+
+
+def test_unknown_ca_fails_tls(ca, tmp_path):
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    with tls_server(ca.issue_cert("localhost")) as port:
+        r = probe(parse_target(f"https://localhost:{port}"), DIRECT, 10, str(other))
+    assert (r.status, r.step) == ("fail", "tls")
+    assert "certificate not accepted" in r.reason and "SSL_CERT_FILE" in r.hint
+
+
+def test_wrong_hostname_fails_tls(ca, ca_file):
+    with tls_server(ca.issue_cert("wrong.example")) as port:
+        r = probe(parse_target(f"https://localhost:{port}"), DIRECT, 10, ca_file)
+    assert (r.status, r.step) == ("fail", "tls")
+    assert "Hostname mismatch" in r.reason or "hostname" in r.reason.lower()
+
+
+def test_refused_port_fails_at_tcp_without_waiting_for_the_timeout():
+    port = refusing_port()
+    r = probe(parse_target(f"tcp://127.0.0.1:{port}"), DIRECT, 30)
+    assert (r.status, r.step) == ("fail", "tcp")
+    assert "refused" in r.reason.lower()
+    assert r.seconds < 15  # refused at once, far from the 30 s deadline
+    assert "proxy" in r.hint
+
+
+def test_silent_port_fails_tls_at_the_deadline():
+    with blackhole() as port:
+        r = probe(parse_target(f"https://127.0.0.1:{port}"), DIRECT, 0.5)
+    assert (r.status, r.step) == ("fail", "tls")
+    assert "never speaks" in r.reason
+
+
+def test_unresolvable_name_fails_at_dns():
+    r = probe(parse_target("https://no-such-host.invalid:443"), DIRECT, 5)
+    assert (r.status, r.step) == ("fail", "dns"), r
+
+
+# ------------------------------------------------------------------ through a real proxy
+def test_connect_through_tinyproxy(ca, ca_file, proxy_factory):
+    with (
+        tls_server(ca.issue_cert("localhost", "127.0.0.1")) as port,
+        proxy_factory([port]) as pport,
+    ):
+        settings = ProxySettings(None, f"http://127.0.0.1:{pport}", (), "profile")
+        r = probe(parse_target(f"https://localhost:{port}"), settings, 10, ca_file)
+    assert r.status == "pass", r
+    assert r.via == f"http://127.0.0.1:{pport}"
+
+
+def test_proxy_refusing_connect_is_reported(ca, ca_file, proxy_factory):
+    with tls_server(ca.issue_cert("localhost")) as port, proxy_factory([port + 1]) as pport:
+        settings = ProxySettings(None, f"http://127.0.0.1:{pport}", (), "profile")
+        r = probe(parse_target(f"https://localhost:{port}"), settings, 10, ca_file)
+    assert (r.status, r.step) == ("fail", "proxy")
+    assert "403" in r.reason and "ask the site" in r.hint
+
+
+def test_no_proxy_bypasses_the_proxy(ca, ca_file, proxy_factory):
+    with tls_server(ca.issue_cert("localhost")) as port, proxy_factory([]) as pport:
+        settings = ProxySettings(None, f"http://127.0.0.1:{pport}", ("localhost",), "profile")
+        r = probe(parse_target(f"https://localhost:{port}"), settings, 10, ca_file)
+    assert r.status == "pass" and r.via == "direct"
+
+
+def test_unreachable_proxy_is_the_proxy_step():
+    settings = ProxySettings(None, f"http://127.0.0.1:{refusing_port()}", (), "profile")
+    r = probe(parse_target("https://example.org:443"), settings, 5)
+    assert (r.status, r.step) == ("fail", "proxy")
+    assert "cannot reach proxy" in r.reason
+
+
+def _profile_file(tmp_path, proxy_url, targets):
+    text = (
+        "name: t\nscheduler: local\nlauncher: none\nendpoint: {name: t}\n"
+        "node: {cores: 1, gpus: 0}\n"
+        f"proxy: {{http: '{proxy_url}', https: '{proxy_url}'}}\n"
+        f"check: {{targets: {json.dumps(targets)}}}\n"
+    )
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_cli_masks_proxy_password_and_sets_exit_codes(
+    ca, ca_file, proxy_factory, tmp_path, run_cli
+):
+    with (
+        tls_server(ca.issue_cert("localhost")) as port,
+        proxy_factory([port], ("alice", "hunter2")) as pport,
+    ):
+        good = _profile_file(
+            tmp_path, f"http://alice:hunter2@127.0.0.1:{pport}", [f"https://localhost:{port}"]
+        )
+        r = run_cli(
+            "check", "--site", str(good), "--only", "network", "--ca-file", ca_file, "--json"
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        report = json.loads(r.stdout)
+        assert report["ok"] and report["results"][0]["via"] == f"http://alice:***@127.0.0.1:{pport}"
+        bad = _profile_file(
+            tmp_path, f"http://alice:wrong@127.0.0.1:{pport}", [f"https://localhost:{port}"]
+        )
+        for fmt in ([], ["--json"]):
+            r = run_cli(
+                "check",
+                "--site",
+                str(bad),
+                "--only",
+                "network",
+                "--ca-file",
+                ca_file,
+                *fmt,
+                env={"COLUMNS": "250"},
+            )
+            assert r.returncode == 1
+            assert "hunter2" not in r.stdout + r.stderr and "wrong" not in r.stdout + r.stderr
+            # tinyproxy answers a bad password with 401 (most proxies say 407)
+            assert "401 Unauthorized" in r.stdout
+    log = (tmp_path / "tinyproxy.log").read_text()
+    assert "CONNECT" in log  # the real proxy saw the tunnels
+
+
+def test_cli_bad_target_is_usage_error(run_cli):
+    r = run_cli("check", "--target", "ftp://x:1")
+    assert r.returncode == 2 and r.stderr.startswith("site-agent: error: --target: ftp://x:1")
+
+
+def test_probes_run_concurrently():
+    """Five silent targets with a 1 s timeout: each reports its own timeout."""
+    with blackhole() as port:
+        profile = parse_profile(
+            "name: t\nscheduler: local\nlauncher: none\nendpoint: {name: t}\nnode: {cores: 1, gpus: 0}\n"
+            f"check: {{targets: {json.dumps([f'https://127.0.0.{i}:{port}' for i in (1,)])}}}\n",
+            "t.yaml",
+        )
+        extra = [
+            f"tcp://127.0.0.1:{port}",
+            f"https://127.0.0.1:{port}/a",
+            f"https://localhost:{port}",
+        ]
+        report = run_checks(profile, extra, timeout=1.0, local=False)
+    assert len(report.results) == 4
+    assert sum(r.step == "tls" for r in report.results) == 3
+
+
+# ------------------------------------------------------------------ local checks
+def test_scheduler_check_on_real_slurm(slurm, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    r = check_scheduler(load_profile("frontier"), 10)
+    assert r.status == "pass", r
+    assert "sinfo answered" in r.reason
+
+
+def test_scheduler_check_on_pbs_standin(monkeypatch):
+    monkeypatch.setenv("PATH", f"{PBS_STANDINS}:{os.environ['PATH']}")
+    assert check_scheduler(load_profile("polaris"), 10).status == "pass"
+
+
+def test_scheduler_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    r = check_scheduler(load_profile("polaris"), 10)
+    assert r.status == "fail" and "qstat not found" in r.reason
+
+
+def test_container_check_finds_apptainer(monkeypatch, tmp_path):
+    fake = tmp_path / "apptainer"
+    fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] || exit 2\necho 'apptainer version 1.3.4'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    r = check_container(load_profile("polaris"), 5)
+    assert r.status == "pass" and "1.3.4" in r.reason
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    r = check_container(load_profile("polaris"), 5)
+    assert r.status == "fail" and "module load apptainer" in r.hint
+
+
+def test_disk_check(tmp_path):
+    assert check_disk(tmp_path / "not" / "yet", 0.001, "x").status == "pass"
+    r = check_disk(tmp_path, 10**9, "x")
+    assert r.status == "fail" and "need 1e+09" in r.reason
