@@ -288,6 +288,131 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
     click.echo(render_batch_header(load_profile(site), request, job_name), nl=False)
 
 
+# ---------------------------------------------------------------- pilot
+@cli.command(
+    "pilot",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("--site", required=True, help=SITE_HELP)
+@click.option("--queue", help="PanDA queue (default: the profile's pilot.panda_queue).")
+@click.option(
+    "--container",
+    metavar="IMAGE",
+    help="Image to run in, or 'none' (default: $SITE_AGENT_CONTAINER, container.default_image).",
+)
+@click.option(
+    "--cvmfs",
+    metavar="REPO,...",
+    help="Repositories or lists (atlas, epic), or 'none' "
+    "(default: $SITE_AGENT_CVMFS_REPOS, cvmfs.repositories).",
+)
+@click.option(
+    "--conda-env",
+    metavar="SPEC",
+    help="Packages (a,b=1.2) or an environment.yml/requirements.txt (default: $SITE_AGENT_CONDA_ENV).",
+)
+@click.option("--walltime", metavar="HH:MM:SS", help="Default: $SITE_AGENT_WALLTIME.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    help="JSON report (default: $SITE_AGENT_WORKDIR/pilots/ID.json or ~/.site-agent/pilots/ID.json).",
+)
+@click.option(
+    "--pilot-dir",
+    type=click.Path(file_okay=False),
+    help="Unpacked PanDA pilot3 with pilot.py (default: $SITE_AGENT_PILOT_DIR).",
+)
+@click.option("--pilot-arg", "pilot_args", multiple=True, help="Extra pilot argument (repeatable).")
+@click.option(
+    "--gpus-per-rank",
+    type=click.IntRange(0, 64),
+    help="Default: $SITE_AGENT_GPUS_PER_RANK, else 1 when the node has GPUs.",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0, 86400),
+    default=60.0,
+    show_default=True,
+    help="Seconds before the walltime at which the payload gets SIGTERM.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(0, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds between SIGTERM and SIGKILL.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the layers and command lines; run nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
+@click.argument("payload", nargs=-1, type=click.UNPROCESSED)
+def pilot(
+    site: str,
+    queue: str | None,
+    container: str | None,
+    cvmfs: str | None,
+    conda_env: str | None,
+    walltime: str | None,
+    report: str | None,
+    pilot_dir: str | None,
+    pilot_args: tuple[str, ...],
+    gpus_per_rank: int | None,
+    margin: float,
+    grace: float,
+    dry_run: bool,
+    as_json: bool,
+    payload: tuple[str, ...],
+) -> None:
+    """GPU pilot wrapper for one rank: bind GPUs, set the proxy, enter CVMFS, the container
+    and the environment, then run the PanDA pilot (or PAYLOAD after --). Forwards
+    SIGTERM/SIGINT/SIGUSR1, stops the payload at the walltime margin, exits with its exit
+    code and always writes a JSON report."""
+    import time
+
+    from siteagent.pilot.plan import PilotOptions, build_plan
+
+    opts = PilotOptions(
+        site=site,
+        queue=queue,
+        container=container,
+        cvmfs=cvmfs,
+        conda_env=conda_env,
+        walltime=walltime,
+        report=report,
+        payload=payload,
+        pilot_args=pilot_args,
+        pilot_dir=pilot_dir,
+        gpus_per_rank=gpus_per_rank,
+        margin=margin,
+        grace=grace,
+    )
+    t = time.monotonic()
+    try:
+        plan = build_plan(opts)
+    except SiteAgentError as err:
+        if not dry_run:
+            from siteagent.pilot.run import report_plan_error
+
+            path, _ = report_plan_error(opts, err)
+            click.echo(f"site-agent pilot: setup-error, report {path}", err=True)
+        raise
+    if dry_run:
+        from siteagent.pilot.show import format_plan
+        from siteagent.secrets import mask_url
+
+        text = json.dumps(plan.to_dict(), indent=2) if as_json else format_plan(plan)
+        click.echo(mask_url(text))
+        return
+    from siteagent.pilot.run import run_plan
+
+    sys.stdout.flush()
+    result = run_plan(plan, plan_seconds=round(time.monotonic() - t, 4))
+    line = f"site-agent pilot: {result.reason}, exit code {result.exit_code}"
+    if result.error:
+        line += f": {result.error}"
+    click.echo(f"{line}; report {plan.report_path}", err=True)
+    sys.exit(result.exit_code if result.exit_code is not None else 1)
+
+
 # ---------------------------------------------------------------- check
 @cli.command("check")
 @click.option("--site", default="local", show_default=True, help=SITE_HELP)

@@ -95,10 +95,11 @@ def proxy_exports(profile: Profile) -> list[str]:
     return lines
 
 
-def proxy_environment(profile: Profile) -> dict[str, str]:
-    """Proxy variables for processes on the login node (none where only compute nodes use one)."""
+def proxy_environment(profile: Profile, *, compute: bool = False) -> dict[str, str]:
+    """Proxy variables for processes on the login node (none where only compute nodes use
+    one), or with ``compute`` for processes on compute nodes (the pilot wrapper)."""
     proxy = profile.section("proxy")
-    if proxy.get("scope") == "compute":
+    if proxy.get("scope") == "compute" and not compute:
         return {}
     env = {}
     for scheme in ("http", "https"):

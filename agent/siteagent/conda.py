@@ -1,0 +1,194 @@
+"""The software environment of the pilot: created once per spec, reused by every later pilot.
+
+An environment is keyed by the hash of its manager and spec (a package list, or the content
+of an environment.yml / requirements.txt), so a second pilot with the same spec finds the
+finished prefix and solves nothing. Creation is serialised by a lock file (many ranks start at
+once) and a prefix counts as finished only when its marker file exists (written last), so a
+creation killed halfway is redone, never used. Managers, in the order ``auto`` tries them:
+micromamba, mamba, conda, then a plain venv + pip for sites with no conda at all.
+
+Activation is a set of variables (PATH, CONDA_PREFIX or VIRTUAL_ENV), not ``conda run``: no
+extra process sits between the wrapper and the payload, so signals reach it directly, and the
+same variables work inside a container (PATH through APPTAINERENV_PREPEND_PATH).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from siteagent.errors import ConfigError, SiteAgentError
+
+MANAGERS = ("micromamba", "mamba", "conda")
+PACKAGE = re.compile(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(::[A-Za-z0-9_.+-]+)?([<>=!~]{1,2}[A-Za-z0-9_.*+-]+)*$"
+)
+FILE_SUFFIXES = (".yml", ".yaml", ".txt")
+MARKER = ".site-agent-env.json"
+CREATE_TIMEOUT = 3600
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    packages: tuple[str, ...] = ()
+    file: Path | None = None
+
+    def canonical(self) -> str:
+        if self.file is not None:
+            return f"file:{self.file.suffix}\n{self.file.read_text()}"
+        return "packages:" + ",".join(self.packages)
+
+    def describe(self) -> str:
+        return str(self.file) if self.file else (",".join(self.packages) or "(no packages)")
+
+
+def parse_spec(value: str) -> EnvSpec:
+    """``numpy,scipy=1.13`` (a package list, order free) or a path to an environment.yml /
+    requirements.txt."""
+    value = value.strip()
+    if value.endswith(FILE_SUFFIXES) or "/" in value:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"--conda-env: no such environment file: {value}")
+        return EnvSpec(file=path.absolute())
+    packages = sorted({p.strip() for p in value.split(",") if p.strip()})
+    for p in packages:
+        if not PACKAGE.match(p) or len(p) > 200:
+            raise ConfigError(f"--conda-env: '{p}' is not a package specification")
+    return EnvSpec(packages=tuple(packages))
+
+
+@dataclass(frozen=True)
+class EnvPlan:
+    manager: str  # micromamba, mamba, conda or venv
+    executable: str
+    spec: EnvSpec
+    key: str
+    prefix: Path
+    create: tuple[tuple[str, ...], ...]
+
+    @property
+    def ready(self) -> bool:
+        return (self.prefix / MARKER).is_file()
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.prefix / "bin"
+
+    def activation(self) -> dict[str, str]:
+        """Variables that activate the environment (PATH is prepended by the caller)."""
+        if self.manager == "venv":
+            return {"VIRTUAL_ENV": str(self.prefix)}
+        return {"CONDA_PREFIX": str(self.prefix), "CONDA_DEFAULT_ENV": str(self.prefix)}
+
+    def describe(self) -> str:
+        state = "ready" if self.ready else "to create"
+        return f"{self.manager} env {self.prefix} ({state}) for {self.spec.describe()}"
+
+
+def env_root(configured: str | None = None) -> Path:
+    """Where environments live: the profile's ``environment.conda.root``,
+    ``$SITE_AGENT_ENV_ROOT`` or ``~/.site-agent/envs`` (a shared file system, so every node
+    reuses one environment)."""
+    root = configured or os.environ.get("SITE_AGENT_ENV_ROOT") or "~/.site-agent/envs"
+    return Path(root).expanduser().absolute()
+
+
+def find_manager(preference: str = "auto") -> tuple[str, str]:
+    """``(manager, executable)``; ``auto`` takes the first of micromamba, mamba, conda
+    (also ``$MAMBA_EXE``/``$CONDA_EXE``, which their shell hooks set), else venv."""
+    import shutil
+    import sys
+
+    if preference == "none":
+        raise ConfigError("--conda-env: environment.conda.manager is none on this site")
+    candidates = MANAGERS if preference == "auto" else (preference,)
+    for name in candidates:
+        if name == "venv":
+            break
+        exe = shutil.which(name)
+        hook = os.environ.get("MAMBA_EXE" if name == "micromamba" else "CONDA_EXE")
+        if not exe and hook and Path(hook).name == name and os.access(hook, os.X_OK):
+            exe = hook
+        if exe:
+            return name, exe
+    if preference not in ("auto", "venv"):
+        raise ConfigError(
+            f"environment.conda.manager: '{preference}' not found on PATH (load it in "
+            "environment.worker_init, or use auto)"
+        )
+    return "venv", shutil.which("python3") or sys.executable
+
+
+def _create_commands(manager: str, exe: str, spec: EnvSpec, prefix: Path) -> list[tuple[str, ...]]:
+    p = str(prefix)
+    if manager == "venv":
+        cmds: list[tuple[str, ...]] = [(exe, "-m", "venv", "--system-site-packages", p)]
+        pip = (str(prefix / "bin" / "python"), "-m", "pip", "install", "--quiet")
+        if spec.file is not None:
+            if spec.file.suffix != ".txt":
+                raise ConfigError(
+                    f"--conda-env: {spec.file.name} needs conda; a venv takes a package list "
+                    "or a requirements.txt"
+                )
+            cmds.append((*pip, "--requirement", str(spec.file)))
+        elif spec.packages:
+            cmds.append((*pip, *spec.packages))
+        return cmds
+    if spec.file is not None and spec.file.suffix in (".yml", ".yaml") and manager != "micromamba":
+        return [(exe, "env", "create", "--prefix", p, "--file", str(spec.file))]
+    if spec.file is not None:
+        return [(exe, "create", "--yes", "--prefix", p, "--file", str(spec.file))]
+    return [(exe, "create", "--yes", "--prefix", p, *spec.packages)]
+
+
+def plan_env(value: str, *, manager: str = "auto", root: str | None = None) -> EnvPlan:
+    """What environment ``value`` names and how it would be created (no side effects)."""
+    from siteagent.fileio import sha256_text
+
+    spec = parse_spec(value)
+    name, exe = find_manager(manager)
+    key = sha256_text(f"{name}\n{spec.canonical()}")[:16]
+    prefix = env_root(root) / f"{name}-{key}"
+    return EnvPlan(name, exe, spec, key, prefix, tuple(_create_commands(name, exe, spec, prefix)))
+
+
+def ensure_env(plan: EnvPlan, env: dict[str, str] | None = None) -> bool:
+    """Create the environment unless it is ready; True when this call created it."""
+    import fcntl
+    import shutil
+
+    if plan.ready:
+        return False
+    plan.prefix.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = plan.prefix.parent / f".{plan.prefix.name}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another rank may be creating it right now
+        if plan.ready:
+            return False
+        if plan.prefix.exists():  # a creation that died halfway
+            shutil.rmtree(plan.prefix)
+        log = plan.prefix.parent / f"{plan.prefix.name}.log"
+        with open(log, "w") as out:
+            for cmd in plan.create:
+                try:
+                    r = subprocess.run(
+                        list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env,
+                        timeout=CREATE_TIMEOUT,
+                    )  # fmt: skip
+                except (OSError, subprocess.TimeoutExpired) as err:
+                    raise SiteAgentError(f"environment: {cmd[0]} failed: {err}") from None
+                if r.returncode != 0:
+                    shutil.rmtree(plan.prefix, ignore_errors=True)
+                    raise SiteAgentError(
+                        f"environment: '{' '.join(cmd[:3])} ...' exited {r.returncode} (log: {log})"
+                    )
+        from siteagent.fileio import atomic_write
+
+        marker = {"manager": plan.manager, "spec": plan.spec.describe(), "key": plan.key}
+        atomic_write(plan.prefix / MARKER, json.dumps(marker) + "\n")
+    return True

@@ -1,0 +1,71 @@
+"""The JSON report of one pilot rank: written atomically when the wrapper starts, when the
+payload starts, and when everything is over, so a monitor reading it never sees half a file.
+
+Where: ``--report PATH``, else ``$SITE_AGENT_WORKDIR/pilots/<id>.json``, else
+``~/.site-agent/pilots/<id>.json``; ``<id>`` is ``<job id>-<host>-r<rank>-<pid>``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPORT_VERSION = 1
+# Why the wrapper ended; "setup-error" means the payload never ran.
+REASONS = ("finished", "failed", "signalled", "walltime", "setup-error")
+
+
+@dataclass
+class LayerReport:
+    name: str
+    summary: str
+    seconds: float = 0.0
+    actions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PilotReport:
+    pilot_id: str
+    site: str
+    host: str
+    pid: int
+    local_rank: int = 0
+    rank: int = 0
+    state: str = "starting"  # starting, running, done
+    reason: str | None = None
+    exit_code: int | None = None
+    signal: str | None = None  # the signal that ended the payload, if one did
+    received_signals: list[str] = field(default_factory=list)
+    error: str | None = None
+    started: str = field(default_factory=lambda: _now())
+    finished: str | None = None
+    seconds: float = 0.0
+    payload_pid: int | None = None
+    payload_seconds: float | None = None
+    walltime_s: int | None = None
+    gpus: dict[str, Any] = field(default_factory=dict)
+    layers: list[LayerReport] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)
+    report_version: int = REPORT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        from siteagent.secrets import mask_data
+
+        return mask_data(asdict(self))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_report(path: str | Path, report: PilotReport) -> None:
+    from siteagent.fileio import atomic_write
+
+    atomic_write(Path(path), json.dumps(report.to_dict(), indent=2) + "\n", 0o644)
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
