@@ -392,8 +392,7 @@ def pilot(
         if not dry_run:
             from siteagent.pilot.run import report_plan_error
 
-            path, _ = report_plan_error(opts, err)
-            click.echo(f"site-agent pilot: setup-error, report {path}", err=True)
+            report_plan_error(opts, err)  # the monitor learns why; the user sees one line
         raise
     if dry_run:
         from siteagent.pilot.show import format_plan

@@ -228,6 +228,8 @@ def build_plan(
     from siteagent.profiles import load_profile
 
     environ = dict(os.environ if environ is None else environ)
+    if opts.queue is not None and not QUEUE.match(opts.queue):
+        raise ConfigError(f"--queue: '{opts.queue}' has characters that are not allowed")
     profile = load_profile(opts.site)
     host = socket.gethostname().split(".")[0]
     lrank, grank = local_rank(profile, environ)

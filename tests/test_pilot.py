@@ -1,0 +1,410 @@
+"""`site-agent pilot`: the layered command, every layer run through strict stand-ins at the
+subprocess boundary, signal forwarding, walltime kills, cleanup and the JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from .pilotsite import clean_env, make_site
+
+CLI = [sys.executable, "-m", "siteagent", "pilot"]
+
+
+def run(site, *args, env=None, timeout=60, cwd=None):
+    return subprocess.run(
+        [*CLI, "--site", str(site.profile), *args],
+        env=clean_env(site.env | (env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or site.root,
+    )
+
+
+def start(site, *args, env=None):
+    return subprocess.Popen(
+        [*CLI, "--site", str(site.profile), *args],
+        env=clean_env(site.env | (env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=site.root,
+    )
+
+
+def wait_for(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def report_state(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text())["state"]
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture
+def site(tmp_path):
+    return make_site(tmp_path / "site")
+
+
+# ---------------------------------------------------------------- the plan (dry run)
+def test_dry_run_shows_layers_in_order_with_every_command(site):
+    r = run(
+        site,
+        "--container",
+        "docker://ghcr.io/x/y:1",
+        "--conda-env",
+        "numpy,scipy=1.13",
+        "--walltime",
+        "01:00:00",
+        "--dry-run",
+        "--",
+        "my-payload",
+        "--flag",
+        env={"PALS_LOCAL_RANKID": "1", "PALS_RANKID": "5", "PBS_JOBID": "123.pbs"},
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    layer_lines = [line.split()[1] for line in out.splitlines() if line[:5].strip()[:-1].isdigit()]
+    assert layer_lines == ["gpu-binding", "proxy", "cvmfs", "container", "env", "payload"]
+    assert "set     CUDA_VISIBLE_DEVICES=2" in out  # reverse order: local rank 1 -> GPU 2
+    assert "set     http_proxy=http://proxy.example.org:3128" in out  # compute scope applies
+    exe = site.cvmfsexec / "cvmfsexec"
+    assert f"setup   {site.cvmfsexec}/makedist default" in out
+    assert f"command {exe} atlas.cern.ch sft.cern.ch --" in out
+    assert "command apptainer exec --nv --bind " + str(site.root / "opt") in out
+    assert "docker://ghcr.io/x/y:1" in out
+    env_line = next(line for line in out.splitlines() if "micromamba create" in line)
+    assert env_line.split()[-2:] == ["numpy", "scipy=1.13"]
+    assert "command my-payload --flag" in out
+    assert "SIGTERM to the payload's process group at 3540s, SIGKILL 30s later" in out
+    full = out.splitlines()[out.splitlines().index("full command:") + 1].strip()
+    assert full.startswith(f"{exe} atlas.cern.ch sft.cern.ch -- apptainer exec --nv")
+    assert full.endswith("docker://ghcr.io/x/y:1 my-payload --flag")
+    assert "pilot 123.pbs-" in out and "-r5-" in out
+    # a dry run touches nothing
+    assert not (site.cvmfsexec / "dist").exists() and not site.log.exists()
+    assert not (site.root / "home").exists()
+
+
+def test_dry_run_json_and_default_pilot_command(site, tmp_path):
+    pilot_dir = tmp_path / "pilot3"
+    pilot_dir.mkdir()
+    (pilot_dir / "pilot.py").write_text("")
+    r = run(
+        site,
+        "--pilot-dir",
+        str(pilot_dir),
+        "--walltime",
+        "00:30:00",
+        "--cvmfs",
+        "none",
+        "--pilot-arg=--noproxyverification",
+        "--dry-run",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    argv = plan["argv"]
+    assert argv[:2] == ["python3", str(pilot_dir / "pilot.py")]
+    pairs = dict(zip(argv[2::2], argv[3::2], strict=False))
+    assert pairs["-q"] == "SITEAGENT_TEST" and pairs["--pilot-user"] == "generic"
+    assert pairs["--resource-type"] == "SCORE" and pairs["-w"] == "generic"
+    assert pairs["--harvester-submit-mode"] == "PULL"
+    assert pairs["-l"] == str(1800 - 60 - 30)  # the pilot ends itself before the wrapper must
+    assert argv[-1] == "--noproxyverification"
+    assert [layer["name"] for layer in plan["layers"]][2] == "cvmfs"
+    assert plan["layers"][2]["command"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--walltime", "1h"], "--walltime: '1h' is not HH:MM:SS"),
+        (["--cvmfs", "bad_repo!"], "cvmfs: 'bad_repo!' is neither a repository name nor a list"),
+        (["--container", "img;rm"], "--container: 'img;rm' is not an image path or URI"),
+        (["--conda-env", "numpy;rm"], "--conda-env: 'numpy;rm' is not a package specification"),
+        (["--queue", "a b"], "--queue: 'a b' has characters that are not allowed"),
+        (["--gpus-per-rank", "5"], "gpus_per_rank: 5 is more than the 4 GPU slots of a node"),
+    ],
+)
+def test_bad_input_is_one_line_and_still_reported(site, args, message, tmp_path):
+    report = tmp_path / "r.json"
+    r = run(site, *args, "--report", str(report), "--", "true")
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert len([line for line in r.stderr.splitlines() if "error" in line]) == 1
+    data = json.loads(report.read_text())
+    assert (data["state"], data["reason"], data["exit_code"]) == ("done", "setup-error", 70)
+    assert message in data["error"]
+
+
+# ---------------------------------------------------------------- a full run through all layers
+PRINT_ENV = (
+    "import json, os, sys; "
+    "keys = ['CUDA_VISIBLE_DEVICES', 'http_proxy', 'no_proxy', 'CONDA_PREFIX', 'SITE_FLAVOUR', "
+    "'SITE_AGENT_LOCAL_RANK']; "
+    "print('PAYLOAD ' + json.dumps({k: os.environ.get(k) for k in keys} | "
+    "{'path0': os.environ['PATH'].split(':')[0], 'cwd': os.getcwd()}))"
+)
+
+
+def payload_env(stdout: str) -> dict:
+    line = next(line for line in stdout.splitlines() if line.startswith("PAYLOAD "))
+    return json.loads(line[len("PAYLOAD ") :])
+
+
+def test_all_layers_run_in_order_and_second_run_reuses_setup(site, tmp_path):
+    report = tmp_path / "r.json"
+    args = [
+        "--container",
+        "docker://ghcr.io/x/y:1",
+        "--conda-env",
+        "numpy",
+        "--report",
+        str(report),
+        "--",
+        sys.executable,
+        "-c",
+        PRINT_ENV,
+    ]
+    env = {"PALS_LOCAL_RANKID": "3", "PALS_RANKID": "3"}
+    r = run(site, *args, env=env)
+    assert r.returncode == 0, r.stderr
+    seen = payload_env(r.stdout)
+    assert seen["CUDA_VISIBLE_DEVICES"] == "0"  # local rank 3, reverse order
+    assert seen["http_proxy"] == "http://proxy.example.org:3128"
+    assert seen["no_proxy"] == "localhost,127.0.0.1"
+    prefix = seen["CONDA_PREFIX"]
+    assert prefix.startswith(str(site.envs / "micromamba-"))
+    assert seen["path0"] == f"{prefix}/bin"  # through APPTAINERENV_PREPEND_PATH
+    assert seen["SITE_FLAVOUR"] == "test"  # profile container.env through APPTAINERENV_
+    assert seen["cwd"].startswith(str(site.scratch / "site-agent-pilot-"))
+
+    # the exact command lines each stand-in received
+    assert site.log_lines("makedist") == ["makedist default"]
+    assert site.log_lines("micromamba") == [f"micromamba create --yes --prefix {prefix} numpy"]
+    (cvmfsexec_line,) = site.log_lines("cvmfsexec")
+    assert cvmfsexec_line.startswith(
+        "cvmfsexec atlas.cern.ch sft.cern.ch -- apptainer exec --nv --bind "
+    )
+    (apptainer_line,) = site.log_lines("apptainer")
+    workdir = seen["cwd"]
+    assert apptainer_line == (
+        f"apptainer exec --nv --bind {site.root / 'opt'} --bind {workdir} "
+        f"--bind {site.root / 'cvmfs'}:/cvmfs --bind {prefix} docker://ghcr.io/x/y:1 "
+        f"{sys.executable} -c {PRINT_ENV}"
+    )
+    default_local = (site.cvmfsexec / "dist/etc/cvmfs/default.local").read_text()
+    assert 'CVMFS_HTTP_PROXY="http://proxy.example.org:3128"' in default_local
+    assert f"CVMFS_CACHE_BASE={site.root / 'cvmfs-cache'}/rank${{SITE_AGENT_LOCAL_RANK:-0}}" in (
+        default_local
+    )
+    assert "CVMFS_QUOTA_LIMIT=2000" in default_local
+    assert "CVMFS_REPOSITORIES=atlas.cern.ch,sft.cern.ch" in default_local
+
+    data = json.loads(report.read_text())
+    assert (data["state"], data["reason"], data["exit_code"]) == ("done", "finished", 0)
+    assert data["gpus"] == {
+        "vendor": "nvidia",
+        "count": 4,
+        "slots": [0],
+        "set": {"CUDA_VISIBLE_DEVICES": "0"},
+    }
+    names = [layer["name"] for layer in data["layers"]]
+    assert names == ["plan", "gpu-binding", "proxy", "cvmfs", "container", "env", "payload"]
+    actions = {layer["name"]: layer["actions"] for layer in data["layers"]}
+    assert actions["cvmfs"][0] == f"{site.cvmfsexec}/makedist default"
+    assert actions["env"] == ["created"]
+    assert all(layer["seconds"] >= 0 for layer in data["layers"])
+    assert not Path(workdir).exists()
+
+    # second pilot: nothing is built or solved again
+    r2 = run(site, *args, env=env)
+    assert r2.returncode == 0, r2.stderr
+    assert payload_env(r2.stdout)["CONDA_PREFIX"] == prefix
+    assert site.log_lines("makedist") == ["makedist default"]
+    assert len(site.log_lines("micromamba")) == 1
+    assert len(site.log_lines("cvmfsexec")) == 2
+    data2 = json.loads(report.read_text())
+    actions2 = {layer["name"]: layer["actions"] for layer in data2["layers"]}
+    assert actions2["env"] == ["reused"] and actions2["cvmfs"] == []
+
+
+def test_native_cvmfs_needs_no_cvmfsexec(site):
+    for repo in ("atlas.cern.ch", "sft.cern.ch"):
+        (site.root / "cvmfs" / repo).mkdir()
+    r = run(site, "--", "true")
+    assert r.returncode == 0, r.stderr
+    assert site.log_lines("cvmfsexec") == [] and site.log_lines("makedist") == []
+
+
+def test_payload_exit_code_is_kept(site, tmp_path):
+    report = tmp_path / "r.json"
+    r = run(site, "--report", str(report), "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7
+    data = json.loads(report.read_text())
+    assert (data["reason"], data["exit_code"], data["signal"]) == ("failed", 7, None)
+
+
+def test_setup_error_when_a_layer_fails(site, tmp_path):
+    report = tmp_path / "r.json"
+    (site.cvmfsexec / "makedist").write_text("#!/bin/sh\necho 'no network' >&2\nexit 1\n")
+    r = run(site, "--report", str(report), "--", "true")
+    assert r.returncode == 70
+    data = json.loads(report.read_text())
+    assert data["reason"] == "setup-error"
+    assert data["error"] == "cvmfs: makedist exited 1: no network"
+    assert data["payload_pid"] is None
+
+
+# ---------------------------------------------------------------- crash, hang, signal: no leftovers
+# The payload leaves a child behind in its own process group and one that escaped it with
+# setsid; both must be gone when the wrapper ends.
+LEAVE_CHILDREN = (
+    "sleep 300 & echo $! > {pids}; setsid sleep 301 & echo $! >> {pids}; "
+    "while [ $(wc -l < {pids}) -lt 2 ]; do :; done; "
+)
+
+
+def leftover_pids(pids_file: Path) -> list[int]:
+    return [int(p) for p in pids_file.read_text().split()]
+
+
+def assert_clean(site, pids: list[int]) -> None:
+    assert pids and not [p for p in pids if alive(p)], "payload processes survived"
+    assert list(site.scratch.iterdir()) == [], "workdir left behind"
+    mine = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "sleep" in " ".join(p.cmdline() if alive(p.pid) else [])
+    ]
+    assert mine == []
+
+
+def test_crashing_payload_leaves_nothing(site, tmp_path):
+    pids, report = tmp_path / "pids", tmp_path / "r.json"
+    mounts_before = Path("/proc/self/mountinfo").read_text()
+    script = LEAVE_CHILDREN.format(pids=pids) + "kill -SEGV $$"
+    r = run(
+        site, "--container", "docker://x/y:1", "--report", str(report), "--", "sh", "-c", script
+    )
+    data = json.loads(report.read_text())
+    # sh died of SIGSEGV under the stand-ins, which report it as the shell convention 128+11
+    assert r.returncode == data["exit_code"] != 0
+    assert data["reason"] == "failed"
+    assert_clean(site, leftover_pids(pids))
+    assert Path("/proc/self/mountinfo").read_text() == mounts_before
+
+
+def test_hanging_payload_is_stopped_at_the_walltime_margin(site, tmp_path):
+    pids, report = tmp_path / "pids", tmp_path / "r.json"
+    # ignores SIGTERM, so only the SIGKILL after the grace period ends it
+    script = "trap '' TERM; " + LEAVE_CHILDREN.format(pids=pids) + "while :; do sleep 1; done"
+    t = time.monotonic()
+    r = run(
+        site,
+        "--walltime",
+        "00:00:04",
+        "--margin",
+        "2",
+        "--grace",
+        "1",
+        "--cvmfs",
+        "none",
+        "--report",
+        str(report),
+        "--",
+        "sh",
+        "-c",
+        script,
+    )
+    took = time.monotonic() - t
+    data = json.loads(report.read_text())
+    assert (data["reason"], data["exit_code"], data["signal"]) == ("walltime", 137, "SIGKILL")
+    assert r.returncode == 137
+    assert 2.5 < data["payload_seconds"] < 6 and took < 15
+    assert_clean(site, leftover_pids(pids))
+
+
+def test_term_is_forwarded_and_reported(site, tmp_path):
+    pids, report, got = tmp_path / "pids", tmp_path / "r.json", tmp_path / "got"
+    script = (
+        f"trap 'echo USR1 >> {got}' USR1; trap 'echo TERM >> {got}; exit 143' TERM; "
+        + LEAVE_CHILDREN.format(pids=pids)
+        + f"echo ready >> {got}; while :; do sleep 0.1; done"
+    )
+    proc = start(site, "--cvmfs", "none", "--report", str(report), "--", "sh", "-c", script)
+    try:
+        wait_for(lambda: got.is_file() and "ready" in got.read_text())
+        assert report_state(report) == "running"
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "USR1" in got.read_text())
+        assert proc.poll() is None  # USR1 is passed on, not a stop
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert got.read_text().split() == ["ready", "USR1", "TERM"]
+    data = json.loads(report.read_text())
+    assert (data["reason"], data["exit_code"]) == ("signalled", 143)
+    assert data["received_signals"] == ["SIGUSR1", "SIGTERM"]
+    assert proc.returncode == 143
+    assert_clean(site, leftover_pids(pids))
+
+
+def test_term_ignored_by_payload_ends_with_kill_after_grace(site, tmp_path):
+    pids, report = tmp_path / "pids", tmp_path / "r.json"
+    script = "trap '' TERM INT; " + LEAVE_CHILDREN.format(pids=pids) + "while :; do sleep 1; done"
+    proc = start(
+        site, "--cvmfs", "none", "--grace", "1", "--report", str(report), "--", "sh", "-c", script
+    )
+    try:
+        wait_for(lambda: pids.is_file() and len(pids.read_text().split()) == 2)
+        wait_for(lambda: report_state(report) == "running")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    data = json.loads(report.read_text())
+    assert (data["reason"], data["exit_code"], data["signal"]) == ("signalled", 137, "SIGKILL")
+    assert data["received_signals"] == ["SIGINT"]
+    assert_clean(site, leftover_pids(pids))
+
+
+def test_report_path_defaults_under_workdir(site, tmp_path):
+    work = tmp_path / "work"
+    r = run(site, "--", "true", env={"SITE_AGENT_WORKDIR": str(work), "PBS_JOBID": "9.pbs"})
+    assert r.returncode == 0, r.stderr
+    (path,) = (work / "pilots").iterdir()
+    assert path.name.startswith("9.pbs-") and path.name.endswith(f"-r0-{path.name.split('-')[-1]}")
+    assert json.loads(path.read_text())["reason"] == "finished"
+    assert str(path) in r.stderr
+    assert os.stat(path).st_mode & 0o777 == 0o644
