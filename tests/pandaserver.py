@@ -28,8 +28,9 @@ NO_JOBS = 20  # PanDA: "no jobs" status code
 
 
 class PandaServer:
-    def __init__(self, queue: str, jobs: list[dict] | None = None) -> None:
+    def __init__(self, queue: str, jobs: list[dict] | None = None, state: str = "ACTIVE") -> None:
         self.queue = queue
+        self.state = state
         self.jobs = list(jobs or [])
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
@@ -63,7 +64,7 @@ class PandaServer:
             "nickname": self.queue,
             "panda_resource": self.queue,
             "atlas_site": "SITEAGENT_TEST",
-            "state": "ACTIVE",
+            "state": self.state,
             "status": "online",
             "maxtime": 3600,
             "corecount": 1,

@@ -1,0 +1,129 @@
+"""The real PanDA pilot (pilot3 from the panda-pilot package) run by `site-agent pilot` against
+the PanDA server stand-in on loopback (tests/pandaserver.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+from .pandaserver import PandaServer
+from .pilotsite import clean_env, make_site
+
+QUEUE = "SITEAGENT_TEST"
+
+
+@pytest.fixture(scope="session")
+def pilot3_dir() -> Path:
+    """pilot3 with pilot.py, unpacked by scripts/get-panda-pilot.sh (CI runs it at install
+    time: the wheel has no pilot.py and tests may not download)."""
+    path = Path(os.environ.get("SITE_AGENT_TEST_PILOT_DIR") or REPO / ".cache" / "pilot3")
+    if not (path / "pilot.py").is_file():
+        msg = f"no pilot3 in {path}: run scripts/get-panda-pilot.sh {path}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.mark.slow
+def test_real_pilot_asks_for_a_job_and_exits_with_its_own_code(tmp_path, pilot3_dir):
+    with PandaServer(QUEUE) as server:
+        site = make_site(
+            tmp_path / "site",
+            pilot_extra=f"  server_url: http://127.0.0.1\n  server_port: {server.port}\n",
+        )
+        config = server.pilot_config(
+            pilot3_dir / "pilot" / "util" / "default.cfg", tmp_path / "pilot.cfg"
+        )
+        report = tmp_path / "r.json"
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "siteagent",
+                "pilot",
+                "--site",
+                str(site.profile),
+                "--pilot-dir",
+                str(pilot3_dir),
+                "--cvmfs",
+                "none",
+                "--walltime",
+                "00:10:00",
+                "--report",
+                str(report),
+                "--pilot-arg=--use-https=False",
+                "--pilot-arg=--noproxyverification",
+                "--pilot-arg=--noserverupdate",
+                "--pilot-arg=--getjobrequests=1",
+            ],
+            env=clean_env(site.env | {"HARVESTER_PILOT_CONFIG": str(config)}),
+            capture_output=True,
+            text=True,
+            timeout=400,
+            cwd=site.root,
+        )
+        get_job = server.calls("/server/panda/getJob")
+    log = r.stdout + r.stderr
+    # pilot3 ends with 0 when its getjob requests are used up with "no job" (StatusCode 20)
+    assert r.returncode == 0, log[-3000:]
+    assert "PanDA Pilot version" in log
+    assert len(get_job) == 1, log[-3000:]
+    assert get_job[0]["siteName"] == QUEUE and get_job[0]["resourceType"] == "SCORE"
+    assert server.calls(f"/cache/schedconfig/{QUEUE}.all.json")
+    data = json.loads(report.read_text())
+    assert (data["reason"], data["exit_code"]) == ("finished", 0)
+    pilot_argv = data["argv"]
+    assert pilot_argv[:2] == ["python3", str(pilot3_dir / "pilot.py")]
+    assert "-l" in pilot_argv and pilot_argv[pilot_argv.index("-l") + 1] == str(600 - 90)
+    # the pilot worked in the per-pilot directory, which is gone now
+    assert list(site.scratch.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_real_pilot_for_an_offline_queue_fails_with_its_own_code(tmp_path, pilot3_dir):
+    with PandaServer(QUEUE, state="OFFLINE") as server:
+        site = make_site(
+            tmp_path / "site",
+            pilot_extra=f"  server_url: http://127.0.0.1\n  server_port: {server.port}\n",
+        )
+        config = server.pilot_config(
+            pilot3_dir / "pilot" / "util" / "default.cfg", tmp_path / "pilot.cfg"
+        )
+        report = tmp_path / "r.json"
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "siteagent",
+                "pilot",
+                "--site",
+                str(site.profile),
+                "--pilot-dir",
+                str(pilot3_dir),
+                "--cvmfs",
+                "none",
+                "--report",
+                str(report),
+                "--pilot-arg=--use-https=False",
+                "--pilot-arg=--noserverupdate",
+            ],
+            env=clean_env(site.env | {"HARVESTER_PILOT_CONFIG": str(config)}),
+            capture_output=True,
+            text=True,
+            timeout=400,
+            cwd=site.root,
+        )
+        assert server.calls("/server/panda/getJob") == []
+    data = json.loads(report.read_text())
+    # the queue is not ACTIVE, so the pilot stops before asking for work; its exit code (not
+    # ours) reaches the caller and the report
+    assert "specified queue is NOT ACTIVE" in r.stdout + r.stderr
+    assert r.returncode == data["exit_code"] != 0, r.returncode
+    assert data["reason"] == "failed"
