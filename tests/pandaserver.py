@@ -31,6 +31,8 @@ class PandaServer:
     def __init__(self, queue: str, jobs: list[dict] | None = None, state: str = "ACTIVE") -> None:
         self.queue = queue
         self.state = state
+        # answered to GETs of absolute URLs, i.e. when this server is the HTTP proxy
+        self.files: dict[str, bytes] = {}
         self.jobs = list(jobs or [])
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
@@ -114,7 +116,16 @@ class PandaServer:
             def do_GET(self) -> None:
                 self._record({})
                 q = server.queue
-                if self.path == f"/cache/schedconfig/{q}.all.json":
+                if self.path.startswith("http://"):  # used as the site's HTTP proxy
+                    body = server.files.get(self.path)
+                    if body is None:
+                        self._send({"error": f"no {self.path}"}, 404)
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif self.path == f"/cache/schedconfig/{q}.all.json":
                     self._send(server.queuedata())
                 elif self.path == f"/cric/{q}.json":
                     self._send({q: server.queuedata()})

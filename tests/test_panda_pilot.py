@@ -127,3 +127,68 @@ def test_real_pilot_for_an_offline_queue_fails_with_its_own_code(tmp_path, pilot
     assert "specified queue is NOT ACTIVE" in r.stdout + r.stderr
     assert r.returncode == data["exit_code"] != 0, r.returncode
     assert data["reason"] == "failed"
+
+
+TRF = "http://pandaserver-doma.cern.ch:25080/trf/user/hello.sh"  # a base URL pilot3 accepts
+JOB = {
+    "PandaID": 4242,
+    "jobsetID": 1,
+    "taskID": 1,
+    "transformation": TRF,
+    "jobPars": "world",
+    "prodSourceLabel": "user",
+    "swRelease": "",
+    "homepackage": "",
+    "inFiles": "",
+    "outFiles": "",
+    "logFile": "",
+    "coreCount": 1,
+    "attemptNr": 1,
+    "maxCpuCount": 0,
+    "minRamCount": 0,
+    "maxDiskCount": 0,
+}
+
+
+@pytest.mark.slow
+def test_real_pilot_runs_one_tiny_job(tmp_path, pilot3_dir):
+    """The pilot gets a job, downloads its transform with curl through the site proxy (the
+    proxy layer: the stand-in is also the proxy), runs it and reports it finished."""
+    with PandaServer(QUEUE, jobs=[dict(JOB)]) as server:
+        server.files[TRF] = b'#!/bin/sh\necho "hello $1" > hello.txt\n'
+        site = make_site(
+            tmp_path / "site",
+            pilot_extra=f"  server_url: http://127.0.0.1\n  server_port: {server.port}\n",
+        )
+        site.profile.write_text(
+            site.profile.read_text().replace("http://proxy.example.org:3128", server.url)
+        )
+        config = server.pilot_config(
+            pilot3_dir / "pilot" / "util" / "default.cfg", tmp_path / "pilot.cfg"
+        )
+        report = tmp_path / "r.json"
+        r = subprocess.run(
+            [
+                *(sys.executable, "-m", "siteagent", "pilot", "--site", str(site.profile)),
+                *("--pilot-dir", str(pilot3_dir), "--cvmfs", "none", "--report", str(report)),
+                "--pilot-arg=--use-https=False",
+                "--pilot-arg=--noproxyverification",
+                "--pilot-arg=--getjobrequests=1",
+            ],
+            env=clean_env(site.env | {"HARVESTER_PILOT_CONFIG": str(config)}),
+            capture_output=True,
+            text=True,
+            timeout=400,
+            cwd=site.root,
+        )
+        updates = server.calls("/server/panda/updateJob")
+        trf_downloads = [p for m, p, _ in server.requests if p == TRF]
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-3000:]
+    assert trf_downloads == [TRF]  # through the proxy the wrapper set
+    assert "main payload execution returned zero exit code" in log
+    final = [u for u in updates if u.get("jobId") == "4242" and u.get("state") == "finished"]
+    assert final, updates
+    data = json.loads(report.read_text())
+    assert (data["reason"], data["exit_code"]) == ("finished", 0)
+    assert list(site.scratch.iterdir()) == []

@@ -166,7 +166,7 @@ def test_bad_input_is_one_line_and_still_reported(site, args, message, tmp_path)
 PRINT_ENV = (
     "import json, os, sys; "
     "keys = ['CUDA_VISIBLE_DEVICES', 'http_proxy', 'no_proxy', 'CONDA_PREFIX', 'SITE_FLAVOUR', "
-    "'SITE_AGENT_LOCAL_RANK']; "
+    "'SITE_AGENT_LOCAL_RANK', 'PILOT_NOKILL']; "
     "print('PAYLOAD ' + json.dumps({k: os.environ.get(k) for k in keys} | "
     "{'path0': os.environ['PATH'].split(':')[0], 'cwd': os.getcwd()}))"
 )
@@ -202,6 +202,7 @@ def test_all_layers_run_in_order_and_second_run_reuses_setup(site, tmp_path):
     assert prefix.startswith(str(site.envs / "micromamba-"))
     assert seen["path0"] == f"{prefix}/bin"  # through APPTAINERENV_PREPEND_PATH
     assert seen["SITE_FLAVOUR"] == "test"  # profile container.env through APPTAINERENV_
+    assert seen["PILOT_NOKILL"] == "1"  # pilot3 must not kill the node's other orphans
     assert seen["cwd"].startswith(str(site.scratch / "site-agent-pilot-"))
 
     # the exact command lines each stand-in received

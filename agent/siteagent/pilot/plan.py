@@ -339,9 +339,13 @@ def build_plan(
     walltime_s = parse_walltime(walltime_value) if walltime_value else None
     if opts.margin < 0 or opts.grace < 0:
         raise ConfigError("--margin/--grace: must be >= 0 seconds")
+    # pilot3's kill_orphans() SIGTERMs every process of the user whose parent is init: on a
+    # shared or non-exclusive node that hits other pilots and the endpoint's workers. The
+    # wrapper is the subreaper of the payload and ends its leftovers itself, so it is not needed.
+    payload_env = {"PILOT_NOKILL": "1"}
     if opts.payload:
         argv = tuple(opts.payload)
-        layers.append(Layer("payload", "command given after --", command=argv))
+        layers.append(Layer("payload", "command given after --", command=argv, env=payload_env))
     else:
         queue = opts.queue or profile.section("pilot").get("panda_queue")
         if not queue:
@@ -359,7 +363,8 @@ def build_plan(
         argv = pilot_command(
             profile, queue, lifetime, workdir, script, tuple(opts.pilot_args), environ
         )
-        layers.append(Layer("payload", f"PanDA pilot {script} for queue {queue}", command=argv))
+        summary = f"PanDA pilot {script} for queue {queue}"
+        layers.append(Layer("payload", summary, command=argv, env=payload_env))
 
     full = (*cvmfs.prefix, *(container.prefix if container else ()), *argv)
     report = Path(opts.report).expanduser() if opts.report else default_report_path(environ, pid_)

@@ -156,8 +156,10 @@ def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
             return report
         started = time.monotonic()
         try:
+            # its own process group, but not its own session: pilot3 calls os.setpgrp(), which
+            # a session leader may not (EPERM kills its job validation thread)
             state.proc = proc = subprocess.Popen(
-                list(plan.argv), env=env, cwd=plan.workdir, start_new_session=True
+                list(plan.argv), env=env, cwd=plan.workdir, process_group=0
             )
         except OSError as err:
             report.reason, report.exit_code = "setup-error", SETUP_ERROR_EXIT
