@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def test_dry_run_shows_layers_in_order_with_every_command(site):
     )
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    layer_lines = [line.split()[1] for line in out.splitlines() if line[:5].strip()[:-1].isdigit()]
+    layer_lines = re.findall(r"(?m)^  [1-6]\. (\S+)", out)
     assert layer_lines == ["gpu-binding", "proxy", "cvmfs", "container", "env", "payload"]
     assert "set     CUDA_VISIBLE_DEVICES=2" in out  # reverse order: local rank 1 -> GPU 2
     assert "set     http_proxy=http://proxy.example.org:3128" in out  # compute scope applies
@@ -409,3 +410,60 @@ def test_report_path_defaults_under_workdir(site, tmp_path):
     assert json.loads(path.read_text())["reason"] == "finished"
     assert str(path) in r.stderr
     assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+# ---------------------------------------------------------------- walltime sources, groups, HUP
+def test_remaining_walltime_sources():
+    from siteagent.errors import ConfigError
+    from siteagent.pilot.plan import remaining_walltime
+
+    now = 1_000_000.0
+    assert remaining_walltime(None, {}, now) is None
+    assert remaining_walltime("00:10:00", {"SITE_AGENT_WALLTIME": "01:00:00"}, now) == 600
+    # the job's walltime counts from the job's start, not from this rank's start
+    env = {"SITE_AGENT_WALLTIME": "01:00:00", "SITE_AGENT_JOB_START": str(int(now) - 900)}
+    assert remaining_walltime(None, env, now) == 2700
+    # Slurm knows the end and caps everything
+    assert remaining_walltime(None, env | {"SLURM_JOB_END_TIME": str(int(now) + 100)}, now) == 100
+    assert remaining_walltime(None, {"SLURM_JOB_END_TIME": str(int(now) + 50)}, now) == 50
+    with pytest.raises(ConfigError, match="SITE_AGENT_JOB_START: 'x'"):
+        remaining_walltime(None, {"SITE_AGENT_WALLTIME": "00:01:00", "SITE_AGENT_JOB_START": "x"})
+
+
+def test_too_little_walltime_left_does_not_start(site, tmp_path):
+    report = tmp_path / "r.json"
+    env = {"SITE_AGENT_WALLTIME": "01:00:00", "SITE_AGENT_JOB_START": str(int(time.time()) - 3590)}
+    r = run(site, "--report", str(report), "--", "true", env=env)
+    assert r.returncode == 2
+    assert "s of the batch job are left, not more than the 60s --margin" in r.stderr
+    assert json.loads(report.read_text())["reason"] == "setup-error"
+
+
+def test_payload_may_make_its_own_process_group(site):
+    # pilot3 calls os.setpgrp(): refused (EPERM) if the payload were a session leader
+    r = run(site, "--cvmfs", "none", "--", sys.executable, "-c", "import os; os.setpgrp()")
+    assert r.returncode == 0, r.stderr
+
+
+def test_hup_is_forwarded_like_term(site, tmp_path):
+    report, got = tmp_path / "r.json", tmp_path / "got"
+    script = (
+        f"trap 'echo HUP >> {got}; exit 129' HUP; echo ready >> {got}; while :; do sleep 0.1; done"
+    )
+    proc = start(site, "--cvmfs", "none", "--report", str(report), "--", "sh", "-c", script)
+    try:
+        wait_for(lambda: got.is_file() and "ready" in got.read_text())
+        wait_for(lambda: report_state(report) == "running")
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert got.read_text().split() == ["ready", "HUP"]
+    data = json.loads(report.read_text())
+    assert (data["reason"], data["exit_code"], data["received_signals"]) == (
+        "signalled",
+        129,
+        ["SIGHUP"],
+    )

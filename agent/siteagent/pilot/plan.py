@@ -133,6 +133,31 @@ def parse_walltime(value: str) -> int:
     return seconds
 
 
+def remaining_walltime(
+    given: str | None, environ: dict[str, str], now: float | None = None
+) -> int | None:
+    """Seconds from now until the batch job ends. ``--walltime`` counts from now; the
+    job's ``SITE_AGENT_WALLTIME`` counts from ``SITE_AGENT_JOB_START`` (epoch seconds, exported
+    when the job starts) when known; Slurm's ``SLURM_JOB_END_TIME`` caps either."""
+    import time
+
+    now = time.time() if now is None else now
+    left: float | None = None
+    if given is not None:
+        left = parse_walltime(given)
+    elif environ.get("SITE_AGENT_WALLTIME"):
+        left = parse_walltime(environ["SITE_AGENT_WALLTIME"])
+        start = environ.get("SITE_AGENT_JOB_START", "")
+        if start:
+            if not start.isdigit():
+                raise ConfigError(f"SITE_AGENT_JOB_START: '{start}' is not epoch seconds")
+            left = int(start) + left - now
+    end = environ.get("SLURM_JOB_END_TIME", "")
+    if end.isdigit() and int(end) > 0:
+        left = min(left, int(end) - now) if left is not None else int(end) - now
+    return None if left is None else max(int(left), 0)
+
+
 def local_rank(profile: Profile, environ: dict[str, str]) -> tuple[int, int]:
     """``(local rank, global rank)`` from the launcher's variables, as the execution wrapper
     reads them (it also exports SITE_AGENT_LOCAL_RANK/SITE_AGENT_RANK), 0 when run by hand."""
@@ -335,8 +360,12 @@ def build_plan(
         layers.append(Layer("env", "no extra environment"))
 
     # 6. payload
-    walltime_value = _choice(opts.walltime, environ, "SITE_AGENT_WALLTIME")
-    walltime_s = parse_walltime(walltime_value) if walltime_value else None
+    walltime_s = remaining_walltime(opts.walltime, environ)
+    if walltime_s is not None and walltime_s <= opts.margin:
+        raise ConfigError(
+            f"--walltime: only {walltime_s}s of the batch job are left, not more than the "
+            f"{opts.margin:g}s --margin"
+        )
     if opts.margin < 0 or opts.grace < 0:
         raise ConfigError("--margin/--grace: must be >= 0 seconds")
     # pilot3's kill_orphans() SIGTERMs every process of the user whose parent is init: on a

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from siteagent.pilot.plan import PilotOptions, PilotPlan
 
 SETUP_ERROR_EXIT = 70  # EX_SOFTWARE: the payload never ran
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-STOPPING = (signal.SIGTERM, signal.SIGINT)  # these start the grace period, then SIGKILL
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+# these start the grace period, then SIGKILL; SIGUSR1 is only passed on
+STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 POLL = 0.05
 LEFTOVER_GRACE = 2.0
 

@@ -31,7 +31,7 @@ def format_plan(plan: PilotPlan) -> str:
     lines.append(f"  {shlex.join(plan.argv)}")
     if plan.walltime_s:
         lines.append(
-            f"walltime {plan.walltime_s}s: SIGTERM to the payload's process group at "
+            f"{plan.walltime_s}s left in the batch job: SIGTERM to the payload's process group at "
             f"{plan.walltime_s - plan.margin_s:g}s, SIGKILL {plan.grace_s:g}s later"
         )
     else:
