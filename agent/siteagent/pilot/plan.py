@@ -7,6 +7,7 @@ payload (the PanDA pilot by default). ``site-agent pilot --dry-run`` prints exac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -238,6 +239,37 @@ def pilot_command(
     return (*args, *extra)
 
 
+def load_profile_cached(site: str) -> Profile:
+    """``load_profile``, with the validated result cached per profile text, schema, version
+    and host (``auto`` values are the host's), so every rank after the first skips YAML
+    parsing, jsonschema and its import: the start-up of each rank stays light."""
+    import json
+
+    from siteagent import __version__
+    from siteagent.fileio import atomic_write, sha256_text
+    from siteagent.profiles import Profile, find_profile, load_profile
+
+    path = find_profile(site)
+    schema = Path(__file__).resolve().parents[1] / "schemas" / "profile.schema.json"
+    key = sha256_text(
+        "\0".join(
+            (__version__, socket.gethostname(), str(path.absolute()), path.read_text(),
+             schema.read_text() if schema.is_file() else "")
+        )
+    )  # fmt: skip
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cached = Path(base) / "site-agent" / "profiles" / f"{key[:32]}.json"
+    try:
+        entry = json.loads(cached.read_text())
+        return Profile(name=entry["data"]["name"], source=entry["source"], data=entry["data"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    profile = load_profile(str(path))
+    with contextlib.suppress(OSError):  # a read-only home only costs time
+        atomic_write(cached, json.dumps({"source": profile.source, "data": profile.data}), 0o600)
+    return profile
+
+
 def _choice(value: str | None, environ: dict[str, str], var: str) -> str | None:
     return value if value is not None else environ.get(var)
 
@@ -250,12 +282,11 @@ def build_plan(
     from siteagent.cvmfs import parse_repositories, plan_cvmfs
     from siteagent.endpoint.render import proxy_environment
     from siteagent.gpus import discover_gpus
-    from siteagent.profiles import load_profile
 
     environ = dict(os.environ if environ is None else environ)
     if opts.queue is not None and not QUEUE.match(opts.queue):
         raise ConfigError(f"--queue: '{opts.queue}' has characters that are not allowed")
-    profile = load_profile(opts.site)
+    profile = load_profile_cached(opts.site)
     host = socket.gethostname().split(".")[0]
     lrank, grank = local_rank(profile, environ)
     pid_ = pilot_id(environ, host, grank, pid if pid is not None else os.getpid())
