@@ -108,7 +108,7 @@ def test_dry_run_shows_layers_in_order_with_every_command(site):
     assert "pilot 123.pbs-" in out and "-r5-" in out
     # a dry run touches nothing
     assert not (site.cvmfsexec / "dist").exists() and not site.log.exists()
-    assert not (site.root / "home").exists()
+    assert not (site.root / "home" / ".site-agent").exists()  # no report, no env (a cache only)
 
 
 def test_dry_run_json_and_default_pilot_command(site, tmp_path):
