@@ -467,3 +467,18 @@ def test_hup_is_forwarded_like_term(site, tmp_path):
         129,
         ["SIGHUP"],
     )
+
+
+def test_profile_cache_hits_and_follows_edits(tmp_path, monkeypatch):
+    from siteagent.pilot.plan import load_profile_cached
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    site = make_site(tmp_path / "site")
+    first = load_profile_cached(str(site.profile))
+    (entry,) = (tmp_path / "cache" / "site-agent" / "profiles").iterdir()
+    assert load_profile_cached(str(site.profile)).data == first.data
+    site.profile.write_text(site.profile.read_text().replace("cores: 32", "cores: 16"))
+    assert load_profile_cached(str(site.profile)).node.cores == 16  # a new key, not the old entry
+    entry.write_text("{broken")  # a damaged entry is rebuilt, never trusted
+    site.profile.write_text(site.profile.read_text().replace("cores: 16", "cores: 32"))
+    assert load_profile_cached(str(site.profile)).node.cores == 32
