@@ -482,3 +482,48 @@ def test_profile_cache_hits_and_follows_edits(tmp_path, monkeypatch):
     entry.write_text("{broken")  # a damaged entry is rebuilt, never trusted
     site.profile.write_text(site.profile.read_text().replace("cores: 16", "cores: 32"))
     assert load_profile_cached(str(site.profile)).node.cores == 32
+
+
+# ---------------------------------------------------------------- under the execution wrapper
+def test_execution_wrapper_starts_one_pilot_wrapper_per_rank(site, tmp_path):
+    """site-agent-exec -> PALS mpiexec (strict stand-in) -> site-agent pilot per rank: every
+    rank finds its local rank, binds its own GPUs and writes its own report."""
+    from siteagent.profiles import load_profile
+    from siteagent.wrappers.render import render_wrapper
+
+    wrapper = tmp_path / "site-agent-exec"
+    wrapper.write_text(render_wrapper(load_profile(str(site.profile))))
+    wrapper.chmod(0o755)
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("node0\n")
+    work = tmp_path / "work"
+    env = site.env | {
+        "PATH": f"{Path(__file__).parent / 'standins' / 'pbs'}:{site.env['PATH']}",
+        "PBS_NODEFILE": str(nodefile),
+        "PBS_JOBID": "77.pbs",
+        "SITE_AGENT_WORKDIR": str(work),
+    }
+    payload = 'echo "rank=$SITE_AGENT_RANK cuda=$CUDA_VISIBLE_DEVICES"'
+    r = subprocess.run(
+        [
+            *(str(wrapper), "--ranks-per-node", "2", "--gpus-per-rank", "2", "--"),
+            *(*CLI, "--site", str(site.profile), "--cvmfs", "none", "--", "sh", "-c", payload),
+        ],
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=site.root,
+    )
+    assert r.returncode == 0, r.stderr
+    seen = dict(line.split() for line in r.stdout.splitlines() if line.startswith("rank="))
+    assert seen == {"rank=0": "cuda=3,2", "rank=1": "cuda=1,0"}  # reverse order, 2 each
+    assert "mpiexec -n 2 --ppn 2" in site.log.read_text()
+    reports = {}
+    for path in (work / "pilots").iterdir():
+        data = json.loads(path.read_text())
+        reports[data["rank"]] = data
+        assert path.name.startswith(f"77.pbs-{data['host']}-r{data['rank']}-")
+    assert sorted(reports) == [0, 1]
+    assert reports[0]["gpus"]["slots"] == [3, 2] and reports[1]["gpus"]["slots"] == [1, 0]
+    assert {d["reason"] for d in reports.values()} == {"finished"}
