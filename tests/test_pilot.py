@@ -527,3 +527,24 @@ def test_execution_wrapper_starts_one_pilot_wrapper_per_rank(site, tmp_path):
     assert sorted(reports) == [0, 1]
     assert reports[0]["gpus"]["slots"] == [3, 2] and reports[1]["gpus"]["slots"] == [1, 0]
     assert {d["reason"] for d in reports.values()} == {"finished"}
+
+
+def test_proxy_password_never_printed_or_reported(site, tmp_path):
+    site.profile.write_text(
+        site.profile.read_text().replace(
+            "http://proxy.example.org:3128", "http://agent:s3cret@proxy.example.org:3128"
+        )
+    )
+    report = tmp_path / "r.json"
+    dry = run(site, "--dry-run", "--", "true")
+    dry_json = run(site, "--dry-run", "--json", "--", "true")
+    real = run(site, "--report", str(report), "--", "sh", "-c", 'test -n "$http_proxy"')
+    assert dry.returncode == dry_json.returncode == real.returncode == 0, real.stderr
+    assert "http_proxy=http://agent:***@proxy.example.org:3128" in dry.stdout
+    for text in (dry.stdout, dry.stderr, dry_json.stdout, real.stdout, real.stderr):
+        assert "s3cret" not in text
+    assert "s3cret" not in report.read_text()
+    # the payload and cvmfsexec's own config do get it (owner-only file)
+    default_local = site.cvmfsexec / "dist/etc/cvmfs/default.local"
+    assert "s3cret" in default_local.read_text()
+    assert default_local.stat().st_mode & 0o777 == 0o600
