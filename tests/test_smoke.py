@@ -42,9 +42,11 @@ def test_smoke_test_human_output_and_bad_config(run_cli):
     assert "smoke test FAILED" in r.stdout
 
 
-def test_smoke_test_refuses_batch_sites_in_process(run_cli):
-    r = run_cli("smoke-test", "--site", "polaris", "--json")
-    assert r.returncode == 1
-    report = json.loads(r.stdout)
-    assert report["ok"] is False
-    assert "pbspro" in report["steps"][0]["detail"]
+def test_smoke_test_on_batch_site_uses_the_installed_endpoint(run_cli, tmp_path):
+    # no in-process engine for pbspro: it goes to the installed endpoint, which is not there
+    env = {"HOME": str(tmp_path), "GLOBUS_COMPUTE_USER_DIR": ""}
+    r = run_cli(
+        "smoke-test", "--site", "polaris", "--json", "--config", '{"account": "a"}', env=env
+    )
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("site-agent: error: endpoint 'polaris-panda' is not installed")
