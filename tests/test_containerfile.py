@@ -16,6 +16,7 @@ import pytest
 from siteagent import __version__
 
 from .conftest import REPO
+from .offline_pip import offline_pip_env
 
 CONTAINERFILE = REPO / "Containerfile"
 
@@ -105,8 +106,9 @@ def test_entrypoint_user_and_labels(instructions):
 
 @pytest.mark.slow
 def test_install_steps_of_the_containerfile_work_in_a_fresh_venv(instructions, tmp_path):
-    """COPY as the build would, then run the RUN lines that install, with the app dir in
-    tmp_path: a real venv and a real pip install of the copied sources."""
+    """COPY as the build would, then run the RUN line that installs, with the app dir in
+    tmp_path: a real venv and a real pip install of the copied sources (dependencies from this
+    venv, see offline_pip.py)."""
     env = {"SITE_AGENT_HOME": str(tmp_path / "opt")}
     for word, args in instructions:
         if word != "COPY":
@@ -125,7 +127,7 @@ def test_install_steps_of_the_containerfile_work_in_a_fresh_venv(instructions, t
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
-    run_env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {
+    run_env = offline_pip_env() | {
         "SITE_AGENT_HOME": env["SITE_AGENT_HOME"],
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "HOME": str(tmp_path),
@@ -140,10 +142,19 @@ def test_install_steps_of_the_containerfile_work_in_a_fresh_venv(instructions, t
         timeout=600,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "Globus Compute endpoint version: 4.19.0" in r.stdout
+    assert "No broken requirements found." in r.stdout
     venv_bin = tmp_path / "opt" / "venv" / "bin"
+    # a real (not editable) install into the fresh venv, which brings globus-compute-endpoint
+    site = next((tmp_path / "opt" / "venv").glob("lib/python*/site-packages"))
+    assert (site / "siteagent" / "site_profiles" / "polaris.yaml").is_file()
+    meta = next(site.glob("site_agent-*.dist-info")) / "METADATA"
+    assert "Requires-Dist: globus-compute-endpoint==4.19.0" in meta.read_text()
     out = subprocess.run(
-        [venv_bin / "site-agent", "--version"], capture_output=True, text=True, check=True
+        [venv_bin / "site-agent", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=run_env,
     )
     assert __version__ in out.stdout
     # the shipped profiles are inside the installed package, not read from the sources

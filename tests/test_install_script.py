@@ -1,5 +1,6 @@
 """scripts/install-login-node.sh: a real venv and a real pip install from a copy of this
-checkout, run twice: the second run changes nothing."""
+checkout (dependencies from this venv, see offline_pip.py), run twice: the second run changes
+nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO
+from .offline_pip import offline_pip_env
 
 SCRIPT = REPO / "scripts" / "install-login-node.sh"
 CHECKOUT_PARTS = ("pyproject.toml", "README.md", "agent", "site-profiles", "cvmfs", "scripts")
@@ -31,8 +33,11 @@ def _copy_checkout(dest: Path) -> Path:
 
 
 def _run(script: Path, *args: str, home: Path, timeout: float = 300):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
-    env |= {"HOME": str(home), "GLOBUS_COMPUTE_USER_DIR": "", "XDG_DATA_HOME": ""}
+    env = offline_pip_env() | {
+        "HOME": str(home),
+        "GLOBUS_COMPUTE_USER_DIR": "",
+        "XDG_DATA_HOME": "",
+    }
     return subprocess.run(
         ["bash", str(script), *args],
         capture_output=True,
@@ -71,14 +76,17 @@ def test_install_twice_second_run_changes_nothing(tmp_path):
     assert f"created     {venv}" in first.stdout
     assert "installed   site-agent " in first.stdout
     assert f"created     {ep / 'config.yaml'}" in first.stdout
-    assert f"{venv}/bin/globus-compute-endpoint login" in first.stdout
-    assert f"{venv}/bin/globus-compute-endpoint start polaris-panda" in first.stdout
+    # (here globus-compute-endpoint comes from PYTHONPATH, so without its venv bin/ path)
+    assert "globus-compute-endpoint login\n" in first.stdout
+    assert "globus-compute-endpoint start polaris-panda\n" in first.stdout
+    assert f'export PATH="{venv}/bin:$PATH"' in first.stdout
     # a real, non-editable install of this checkout, with the profiles inside the package
     out = subprocess.run(
         [venv / "bin" / "site-agent", "profiles", "list", "--json"],
         capture_output=True,
         text=True,
         check=True,
+        env=offline_pip_env(),
     )
     assert '"name": "frontier"' in out.stdout and str(tmp_path / "checkout") not in out.stdout
     # everything written is the user's; secrets and directories owner-only
