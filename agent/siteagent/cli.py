@@ -238,9 +238,9 @@ def exec_command(
 
 def _required_defaults(profile) -> dict[str, Any]:
     # exec needs no account: the batch job it runs in already has one
-    from siteagent.userconfig import user_config_schema
+    from siteagent.userconfig import required_fields
 
-    return {"account": "x"} if "account" in user_config_schema(profile)["required"] else {}
+    return {"account": "x"} if "account" in required_fields(profile) else {}
 
 
 @cli.group(cls=_Group)
