@@ -391,9 +391,19 @@ def _print_check_table(report) -> None:
     type=click.FloatRange(1, 3600),
     help="Seconds to wait for each task.",
 )
+@click.option(
+    "--harvester",
+    is_flag=True,
+    help="Also run Harvester's plugins: submit, monitor and stop workers on the engine.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def smoke_test(
-    site: str, config_json: str | None, workdir: Path | None, timeout: float, as_json: bool
+    site: str,
+    config_json: str | None,
+    workdir: Path | None,
+    timeout: float,
+    harvester: bool,
+    as_json: bool,
 ) -> None:
     """Prove the path end to end: render, start the real engine, run a Python function
     and a shell command on its workers. Exit 0 only if every result is right."""
@@ -406,7 +416,9 @@ def smoke_test(
             mark = click.style("ok  ", fg="green") if step.ok else click.style("FAIL", fg="red")
             click.echo(f"{mark} {step.name:<22} {step.seconds:6.2f}s  {step.detail}")
 
-    report = run_smoke_test(site, user_config, workdir, timeout=timeout, on_step=show)
+    report = run_smoke_test(
+        site, user_config, workdir, timeout=timeout, on_step=show, harvester=harvester
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

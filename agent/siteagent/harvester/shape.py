@@ -32,6 +32,14 @@ def worker_id(qc: QueueConfig, workspec: Any) -> str:
     return wid
 
 
+# the WorkSpec fields worker_config reads: workers equal in these get equal configs
+SHAPE_FIELDS = ("nCore", "maxWalltime", "minRamCount")
+
+
+def shape_key(workspec: Any) -> tuple:
+    return tuple(getattr(workspec, name, None) for name in SHAPE_FIELDS)
+
+
 def worker_config(qc: QueueConfig, profile: Profile, workspec: Any) -> dict[str, Any]:
     """The canonical user_endpoint_config of one worker: the queue's static options, then
     the shape Harvester asked for (nCore, maxWalltime, minRamCount)."""

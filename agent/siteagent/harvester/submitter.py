@@ -10,6 +10,7 @@ from siteagent.harvester.plugin import GlobusComputePlugin
 from siteagent.harvester.registry import TaskRecord
 from siteagent.harvester.shape import (
     payload_argv,
+    shape_key,
     shell_walltime,
     worker_command,
     worker_config,
@@ -31,10 +32,14 @@ class GlobusComputeSubmitter(GlobusComputePlugin):
         except SiteAgentError as err:
             return [(False, str(err))] * len(workspec_list)
         pending: list[tuple[int, Any, str, Any]] = []
+        configs: dict[tuple, dict[str, Any]] = {}
         for i, ws in enumerate(workspec_list):
             try:
                 wid = worker_id(qc, ws)
-                config = worker_config(qc, profile, ws)
+                key = shape_key(ws)
+                if key not in configs:  # validate each shape once, not each worker
+                    configs[key] = worker_config(qc, profile, ws)
+                config = configs[key]
                 fn = ShellFunction(
                     worker_command(wid, payload_argv(qc, ws)), walltime=shell_walltime(config)
                 )
