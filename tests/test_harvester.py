@@ -116,7 +116,9 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     [(status, diag)] = wait_status(monitor, [ws], ST_CANCELLED)
     assert status == ST_CANCELLED and "stopped by the sweeper" in diag
     time.sleep(0.5)
-    sleeping = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "271"]]
+    sleeping = [
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "271"]
+    ]
     assert sleeping == []
     assert not record.exists()
     assert sweeper.sweep_worker(ws) == (True, "")

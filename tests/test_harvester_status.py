@@ -86,4 +86,6 @@ def test_batch_status_is_chunked_and_unreachable_means_check_again():
     got = backend.remote_status(ids)
     assert service.calls == [STATUS_CHUNK, STATUS_CHUNK, 500]
     assert got[ids[0]]["status"] == "running" and len(got) == 2500
-    assert GlobusBackend("x", 1, client=BatchStatusService({}, fail=True)).remote_status(ids) is None
+    assert (
+        GlobusBackend("x", 1, client=BatchStatusService({}, fail=True)).remote_status(ids) is None
+    )

@@ -21,9 +21,7 @@ def _worker_pools(marker: str) -> list[int]:
 
 def test_smoke_test_runs_work_on_real_workers(run_cli, tmp_path):
     workdir = tmp_path / "smoke"
-    r = run_cli(
-        "smoke-test", "--json", "--harvester", "--workdir", str(workdir), "--timeout", "90"
-    )
+    r = run_cli("smoke-test", "--json", "--harvester", "--workdir", str(workdir), "--timeout", "90")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["ok"] is True

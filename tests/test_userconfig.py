@@ -32,7 +32,10 @@ def test_schema_is_closed(site):
     assert schema["additionalProperties"] is False
     for name, prop in schema["properties"].items():
         assert (
-            "enum" in prop or "const" in prop or prop["type"] in ("integer", "array", "object") or "pattern" in prop
+            "enum" in prop
+            or "const" in prop
+            or prop["type"] in ("integer", "array", "object")
+            or "pattern" in prop
         ), name
 
 
@@ -138,7 +141,9 @@ def test_canonical_config_passes_its_own_schema():
 def test_control_config_stands_alone(site):
     profile = load_profile(site)
     assert canonicalize(profile, {"control": True}) == {"control": True}
-    with pytest.raises(ConfigError, match="^user_endpoint_config: control: takes no other option$"):
+    with pytest.raises(
+        ConfigError, match=r"^user_endpoint_config: control: takes no other option$"
+    ):
         validate(profile, {"control": True, "nodes": 1})
-    with pytest.raises(ConfigError, match="^user_endpoint_config: control: "):
+    with pytest.raises(ConfigError, match=r"^user_endpoint_config: control: "):
         validate(profile, {"control": False})
