@@ -157,3 +157,12 @@ def test_failed_check_stops_before_submitting(home, monkeypatch, tmp_path):
 def test_bad_user_config_is_refused_before_the_preflight(home):
     with pytest.raises(ConfigError, match="account"):
         run_site_smoke_test(load_profile("polaris"), Path(home["HOME"]) / "nowhere", {})
+
+
+def test_harvester_flag_is_for_the_in_process_engine_only(run_cli, home):
+    r = run_cli(
+        "smoke-test", "--site", "polaris", "--harvester", "--config", '{"account": "a"}', env=home
+    )
+    assert r.returncode == 2
+    assert r.stderr.startswith("site-agent: error: --harvester: runs the plugins on the in-process")
+    assert r.stderr.count("\n") == 1

@@ -21,7 +21,7 @@ def _worker_pools(marker: str) -> list[int]:
 
 def test_smoke_test_runs_work_on_real_workers(run_cli, tmp_path):
     workdir = tmp_path / "smoke"
-    r = run_cli("smoke-test", "--json", "--workdir", str(workdir), "--timeout", "90")
+    r = run_cli("smoke-test", "--json", "--harvester", "--workdir", str(workdir), "--timeout", "90")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["ok"] is True
@@ -29,6 +29,8 @@ def test_smoke_test_runs_work_on_real_workers(run_cli, tmp_path):
     assert names[:2] == ["render endpoint", "render user endpoint"]
     assert "python function" in names and "shell command" in names and names[-1] == "stop engine"
     assert all(s["ok"] for s in report["steps"])
+    harvester = next(s for s in report["steps"] if s["name"] == "harvester workers")
+    assert "2 workers submitted and finished, 1 stopped by the sweeper" in harvester["detail"]
     # the engine really ran its provider: the LocalProvider submit script exists
     assert list((workdir / "run" / "submit_scripts").glob("*.sh"))
     assert _worker_pools(str(workdir)) == []

@@ -238,9 +238,9 @@ def exec_command(
 
 def _required_defaults(profile) -> dict[str, Any]:
     # exec needs no account: the batch job it runs in already has one
-    from siteagent.userconfig import user_config_schema
+    from siteagent.userconfig import required_fields
 
-    return {"account": "x"} if "account" in user_config_schema(profile)["required"] else {}
+    return {"account": "x"} if "account" in required_fields(profile) else {}
 
 
 @cli.group(cls=_Group)
@@ -455,6 +455,11 @@ def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) 
     type=click.FloatRange(1, 86400),
     help="Seconds to wait for each task (default: 60 on local, 1800 where a batch queue waits).",
 )
+@click.option(
+    "--harvester",
+    is_flag=True,
+    help="Also run Harvester's plugins: submit, monitor and stop workers on the engine.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def smoke_test(
     site: str,
@@ -462,6 +467,7 @@ def smoke_test(
     workdir: Path | None,
     endpoint_dir: Path | None,
     timeout: float | None,
+    harvester: bool,
     as_json: bool,
 ) -> None:
     """Prove the path end to end. local: render, start the real engine in-process, run a Python
@@ -481,11 +487,23 @@ def smoke_test(
     if profile.scheduler == "local":
         from siteagent.smoke import run_smoke_test
 
-        report = run_smoke_test(site, user_config, workdir, timeout=timeout or 60.0, on_step=show)
+        report = run_smoke_test(
+            site,
+            user_config,
+            workdir,
+            timeout=timeout or 60.0,
+            on_step=show,
+            harvester=harvester,
+        )
     else:
         from siteagent.install import default_endpoint_dir
         from siteagent.site_smoke import run_site_smoke_test
 
+        if harvester:
+            raise ConfigError(
+                f"--harvester: runs the plugins on the in-process engine, so only on "
+                f"local-scheduler profiles ('{profile.name}' uses {profile.scheduler})"
+            )
         directory = (
             endpoint_dir.expanduser().absolute() if endpoint_dir else default_endpoint_dir(profile)
         )
