@@ -9,14 +9,16 @@ import time
 import uuid
 from pathlib import Path
 
+import globus_compute_sdk
 import pytest
 
 from siteagent.errors import ConfigError
+from siteagent.harvester.backends import GlobusBackend
 from siteagent.install import install
 from siteagent.profiles import load_profile
 from siteagent.site_smoke import NotReadyError, logged_in, run_site_smoke_test
 
-from .standins.globus_compute.executor import StandinExecutor
+from .standins.globus_compute.executor import StandinClient, StandinExecutor
 
 PBS_STANDINS = Path(__file__).parent / "standins" / "pbs"
 NOT_LOGGED_IN = (
@@ -120,6 +122,8 @@ def test_submission_through_the_installed_endpoint(home, monkeypatch):
     (report.directory / "endpoint.json").write_text(json.dumps({"endpoint_id": ep_id}))
     monkeypatch.setenv("GLOBUS_COMPUTE_CLIENT_ID", "c")
     monkeypatch.setenv("GLOBUS_COMPUTE_CLIENT_SECRET", "s")
+    # the boundary: the SDK's Executor and Client (the cloud); Harvester's GlobusBackend as is
+    monkeypatch.setattr(globus_compute_sdk, "Executor", StandinExecutor)
     StandinExecutor.submitted.clear()
     seen = []
     result = run_site_smoke_test(
@@ -128,7 +132,7 @@ def test_submission_through_the_installed_endpoint(home, monkeypatch):
         {"account": "hep", "ranks_per_node": 4},
         timeout=120,
         on_step=seen.append,
-        executor_factory=StandinExecutor,
+        backend_factory=lambda ep: GlobusBackend(ep, batch_size=8, client=StandinClient()),
     )
     assert [s.name for s in seen] == ["check", "connect", "python function", "shell command"]
     assert result.ok, [(s.name, s.detail) for s in result.steps]
@@ -144,11 +148,11 @@ def test_failed_check_stops_before_submitting(home, monkeypatch, tmp_path):
     (report.directory / "endpoint.json").write_text(json.dumps({"endpoint_id": str(uuid.uuid4())}))
     store_tokens(expires_in=3600)
 
-    def never(**kwargs):
+    def never(endpoint_id):
         raise AssertionError("must not connect after a failed check")
 
     result = run_site_smoke_test(
-        profile, report.directory, {"account": "hep"}, executor_factory=never
+        profile, report.directory, {"account": "hep"}, backend_factory=never
     )
     assert not result.ok and [s.name for s in result.steps] == ["check"]
     assert "scheduler" in result.steps[0].detail

@@ -75,24 +75,19 @@ def preflight(profile: Profile, directory: Path) -> str:
     return ep_id
 
 
-def _sdk_executor(**kwargs: Any):
-    from globus_compute_sdk import Executor
-
-    return Executor(**kwargs)
-
-
 def run_site_smoke_test(
     profile: Profile,
     directory: Path,
     user_config: dict[str, Any] | None = None,
     timeout: float = 1800.0,
     on_step: Callable[[Step], None] | None = None,
-    executor_factory: Callable[..., Any] = _sdk_executor,
+    backend_factory: Callable[[str], Any] | None = None,
 ) -> SmokeReport:
     """Check, then submit a Python function and a shell command to the installed endpoint.
 
-    ``executor_factory`` is called as ``globus_compute_sdk.Executor`` is: with ``endpoint_id``
-    and ``user_endpoint_config`` keywords (tests pass a stand-in; the Globus cloud is not here).
+    Tasks go the way Harvester's plugins send them: through a ``GlobusBackend`` (the SDK's
+    Executor against the Globus service), or what ``backend_factory(endpoint_id)`` returns
+    (tests: a GlobusBackend over stand-ins for the SDK's Executor and Client).
     """
     from siteagent.userconfig import canonicalize
 
@@ -114,7 +109,11 @@ def run_site_smoke_test(
         return f"{len(result.results)} checks, {warned} warnings"
 
     def connect() -> str:
-        state["executor"] = executor_factory(endpoint_id=ep_id, user_endpoint_config=config)
+        from siteagent.harvester.backends import GlobusBackend
+
+        make = backend_factory or (lambda ep: GlobusBackend(ep, batch_size=8))
+        state["backend"] = make(ep_id)
+        state["executor"] = state["backend"].executor(config)
         return f"endpoint {ep_id}, user_endpoint_config {json.dumps(config, sort_keys=True)}"
 
     def python_task() -> str:
@@ -144,6 +143,6 @@ def run_site_smoke_test(
         if steps.run("check", check) and steps.run("connect", connect):
             steps.run("python function", python_task) and steps.run("shell command", shell_task)
     finally:
-        if "executor" in state:
-            state.pop("executor").shutdown(wait=False, cancel_futures=True)
+        if "backend" in state:
+            state.pop("backend").shutdown()
     return report

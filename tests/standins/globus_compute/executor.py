@@ -32,8 +32,13 @@ class StandinExecutor:
     submitted: list[tuple[str, tuple]] = []  # (function name, args) of every instance
 
     def __init__(self, *args, **kwargs):
-        if args or set(kwargs) != {"endpoint_id", "user_endpoint_config"}:
+        # exactly what siteagent.harvester.backends.GlobusBackend passes the SDK's Executor
+        if args or set(kwargs) != {"endpoint_id", "client", "user_endpoint_config", "batch_size"}:
             raise TypeError(f"stand-in Executor: unexpected arguments {args} {sorted(kwargs)}")
+        if not isinstance(kwargs["client"], StandinClient):
+            raise TypeError("stand-in Executor: client must be the stand-in Client")
+        if not (isinstance(kwargs["batch_size"], int) and kwargs["batch_size"] >= 1):
+            raise ValueError(f"stand-in Executor: batch_size {kwargs['batch_size']!r}")
         endpoint_id = str(uuid.UUID(kwargs["endpoint_id"]))  # ValueError if not a UUID
         config = kwargs["user_endpoint_config"]
         if not isinstance(config, dict):
@@ -86,3 +91,10 @@ class StandinExecutor:
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+class StandinClient:
+    """Stands in for ``globus_compute_sdk.Client``; the smoke test calls none of its methods."""
+
+    def __getattr__(self, name):
+        raise AttributeError(f"stand-in Client: {name} not expected")
