@@ -208,3 +208,14 @@ def test_broken_template_is_reported_with_its_path(endpoint_dir):
     (d / "user_config_template.yaml.j2").write_text("engine: {{ nosuchvar }}\n")
     with pytest.raises(ConfigError, match=r"user_config_template\.yaml\.j2: UndefinedError"):
         render_user_config(d, {})
+
+
+@pytest.mark.parametrize("site", PROFILE_NAMES)
+def test_control_config_runs_on_the_login_node(site, tmp_path):
+    profile = load_profile(site)
+    write_endpoint(render_endpoint(profile, tmp_path), tmp_path)
+    result = validate_endpoint(tmp_path, {"control": True})
+    provider = result.config.engine.executor.provider
+    assert result.provider_type == "LocalProvider"
+    assert (provider.nodes_per_block, provider.init_blocks, provider.max_blocks) == (1, 0, 1)
+    assert f"export SITE_AGENT_EXEC={tmp_path}/bin/site-agent-exec" in provider.worker_init

@@ -21,7 +21,7 @@ def _worker_pools(marker: str) -> list[int]:
 
 def test_smoke_test_runs_work_on_real_workers(run_cli, tmp_path):
     workdir = tmp_path / "smoke"
-    r = run_cli("smoke-test", "--json", "--workdir", str(workdir), "--timeout", "90")
+    r = run_cli("smoke-test", "--json", "--harvester", "--workdir", str(workdir), "--timeout", "90")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["ok"] is True
@@ -29,6 +29,8 @@ def test_smoke_test_runs_work_on_real_workers(run_cli, tmp_path):
     assert names[:2] == ["render endpoint", "render user endpoint"]
     assert "python function" in names and "shell command" in names and names[-1] == "stop engine"
     assert all(s["ok"] for s in report["steps"])
+    harvester = next(s for s in report["steps"] if s["name"] == "harvester workers")
+    assert "2 workers submitted and finished, 1 stopped by the sweeper" in harvester["detail"]
     # the engine really ran its provider: the LocalProvider submit script exists
     assert list((workdir / "run" / "submit_scripts").glob("*.sh"))
     assert _worker_pools(str(workdir)) == []
@@ -42,9 +44,11 @@ def test_smoke_test_human_output_and_bad_config(run_cli):
     assert "smoke test FAILED" in r.stdout
 
 
-def test_smoke_test_refuses_batch_sites_in_process(run_cli):
-    r = run_cli("smoke-test", "--site", "polaris", "--json")
-    assert r.returncode == 1
-    report = json.loads(r.stdout)
-    assert report["ok"] is False
-    assert "pbspro" in report["steps"][0]["detail"]
+def test_smoke_test_on_batch_site_uses_the_installed_endpoint(run_cli, tmp_path):
+    # no in-process engine for pbspro: it goes to the installed endpoint, which is not there
+    env = {"HOME": str(tmp_path), "GLOBUS_COMPUTE_USER_DIR": ""}
+    r = run_cli(
+        "smoke-test", "--site", "polaris", "--json", "--config", '{"account": "a"}', env=env
+    )
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("site-agent: error: endpoint 'polaris-panda' is not installed")

@@ -6,7 +6,13 @@ import pytest
 
 from siteagent.errors import ConfigError
 from siteagent.profiles import load_profile
-from siteagent.userconfig import canonicalize, config_key, user_config_schema, validate
+from siteagent.userconfig import (
+    canonicalize,
+    config_key,
+    required_fields,
+    user_config_schema,
+    validate,
+)
 
 from .conftest import PROFILE_NAMES
 
@@ -26,7 +32,10 @@ def test_schema_is_closed(site):
     assert schema["additionalProperties"] is False
     for name, prop in schema["properties"].items():
         assert (
-            "enum" in prop or prop["type"] in ("integer", "array", "object") or "pattern" in prop
+            "enum" in prop
+            or "const" in prop
+            or prop["type"] in ("integer", "array", "object")
+            or "pattern" in prop
         ), name
 
 
@@ -35,7 +44,7 @@ def test_schema_is_closed(site):
 def test_every_string_field_refuses_shell_and_newlines(site, bad):
     profile = load_profile(site)
     schema = user_config_schema(profile)
-    base = {"account": "acct"} if "account" in schema["required"] else {}
+    base = {"account": "acct"} if "account" in required_fields(profile) else {}
     fields = list(_string_fields(schema))
     assert fields, "schema has string fields"
     for field in fields:
@@ -126,3 +135,15 @@ def test_canonical_config_passes_its_own_schema():
         )
         validate(p, c)
         assert c["cores_per_rank"] >= 1
+
+
+@pytest.mark.parametrize("site", PROFILE_NAMES)
+def test_control_config_stands_alone(site):
+    profile = load_profile(site)
+    assert canonicalize(profile, {"control": True}) == {"control": True}
+    with pytest.raises(
+        ConfigError, match=r"^user_endpoint_config: control: takes no other option$"
+    ):
+        validate(profile, {"control": True, "nodes": 1})
+    with pytest.raises(ConfigError, match=r"^user_endpoint_config: control: "):
+        validate(profile, {"control": False})

@@ -238,9 +238,9 @@ def exec_command(
 
 def _required_defaults(profile) -> dict[str, Any]:
     # exec needs no account: the batch job it runs in already has one
-    from siteagent.userconfig import user_config_schema
+    from siteagent.userconfig import required_fields
 
-    return {"account": "x"} if "account" in user_config_schema(profile)["required"] else {}
+    return {"account": "x"} if "account" in required_fields(profile) else {}
 
 
 @cli.group(cls=_Group)
@@ -494,6 +494,69 @@ def _print_check_table(report) -> None:
     console.print(f"{verdict} in {report.seconds:.1f}s")
 
 
+# ---------------------------------------------------------------- install
+ENDPOINT_DIR_HELP = (
+    "Endpoint directory (default: ~/.globus_compute/<endpoint name of the profile>)."
+)
+
+
+@cli.command("install")
+@click.option("--site", required=True, help=SITE_HELP)
+@click.option("--endpoint-dir", type=click.Path(path_type=Path), help=ENDPOINT_DIR_HELP)
+@click.option("--force", is_flag=True, help="Replace files edited by hand (a backup is kept).")
+def install_command(site: str, endpoint_dir: Path | None, force: bool) -> None:
+    """Write the endpoint directory of a site: the template endpoint files, the execution
+    wrapper and the cvmfsexec configuration. Running it again changes nothing."""
+    from siteagent.install import install
+    from siteagent.profiles import load_profile
+
+    report = install(load_profile(site), endpoint_dir, force=force)
+    for name, status in report.files:
+        click.echo(f"{status:<11} {report.directory / name}")
+    if report.backup_dir:
+        click.echo(f"backed up   {report.backup_dir}")
+    kept = report.names("kept-edited")
+    if kept:
+        click.echo(
+            f"note: kept {len(kept)} file(s) edited by hand; `site-agent install --site {site} "
+            "--force` replaces them (a backup is kept)"
+        )
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    verdict = "installed" if report.changed else "unchanged"
+    click.echo(f"endpoint '{report.endpoint_name}' {verdict} in {report.directory}")
+    gce = Path(sys.executable).with_name("globus-compute-endpoint")
+    gce_cmd = str(gce) if gce.is_file() else "globus-compute-endpoint"
+    click.echo("next steps:")
+    click.echo(f"  {gce_cmd} login")
+    click.echo(f"  {gce_cmd} start {report.directory.name}")
+    click.echo(f'  site-agent smoke-test --site {site} --config \'{{"account": "..."}}\'')
+
+
+@cli.command("uninstall")
+@click.option("--site", help="Find the endpoint directory from this profile.")
+@click.option(
+    "--endpoint-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Endpoint directory (default: the one site-agent installed under ~/.globus_compute).",
+)
+@click.option("--force", is_flag=True, help="Also remove files edited by hand.")
+def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) -> None:
+    """Remove exactly the files `site-agent install` wrote; anything else stays."""
+    from siteagent.install import default_endpoint_dir, find_installed, uninstall
+    from siteagent.profiles import load_profile
+
+    if endpoint_dir is None:
+        endpoint_dir = default_endpoint_dir(load_profile(site)) if site else find_installed()
+    report = uninstall(endpoint_dir, force=force)
+    for name in report.removed:
+        click.echo(f"removed     {report.directory / name}")
+    for name in report.left:
+        click.echo(f"left        {report.directory / name} (not written by site-agent)")
+    if report.directory_removed:
+        click.echo(f"removed     {report.directory}/")
+
+
 # ---------------------------------------------------------------- smoke test
 @cli.command("smoke-test")
 @click.option("--site", default="local", show_default=True, help=SITE_HELP)
@@ -506,22 +569,36 @@ def _print_check_table(report) -> None:
 @click.option(
     "--workdir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Keep files here instead of a temporary directory.",
+    help="local: keep files here instead of a temporary directory.",
+)
+@click.option(
+    "--endpoint-dir", type=click.Path(path_type=Path, file_okay=False), help=ENDPOINT_DIR_HELP
 )
 @click.option(
     "--timeout",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(1, 3600),
-    help="Seconds to wait for each task.",
+    type=click.FloatRange(1, 86400),
+    help="Seconds to wait for each task (default: 60 on local, 1800 where a batch queue waits).",
+)
+@click.option(
+    "--harvester",
+    is_flag=True,
+    help="Also run Harvester's plugins: submit, monitor and stop workers on the engine.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def smoke_test(
-    site: str, config_json: str | None, workdir: Path | None, timeout: float, as_json: bool
+    site: str,
+    config_json: str | None,
+    workdir: Path | None,
+    endpoint_dir: Path | None,
+    timeout: float | None,
+    harvester: bool,
+    as_json: bool,
 ) -> None:
-    """Prove the path end to end: render, start the real engine, run a Python function
-    and a shell command on its workers. Exit 0 only if every result is right."""
-    from siteagent.smoke import run_smoke_test
+    """Prove the path end to end. local: render, start the real engine in-process, run a Python
+    function and a shell command on its workers. Batch sites: `site-agent check`, then the same
+    two tasks through the installed endpoint (needs `globus-compute-endpoint login` and a
+    started endpoint). Exit 0 only if every result is right."""
+    from siteagent.profiles import load_profile
 
     user_config = _parse_json_option(config_json, "--config")
 
@@ -530,7 +607,33 @@ def smoke_test(
             mark = click.style("ok  ", fg="green") if step.ok else click.style("FAIL", fg="red")
             click.echo(f"{mark} {step.name:<22} {step.seconds:6.2f}s  {step.detail}")
 
-    report = run_smoke_test(site, user_config, workdir, timeout=timeout, on_step=show)
+    profile = load_profile(site)
+    if profile.scheduler == "local":
+        from siteagent.smoke import run_smoke_test
+
+        report = run_smoke_test(
+            site,
+            user_config,
+            workdir,
+            timeout=timeout or 60.0,
+            on_step=show,
+            harvester=harvester,
+        )
+    else:
+        from siteagent.install import default_endpoint_dir
+        from siteagent.site_smoke import run_site_smoke_test
+
+        if harvester:
+            raise ConfigError(
+                f"--harvester: runs the plugins on the in-process engine, so only on "
+                f"local-scheduler profiles ('{profile.name}' uses {profile.scheduler})"
+            )
+        directory = (
+            endpoint_dir.expanduser().absolute() if endpoint_dir else default_endpoint_dir(profile)
+        )
+        report = run_site_smoke_test(
+            profile, directory, user_config, timeout=timeout or 1800.0, on_step=show
+        )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -84,6 +84,7 @@ def run_smoke_test(
     keep: bool = False,
     timeout: float = 60.0,
     on_step: Callable[[Step], None] | None = None,
+    harvester: bool = False,
 ) -> SmokeReport:
     """Run the local end-to-end path and return what happened, step by step."""
     from siteagent.endpoint.render import render_endpoint, write_endpoint
@@ -158,7 +159,11 @@ def run_smoke_test(
             "render user endpoint", user_endpoint
         )
         if ok and steps.run("start engine", start):
-            steps.run("python function", python_task) and steps.run("shell command", shell_task)
+            ok = steps.run("python function", python_task) and steps.run(
+                "shell command", shell_task
+            )
+            if ok and harvester:
+                steps.run("harvester workers", lambda: harvester_round(site, base, timeout))
     finally:
         if "executor" in state:
             steps.run("stop engine", shutdown)
@@ -167,6 +172,64 @@ def run_smoke_test(
         if not keep and workdir is None and report.ok:
             shutil.rmtree(base, ignore_errors=True)
     return report
+
+
+def harvester_round(site: str, base: Path, timeout: float) -> str:
+    """Harvester's side: submit workers with the plugins, monitor them to the end, stop one."""
+    from siteagent.harvester.backends import shutdown_backends
+    from siteagent.harvester.base import ST_CANCELLED, ST_FINISHED
+    from siteagent.harvester.monitor import GlobusComputeMonitor
+    from siteagent.harvester.submitter import GlobusComputeSubmitter
+    from siteagent.harvester.sweeper import GlobusComputeSweeper
+
+    class Worker:  # the WorkSpec fields the plugins read and write
+        def __init__(self, worker_id: int):
+            self.workerID, self.nCore, self.maxWalltime, self.batchID = worker_id, 1, 600, None
+
+    keys = {"site": site, "backend": "local-engine", "workdir": str(base / "harvester")}
+    payload = ["bash", "-c", "echo pilot rank $SITE_AGENT_RANK of worker $SITE_AGENT_WORKER_ID"]
+    submitter = GlobusComputeSubmitter(**keys, payload=payload)
+    monitor = GlobusComputeMonitor(**keys)
+    long_submitter = GlobusComputeSubmitter(**keys, payload=["sleep", "600"])
+    sweeper = GlobusComputeSweeper(**keys)
+    state = base / "state"
+    saved = os.environ.get("SITE_AGENT_STATE")
+    os.environ["SITE_AGENT_STATE"] = str(state)  # the engine's workers inherit it
+    t0 = time.monotonic()
+    try:
+        workers, victim = [Worker(1), Worker(2)], Worker(3)
+        answers = submitter.submit_workers(workers) + long_submitter.submit_workers([victim])
+        if any(ok is not True for ok, _ in answers):
+            raise SiteAgentError(f"submit_workers: {answers}")
+        record = state / "workers" / f"{site}-3.json"
+        deadline = time.monotonic() + timeout
+        while not record.exists():
+            if time.monotonic() > deadline:
+                raise SiteAgentError("the worker to stop never started")
+            time.sleep(0.1)
+        [(ok, detail)] = sweeper.kill_workers([victim])
+        if not ok:
+            raise SiteAgentError(f"kill_workers: {detail}")
+        want = [ST_FINISHED, ST_FINISHED, ST_CANCELLED]
+        while True:
+            ok, states = monitor.check_workers([*workers, victim])
+            if ok and [s for s, _ in states] == want:
+                break
+            if time.monotonic() > deadline:
+                raise SiteAgentError(f"check_workers: {states}, wanted {want}")
+            time.sleep(0.2)
+        for w in [*workers, victim]:
+            sweeper.sweep_worker(w)
+    finally:
+        shutdown_backends()
+        if saved is None:
+            os.environ.pop("SITE_AGENT_STATE", None)
+        else:
+            os.environ["SITE_AGENT_STATE"] = saved
+    return (
+        f"2 workers submitted and finished, 1 stopped by the sweeper ({detail}) "
+        f"in {time.monotonic() - t0:.1f}s"
+    )
 
 
 def _wait_no_workers(run_root: Path, seconds: float) -> list[int]:

@@ -20,6 +20,9 @@ ENV_NAME = "^[A-Z_][A-Z0-9_]{0,63}$"
 ENV_VALUE = "^[A-Za-z0-9_./:,=@+%-]{0,512}$"
 CONDA_ENV = "^[A-Za-z0-9_./+-]{1,256}$"
 
+# The config of site-agent's control tasks: a local provider on the login node.
+CONTROL_CONFIG: dict[str, Any] = {"control": True}
+
 # Options in the order they are shown; the scheduler decides which apply.
 SCHEDULER_FIELDS = {
     "slurm": ("account", "queue", "qos", "constraint", "reservation"),
@@ -59,6 +62,8 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
             "additionalProperties": {"type": "string", "pattern": ENV_VALUE},
         },
     }
+    # a control config runs site-agent's own housekeeping (stopping a worker) on the login node
+    props["control"] = {"const": True}
     if profile.scheduler == "slurm" and node.memory_gb:
         props["mem_per_node_gb"] = {"type": "integer", "minimum": 1, "maximum": node.memory_gb}
     for name in SCHEDULER_FIELDS[profile.scheduler]:
@@ -69,17 +74,25 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
         props["filesystems"] = {"type": "string", "pattern": "^[a-z0-9_]+(:[a-z0-9_]+)*$"}
     if "queue" in props and limits.get("queues"):
         props["queue"] = {"enum": list(limits["queues"])}
-    required = []
-    if profile.scheduler != "local" and not profile.section("directives").get("account"):
-        required.append("account")
+    required = required_fields(profile)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"user_endpoint_config for site profile {profile.name}",
         "type": "object",
         "properties": props,
-        "required": required,
         "additionalProperties": False,
+        # a control config stands alone; every other config names what the site requires
+        "if": {"required": ["control"]},
+        "then": {"maxProperties": 1},
+        "else": {"required": required},
     }
+
+
+def required_fields(profile: Profile) -> list[str]:
+    """Options a worker config must name because the profile has no default for them."""
+    if profile.scheduler != "local" and not profile.section("directives").get("account"):
+        return ["account"]
+    return []
 
 
 def defaults(profile: Profile) -> dict[str, Any]:
@@ -122,10 +135,14 @@ def validate(profile: Profile, config: dict[str, Any]) -> None:
 
     if not isinstance(config, dict):
         raise ConfigError("user_endpoint_config: must be a JSON object")
+    if "control" in config and len(config) > 1:
+        raise ConfigError("user_endpoint_config: control: takes no other option")
     error = best_error(Draft202012Validator(user_config_schema(profile)).iter_errors(config))
     if error is not None:
         where, problem = describe(error)
         raise ConfigError(f"user_endpoint_config: {where}: {problem}")
+    if "control" in config:
+        return
     _check_shape(profile, config)
 
 
@@ -163,6 +180,8 @@ def canonicalize(profile: Profile, config: dict[str, Any]) -> dict[str, Any]:
     must not start two.
     """
     validate(profile, config)
+    if "control" in config:
+        return dict(CONTROL_CONFIG)
     out = defaults(profile) | config
     if profile.scheduler == "local":
         for k in [k for k in out if k in ("account", "queue")]:

@@ -28,6 +28,14 @@ class TaskFailed(Exception):
         self.task_id = task_id
 
 
+class TaskLost(Exception):
+    """The engine stopped before the task ended; its result will never come."""
+
+    def __init__(self, task_id: uuid.UUID):
+        super().__init__(f"task {task_id} lost: the engine stopped before it ended")
+        self.task_id = task_id
+
+
 class EngineExecutor(concurrent.futures.Executor):
     """A started Globus Compute engine behind the ``concurrent.futures`` interface."""
 
@@ -76,7 +84,10 @@ class EngineExecutor(concurrent.futures.Executor):
 
         with self._lock:
             self._futures.pop(gc_future.gc_task_id, None)
-        if not out.set_running_or_notify_cancel():
+        try:
+            if not out.set_running_or_notify_cancel():
+                return
+        except RuntimeError:  # already settled as lost by shutdown()
             return
         try:
             result = messagepack.unpack(gc_future.result())
@@ -101,6 +112,13 @@ class EngineExecutor(concurrent.futures.Executor):
             for f in pending:
                 f.cancel()
         self.engine.shutdown()
+        # what the engine never answered is lost with it: say so rather than hang a waiter
+        for f in pending:
+            try:
+                if f.set_running_or_notify_cancel():
+                    f.set_exception(TaskLost(f.task_id))
+            except (RuntimeError, concurrent.futures.InvalidStateError):
+                pass  # its result came in meanwhile
 
 
 def _ensure_on_path(bin_dir: Path) -> None:

@@ -192,16 +192,20 @@ def render_endpoint(
     return RenderedEndpoint(profile=profile, files=files)
 
 
+def managed_files(rendered: RenderedEndpoint) -> dict[str, ManagedFile]:
+    """The rendered files with the mode each is written with."""
+    # the environment file may carry proxy credentials: owner-only
+    modes = {ENVIRONMENT: 0o600, EXEC_WRAPPER: 0o755}
+    return {
+        name: ManagedFile(text, modes.get(name, 0o644)) for name, text in rendered.files.items()
+    }
+
+
 def write_endpoint(
     rendered: RenderedEndpoint, out_dir: Path, *, force: bool = False
 ) -> WriteReport:
     """Write the rendered files atomically; user edits stop the write unless ``force``."""
-    # the environment file may carry proxy credentials: owner-only
-    modes = {ENVIRONMENT: 0o600, EXEC_WRAPPER: 0o755}
-    files = {
-        name: ManagedFile(text, modes.get(name, 0o644)) for name, text in rendered.files.items()
-    }
-    return write_managed(Path(out_dir), files, force=force)
+    return write_managed(Path(out_dir), managed_files(rendered), force=force)
 
 
 def template_resource(name: str) -> str:

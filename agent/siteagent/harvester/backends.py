@@ -1,0 +1,142 @@
+"""Where the plugins send tasks: a ``concurrent.futures`` executor per user endpoint config.
+
+``globus``: ``globus_compute_sdk.Executor`` against the site's template endpoint (production).
+``local-engine``: the real Globus Compute engine started in this process from the rendered
+endpoint (tests and ``site-agent smoke-test --harvester``); only the cloud hop is missing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from siteagent.errors import ConfigError
+from siteagent.harvester.config import QueueConfig
+from siteagent.userconfig import config_key
+
+# at most this many task ids per status request to the web service
+STATUS_CHUNK = 1000
+
+
+class Backend:
+    """One executor per distinct user endpoint config, created on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executors: dict[str, concurrent.futures.Executor] = {}
+
+    def executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
+        key = config_key(config)
+        with self._lock:
+            if key not in self._executors:
+                self._executors[key] = self._make_executor(config)
+            return self._executors[key]
+
+    def _make_executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
+        raise NotImplementedError
+
+    def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
+        """Status of tasks this process holds no future for (after a Harvester restart), as
+        ``{task_id: {"pending": bool, "status": str, ...}}``; None when it cannot be known now."""
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        with self._lock:
+            executors, self._executors = list(self._executors.values()), {}
+        for ex in executors:
+            ex.shutdown(wait=False, cancel_futures=True)
+
+
+class GlobusBackend(Backend):
+    """The Globus Compute web service, through the SDK (needs a logged-in identity)."""
+
+    def __init__(self, endpoint_id: str, batch_size: int, client: Any = None):
+        super().__init__()
+        self.endpoint_id = endpoint_id
+        self.batch_size = batch_size
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from globus_compute_sdk import Client
+
+            self._client = Client()
+        return self._client
+
+    def _make_executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
+        from globus_compute_sdk import Executor
+
+        return Executor(
+            endpoint_id=self.endpoint_id,
+            client=self.client,
+            user_endpoint_config=config,
+            batch_size=self.batch_size,
+        )
+
+    def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            for i in range(0, len(task_ids), STATUS_CHUNK):
+                out.update(self.client.get_batch_result(task_ids[i : i + STATUS_CHUNK]))
+        except Exception:  # the service is unreachable now: Harvester retries the check
+            return None
+        return out
+
+
+class EngineBackend(Backend):
+    """The real engine in this process, one per config, from the endpoint rendered for ``site``."""
+
+    def __init__(self, site: str, workdir: Path | None = None):
+        super().__init__()
+        from siteagent.endpoint.render import render_endpoint, write_endpoint
+        from siteagent.profiles import load_profile
+
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="site-agent-harvester-"))
+        self.endpoint_dir = self.workdir / "endpoint"
+        profile = load_profile(site)
+        write_endpoint(render_endpoint(profile, self.endpoint_dir), self.endpoint_dir, force=True)
+
+    def _make_executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
+        from siteagent.endpoint.engine import EngineExecutor
+        from siteagent.endpoint.validate import validate_endpoint
+
+        loaded = validate_endpoint(self.endpoint_dir, config).config
+        run = self.workdir / "run" / hashlib.sha256(config_key(config).encode()).hexdigest()[:12]
+        return EngineExecutor(loaded.engine, run)
+
+    def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
+        # an in-process engine keeps no tasks beyond its futures: an unknown id is lost
+        return {tid: {"pending": False, "status": "unknown"} for tid in task_ids}
+
+
+BACKENDS = ("globus", "local-engine")
+_cache: dict[tuple, Backend] = {}
+_cache_lock = threading.Lock()
+
+
+def backend_for(qc: QueueConfig) -> Backend:
+    """The backend of a queue config, shared by the plugins of this process."""
+    key = (qc.backend, qc.endpoint_id, qc.site, qc.workdir)
+    with _cache_lock:
+        if key not in _cache:
+            if qc.backend == "globus":
+                if not qc.endpoint_id:
+                    raise ConfigError("queue config: endpointId: required with backend 'globus'")
+                _cache[key] = GlobusBackend(qc.endpoint_id, qc.batch_size)
+            else:
+                _cache[key] = EngineBackend(qc.site, Path(qc.workdir) if qc.workdir else None)
+        return _cache[key]
+
+
+def shutdown_backends() -> None:
+    """Stop every backend of this process (tests, smoke test, Harvester shutdown)."""
+    with _cache_lock:
+        backends = list(_cache.values())
+        _cache.clear()
+    for b in backends:
+        b.shutdown()

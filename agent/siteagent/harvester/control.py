@@ -1,0 +1,55 @@
+"""Housekeeping tasks the sweeper sends to the control user endpoint (a local provider on
+the login node). They run on the site, so they import only what the site-agent install has."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# how the site's scheduler cancels the batch job a worker runs in
+CANCEL_COMMANDS = {"slurm": "scancel", "pbspro": "qdel"}
+
+
+def stop_worker(worker_id: str) -> dict[str, Any]:
+    """Stop one worker wherever it is: a signal when it runs on this host, its batch job
+    otherwise, and a stop mark that keeps a still-queued worker from starting."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    from pathlib import Path
+
+    import psutil
+
+    from siteagent.fileio import atomic_write
+
+    state = Path(os.environ.get("SITE_AGENT_STATE") or Path.home() / ".site-agent") / "workers"
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    record_path = state / f"{worker_id}.json"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        # not started yet (or already gone): make sure it never starts
+        atomic_write(state / f"{worker_id}.stop", "stopped by the sweeper\n", mode=0o600)
+        return {"worker": worker_id, "action": "marked", "detail": "not running: will not start"}
+
+    if record.get("host") == socket.gethostname():
+        try:
+            proc = psutil.Process(int(record["pid"]))
+            if proc.environ().get("SITE_AGENT_WORKER_ID") != worker_id:
+                raise psutil.NoSuchProcess(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            return {"worker": worker_id, "action": "none", "detail": "already ended"}
+        return {"worker": worker_id, "action": "signalled", "detail": f"SIGTERM to pid {proc.pid}"}
+
+    job_id = str(record.get("job_id") or "")
+    cancel = CANCEL_COMMANDS.get(os.environ.get("SITE_AGENT_SCHEDULER", ""))
+    if job_id and cancel:
+        out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"{cancel} {job_id}: {out.stderr.strip() or out.returncode}")
+        return {"worker": worker_id, "action": "cancelled", "detail": f"{cancel} {job_id}"}
+    raise RuntimeError(
+        f"worker {worker_id} runs on {record.get('host')} with no batch job to cancel"
+    )

@@ -1,0 +1,63 @@
+"""Harvester sweeper: stop workers through a control task on the site's login node."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import wait
+from typing import Any
+
+from siteagent.harvester.control import stop_worker
+from siteagent.harvester.plugin import GlobusComputePlugin
+from siteagent.userconfig import CONTROL_CONFIG
+
+
+class GlobusComputeSweeper(GlobusComputePlugin):
+    def kill_workers(self, workspec_list: list[Any]) -> list[tuple[bool, str]]:
+        """Per worker, in order: (True, what was done) or (False, why it could not be)."""
+        results: list[tuple[bool, str]] = [(False, "")] * len(workspec_list)
+        stops: list[tuple[int, Any, Any]] = []
+        for i, ws in enumerate(workspec_list):
+            record = self.registry.get(ws.batchID)
+            if record is not None and record.future.done():
+                results[i] = (True, "already ended")
+                continue
+            # no local cancel: the task is with the endpoint already (it has an id), so only a
+            # stop task on the site can end it, or keep it from starting
+            from siteagent.harvester.shape import worker_id
+
+            wid = record.worker_id if record else worker_id(self.gc_queue, ws)
+            try:
+                future = self.gc_backend.executor(CONTROL_CONFIG).submit(stop_worker, wid)
+            except Exception as err:
+                results[i] = (False, f"cannot send the stop task: {type(err).__name__}: {err}")
+                continue
+            stops.append((i, record, future))
+        wait([f for _, _, f in stops], timeout=self.gc_queue.result_timeout)
+        for i, record, future in stops:
+            if not future.done():
+                future.cancel()
+                results[i] = (
+                    False,
+                    f"stop task gave no answer in {self.gc_queue.result_timeout:g} s",
+                )
+                continue
+            if future.exception() is not None:
+                results[i] = (False, f"stop failed: {future.exception()}")
+                continue
+            answer = future.result()
+            detail = f"{answer['action']}: {answer['detail']}"
+            if record is not None:
+                record.stopped_at, record.stop_detail = (
+                    time.time(),
+                    f"stopped by the sweeper ({detail})",
+                )
+            results[i] = (True, detail)
+        return results
+
+    def kill_worker(self, workspec: Any) -> tuple[bool, str]:
+        return self.kill_workers([workspec])[0]
+
+    def sweep_worker(self, workspec: Any) -> tuple[bool, str]:
+        """Forget the worker's task; its files on the site are removed by the worker itself."""
+        self.registry.forget(workspec.batchID)
+        return True, ""

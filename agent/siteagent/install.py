@@ -1,0 +1,202 @@
+"""``site-agent install`` / ``uninstall``: put a site's endpoint directory on this login node.
+
+One directory holds everything: the four template-endpoint files and ``bin/site-agent-exec``
+(endpoint/render.py) and, for cvmfsexec sites, ``cvmfs/default.local``. All of it goes through
+managed.py, so the manifest lists exactly what we wrote, a second install changes nothing,
+files edited by hand are kept (or, with ``force``, replaced after a backup), and uninstall removes
+only what the manifest lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from siteagent import __version__
+from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.fileio import sha256_file, sha256_text
+from siteagent.managed import MANIFEST, ManagedFile, edited_files, remove_managed, write_managed
+from siteagent.profiles import Profile
+
+CVMFS_CONFIG = "cvmfs/default.local"
+CREATED, UNCHANGED, UPDATED, KEPT_EDITED = "created", "unchanged", "updated", "kept-edited"
+# a value in default.local is read by cvmfs's shell-like parser: no quote, space or $
+_CVMFS_VALUE = re.compile(r"^[A-Za-z0-9_.~%:@/,;|+=-]{1,1024}$")
+
+
+@dataclass
+class InstallReport:
+    site: str
+    endpoint_name: str
+    directory: Path
+    files: list[tuple[str, str]] = field(default_factory=list)  # (relative path, status)
+    backup_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(status in (CREATED, UPDATED) for _, status in self.files)
+
+    def names(self, status: str) -> list[str]:
+        return [name for name, s in self.files if s == status]
+
+
+@dataclass
+class UninstallReport:
+    directory: Path
+    removed: list[str]
+    left: list[str]  # files in the directory that site-agent did not write
+    directory_removed: bool
+
+
+def default_endpoint_dir(profile: Profile) -> Path:
+    """``endpoint.dir`` of the profile, else ``~/.globus_compute/<endpoint.name>``."""
+    from siteagent.checks.runner import endpoint_dir
+
+    return endpoint_dir(profile).expanduser().absolute()
+
+
+def _cvmfs_value(name: str, value: str) -> str:
+    if not _CVMFS_VALUE.fullmatch(value):
+        raise ConfigError(f"cvmfs: {name}: {value!r} has characters default.local cannot hold")
+    return f"{name}='{value}'"
+
+
+def render_cvmfs_config(profile: Profile) -> str | None:
+    """``default.local`` for cvmfsexec from the profile's proxy and cvmfs sections
+    (None where the site has native CVMFS or none)."""
+    cvmfs = profile.section("cvmfs")
+    if cvmfs["mode"] != "cvmfsexec":
+        return None
+    if not cvmfs["repositories"]:
+        raise ConfigError("cvmfs.repositories: cvmfsexec needs at least one repository")
+    proxy = profile.section("proxy")
+    # compute nodes fetch through the site proxy when there is one; DIRECT otherwise
+    http_proxy = proxy.get("http") or proxy.get("https") or "DIRECT"
+    lines = [
+        f"# Written by site-agent {__version__} for site profile '{profile.name}'.",
+        "# cvmfsexec reads this as dist/etc/cvmfs/default.local; one cache per node, never shared.",
+        _cvmfs_value("CVMFS_REPOSITORIES", ",".join(cvmfs["repositories"])),
+        _cvmfs_value("CVMFS_HTTP_PROXY", http_proxy),
+        _cvmfs_value("CVMFS_QUOTA_LIMIT", str(cvmfs["quota_mb"])),
+        "CVMFS_SHARED_CACHE='no'",
+    ]
+    if cvmfs.get("cache_dir"):
+        lines.append(_cvmfs_value("CVMFS_CACHE_BASE", cvmfs["cache_dir"]))
+    return "\n".join(lines) + "\n"
+
+
+def install_files(profile: Profile, directory: Path) -> dict[str, ManagedFile]:
+    """Every file ``install`` writes into ``directory``, with its mode."""
+    from siteagent.endpoint.render import managed_files, render_endpoint
+
+    files = managed_files(render_endpoint(profile, directory))
+    cvmfs = render_cvmfs_config(profile)
+    if cvmfs is not None:
+        # holds the proxy URL, which may carry credentials
+        files[CVMFS_CONFIG] = ManagedFile(cvmfs, 0o600)
+    return files
+
+
+def _private_dirs(directory: Path, names: list[str]) -> None:
+    """Create ``directory``, its missing parents and the files' subdirectories as 0700."""
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for d in [*reversed(missing), *sorted({(directory / n).parent for n in names})]:
+        if not d.exists():
+            d.mkdir(mode=0o700)
+            d.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
+def install(profile: Profile, directory: Path | None = None, force: bool = False) -> InstallReport:
+    """Write the endpoint directory of ``profile``; see the module docstring."""
+    directory = Path(directory).expanduser().absolute() if directory else None
+    directory = directory or default_endpoint_dir(profile)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"--endpoint-dir: {directory} exists and is not a directory")
+    files = install_files(profile, directory)
+    report = InstallReport(
+        site=profile.name, endpoint_name=profile.section("endpoint")["name"], directory=directory
+    )
+    existed = {name for name in files if (directory / name).is_file()}
+    edited = {
+        name
+        for name in edited_files(directory, sorted(existed))
+        if sha256_file(directory / name) != sha256_text(files[name].text)
+    }
+    to_write = files if force else {n: f for n, f in files.items() if n not in edited}
+    _private_dirs(directory, list(files))
+    written = write_managed(directory, to_write, force=force)
+    report.backup_dir = written.backup_dir
+    for name in sorted(files):
+        if name in written.unchanged:
+            status = UNCHANGED
+        elif name not in to_write:
+            status = KEPT_EDITED
+        else:
+            status = UPDATED if name in existed else CREATED
+        report.files.append((name, status))
+    image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    if image:
+        # worker_init puts this venv on PATH; it exists inside the image only
+        report.notes.append(
+            f"written inside the container {image}: worker_init points at {Path(sys.executable).parent}, "
+            "which compute nodes see only inside the image; see README, Deploy"
+        )
+    return report
+
+
+def _running_pid(directory: Path) -> int | None:
+    """PID of a live endpoint daemon for ``directory`` (globus-compute-endpoint's pid file)."""
+    try:
+        pid = int((directory / "daemon.pid").read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def find_installed(base: Path | None = None) -> Path:
+    """The one endpoint directory under the Globus Compute directory that site-agent manages."""
+    from globus_compute_sdk.sdk.compute_dir import get_compute_dir
+
+    base = base or get_compute_dir()
+    found = sorted(p.parent for p in base.glob(f"*/{MANIFEST}"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise SiteAgentError(f"no endpoint installed by site-agent under {base}")
+    names = ", ".join(p.name for p in found)
+    raise ConfigError(f"--endpoint-dir: several endpoints under {base} ({names}); name one")
+
+
+def uninstall(directory: Path, force: bool = False) -> UninstallReport:
+    """Remove exactly the files the manifest lists; user files stay."""
+    directory = Path(directory).expanduser().absolute()
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise SiteAgentError(f"{directory}: no {MANIFEST}, nothing site-agent installed there")
+    try:
+        json.loads(manifest_path.read_text())
+    except ValueError:
+        raise SiteAgentError(f"{manifest_path}: not valid JSON; remove the files by hand") from None
+    pid = _running_pid(directory)
+    if pid:  # even with force: its files are in use
+        raise SiteAgentError(
+            f"the endpoint in {directory} is running (pid {pid}): stop it first with "
+            f"`globus-compute-endpoint stop {directory.name}`"
+        )
+    removed = remove_managed(directory, force=force)
+    left = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+    gone = False
+    if not any(directory.iterdir()):
+        directory.rmdir()
+        gone = True
+    return UninstallReport(directory=directory, removed=removed, left=left, directory_removed=gone)

@@ -1,0 +1,189 @@
+"""Harvester plugins driven through the real Globus Compute engine (in-process, local provider)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+
+import psutil
+import pytest
+
+from siteagent.endpoint.render import render_endpoint, write_endpoint
+from siteagent.errors import ConfigError
+from siteagent.harvester.backends import shutdown_backends
+from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_SUBMITTED
+from siteagent.harvester.config import queue_config
+from siteagent.harvester.monitor import GlobusComputeMonitor
+from siteagent.harvester.registry import REGISTRY
+from siteagent.harvester.shape import worker_command, worker_config
+from siteagent.harvester.submitter import GlobusComputeSubmitter
+from siteagent.harvester.sweeper import GlobusComputeSweeper
+from siteagent.profiles import load_profile
+
+
+@dataclass
+class WorkSpec:
+    """The WorkSpec fields the plugins read and write (pandaharvester is not installable here)."""
+
+    workerID: int
+    nCore: int | None = None
+    maxWalltime: int | None = None
+    minRamCount: int | None = None
+    resourceType: str | None = None
+    batchID: str | None = None
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory):
+    state = tmp_path_factory.mktemp("state")
+    old = os.environ.get("SITE_AGENT_STATE")
+    # the engine's workers inherit this: worker records land in the test's directory
+    os.environ["SITE_AGENT_STATE"] = str(state)
+    yield tmp_path_factory.mktemp("engine"), state
+    shutdown_backends()
+    if old is None:
+        os.environ.pop("SITE_AGENT_STATE", None)
+    else:
+        os.environ["SITE_AGENT_STATE"] = old
+
+
+def plugins(engine_dir, **keys):
+    workdir, _ = engine_dir
+    keys = {"site": "local", "backend": "local-engine", "workdir": str(workdir)} | keys
+    return (
+        GlobusComputeSubmitter(**keys),
+        GlobusComputeMonitor(**keys),
+        GlobusComputeSweeper(**keys),
+    )
+
+
+def wait_status(monitor, workers, want, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, states = monitor.check_workers(workers)
+        assert ok, states
+        if all(s == want for s, _ in states) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.2)
+
+
+pytestmark = pytest.mark.slow
+
+
+def test_workers_run_through_the_execution_wrapper_and_finish(engine_dir):
+    submitter, monitor, _ = plugins(
+        engine_dir,
+        ranksPerNode=2,
+        payload=["bash", "-c", "echo rank=$SITE_AGENT_RANK worker=$SITE_AGENT_WORKER_ID"],
+    )
+    workers = [WorkSpec(workerID=i, nCore=2, maxWalltime=3599) for i in range(1, 4)]
+    assert submitter.submit_workers(workers) == [(True, "")] * 3
+    assert len({w.batchID for w in workers}) == 3
+    states = wait_status(monitor, workers, ST_FINISHED)
+    assert states == [(ST_FINISHED, "")] * 3
+    result = REGISTRY.get(workers[0].batchID).future.result()
+    assert set(result.stdout.splitlines()) == {f"rank={r} worker=local-1" for r in range(2)}
+
+
+def test_failing_payload_is_failed_with_the_pilot_meaning(engine_dir):
+    submitter, monitor, _ = plugins(
+        engine_dir, payload=["bash", "-c", "echo cvmfs is missing >&2; exit 64"]
+    )
+    ws = WorkSpec(workerID=10)
+    assert submitter.submit_workers([ws]) == [(True, "")]
+    [(status, diag)] = wait_status(monitor, [ws], ST_FAILED)
+    assert status == ST_FAILED
+    assert diag.startswith("exit 64; site offline or CVMFS unavailable")
+    assert "cvmfs is missing" in diag
+
+
+def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
+    _, state = engine_dir
+    submitter, monitor, sweeper = plugins(engine_dir, payload=["sleep", "271"])
+    ws = WorkSpec(workerID=20)
+    assert submitter.submit_workers([ws]) == [(True, "")]
+    record = state / "workers" / "local-20.json"
+    deadline = time.monotonic() + 60
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert record.exists(), "the worker never started"
+    assert monitor.check_workers([ws]) == (True, [(ST_SUBMITTED, "")])
+    [(ok, detail)] = sweeper.kill_workers([ws])
+    assert ok, detail
+    assert detail.startswith("signalled: SIGTERM to pid")
+    [(status, diag)] = wait_status(monitor, [ws], ST_CANCELLED)
+    assert status == ST_CANCELLED and "stopped by the sweeper" in diag
+    time.sleep(0.5)
+    sleeping = [
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "271"]
+    ]
+    assert sleeping == []
+    assert not record.exists()
+    assert sweeper.sweep_worker(ws) == (True, "")
+    assert REGISTRY.get(ws.batchID) is None
+
+
+def test_sweeper_keeps_a_queued_worker_from_starting(engine_dir, tmp_path):
+    _, state = engine_dir
+    _, _, sweeper = plugins(engine_dir)
+    [(ok, detail)] = sweeper.kill_workers([WorkSpec(workerID=30, batchID="not-yet-started")])
+    assert (ok, detail) == (True, "marked: not running: will not start")
+    assert (state / "workers" / "local-30.stop").exists()
+    # when its batch job starts at last, the worker ends at once and cleans the mark
+    endpoint = tmp_path / "ep"
+    write_endpoint(render_endpoint(load_profile("local"), endpoint), endpoint)
+    env = os.environ | {"SITE_AGENT_EXEC": str(endpoint / "bin" / "site-agent-exec")}
+    cmd = worker_command("local-30", ["touch", str(tmp_path / "ran")]).format()
+    out = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
+    assert out.returncode == 143
+    assert "stopped before it started" in out.stderr
+    assert not (tmp_path / "ran").exists()
+    assert not (state / "workers" / "local-30.stop").exists()
+
+
+def test_unknown_task_is_lost_not_running_forever(engine_dir):
+    _, monitor, _ = plugins(engine_dir)
+    ok, [(status, diag)] = monitor.check_workers([WorkSpec(workerID=40, batchID="gone")])
+    assert ok and status == ST_FAILED and diag.startswith("lost:")
+
+
+def test_bad_worker_shape_is_a_permanent_error_naming_the_key(engine_dir):
+    submitter, _, _ = plugins(engine_dir, ranksPerNode=2, gpusPerWorker=3)
+    [(ok, msg)] = submitter.submit_workers([WorkSpec(workerID=50)])
+    assert ok is False
+    assert msg.startswith("queue config: gpusPerWorker: 3 GPUs do not divide")
+    submitter, _, _ = plugins(engine_dir, site="nowhere-site")
+    [(ok, msg)] = submitter.submit_workers([WorkSpec(workerID=51)])
+    assert ok is False and "nowhere-site" in msg
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"endpointId": "not-a-uuid"}, "queue config: endpointId: must be a UUID"),
+        ({"ranksPerNode": 0}, "queue config: ranksPerNode: must be a whole number"),
+        ({"backend": "cloud"}, "queue config: backend: must be"),
+        ({"pilotArgs": ["-q", "x;rm"]}, "queue config: pilotArgs: must be a list of words"),
+        ({"lostAfterSeconds": -1}, "queue config: lostAfterSeconds: must be a positive"),
+    ],
+)
+def test_queue_config_errors_name_the_key(keys, message):
+    plugin = GlobusComputeSubmitter(**keys)
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        queue_config(plugin)
+
+
+def test_equal_worker_shapes_share_one_user_endpoint_config():
+    profile = load_profile("perlmutter")
+    plugin = GlobusComputeSubmitter(
+        site="perlmutter", ranksPerNode=4, gpusPerWorker=4, userEndpointConfig={"account": "m1"}
+    )
+    qc = queue_config(plugin)
+    a = worker_config(qc, profile, WorkSpec(workerID=1, nCore=64, maxWalltime=3599))
+    b = worker_config(qc, profile, WorkSpec(workerID=2, nCore=64, maxWalltime=3600))
+    assert a == b
+    assert (a["gpus_per_rank"], a["cores_per_rank"], a["walltime"]) == (1, 16, "01:00:00")
+    c = worker_config(qc, profile, WorkSpec(workerID=3, nCore=64, maxWalltime=7200))
+    assert c != a
