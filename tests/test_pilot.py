@@ -548,3 +548,52 @@ def test_proxy_password_never_printed_or_reported(site, tmp_path):
     default_local = site.cvmfsexec / "dist/etc/cvmfs/default.local"
     assert "s3cret" in default_local.read_text()
     assert default_local.stat().st_mode & 0o777 == 0o600
+
+
+def test_harvester_plugin_argv_is_understood(site, tmp_path):
+    """The Harvester plugin runs `site-agent pilot --site S --queue Q --resource-type RT --
+    PILOT_ARGS...` (harvester/shape.py payload_argv): what follows -- starting with '-' is
+    more pilot arguments, and under a worker id the report has a predictable name."""
+    from types import SimpleNamespace
+
+    from siteagent.harvester.config import QueueConfig
+    from siteagent.harvester.shape import payload_argv
+
+    qc = QueueConfig(
+        endpoint_id=None, site=str(site.profile), panda_queue="PQ_GPU", gpus_per_worker=1,
+        ranks_per_node=1, nodes=1, container=None, cvmfs_repos=None, conda_env=None,
+        pilot_args=("--use-https=False", "-z"),
+    )  # fmt: skip
+    argv = payload_argv(qc, SimpleNamespace(resourceType="MCORE"))
+    assert argv[:2] == ["site-agent", "pilot"]
+    pilot_dir = tmp_path / "pilot3"
+    pilot_dir.mkdir()
+    (pilot_dir / "pilot.py").write_text("")
+    state = tmp_path / "state"
+    env = {
+        "SITE_AGENT_PILOT_DIR": str(pilot_dir),
+        "SITE_AGENT_WORKER_ID": "w-123",
+        "SITE_AGENT_STATE": str(state),
+        "SITE_AGENT_CVMFS_REPOS": "",
+    }
+    cli_args = argv[2:]
+    dry = subprocess.run(
+        [*CLI, *cli_args, "--dry-run", "--json"] if "--" not in cli_args else
+        [*CLI, *cli_args[: cli_args.index("--")], "--dry-run", "--json",
+         *cli_args[cli_args.index("--"):]],
+        env=clean_env(site.env | env), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    pilot_argv = plan["argv"]
+    assert pilot_argv[pilot_argv.index("-q") + 1] == "PQ_GPU"
+    assert pilot_argv[pilot_argv.index("--resource-type") + 1] == "MCORE"
+    assert pilot_argv[-2:] == ["--use-https=False", "-z"]
+    assert plan["pilot_id"] == "w-123-r0"
+    assert plan["report"] == str(state / "pilots" / "w-123-r0.json")
+
+
+def test_bad_resource_type_is_refused(site):
+    r = run(site, "--resource-type", "GPU", "--", "true")
+    assert r.returncode == 2
+    assert "--resource-type: 'GPU' is not one of SCORE, MCORE, SCORE_HIMEM, MCORE_HIMEM" in r.stderr

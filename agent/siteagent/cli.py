@@ -324,6 +324,10 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
 )
 @click.option("--pilot-arg", "pilot_args", multiple=True, help="Extra pilot argument (repeatable).")
 @click.option(
+    "--resource-type",
+    help="PanDA resource type for the pilot (default: the profile's pilot.resource_type).",
+)
+@click.option(
     "--gpus-per-rank",
     type=click.IntRange(0, 64),
     help="Default: $SITE_AGENT_GPUS_PER_RANK, else 1 when the node has GPUs.",
@@ -355,6 +359,7 @@ def pilot(
     report: str | None,
     pilot_dir: str | None,
     pilot_args: tuple[str, ...],
+    resource_type: str | None,
     gpus_per_rank: int | None,
     margin: float,
     grace: float,
@@ -363,12 +368,16 @@ def pilot(
     payload: tuple[str, ...],
 ) -> None:
     """GPU pilot wrapper for one rank: bind GPUs, set the proxy, enter CVMFS, the container
-    and the environment, then run the PanDA pilot (or PAYLOAD after --). Forwards
-    SIGTERM/SIGINT/SIGUSR1, stops the payload at the walltime margin, exits with its exit
-    code and always writes a JSON report."""
+    and the environment, then run the PanDA pilot, or PAYLOAD after -- (what follows -- and
+    starts with '-' is more pilot arguments instead). Forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1,
+    stops the payload at the walltime margin, exits with its exit code and always writes a
+    JSON report."""
     import time
 
     from siteagent.pilot.plan import PilotOptions, build_plan
+
+    if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
+        pilot_args, payload = (*pilot_args, *payload), ()
 
     opts = PilotOptions(
         site=site,
@@ -381,6 +390,7 @@ def pilot(
         payload=payload,
         pilot_args=pilot_args,
         pilot_dir=pilot_dir,
+        resource_type=resource_type,
         gpus_per_rank=gpus_per_rank,
         margin=margin,
         grace=grace,

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 QUEUE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
 WALLTIME = re.compile(r"^([0-9]{1,3}):([0-5][0-9]):([0-5][0-9])$")
 JOB_ID_VARS = ("SLURM_JOB_ID", "PBS_JOBID")
+WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+RESOURCE_TYPES = ("SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM")
 LAYER_ORDER = ("gpu-binding", "proxy", "cvmfs", "container", "env", "payload")
 
 
@@ -45,6 +47,7 @@ class PilotOptions:
     payload: tuple[str, ...] = ()
     pilot_args: tuple[str, ...] = ()
     pilot_dir: str | None = None
+    resource_type: str | None = None
     gpus_per_rank: int | None = None
     margin: float = 60.0
     grace: float = 30.0
@@ -179,14 +182,20 @@ def local_rank(profile: Profile, environ: dict[str, str]) -> tuple[int, int]:
 
 
 def pilot_id(environ: dict[str, str], host: str, rank: int, pid: int) -> str:
+    """``<worker>-r<rank>`` under Harvester (``SITE_AGENT_WORKER_ID``, set by the worker's
+    command), so the monitor knows the name in advance; else ``<job>-<host>-r<rank>-<pid>``."""
+    worker = environ.get("SITE_AGENT_WORKER_ID", "")
+    if WORKER_ID.match(worker):
+        return f"{worker}-r{rank}"
     job = next((environ[v] for v in JOB_ID_VARS if environ.get(v)), "local")
     raw = f"{job}-{host}-r{rank}-{pid}"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:200]
 
 
 def default_report_path(environ: dict[str, str], pid_: str) -> Path:
-    """``$SITE_AGENT_WORKDIR/pilots/<id>.json``, else ``~/.site-agent/pilots/<id>.json``."""
-    base = environ.get("SITE_AGENT_WORKDIR")
+    """``<root>/pilots/<id>.json`` with root ``$SITE_AGENT_WORKDIR``, else ``$SITE_AGENT_STATE``
+    (where the Harvester worker command keeps its records), else ``~/.site-agent``."""
+    base = environ.get("SITE_AGENT_WORKDIR") or environ.get("SITE_AGENT_STATE")
     root = Path(base).expanduser() if base else Path.home() / ".site-agent"
     return root / "pilots" / f"{pid_}.json"
 
@@ -216,7 +225,7 @@ def find_pilot(pilot_dir: str | None) -> Path:
 
 def pilot_command(
     profile: Profile, queue: str, lifetime: int | None, workdir: str, script: Path,
-    extra: tuple[str, ...], environ: dict[str, str],
+    extra: tuple[str, ...], environ: dict[str, str], resource_type: str | None = None,
 ) -> tuple[str, ...]:  # fmt: skip
     p = profile.section("pilot")
     url = p["server_url"]
@@ -225,7 +234,7 @@ def pilot_command(
         "-q", queue,
         "--pilot-user", p["pilot_user"],
         "-w", p["workflow"],
-        "--resource-type", p["resource_type"],
+        "--resource-type", resource_type or p["resource_type"],
         "--url", url,
         "-p", str(p["server_port"]),
         "--harvester-submit-mode", "PULL",
@@ -286,6 +295,10 @@ def build_plan(
     environ = dict(os.environ if environ is None else environ)
     if opts.queue is not None and not QUEUE.match(opts.queue):
         raise ConfigError(f"--queue: '{opts.queue}' has characters that are not allowed")
+    if opts.resource_type is not None and opts.resource_type not in RESOURCE_TYPES:
+        raise ConfigError(
+            f"--resource-type: '{opts.resource_type}' is not one of {', '.join(RESOURCE_TYPES)}"
+        )
     profile = load_profile_cached(opts.site)
     host = socket.gethostname().split(".")[0]
     lrank, grank = local_rank(profile, environ)
@@ -421,8 +434,9 @@ def build_plan(
             lifetime = max(min(own, lifetime or own), 60)
         assert script is not None
         argv = pilot_command(
-            profile, queue, lifetime, workdir, script, tuple(opts.pilot_args), environ
-        )
+            profile, queue, lifetime, workdir, script, tuple(opts.pilot_args), environ,
+            opts.resource_type,
+        )  # fmt: skip
         summary = f"PanDA pilot {script} for queue {queue}"
         layers.append(Layer("payload", summary, command=argv, env=payload_env))
 
