@@ -221,12 +221,10 @@ def test_all_layers_run_in_order_and_second_run_reuses_setup(site, tmp_path):
         f"{sys.executable} -c {PRINT_ENV}"
     )
     default_local = (site.cvmfsexec / "dist/etc/cvmfs/default.local").read_text()
-    assert 'CVMFS_HTTP_PROXY="http://proxy.example.org:3128"' in default_local
-    assert f"CVMFS_CACHE_BASE={site.root / 'cvmfs-cache'}/rank${{SITE_AGENT_LOCAL_RANK:-0}}" in (
-        default_local
-    )
-    assert "CVMFS_QUOTA_LIMIT=2000" in default_local
-    assert "CVMFS_REPOSITORIES=atlas.cern.ch,sft.cern.ch" in default_local
+    assert "CVMFS_HTTP_PROXY='http://proxy.example.org:3128'" in default_local
+    assert f"CVMFS_CACHE_BASE='{site.root / 'cvmfs-cache'}'" in default_local
+    assert "CVMFS_QUOTA_LIMIT='2000'" in default_local
+    assert "CVMFS_REPOSITORIES='atlas.cern.ch,sft.cern.ch'" in default_local
 
     data = json.loads(report.read_text())
     assert (data["state"], data["reason"], data["exit_code"]) == ("done", "finished", 0)

@@ -47,17 +47,16 @@ def test_bad_repositories_are_refused(bad):
 def test_native_repositories_are_used_where_mounted(tmp_path):
     (tmp_path / "atlas.cern.ch").mkdir()
     profile = load_profile("perlmutter")
-    plan = plan_cvmfs(profile, ("atlas.cern.ch",), {}, cvmfs_root=str(tmp_path))
+    plan = plan_cvmfs(profile, ("atlas.cern.ch",), cvmfs_root=str(tmp_path))
     assert (plan.mode, plan.prefix) == ("native", ())
     with pytest.raises(ConfigError, match=r"sft.cern.ch not mounted .* cvmfs.mode is 'native'"):
-        plan_cvmfs(profile, ("atlas.cern.ch", "sft.cern.ch"), {}, cvmfs_root=str(tmp_path))
+        plan_cvmfs(profile, ("atlas.cern.ch", "sft.cern.ch"), cvmfs_root=str(tmp_path))
 
 
 def test_cvmfsexec_plan_and_prepare(tmp_path):
     site = make_site(tmp_path / "site")
     profile = load_profile(str(site.profile))
-    proxy = {"http_proxy": "http://proxy.example.org:3128"}
-    plan = plan_cvmfs(profile, ("atlas.cern.ch",), proxy, cvmfs_root=str(tmp_path / "none"))
+    plan = plan_cvmfs(profile, ("atlas.cern.ch",), cvmfs_root=str(tmp_path / "none"))
     assert plan.mode == "cvmfsexec"
     assert plan.prefix == (str(site.cvmfsexec / "cvmfsexec"), "atlas.cern.ch", "--")
     assert plan.makedist == (str(site.cvmfsexec / "makedist"), "default")
@@ -80,15 +79,22 @@ def test_cvmfsexec_plan_and_prepare(tmp_path):
 def test_cvmfsexec_missing_is_a_setup_error(tmp_path):
     site = make_site(tmp_path / "site")
     (site.cvmfsexec / "cvmfsexec").unlink()
-    plan = plan_cvmfs(load_profile(str(site.profile)), ("atlas.cern.ch",), {}, cvmfs_root="/nope")
+    plan = plan_cvmfs(load_profile(str(site.profile)), ("atlas.cern.ch",), cvmfs_root="/nope")
     with pytest.raises(SiteAgentError, match="no cvmfsexec in"):
         prepare_cvmfs(plan)
 
 
-def test_proxy_with_spaces_cannot_reach_default_local():
+def test_one_default_local_renderer_for_install_and_pilot(tmp_path):
+    from siteagent.install import render_cvmfs_config
+
     profile = load_profile("polaris")
-    with pytest.raises(ConfigError, match="CVMFS_HTTP_PROXY"):
-        plan_cvmfs(profile, ("a.b",), {"http_proxy": "http://a b:1"}, cvmfs_root="/nope")
+    plan = plan_cvmfs(profile, ("atlas.cern.ch", "sft.cern.ch"), cvmfs_root="/nope")
+    # the pilot renders the repositories it was asked for, install those of the profile;
+    # the rest is the same text from the same template
+    assert plan.default_local == render_cvmfs_config(profile).replace(
+        "atlas.cern.ch,atlas-condb.cern.ch,sft.cern.ch,unpacked.cern.ch",
+        "atlas.cern.ch,sft.cern.ch",
+    )
 
 
 # ---------------------------------------------------------------- container

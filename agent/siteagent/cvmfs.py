@@ -21,7 +21,7 @@ from siteagent.profiles import Profile
 
 REPO = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)+$")
 LIST_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-SAFE_PATH = re.compile(r"^[A-Za-z0-9_./~+@:-]{1,512}$")
+CVMFS_VALUE = re.compile(r"^[A-Za-z0-9_.~%:@/,;|+=-]{1,1024}$")
 MAKEDIST_TIMEOUT = 1800
 
 
@@ -108,39 +108,47 @@ def cvmfsexec_dir(profile: Profile) -> Path:
     return Path.home() / ".site-agent" / "cvmfsexec"
 
 
-def _http_proxy(proxy_env: dict[str, str]) -> str:
-    # CVMFS speaks plain HTTP to its proxy; the https_proxy is for the pilot's own traffic
-    value = proxy_env.get("http_proxy") or proxy_env.get("HTTP_PROXY")
-    if not value:
-        return "DIRECT"
-    if not re.fullmatch(r"http://[A-Za-z0-9_.:@%-]+/?", value):
-        raise ConfigError(f"proxy.http: '{value}' cannot be written as CVMFS_HTTP_PROXY")
+def site_http_proxy(profile: Profile) -> str:
+    """The proxy CVMFS fetches through on compute nodes, or DIRECT."""
+    proxy = profile.section("proxy")
+    return proxy.get("http") or proxy.get("https") or "DIRECT"
+
+
+def _value(name: str, value: str) -> str:
+    # default.local is read by cvmfs's shell-like parser: no quote, space or $
+    if not CVMFS_VALUE.fullmatch(value):
+        raise ConfigError(f"cvmfs: {name}: {value!r} has characters default.local cannot hold")
     return value
 
 
 def render_default_local(
-    site: str, repos: tuple[str, ...], http_proxy: str, cache_base: str, quota_mb: int
+    profile: Profile, repositories: tuple[str, ...], cache_base: str | None = None
 ) -> str:
-    if not SAFE_PATH.match(cache_base):
-        raise ConfigError(f"cvmfs.cache_dir: '{cache_base}' has characters a shell would read")
-    text = (data_dir() / "default.local.in").read_text()
-    for key, value in (
-        ("@SITE@", site),
-        ("@REPOSITORIES@", ",".join(repos)),
-        ("@HTTP_PROXY@", http_proxy),
-        ("@CACHE_BASE@", cache_base.rstrip("/")),
-        ("@QUOTA_MB@", str(int(quota_mb))),
-    ):
-        text = text.replace(key, value)
-    return text
+    """``default.local`` for cvmfsexec from ``cvmfs/default.local.in``: the repositories, the
+    site proxy, the quota and, when given, the cache base (a line whose value is not given is
+    left out). The one renderer of this file: ``site-agent install`` and the pilot use it."""
+    from siteagent import __version__
+
+    values = {
+        "@VERSION@": __version__,
+        "@SITE@": profile.name,
+        "@REPOSITORIES@": _value("CVMFS_REPOSITORIES", ",".join(repositories)),
+        "@HTTP_PROXY@": _value("CVMFS_HTTP_PROXY", site_http_proxy(profile)),
+        "@QUOTA_MB@": _value("CVMFS_QUOTA_LIMIT", str(profile.section("cvmfs")["quota_mb"])),
+        "@CACHE_BASE@": _value("CVMFS_CACHE_BASE", cache_base) if cache_base else None,
+    }
+    lines = []
+    for line in (data_dir() / "default.local.in").read_text().splitlines():
+        for key, value in values.items():
+            if key in line:
+                line = line.replace(key, value) if value is not None else ""
+        if line:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def plan_cvmfs(
-    profile: Profile,
-    repositories: tuple[str, ...],
-    proxy_env: dict[str, str],
-    *,
-    cvmfs_root: str = "/cvmfs",
+    profile: Profile, repositories: tuple[str, ...], *, cvmfs_root: str = "/cvmfs"
 ) -> CvmfsPlan:
     """Decide, without side effects, how ``repositories`` reach the payload."""
     cfg = profile.section("cvmfs")
@@ -166,9 +174,7 @@ def plan_cvmfs(
         prefix=(str(base / "cvmfsexec"), *repositories, "--"),
         cvmfsexec_dir=str(base),
         makedist=makedist,
-        default_local=render_default_local(
-            profile.name, repositories, _http_proxy(proxy_env), cache, cfg["quota_mb"]
-        ),
+        default_local=render_default_local(profile, repositories, cache),
         cache_base=cache,
         native=mounted,
     )

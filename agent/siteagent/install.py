@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from siteagent import __version__
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.fileio import sha256_file, sha256_text
 from siteagent.managed import MANIFEST, ManagedFile, edited_files, remove_managed, write_managed
@@ -24,8 +22,6 @@ from siteagent.profiles import Profile
 
 CVMFS_CONFIG = "cvmfs/default.local"
 CREATED, UNCHANGED, UPDATED, KEPT_EDITED = "created", "unchanged", "updated", "kept-edited"
-# a value in default.local is read by cvmfs's shell-like parser: no quote, space or $
-_CVMFS_VALUE = re.compile(r"^[A-Za-z0-9_.~%:@/,;|+=-]{1,1024}$")
 
 
 @dataclass
@@ -60,34 +56,18 @@ def default_endpoint_dir(profile: Profile) -> Path:
     return endpoint_dir(profile).expanduser().absolute()
 
 
-def _cvmfs_value(name: str, value: str) -> str:
-    if not _CVMFS_VALUE.fullmatch(value):
-        raise ConfigError(f"cvmfs: {name}: {value!r} has characters default.local cannot hold")
-    return f"{name}='{value}'"
-
-
 def render_cvmfs_config(profile: Profile) -> str | None:
     """``default.local`` for cvmfsexec from the profile's proxy and cvmfs sections
-    (None where the site has native CVMFS or none)."""
+    (None where the site has native CVMFS or none); rendered by siteagent.cvmfs, which the
+    pilot wrapper uses on compute nodes too."""
+    from siteagent.cvmfs import render_default_local
+
     cvmfs = profile.section("cvmfs")
     if cvmfs["mode"] != "cvmfsexec":
         return None
     if not cvmfs["repositories"]:
         raise ConfigError("cvmfs.repositories: cvmfsexec needs at least one repository")
-    proxy = profile.section("proxy")
-    # compute nodes fetch through the site proxy when there is one; DIRECT otherwise
-    http_proxy = proxy.get("http") or proxy.get("https") or "DIRECT"
-    lines = [
-        f"# Written by site-agent {__version__} for site profile '{profile.name}'.",
-        "# cvmfsexec reads this as dist/etc/cvmfs/default.local; one cache per node, never shared.",
-        _cvmfs_value("CVMFS_REPOSITORIES", ",".join(cvmfs["repositories"])),
-        _cvmfs_value("CVMFS_HTTP_PROXY", http_proxy),
-        _cvmfs_value("CVMFS_QUOTA_LIMIT", str(cvmfs["quota_mb"])),
-        "CVMFS_SHARED_CACHE='no'",
-    ]
-    if cvmfs.get("cache_dir"):
-        lines.append(_cvmfs_value("CVMFS_CACHE_BASE", cvmfs["cache_dir"]))
-    return "\n".join(lines) + "\n"
+    return render_default_local(profile, tuple(cvmfs["repositories"]), cvmfs.get("cache_dir"))
 
 
 def install_files(profile: Profile, directory: Path) -> dict[str, ManagedFile]:

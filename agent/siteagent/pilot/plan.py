@@ -333,9 +333,7 @@ def build_plan(
     if repos_value is None:
         repos_value = ",".join(profile.section("cvmfs")["repositories"])
     repos = () if repos_value.strip() in ("", "none") else parse_repositories(repos_value)
-    cvmfs = plan_cvmfs(
-        profile, repos, proxy, cvmfs_root=environ.get("SITE_AGENT_CVMFS_ROOT", "/cvmfs")
-    )
+    cvmfs = plan_cvmfs(profile, repos, cvmfs_root=environ.get("SITE_AGENT_CVMFS_ROOT", "/cvmfs"))
     dist_missing = cvmfs.cvmfsexec_dir and not (Path(cvmfs.cvmfsexec_dir) / "dist").is_dir()
     setup: tuple[tuple[str, ...], ...] = (
         (cvmfs.makedist,) if dist_missing and cvmfs.makedist else ()
