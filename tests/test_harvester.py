@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -96,7 +97,9 @@ def test_failing_payload_is_failed_with_the_pilot_meaning(engine_dir):
     [(status, diag)] = wait_status(monitor, [ws], ST_FAILED)
     assert status == ST_FAILED
     assert diag.startswith("exit 64; site offline or CVMFS unavailable")
-    assert "cvmfs is missing" in diag
+    assert "cvmfs is missing | site-agent pilot: failed, exit code 64; report " in diag
+    report = json.loads((engine_dir[1] / "pilots" / "local-10-r0.json").read_text())
+    assert (report["reason"], report["exit_code"]) == ("failed", 64)
 
 
 def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
@@ -121,6 +124,8 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     ]
     assert sleeping == []
     assert not record.exists()
+    report = json.loads((state / "pilots" / "local-20-r0.json").read_text())
+    assert (report["reason"], report["signal"]) == ("signalled", "SIGTERM")
     assert sweeper.sweep_worker(ws) == (True, "")
     assert REGISTRY.get(ws.batchID) is None
 

@@ -3,6 +3,7 @@ Globus Compute engine with the provider it rendered, and run work through it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -134,10 +135,13 @@ def run_smoke_test(
     def shell_task() -> str:
         from globus_compute_sdk import ShellFunction
 
-        # through the execution wrapper, as every pilot is launched: 2 ranks on this node
+        # the launch path of every pilot: execution wrapper (2 ranks on this node), then the
+        # pilot wrapper per rank around a small payload, each rank leaving its JSON report
+        reports = base / "state"
         cmd = (
-            '"$SITE_AGENT_EXEC" --ranks-per-node 2 -- bash -c '
-            "'echo rank=$SITE_AGENT_RANK/2 site=$SITE_AGENT_SITE; exit 3'"
+            f"SITE_AGENT_STATE={reports} SITE_AGENT_WORKER_ID=smoke "
+            '"$SITE_AGENT_EXEC" --ranks-per-node 2 -- site-agent pilot --site "$SITE_AGENT_SITE" '
+            "-- bash -c 'echo rank=$SITE_AGENT_RANK/2 site=$SITE_AGENT_SITE; exit 3'"
         )
         res = state["executor"].submit(ShellFunction(cmd, walltime=timeout)).result(timeout=timeout)
         site = state["profile"].name
@@ -145,7 +149,16 @@ def run_smoke_test(
         got = set(res.stdout.split("\n"))
         if res.returncode != 3 or not want <= got:
             raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
-        return f"site-agent-exec ran 2 ranks, returned {res.returncode} as the ranks did"
+        found = {}
+        for rank in range(2):
+            path = reports / "pilots" / f"smoke-r{rank}.json"
+            found[rank] = json.loads(path.read_text()) if path.exists() else {}
+            if (found[rank].get("reason"), found[rank].get("exit_code")) != ("failed", 3):
+                raise SiteAgentError(f"pilot wrapper report of rank {rank}: {found[rank]}")
+        return (
+            f"site-agent-exec ran 2 ranks through the pilot wrapper; exit {res.returncode} as the "
+            f"payload's, reports in {reports / 'pilots'}"
+        )
 
     def shutdown() -> str:
         state.pop("executor").shutdown()
@@ -220,6 +233,13 @@ def harvester_round(site: str, base: Path, timeout: float) -> str:
             time.sleep(0.2)
         for w in [*workers, victim]:
             sweeper.sweep_worker(w)
+        # each rank's pilot wrapper left its report where a monitor finds it
+        reasons = {}
+        for name in (f"{site}-1-r0", f"{site}-3-r0"):
+            path = state / "pilots" / f"{name}.json"
+            reasons[name] = json.loads(path.read_text())["reason"] if path.exists() else None
+        if list(reasons.values()) != ["finished", "signalled"]:
+            raise SiteAgentError(f"pilot wrapper reports: {reasons}")
     finally:
         shutdown_backends()
         if saved is None:
@@ -227,8 +247,8 @@ def harvester_round(site: str, base: Path, timeout: float) -> str:
         else:
             os.environ["SITE_AGENT_STATE"] = saved
     return (
-        f"2 workers submitted and finished, 1 stopped by the sweeper ({detail}) "
-        f"in {time.monotonic() - t0:.1f}s"
+        f"2 workers submitted and finished, 1 stopped by the sweeper ({detail}); "
+        f"pilot wrapper reports {reasons} in {time.monotonic() - t0:.1f}s"
     )
 
 

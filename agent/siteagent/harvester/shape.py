@@ -73,17 +73,18 @@ def worker_config(qc: QueueConfig, profile: Profile, workspec: Any) -> dict[str,
 
 
 def payload_argv(qc: QueueConfig, workspec: Any) -> list[str]:
-    """What each rank runs: the queue's payload, or the PanDA pilot through the pilot wrapper."""
-    if qc.payload:
-        return list(qc.payload)
+    """What each rank runs: the pilot wrapper (GPU binding, CVMFS, container, environment,
+    report) around the PanDA pilot, or around the queue's own payload."""
     argv = ["site-agent", "pilot", "--site", qc.site]
     if qc.panda_queue:
         argv += ["--queue", qc.panda_queue]
     resource_type = getattr(workspec, "resourceType", None)
     if resource_type and re.match(r"^[A-Za-z0-9_]{1,64}$", str(resource_type)):
         argv += ["--resource-type", str(resource_type)]
-    argv.append("--")
-    return argv + list(qc.pilot_args)
+    argv += [f"--pilot-arg={arg}" for arg in qc.pilot_args]
+    if qc.payload:
+        argv += ["--", *qc.payload]
+    return argv
 
 
 def worker_command(wid: str, argv: list[str]) -> str:

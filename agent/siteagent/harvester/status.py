@@ -25,9 +25,9 @@ NORMAL_EXIT = {0, 82}
 REMOTE_RUNNING = {"running", "exec-start", "exec-end"}
 
 
-def _last_line(text: str | None) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
+def _last_line(text: str | None, count: int = 1) -> str:
+    lines = [ln.strip()[:300] for ln in (text or "").splitlines() if ln.strip()]
+    return " | ".join(lines[-count:])
 
 
 def from_result(result: Any) -> tuple[str, str]:
@@ -43,7 +43,8 @@ def from_result(result: Any) -> tuple[str, str]:
         result.get("stderr") if isinstance(result, dict) else ""
     )
     why = PILOT_EXIT.get(rc, "")
-    tail = _last_line(stderr)
+    # the payload's last word, then the pilot wrapper's summary (reason, report path)
+    tail = _last_line(stderr, 2)
     return ST_FAILED, "; ".join(x for x in (f"exit {rc}", why, tail) if x)
 
 
