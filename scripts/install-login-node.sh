@@ -7,12 +7,14 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 usage: install-login-node.sh --site NAME [--prefix DIR] [--endpoint-dir DIR] [--python PY]
-                             [--allow-root] [--force]
+                             [--pilot-dir DIR] [--allow-root] [--force]
 
   --site NAME         site profile (perlmutter, polaris, aurora, frontier, local, or a YAML path)
   --prefix DIR        where the venv goes (default: ${XDG_DATA_HOME:-~/.local/share}/site-agent)
   --endpoint-dir DIR  endpoint directory (default: ~/.globus_compute/<endpoint name of the profile>)
   --python PY         Python 3.11+ to build the venv with (default: python3)
+  --pilot-dir DIR     an unpacked PanDA pilot3 release (with pilot.py) for the workers
+                      (default: fetch the installed panda-pilot's release into the venv)
   --allow-root        run as root anyway (the endpoint then runs as root: not recommended)
   --force             replace endpoint files edited by hand (a backup is kept)
 EOF
@@ -23,17 +25,18 @@ die() {
   exit 2
 }
 
-site="" endpoint_dir="" allow_root=0 force=0 python="python3"
+site="" endpoint_dir="" pilot_dir="" allow_root=0 force=0 python="python3"
 prefix="${XDG_DATA_HOME:-$HOME/.local/share}/site-agent"
 while (($#)); do
   case "$1" in
-    --site | --prefix | --endpoint-dir | --python)
+    --site | --prefix | --endpoint-dir | --python | --pilot-dir)
       (($# >= 2)) || die "$1 needs a value"
       case "$1" in
         --site) site="$2" ;;
         --prefix) prefix="$2" ;;
         --endpoint-dir) endpoint_dir="$2" ;;
         --python) python="$2" ;;
+        --pilot-dir) pilot_dir="$2" ;;
       esac
       shift 2
       ;;
@@ -51,6 +54,9 @@ path_re='^[A-Za-z0-9_./~+@:][A-Za-z0-9_./~+@:-]{0,511}$'
 [[ "$prefix" =~ $path_re ]] || die "--prefix: '$prefix' has characters that are not allowed"
 [[ -z "$endpoint_dir" || "$endpoint_dir" =~ $path_re ]] ||
   die "--endpoint-dir: '$endpoint_dir' has characters that are not allowed"
+[[ -z "$pilot_dir" || "$pilot_dir" =~ $path_re ]] ||
+  die "--pilot-dir: '$pilot_dir' has characters that are not allowed"
+[[ -z "$pilot_dir" || -f "$pilot_dir/pilot.py" ]] || die "--pilot-dir: no pilot.py in $pilot_dir"
 if [[ "$(id -u)" == 0 && $allow_root == 0 ]]; then
   die "refusing to run as root: the endpoint runs as the user who installs it; log in as that user (or pass --allow-root)"
 fi
@@ -92,13 +98,20 @@ else
     # same version number, new source: replace the package itself, then add any new dependency
     "${pip[@]}" install --force-reinstall --no-deps "$src"
   fi
-  "${pip[@]}" install "$src"
+  "${pip[@]}" install "$src[pilot]"
   tmp="$(mktemp "$stamp.XXXXXX")"
   echo "$want" >"$tmp" && mv -f "$tmp" "$stamp"
   echo "installed   $want"
 fi
 
+if [[ -z "$pilot_dir" ]]; then
+  # pilot3's pilot.py comes only in its source release; fetched once, kept in the venv
+  PYTHON="$venv/bin/python" "$src/scripts/get-panda-pilot.sh" "$venv/pilot3" ||
+    echo "warning: could not fetch PanDA pilot3 (no package index?); run again with --pilot-dir DIR" >&2
+fi
+
 args=(install --site "$site")
+[[ -z "$pilot_dir" ]] || args+=(--pilot-dir "$pilot_dir")
 [[ -z "$endpoint_dir" ]] || args+=(--endpoint-dir "$endpoint_dir")
 ((force == 0)) || args+=(--force)
 "$venv/bin/site-agent" "${args[@]}"

@@ -203,4 +203,20 @@ def test_install_errors_are_one_line(run_cli, tmp_path):
 def test_install_inside_a_container_says_where_workers_look(tmp_path, monkeypatch):
     monkeypatch.setenv("APPTAINER_CONTAINER", "/shared/site-agent.sif")
     report = install(load_profile("local"), tmp_path / "ep")
-    assert len(report.notes) == 1 and "/shared/site-agent.sif" in report.notes[0]
+    assert [n for n in report.notes if "/shared/site-agent.sif" in n]
+    assert not [n for n in report.notes if n.startswith("note")]
+
+
+def test_install_points_workers_at_pilot3(tmp_path):
+    pilot3 = tmp_path / "pilot3"
+    pilot3.mkdir()
+    report = install(load_profile("local"), tmp_path / "ep")
+    assert any(n.startswith("no PanDA pilot3 found") for n in report.notes)
+    (pilot3 / "pilot.py").write_text("")
+    report = install(load_profile("local"), tmp_path / "ep", pilot_dir=pilot3)
+    assert ("user_config_template.yaml.j2", "updated") in report.files
+    assert not any(n.startswith("no PanDA pilot3") for n in report.notes)
+    rendered = (tmp_path / "ep" / "user_config_template.yaml.j2").read_text()
+    assert f"export SITE_AGENT_PILOT_DIR={pilot3}\n" in rendered
+    with pytest.raises(ConfigError, match="^--pilot-dir: no pilot.py in "):
+        install(load_profile("local"), tmp_path / "ep", pilot_dir=tmp_path)

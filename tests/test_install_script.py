@@ -80,6 +80,9 @@ def test_install_twice_second_run_changes_nothing(tmp_path):
     assert "globus-compute-endpoint login\n" in first.stdout
     assert "globus-compute-endpoint start polaris-panda\n" in first.stdout
     assert f'export PATH="{venv}/bin:$PATH"' in first.stdout
+    # no package index here: pilot3 cannot be fetched, which is said, and the install goes on
+    assert "warning: could not fetch PanDA pilot3" in first.stderr
+    assert "note: no PanDA pilot3 found" in first.stdout
     # a real, non-editable install of this checkout, with the profiles inside the package
     out = subprocess.run(
         [venv / "bin" / "site-agent", "profiles", "list", "--json"],
@@ -116,6 +119,23 @@ def test_install_twice_second_run_changes_nothing(tmp_path):
     assert "# site admin edit" in (ep / "config.yaml").read_text()
     installed = next(venv.glob("lib/python*/site-packages/siteagent/__init__.py"))
     assert installed.read_text().endswith("# changed\n")
+
+    # a pilot3 release given by the admin reaches the workers through worker_init
+    pilot3 = tmp_path / "pilot3"
+    pilot3.mkdir()
+    (pilot3 / "pilot.py").write_text("# pilot3\n")
+    fourth = _run(script, *args, "--pilot-dir", str(pilot3), home=home)
+    assert fourth.returncode == 0, fourth.stdout + fourth.stderr
+    assert f"updated     {ep / 'user_config_template.yaml.j2'}" in fourth.stdout
+    template = (ep / "user_config_template.yaml.j2").read_text()
+    assert f"export SITE_AGENT_PILOT_DIR={pilot3}\n" in template
+    assert "could not fetch" not in fourth.stderr
+    bad = _run(script, *args, "--pilot-dir", str(tmp_path), home=home)
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.strip()
+        == f"install-login-node.sh: error: --pilot-dir: no pilot.py in {tmp_path}"
+    )
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="the refusal needs root")

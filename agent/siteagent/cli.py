@@ -514,13 +514,20 @@ ENDPOINT_DIR_HELP = (
 @click.option("--site", required=True, help=SITE_HELP)
 @click.option("--endpoint-dir", type=click.Path(path_type=Path), help=ENDPOINT_DIR_HELP)
 @click.option("--force", is_flag=True, help="Replace files edited by hand (a backup is kept).")
-def install_command(site: str, endpoint_dir: Path | None, force: bool) -> None:
+@click.option(
+    "--pilot-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Unpacked PanDA pilot3 (with pilot.py) the workers run (default: <venv>/pilot3).",
+)
+def install_command(
+    site: str, endpoint_dir: Path | None, force: bool, pilot_dir: Path | None
+) -> None:
     """Write the endpoint directory of a site: the template endpoint files, the execution
     wrapper and the cvmfsexec configuration. Running it again changes nothing."""
     from siteagent.install import install
     from siteagent.profiles import load_profile
 
-    report = install(load_profile(site), endpoint_dir, force=force)
+    report = install(load_profile(site), endpoint_dir, force=force, pilot_dir=pilot_dir)
     for name, status in report.files:
         click.echo(f"{status:<11} {report.directory / name}")
     if report.backup_dir:

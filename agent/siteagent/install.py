@@ -70,11 +70,19 @@ def render_cvmfs_config(profile: Profile) -> str | None:
     return render_default_local(profile, tuple(cvmfs["repositories"]), cvmfs.get("cache_dir"))
 
 
-def install_files(profile: Profile, directory: Path) -> dict[str, ManagedFile]:
+def default_pilot_dir() -> Path | None:
+    """PanDA pilot3 unpacked into this venv (``install-login-node.sh`` puts it there)."""
+    candidate = Path(sys.prefix) / "pilot3"
+    return candidate if (candidate / "pilot.py").is_file() else None
+
+
+def install_files(
+    profile: Profile, directory: Path, pilot_dir: Path | None = None
+) -> dict[str, ManagedFile]:
     """Every file ``install`` writes into ``directory``, with its mode."""
     from siteagent.endpoint.render import managed_files, render_endpoint
 
-    files = managed_files(render_endpoint(profile, directory))
+    files = managed_files(render_endpoint(profile, directory, pilot_dir=pilot_dir))
     cvmfs = render_cvmfs_config(profile)
     if cvmfs is not None:
         # holds the proxy URL, which may carry credentials
@@ -95,13 +103,21 @@ def _private_dirs(directory: Path, names: list[str]) -> None:
             d.chmod(0o700)  # mkdir's mode is filtered by the umask
 
 
-def install(profile: Profile, directory: Path | None = None, force: bool = False) -> InstallReport:
+def install(
+    profile: Profile,
+    directory: Path | None = None,
+    force: bool = False,
+    pilot_dir: Path | None = None,
+) -> InstallReport:
     """Write the endpoint directory of ``profile``; see the module docstring."""
     directory = Path(directory).expanduser().absolute() if directory else None
     directory = directory or default_endpoint_dir(profile)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"--endpoint-dir: {directory} exists and is not a directory")
-    files = install_files(profile, directory)
+    if pilot_dir is not None and not (Path(pilot_dir) / "pilot.py").is_file():
+        raise ConfigError(f"--pilot-dir: no pilot.py in {pilot_dir}")
+    pilot_dir = pilot_dir or default_pilot_dir()
+    files = install_files(profile, directory, pilot_dir)
     report = InstallReport(
         site=profile.name, endpoint_name=profile.section("endpoint")["name"], directory=directory
     )
@@ -123,6 +139,12 @@ def install(profile: Profile, directory: Path | None = None, force: bool = False
         else:
             status = UPDATED if name in existed else CREATED
         report.files.append((name, status))
+    if pilot_dir is None:
+        report.notes.append(
+            "no PanDA pilot3 found: `site-agent pilot` runs only explicit payloads until you "
+            "install again with --pilot-dir DIR (an unpacked pilot3 release, see "
+            "scripts/get-panda-pilot.sh)"
+        )
     image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
     if image:
         # worker_init puts this venv on PATH; it exists inside the image only

@@ -122,12 +122,16 @@ def _address_yaml(address: str | None) -> str | None:
 
 
 def render_endpoint(
-    profile: Profile, endpoint_dir: Path | None = None, python_bin: str | None = None
+    profile: Profile,
+    endpoint_dir: Path | None = None,
+    python_bin: str | None = None,
+    pilot_dir: Path | None = None,
 ) -> RenderedEndpoint:
     """Render ``config.yaml``, the user config template, its schema and the environment.
 
     With ``endpoint_dir`` the execution wrapper is rendered too (``bin/site-agent-exec``), and
     worker_init exports its absolute path as ``SITE_AGENT_EXEC``: the launch path of tasks.
+    With ``pilot_dir`` worker_init exports ``SITE_AGENT_PILOT_DIR`` (PanDA pilot3's pilot.py).
     """
     env = _meta_env()
     endpoint = profile.section("endpoint")
@@ -158,6 +162,12 @@ def render_endpoint(
         if any(c in exec_path for c in "\n;$`\"'\\ "):
             raise ConfigError(f"endpoint directory {exec_path!r} has characters a shell would read")
         worker_init.append(f"export SITE_AGENT_EXEC={exec_path}")
+    if pilot_dir is not None:
+        # where `site-agent pilot` finds PanDA pilot3's pilot.py on the compute nodes
+        pilot_path = str(Path(pilot_dir).expanduser().absolute())
+        if any(c in pilot_path for c in "\n;$`\"'\\ "):
+            raise ConfigError(f"--pilot-dir: {pilot_path!r} has characters a shell would read")
+        worker_init.append(f"export SITE_AGENT_PILOT_DIR={pilot_path}")
 
     select = directives.get("select")
     context = {
