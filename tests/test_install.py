@@ -218,5 +218,5 @@ def test_install_points_workers_at_pilot3(tmp_path):
     assert not any(n.startswith("no PanDA pilot3") for n in report.notes)
     rendered = (tmp_path / "ep" / "user_config_template.yaml.j2").read_text()
     assert f"export SITE_AGENT_PILOT_DIR={pilot3}\n" in rendered
-    with pytest.raises(ConfigError, match="^--pilot-dir: no pilot.py in "):
+    with pytest.raises(ConfigError, match=r"^--pilot-dir: no pilot\.py in "):
         install(load_profile("local"), tmp_path / "ep", pilot_dir=tmp_path)
