@@ -7,28 +7,18 @@ Usage: python benchmarks/cli_startup.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
-import time
 
-
-def best_of(cmd: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from timing import median_run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    bare = best_of([sys.executable, "-c", "pass"], args.runs)
-    helps = best_of([sys.executable, "-m", "siteagent", "--help"], args.runs)
-    heavy = best_of([sys.executable, "-c", "import globus_compute_endpoint.engines"], 3)
+    bare = median_run([sys.executable, "-c", "pass"], args.runs)
+    helps = median_run([sys.executable, "-m", "siteagent", "--help"], args.runs)
+    heavy = median_run([sys.executable, "-c", "import globus_compute_endpoint.engines"], 3)
     print(f"python -c pass                       {bare * 1000:7.1f} ms")
     print(f"site-agent --help                    {helps * 1000:7.1f} ms  (target < 300 ms)")
     print(f"import globus_compute_endpoint       {heavy * 1000:7.1f} ms  (what lazy imports avoid)")

@@ -10,22 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def median_of(cmd: list[str], runs: int, env: dict[str, str]) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(
-            cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-        )
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from timing import median_run
 
 
 def main() -> None:
@@ -34,15 +23,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, HOME=tmp, TMPDIR=tmp, SITE_AGENT_CVMFS_REPOS="")
-        bare = median_of(["true"], args.runs, env)
-        wrapped = median_of(
+        bare = median_run(["true"], args.runs, env)
+        wrapped = median_run(
             [sys.executable, "-m", "siteagent", "pilot", "--site", "local", "--", "true"],
             args.runs,
             env,
         )
-        python = median_of([sys.executable, "-c", "pass"], args.runs, env)
+        python = median_run([sys.executable, "-c", "pass"], args.runs, env)
         try:
-            pilot = median_of([sys.executable, "-c", "import pilot.util.config"], 3, env)
+            pilot = median_run([sys.executable, "-c", "import pilot.util.config"], 3, env)
         except subprocess.CalledProcessError:
             pilot = float("nan")
     print(f"true                                  {bare * 1000:7.1f} ms")
