@@ -31,6 +31,31 @@ def pilot3_dir() -> Path:
     return path
 
 
+def run_pilot(
+    site, server, pilot3_dir, tmp_path, *args: str
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """`site-agent pilot` on the test site with the real pilot3, configured for ``server``;
+    returns the finished process and its report path."""
+    config = server.pilot_config(
+        pilot3_dir / "pilot" / "util" / "default.cfg", tmp_path / "pilot.cfg"
+    )
+    report = tmp_path / "r.json"
+    r = subprocess.run(
+        [
+            *(sys.executable, "-m", "siteagent", "pilot", "--site", str(site.profile)),
+            *("--pilot-dir", str(pilot3_dir), "--cvmfs", "none", "--report", str(report)),
+            "--pilot-arg=--use-https=False",
+            *args,
+        ],
+        env=clean_env(site.env | {"HARVESTER_PILOT_CONFIG": str(config)}),
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=site.root,
+    )
+    return r, report
+
+
 @pytest.mark.slow
 def test_real_pilot_asks_for_a_job_and_exits_with_its_own_code(tmp_path, pilot3_dir):
     with PandaServer(QUEUE) as server:
@@ -38,36 +63,13 @@ def test_real_pilot_asks_for_a_job_and_exits_with_its_own_code(tmp_path, pilot3_
             tmp_path / "site",
             pilot_extra=f"  server_url: http://127.0.0.1\n  server_port: {server.port}\n",
         )
-        config = server.pilot_config(
-            pilot3_dir / "pilot" / "util" / "default.cfg", tmp_path / "pilot.cfg"
-        )
-        report = tmp_path / "r.json"
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "siteagent",
-                "pilot",
-                "--site",
-                str(site.profile),
-                "--pilot-dir",
-                str(pilot3_dir),
-                "--cvmfs",
-                "none",
-                "--walltime",
-                "00:10:00",
-                "--report",
-                str(report),
-                "--pilot-arg=--use-https=False",
-                "--pilot-arg=--noproxyverification",
-                "--pilot-arg=--noserverupdate",
-                "--pilot-arg=--getjobrequests=1",
-            ],
-            env=clean_env(site.env | {"HARVESTER_PILOT_CONFIG": str(config)}),
-            capture_output=True,
-            text=True,
-            timeout=400,
-            cwd=site.root,
+        r, report = run_pilot(
+            site,
+            server,
+            pilot3_dir,
+            tmp_path,
+            *("--walltime", "00:10:00", "--pilot-arg=--noproxyverification"),
+            *("--pilot-arg=--noserverupdate", "--pilot-arg=--getjobrequests=1"),
         )
         get_job = server.calls("/server/panda/getJob")
     log = r.stdout + r.stderr
@@ -93,33 +95,7 @@ def test_real_pilot_for_an_offline_queue_fails_with_its_own_code(tmp_path, pilot
             tmp_path / "site",
             pilot_extra=f"  server_url: http://127.0.0.1\n  server_port: {server.port}\n",
         )
-        config = server.pilot_config(
-            pilot3_dir / "pilot" / "util" / "default.cfg", tmp_path / "pilot.cfg"
-        )
-        report = tmp_path / "r.json"
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "siteagent",
-                "pilot",
-                "--site",
-                str(site.profile),
-                "--pilot-dir",
-                str(pilot3_dir),
-                "--cvmfs",
-                "none",
-                "--report",
-                str(report),
-                "--pilot-arg=--use-https=False",
-                "--pilot-arg=--noserverupdate",
-            ],
-            env=clean_env(site.env | {"HARVESTER_PILOT_CONFIG": str(config)}),
-            capture_output=True,
-            text=True,
-            timeout=400,
-            cwd=site.root,
-        )
+        r, report = run_pilot(site, server, pilot3_dir, tmp_path, "--pilot-arg=--noserverupdate")
         assert server.calls("/server/panda/getJob") == []
     data = json.loads(report.read_text())
     # the queue is not ACTIVE, so the pilot stops before asking for work; its exit code (not
@@ -167,23 +143,12 @@ def test_real_pilot_runs_one_tiny_job(tmp_path, pilot3_dir):
         site.profile.write_text(
             site.profile.read_text().replace("http://proxy.example.org:3128", server.url)
         )
-        config = server.pilot_config(
-            pilot3_dir / "pilot" / "util" / "default.cfg", tmp_path / "pilot.cfg"
-        )
-        report = tmp_path / "r.json"
-        r = subprocess.run(
-            [
-                *(sys.executable, "-m", "siteagent", "pilot", "--site", str(site.profile)),
-                *("--pilot-dir", str(pilot3_dir), "--cvmfs", "none", "--report", str(report)),
-                "--pilot-arg=--use-https=False",
-                "--pilot-arg=--noproxyverification",
-                "--pilot-arg=--getjobrequests=1",
-            ],
-            env=clean_env(site.env | {"HARVESTER_PILOT_CONFIG": str(config)}),
-            capture_output=True,
-            text=True,
-            timeout=400,
-            cwd=site.root,
+        r, report = run_pilot(
+            site,
+            server,
+            pilot3_dir,
+            tmp_path,
+            *("--pilot-arg=--noproxyverification", "--pilot-arg=--getjobrequests=1"),
         )
         updates = server.calls("/server/panda/updateJob")
         trf_downloads = [p for m, p, _ in server.requests if p == TRF]
