@@ -104,7 +104,9 @@ def test_failing_payload_is_failed_with_the_pilot_meaning(engine_dir):
 
 def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     _, state = engine_dir
-    submitter, monitor, sweeper = plugins(engine_dir, payload=["sleep", "271"])
+    submitter, monitor, sweeper = plugins(
+        engine_dir, payload=["sleep", "271"], lostAfterSeconds=0.2
+    )
     ws = WorkSpec(workerID=20)
     assert submitter.submit_workers([ws]) == [(True, "")]
     record = state / "workers" / "local-20.json"
@@ -112,7 +114,10 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     while not record.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert record.exists(), "the worker never started"
+    time.sleep(0.3)
+    # pending past lostAfterSeconds: the monitor asks the engine, which still holds the task
     assert monitor.check_workers([ws]) == (True, [(ST_SUBMITTED, "")])
+    assert REGISTRY.get(ws.batchID).confirmed_at is not None
     [(ok, detail)] = sweeper.kill_workers([ws])
     assert ok, detail
     assert detail.startswith("signalled: SIGTERM to pid")

@@ -53,19 +53,18 @@ def _record(future, **kw):
 
 def test_record_states():
     f = concurrent.futures.Future()
-    assert from_record(_record(f), 60) == (ST_SUBMITTED, "")
+    assert from_record(_record(f)) == (ST_SUBMITTED, "")
     f.set_running_or_notify_cancel()
-    assert from_record(_record(f), 60) == (ST_RUNNING, "")
+    assert from_record(_record(f)) == (ST_RUNNING, "")
     f.set_exception(RuntimeError("engine gone\nlast words"))
-    assert from_record(_record(f), 60) == (ST_FAILED, "RuntimeError: last words")
+    assert from_record(_record(f)) == (ST_FAILED, "RuntimeError: last words")
     g = concurrent.futures.Future()
     g.cancel()
-    assert from_record(_record(g), 60)[0] == ST_CANCELLED
-    # stopped, no answer yet: still submitted until the stop is old, then cancelled
+    assert from_record(_record(g))[0] == ST_CANCELLED
+    # stopped by the sweeper: cancelled at once, before the engine learns the job is gone
     h = concurrent.futures.Future()
     stopped = _record(h, stopped_at=1000.0, stop_detail="stopped by the sweeper (x)")
-    assert from_record(stopped, 60, now=1030.0) == (ST_SUBMITTED, "")
-    assert from_record(stopped, 60, now=1061.0) == (ST_CANCELLED, "stopped by the sweeper (x)")
+    assert from_record(stopped) == (ST_CANCELLED, "stopped by the sweeper (x)")
 
 
 def test_remote_states():
@@ -89,3 +88,47 @@ def test_batch_status_is_chunked_and_unreachable_means_check_again():
     assert (
         GlobusBackend("x", 1, client=BatchStatusService({}, fail=True)).remote_status(ids) is None
     )
+
+
+def test_long_pending_task_is_asked_about_and_lost_when_the_endpoint_forgot_it():
+    from functools import cached_property
+
+    from siteagent.harvester.monitor import GlobusComputeMonitor
+    from siteagent.harvester.registry import Registry
+
+    running_id = "00000000-0000-0000-0000-000000000001"
+    forgotten_id = "00000000-0000-0000-0000-000000000002"
+    fresh_id = "00000000-0000-0000-0000-000000000003"
+    service = BatchStatusService({running_id: {"pending": True, "status": "running"}})
+    backend = GlobusBackend("11111111-2222-3333-4444-555555555555", 8, client=service)
+
+    class Monitor(GlobusComputeMonitor):
+        registry = Registry()
+
+        @cached_property
+        def gc_backend(self):
+            return backend
+
+    monitor = Monitor(site="local", lostAfterSeconds=600)
+    futures = {}
+    for task_id, age in ((running_id, 700), (forgotten_id, 700), (fresh_id, 10)):
+        futures[task_id] = concurrent.futures.Future()
+        record = TaskRecord(batch_id=task_id, worker_id="w", future=futures[task_id])
+        record.submitted_at -= age
+        monitor.registry.add(record)
+
+    class WS:
+        def __init__(self, batch_id):
+            self.batchID = batch_id
+
+    ok, states = monitor.check_workers([WS(running_id), WS(forgotten_id), WS(fresh_id)])
+    assert ok
+    assert states[0] == (ST_RUNNING, "")
+    assert states[1][0] == ST_FAILED and states[1][1].startswith("lost:")
+    assert states[2] == (ST_SUBMITTED, "")
+    assert service.calls == [2]  # one call, only for the two that waited too long
+    assert futures[forgotten_id].cancelled()
+    assert monitor.registry.get(running_id).confirmed_at is not None
+    # confirmed just now: the next check does not ask again
+    monitor.check_workers([WS(running_id)])
+    assert service.calls == [2]

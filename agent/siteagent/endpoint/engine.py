@@ -102,6 +102,11 @@ class EngineExecutor(concurrent.futures.Executor):
         with self._lock:
             return len(self._futures)
 
+    def pending_ids(self) -> set[str]:
+        """Ids of the tasks the engine holds that have not ended."""
+        with self._lock:
+            return {str(task_id) for task_id in self._futures}
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             if self._closed:

@@ -110,8 +110,16 @@ class EngineBackend(Backend):
         return EngineExecutor(loaded.engine, run)
 
     def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
-        # an in-process engine keeps no tasks beyond its futures: an unknown id is lost
-        return {tid: {"pending": False, "status": "unknown"} for tid in task_ids}
+        # an in-process engine knows only the tasks it still holds: any other id is lost
+        with self._lock:
+            executors = list(self._executors.values())
+        held = set().union(*(ex.pending_ids() for ex in executors)) if executors else set()
+        return {
+            tid: {"pending": True, "status": "waiting"}
+            if tid in held
+            else {"pending": False, "status": "unknown"}
+            for tid in task_ids
+        }
 
 
 BACKENDS = ("globus", "local-engine")

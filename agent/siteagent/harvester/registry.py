@@ -18,6 +18,8 @@ class TaskRecord:
     worker_id: str
     future: Future
     submitted_at: float = field(default_factory=time.time)
+    # when the endpoint last said it still has the task (the monitor asks again after a while)
+    confirmed_at: float | None = None
     stopped_at: float | None = None
     stop_detail: str = ""
 

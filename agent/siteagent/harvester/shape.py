@@ -23,9 +23,10 @@ WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 SHELL_WALLTIME_MARGIN = 300
 
 
-def worker_id(qc: QueueConfig, workspec: Any) -> str:
-    """A name for the worker that is safe in a file name and unique per Harvester instance."""
-    wid = f"{qc.panda_queue or qc.site}-{workspec.workerID}"
+def worker_id(qc: QueueConfig, profile: Profile, workspec: Any) -> str:
+    """A name for the worker that is safe in a file name and unique per Harvester instance:
+    ``<PanDA queue or profile name>-<workerID>``."""
+    wid = f"{qc.panda_queue or profile.name}-{workspec.workerID}"
     wid = re.sub(r"[^A-Za-z0-9_.-]", "_", wid)[:128]
     if not WORKER_ID.match(wid):
         raise ConfigError(f"workerID: cannot make a worker name from {workspec.workerID!r}")

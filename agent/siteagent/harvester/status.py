@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_RUNNING, ST_SUBMITTED
@@ -48,11 +47,12 @@ def from_result(result: Any) -> tuple[str, str]:
     return ST_FAILED, "; ".join(x for x in (f"exit {rc}", why, tail) if x)
 
 
-def from_record(record: TaskRecord, lost_after: float, now: float | None = None) -> tuple[str, str]:
-    """The status of a worker this process submitted."""
+def from_record(record: TaskRecord) -> tuple[str, str]:
+    """The status of a worker this process submitted, from its future."""
     fut = record.future
-    now = time.time() if now is None else now
-    if record.stopped_at is not None and (fut.done() or now - record.stopped_at > lost_after):
+    if record.stopped_at is not None:
+        # the stop task did its part (signal, scancel/qdel, or a mark that keeps it from
+        # starting): the worker is over even before its batch system or engine says so
         return ST_CANCELLED, record.stop_detail or "stopped by the sweeper"
     if fut.cancelled():
         return ST_CANCELLED, "cancelled before it started"

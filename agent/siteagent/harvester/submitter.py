@@ -35,7 +35,7 @@ class GlobusComputeSubmitter(GlobusComputePlugin):
         configs: dict[tuple, dict[str, Any]] = {}
         for i, ws in enumerate(workspec_list):
             try:
-                wid = worker_id(qc, ws)
+                wid = worker_id(qc, profile, ws)
                 key = shape_key(ws)
                 if key not in configs:  # validate each shape once, not each worker
                     configs[key] = worker_config(qc, profile, ws)

@@ -25,7 +25,7 @@ class GlobusComputeSweeper(GlobusComputePlugin):
             # stop task on the site can end it, or keep it from starting
             from siteagent.harvester.shape import worker_id
 
-            wid = record.worker_id if record else worker_id(self.gc_queue, ws)
+            wid = record.worker_id if record else worker_id(self.gc_queue, self.gc_profile, ws)
             try:
                 future = self.gc_backend.executor(CONTROL_CONFIG).submit(stop_worker, wid)
             except Exception as err:
