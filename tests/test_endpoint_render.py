@@ -219,3 +219,15 @@ def test_control_config_runs_on_the_login_node(site, tmp_path):
     assert result.provider_type == "LocalProvider"
     assert (provider.nodes_per_block, provider.init_blocks, provider.max_blocks) == (1, 0, 1)
     assert f"export SITE_AGENT_EXEC={tmp_path}/bin/site-agent-exec" in provider.worker_init
+
+
+@pytest.mark.parametrize("site", PROFILE_NAMES)
+def test_batch_jobs_tell_the_pilot_wrapper_when_they_started(site, tmp_path):
+    profile = load_profile(site)
+    write_endpoint(render_endpoint(profile, tmp_path), tmp_path)
+    account = {"account": "a"} if profile.scheduler != "local" else {}
+    worker_init = validate_endpoint(tmp_path, account).config.engine.executor.provider.worker_init
+    control = validate_endpoint(tmp_path, {"control": True}).config.engine.executor.provider
+    batch = profile.scheduler != "local"
+    assert ("export SITE_AGENT_JOB_START=$(date +%s)" in worker_init) is batch
+    assert "SITE_AGENT_JOB_START" not in control.worker_init
