@@ -70,6 +70,22 @@ def wait_status(monitor, workers, want, timeout=60.0):
         time.sleep(0.2)
 
 
+def wait_for(done, timeout=60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _state(report_path) -> str | None:
+    try:
+        return json.loads(report_path.read_text())["state"]
+    except (OSError, ValueError):
+        return None
+
+
 pytestmark = pytest.mark.slow
 
 
@@ -110,10 +126,9 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     ws = WorkSpec(workerID=20)
     assert submitter.submit_workers([ws]) == [(True, "")]
     record = state / "workers" / "local-20.json"
-    deadline = time.monotonic() + 60
-    while not record.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert record.exists(), "the worker never started"
+    report_path = state / "pilots" / "local-20-r0.json"
+    assert wait_for(lambda: _state(report_path) == "running"), "the worker never started"
+    assert record.exists()
     time.sleep(0.3)
     # pending past lostAfterSeconds: the monitor asks the engine, which still holds the task
     assert monitor.check_workers([ws]) == (True, [(ST_SUBMITTED, "")])
@@ -123,13 +138,13 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     assert detail.startswith("signalled: SIGTERM to pid")
     [(status, diag)] = wait_status(monitor, [ws], ST_CANCELLED)
     assert status == ST_CANCELLED and "stopped by the sweeper" in diag
-    time.sleep(0.5)
+    assert wait_for(lambda: _state(report_path) == "done")
+    assert wait_for(lambda: not record.exists())
     sleeping = [
         p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "271"]
     ]
     assert sleeping == []
-    assert not record.exists()
-    report = json.loads((state / "pilots" / "local-20-r0.json").read_text())
+    report = json.loads(report_path.read_text())
     assert (report["reason"], report["signal"]) == ("signalled", "SIGTERM")
     assert sweeper.sweep_worker(ws) == (True, "")
     assert REGISTRY.get(ws.batchID) is None

@@ -214,31 +214,46 @@ def harvester_round(site: str, base: Path, timeout: float) -> str:
         answers = submitter.submit_workers(workers) + long_submitter.submit_workers([victim])
         if any(ok is not True for ok, _ in answers):
             raise SiteAgentError(f"submit_workers: {answers}")
-        record = state / "workers" / f"{site}-3.json"
         deadline = time.monotonic() + timeout
-        while not record.exists():
-            if time.monotonic() > deadline:
-                raise SiteAgentError("the worker to stop never started")
-            time.sleep(0.1)
+
+        def wait_for(what: str, done: Callable[[], Any]) -> Any:
+            while not (value := done()):
+                if time.monotonic() > deadline:
+                    raise SiteAgentError(f"timed out waiting for {what}")
+                time.sleep(0.1)
+            return value
+
+        def pilot_report(worker: int) -> dict[str, Any]:
+            path = state / "pilots" / f"{site}-{worker}-r0.json"
+            try:
+                return json.loads(path.read_text())
+            except (OSError, ValueError):  # not written yet
+                return {}
+
+        # stop the long worker once its pilot wrapper runs the payload
+        wait_for("the worker to stop to start", lambda: pilot_report(3).get("state") == "running")
         [(ok, detail)] = sweeper.kill_workers([victim])
         if not ok:
             raise SiteAgentError(f"kill_workers: {detail}")
         want = [ST_FINISHED, ST_FINISHED, ST_CANCELLED]
-        while True:
+
+        def states_as_wanted() -> bool:
             ok, states = monitor.check_workers([*workers, victim])
-            if ok and [s for s, _ in states] == want:
-                break
-            if time.monotonic() > deadline:
-                raise SiteAgentError(f"check_workers: {states}, wanted {want}")
-            time.sleep(0.2)
+            return ok and [s for s, _ in states] == want
+
+        wait_for(f"check_workers to say {want}", states_as_wanted)
         for w in [*workers, victim]:
             sweeper.sweep_worker(w)
-        # each rank's pilot wrapper left its report where a monitor finds it
-        reasons = {}
-        for name in (f"{site}-1-r0", f"{site}-3-r0"):
-            path = state / "pilots" / f"{name}.json"
-            reasons[name] = json.loads(path.read_text())["reason"] if path.exists() else None
-        if list(reasons.values()) != ["finished", "signalled"]:
+
+        # each rank's pilot wrapper left its final report where a monitor finds it
+        def final_reasons() -> dict[int, str] | None:
+            reports = {w: pilot_report(w) for w in (1, 3)}
+            if all(r.get("state") == "done" for r in reports.values()):
+                return {w: r["reason"] for w, r in reports.items()}
+            return None
+
+        reasons = wait_for("the pilot wrapper reports", final_reasons)
+        if reasons != {1: "finished", 3: "signalled"}:
             raise SiteAgentError(f"pilot wrapper reports: {reasons}")
     finally:
         shutdown_backends()
