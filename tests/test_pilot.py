@@ -595,3 +595,34 @@ def test_bad_resource_type_is_refused(site):
     r = run(site, "--resource-type", "GPU", "--", "true")
     assert r.returncode == 2
     assert "--resource-type: 'GPU' is not one of SCORE, MCORE, SCORE_HIMEM, MCORE_HIMEM" in r.stderr
+
+
+def test_stop_during_start_up_ends_with_a_report_and_no_payload(site, tmp_path):
+    """A SIGTERM that arrives while the wrapper still imports and plans is kept, not fatal:
+    the payload never starts and the report says signalled."""
+    from siteagent.pilot import EARLY_SIGNALS, catch_early_signals
+    from siteagent.pilot.plan import PilotOptions, build_plan
+    from siteagent.pilot.run import run_plan
+
+    marker, report = tmp_path / "payload-ran", tmp_path / "r.json"
+    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    saved = {s: signal.getsignal(s) for s in stops}
+    try:
+        catch_early_signals()
+        os.kill(os.getpid(), signal.SIGTERM)  # as the execution wrapper's stop would
+        opts = PilotOptions(
+            site=str(site.profile),
+            cvmfs="none",
+            container="none",
+            report=str(report),
+            payload=("touch", str(marker)),
+        )
+        result = run_plan(build_plan(opts, clean_env(site.env)))
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        EARLY_SIGNALS.clear()
+    assert (result.reason, result.exit_code) == ("signalled", 143)
+    assert not marker.exists()
+    data = json.loads(report.read_text())
+    assert (data["state"], data["reason"], data["exit_code"]) == ("done", "signalled", 143)

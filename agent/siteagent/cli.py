@@ -374,6 +374,10 @@ def pilot(
     JSON report."""
     import time
 
+    if not dry_run:
+        from siteagent.pilot import catch_early_signals
+
+        catch_early_signals()  # a stop during start-up still ends with a report
     from siteagent.pilot.plan import PilotOptions, build_plan
 
     if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form

@@ -135,6 +135,9 @@ def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
                 state.kill_at = time.monotonic() + plan.grace_s
 
     previous = {s: signal.signal(s, on_signal) for s in FORWARDED}
+    from siteagent.pilot import EARLY_SIGNALS
+
+    state.received.extend(EARLY_SIGNALS)
     _become_subreaper()
     env = plan.environment(dict(os.environ))
     deadline = t0 + plan.walltime_s - plan.margin_s if plan.walltime_s else None
