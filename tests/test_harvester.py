@@ -23,6 +23,8 @@ from siteagent.harvester.submitter import GlobusComputeSubmitter
 from siteagent.harvester.sweeper import GlobusComputeSweeper
 from siteagent.profiles import load_profile
 
+from .test_pilot import report_state, wait_for
+
 
 @dataclass
 class WorkSpec:
@@ -70,22 +72,6 @@ def wait_status(monitor, workers, want, timeout=60.0):
         time.sleep(0.2)
 
 
-def wait_for(done, timeout=60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _state(report_path) -> str | None:
-    try:
-        return json.loads(report_path.read_text())["state"]
-    except (OSError, ValueError):
-        return None
-
-
 pytestmark = pytest.mark.slow
 
 
@@ -127,7 +113,7 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     assert submitter.submit_workers([ws]) == [(True, "")]
     record = state / "workers" / "local-20.json"
     report_path = state / "pilots" / "local-20-r0.json"
-    assert wait_for(lambda: _state(report_path) == "running"), "the worker never started"
+    assert wait_for(lambda: report_state(report_path) == "running"), "the worker never started"
     assert record.exists()
     time.sleep(0.3)
     # pending past lostAfterSeconds: the monitor asks the engine, which still holds the task
@@ -138,7 +124,7 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     assert detail.startswith("signalled: SIGTERM to pid")
     [(status, diag)] = wait_status(monitor, [ws], ST_CANCELLED)
     assert status == ST_CANCELLED and "stopped by the sweeper" in diag
-    assert wait_for(lambda: _state(report_path) == "done")
+    assert wait_for(lambda: report_state(report_path) == "done")
     assert wait_for(lambda: not record.exists())
     sleeping = [
         p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "271"]

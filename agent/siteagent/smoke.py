@@ -3,7 +3,6 @@ Globus Compute engine with the provider it rendered, and run work through it."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -135,6 +134,8 @@ def run_smoke_test(
     def shell_task() -> str:
         from globus_compute_sdk import ShellFunction
 
+        from siteagent.pilot.report import read_report
+
         # the launch path of every pilot: execution wrapper (2 ranks on this node), then the
         # pilot wrapper per rank around a small payload, each rank leaving its JSON report
         reports = base / "state"
@@ -149,12 +150,11 @@ def run_smoke_test(
         got = set(res.stdout.split("\n"))
         if res.returncode != 3 or not want <= got:
             raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
-        found = {}
         for rank in range(2):
             path = reports / "pilots" / f"smoke-r{rank}.json"
-            found[rank] = json.loads(path.read_text()) if path.exists() else {}
-            if (found[rank].get("reason"), found[rank].get("exit_code")) != ("failed", 3):
-                raise SiteAgentError(f"pilot wrapper report of rank {rank}: {found[rank]}")
+            found = read_report(path) if path.exists() else {}
+            if (found.get("reason"), found.get("exit_code")) != ("failed", 3):
+                raise SiteAgentError(f"pilot wrapper report of rank {rank}: {found}")
         return (
             f"site-agent-exec ran 2 ranks through the pilot wrapper; exit {res.returncode} as the "
             f"payload's, reports in {reports / 'pilots'}"
@@ -194,6 +194,7 @@ def harvester_round(site: str, base: Path, timeout: float) -> str:
     from siteagent.harvester.monitor import GlobusComputeMonitor
     from siteagent.harvester.submitter import GlobusComputeSubmitter
     from siteagent.harvester.sweeper import GlobusComputeSweeper
+    from siteagent.pilot.report import read_report
 
     class Worker:  # the WorkSpec fields the plugins read and write
         def __init__(self, worker_id: int):
@@ -224,9 +225,8 @@ def harvester_round(site: str, base: Path, timeout: float) -> str:
             return value
 
         def pilot_report(worker: int) -> dict[str, Any]:
-            path = state / "pilots" / f"{site}-{worker}-r0.json"
             try:
-                return json.loads(path.read_text())
+                return read_report(state / "pilots" / f"{site}-{worker}-r0.json")
             except (OSError, ValueError):  # not written yet
                 return {}
 

@@ -98,10 +98,6 @@ class EngineExecutor(concurrent.futures.Executor):
         except Exception as err:  # engine-side failure: report on the future, never hang
             out.set_exception(err)
 
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._futures)
-
     def pending_ids(self) -> set[str]:
         """Ids of the tasks the engine holds that have not ended."""
         with self._lock:

@@ -122,7 +122,6 @@ class EngineBackend(Backend):
         }
 
 
-BACKENDS = ("globus", "local-engine")
 _cache: dict[tuple, Backend] = {}
 _cache_lock = threading.Lock()
 

@@ -14,6 +14,9 @@ TOKEN_WHAT = "words of letters, digits and _.,:/@+=-"
 # the payload is the admin's own command line: any printable words, each shell-quoted
 PAYLOAD_WORD = re.compile(r"^[^\x00-\x1f\x7f]{1,4096}$")
 
+# where tasks go: the Globus Compute service (production) or the engine in this process
+BACKENDS = ("globus", "local-engine")
+
 # queue-config key -> (attribute, default)
 KEYS: dict[str, tuple[str, Any]] = {
     "endpointId": ("endpoint_id", None),
@@ -86,7 +89,7 @@ def queue_config(plugin: Any) -> QueueConfig:
         isinstance(raw["panda_queue"], str) and TOKEN.match(raw["panda_queue"])
     ):
         raise ConfigError("queue config: pandaQueue: must be a PanDA queue name")
-    if raw["backend"] not in ("globus", "local-engine"):
+    if raw["backend"] not in BACKENDS:
         raise ConfigError("queue config: backend: must be 'globus' or 'local-engine'")
     if raw["workdir"] is not None and not isinstance(raw["workdir"], str):
         raise ConfigError("queue config: workdir: must be a directory path")

@@ -7,7 +7,7 @@ from typing import Any
 
 from siteagent.harvester.base import ST_RUNNING
 from siteagent.harvester.plugin import GlobusComputePlugin
-from siteagent.harvester.status import from_record, from_remote
+from siteagent.harvester.status import LOST, from_record, from_remote
 
 
 class GlobusComputeMonitor(GlobusComputePlugin):
@@ -45,7 +45,7 @@ class GlobusComputeMonitor(GlobusComputePlugin):
                 state = from_remote(remote.get(task_id))
                 record = self.registry.get(task_id)
                 if record is not None:
-                    if not state[1].startswith("lost:"):
+                    if state != LOST:
                         # still there: keep our own view, but learn that it started
                         record.confirmed_at = now
                         if state[0] != ST_RUNNING:

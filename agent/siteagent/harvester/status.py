@@ -20,6 +20,8 @@ PILOT_EXIT = {
 }
 # exit codes that end a worker normally: it ran, or found nothing to run
 NORMAL_EXIT = {0, 82}
+# a task the endpoint no longer knows: never running forever
+LOST = (ST_FAILED, "lost: the endpoint does not know this task (restarted?)")
 # web-service task states that mean the task is on a worker now
 REMOTE_RUNNING = {"running", "exec-start", "exec-end"}
 
@@ -67,14 +69,14 @@ def from_record(record: TaskRecord) -> tuple[str, str]:
 def from_remote(info: dict[str, Any] | None) -> tuple[str, str]:
     """The status of a task known only by its id, from the web service's batch status."""
     if not info:
-        return ST_FAILED, "lost: the endpoint does not know this task (restarted?)"
+        return LOST
     state = str(info.get("status", "unknown")).lower()
     if info.get("pending", True):
         if state == "unknown":
-            return ST_FAILED, "lost: the endpoint does not know this task (restarted?)"
+            return LOST
         return (ST_RUNNING if state in REMOTE_RUNNING else ST_SUBMITTED), ""
     if state == "success":
         return from_result(info.get("result"))
     if state == "unknown":
-        return ST_FAILED, "lost: the endpoint does not know this task (restarted?)"
+        return LOST
     return ST_FAILED, _last_line(str(info.get("exception") or state))

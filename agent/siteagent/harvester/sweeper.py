@@ -8,6 +8,7 @@ from typing import Any
 
 from siteagent.harvester.control import stop_worker
 from siteagent.harvester.plugin import GlobusComputePlugin
+from siteagent.harvester.shape import worker_id
 from siteagent.userconfig import CONTROL_CONFIG
 
 
@@ -23,8 +24,6 @@ class GlobusComputeSweeper(GlobusComputePlugin):
                 continue
             # no local cancel: the task is with the endpoint already (it has an id), so only a
             # stop task on the site can end it, or keep it from starting
-            from siteagent.harvester.shape import worker_id
-
             wid = record.worker_id if record else worker_id(self.gc_queue, self.gc_profile, ws)
             try:
                 future = self.gc_backend.executor(CONTROL_CONFIG).submit(stop_worker, wid)
