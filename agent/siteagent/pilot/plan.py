@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from siteagent.profiles import Profile
 
 QUEUE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
-WALLTIME = re.compile(r"^([0-9]{1,3}):([0-5][0-9]):([0-5][0-9])$")
 JOB_ID_VARS = ("SLURM_JOB_ID", "PBS_JOBID")
 WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 RESOURCE_TYPES = ("SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM")
@@ -127,11 +126,11 @@ class PilotPlan:
 
 
 def parse_walltime(value: str) -> int:
-    m = WALLTIME.match(value)
-    if not m:
+    from siteagent.userconfig import WALLTIME, walltime_seconds
+
+    if not re.match(WALLTIME, value):
         raise ConfigError(f"--walltime: '{value}' is not HH:MM:SS")
-    h, mi, s = (int(x) for x in m.groups())
-    seconds = h * 3600 + mi * 60 + s
+    seconds = walltime_seconds(value)
     if seconds == 0:
         raise ConfigError("--walltime: must be more than 00:00:00")
     return seconds
@@ -165,9 +164,9 @@ def remaining_walltime(
 def local_rank(profile: Profile, environ: dict[str, str]) -> tuple[int, int]:
     """``(local rank, global rank)`` from the launcher's variables, as the execution wrapper
     reads them (it also exports SITE_AGENT_LOCAL_RANK/SITE_AGENT_RANK), 0 when run by hand."""
-    from siteagent.wrappers.render import GLOBAL_RANK_VARS, LOCAL_RANK_VARS
+    from siteagent.wrappers.render import GLOBAL_RANK_VARS, LOCAL_RANK_VARS, launcher_of
 
-    launcher = profile.launcher if profile.scheduler != "local" else "none"
+    launcher = launcher_of(profile)
     out = []
     for names, own in (
         (LOCAL_RANK_VARS[launcher], "SITE_AGENT_LOCAL_RANK"),

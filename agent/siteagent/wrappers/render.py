@@ -49,7 +49,8 @@ def binding_table(profile: Profile) -> list[tuple[str, str]]:
     return rows
 
 
-def _launcher(profile: Profile) -> str:
+def launcher_of(profile: Profile) -> str:
+    """The launcher that starts ranks: the profile's, or the wrapper's own fork on local."""
     return profile.launcher if profile.scheduler != "local" else "none"
 
 
@@ -69,7 +70,7 @@ def render_wrapper(profile: Profile) -> str:
         keep_trailing_newline=True,
     )
     node = profile.node
-    launcher = _launcher(profile)
+    launcher = launcher_of(profile)
     cpu_bind = node.cpu_bind or ""
     cpu_list = cpu_bind if cpu_bind.startswith("list:") else ""
     return env.get_template("site-agent-exec.sh.in").render(
