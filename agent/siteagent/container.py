@@ -17,9 +17,10 @@ import re
 from dataclasses import dataclass
 
 from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.names import IMAGE_RE
 from siteagent.profiles import Profile
 
-IMAGE = re.compile(r"^([a-z]+://)?[A-Za-z0-9_./:@+-]{1,512}$")
+IMAGE = IMAGE_RE
 BIND = re.compile(r"^[A-Za-z0-9_./~+@-]{1,512}(:[A-Za-z0-9_./~+@-]{1,512}(:(ro|rw))?)?$")
 SUPPORTED = ("apptainer", "singularity")
 # What each GPU vendor needs inside the container when the profile asks for no flag.

@@ -8,17 +8,11 @@ import json
 from typing import Any
 
 from siteagent.errors import ConfigError
-from siteagent.profiles import Profile
 
 # Every string that reaches a #SBATCH/#PBS line or worker_init is a whitelist of characters:
 # no whitespace, newline, ';', '$', backtick, quote, brace or backslash can pass.
-WORD = "^[A-Za-z0-9_.+-]{1,64}$"
-WALLTIME = "^[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]$"
-IMAGE = "^([a-z]+://)?[A-Za-z0-9_./:@+-]{1,512}$"
-REPO = "^[a-z0-9][a-z0-9.-]{0,126}$"
-ENV_NAME = "^[A-Z_][A-Z0-9_]{0,63}$"
-ENV_VALUE = "^[A-Za-z0-9_./:,=@+%-]{0,512}$"
-CONDA_ENV = "^[A-Za-z0-9_./+-]{1,256}$"
+from siteagent.names import CONDA_ENV, ENV_NAME, ENV_VALUE, IMAGE, REPO, WALLTIME, WORD
+from siteagent.profiles import Profile
 
 # The config of site-agent's control tasks: a local provider on the login node.
 CONTROL_CONFIG: dict[str, Any] = {"control": True}

@@ -14,10 +14,11 @@ from typing import Any
 
 from siteagent.errors import ConfigError
 from siteagent.harvester.config import QueueConfig
+from siteagent.names import WORKER_ID_RE
 from siteagent.profiles import Profile
 from siteagent.userconfig import canonicalize, format_walltime, user_config_schema
 
-WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+WORKER_ID = WORKER_ID_RE
 # Seconds the ShellFunction waits past the worker's walltime: the pilot wrapper's own walltime
 # kill comes first; this only stops a worker whose wrapper failed to end it.
 SHELL_WALLTIME_MARGIN = 300

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import ConfigError
+from siteagent.names import WORD_RE, WORKER_ID_RE
 
 if TYPE_CHECKING:
     from siteagent.binding import RankBinding
@@ -25,9 +26,9 @@ if TYPE_CHECKING:
     from siteagent.gpus import GpuInventory
     from siteagent.profiles import Profile
 
-QUEUE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+QUEUE = WORD_RE
 JOB_ID_VARS = ("SLURM_JOB_ID", "PBS_JOBID")
-WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+WORKER_ID = WORKER_ID_RE
 RESOURCE_TYPES = ("SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM")
 LAYER_ORDER = ("gpu-binding", "proxy", "cvmfs", "container", "env", "payload")
 

@@ -8,6 +8,7 @@ from typing import Any
 from siteagent import __version__
 from siteagent.binding import bind_rank
 from siteagent.errors import ConfigError
+from siteagent.names import JOB_NAME
 from siteagent.profiles import Profile
 from siteagent.userconfig import canonicalize
 
@@ -24,7 +25,6 @@ GLOBAL_RANK_VARS = {
     "mpiexec": ("PALS_RANKID", "PMI_RANK"),
     "none": ("SITE_AGENT_RANK",),
 }
-JOB_NAME = "^[A-Za-z0-9_.-]{1,64}$"
 
 
 def _first_set(names: tuple[str, ...]) -> str:
