@@ -8,8 +8,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,94 +17,22 @@ from typing import Any
 import yaml
 
 from siteagent.errors import ConfigError
+from siteagent.sections import (
+    CheckSection,
+    ContainerSection,
+    CvmfsSection,
+    Directives,
+    EndpointSection,
+    EnvironmentSection,
+    Limits,
+    NodeShape,
+    PilotSection,
+    ProxySection,
+    build_section,
+    profile_defaults,
+)
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
-
-# Filled in under every profile before validation, so code never guesses a missing key.
-DEFAULTS: dict[str, Any] = {
-    "description": "",
-    "endpoint": {
-        "amqp_port": 443,
-        "max_blocks": 1,
-        "init_blocks": 0,
-        "max_workers_per_node": 1,
-        "idle_heartbeats_soft": 10,
-        "idle_heartbeats_hard": 5760,
-    },
-    "directives": {"exclusive": True, "extra": []},
-    "limits": {"max_nodes": 1, "max_walltime": "24:00:00"},
-    "node": {
-        "threads_per_core": 1,
-        "memory_gb": 0,
-        "gpu_vendor": "none",
-        "tiles_per_gpu": 1,
-        "reserved_cores": [],
-    },
-    "proxy": {"no_proxy": [], "scope": "all"},
-    "container": {
-        "runtime": "none",
-        "setup": [],
-        "binds": [],
-        "gpu_flag": "none",
-        "options": [],
-        "env": {},
-    },
-    "cvmfs": {"mode": "none", "repositories": [], "config": "default", "quota_mb": 4000},
-    "environment": {"worker_init": [], "variables": {}, "conda": {"manager": "auto"}},
-    "pilot": {
-        "pilot_user": "ATLAS",
-        "resource_type": "SCORE",
-        "workflow": "generic",
-        "server_url": "https://pandaserver.cern.ch",
-        "server_port": 25443,
-    },
-    "check": {
-        "targets": [
-            "https://compute.api.globus.org:443",
-            "amqps://compute.amqps.globus.org:443",
-            "https://auth.globus.org:443",
-            "https://pandaserver.cern.ch:25443",
-            "https://pandaserver.cern.ch:25080",
-        ],
-        "scratch_dirs": [],
-        "min_free_gb": 5,
-    },
-}
-
-
-@dataclass(frozen=True)
-class GpuBinding:
-    """How one GPU slot is given to each local rank."""
-
-    variable: str
-    order: str = "natural"
-    format: str = "index"
-    unset: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class NodeShape:
-    cores: int
-    threads_per_core: int
-    memory_gb: int
-    gpus: int
-    gpu_vendor: str
-    tiles_per_gpu: int
-    reserved_cores: tuple[int, ...]
-    gpu_binding: GpuBinding | None
-    cpu_bind: str | None
-
-    @property
-    def gpu_slots(self) -> int:
-        """Bindable GPU units per node: GPUs, or tiles where the binding is per tile."""
-        if self.gpu_binding and self.gpu_binding.format == "tile":
-            return self.gpus * self.tiles_per_gpu
-        return self.gpus
-
-    @property
-    def usable_cores(self) -> int:
-        return self.cores - len(self.reserved_cores)
 
 
 @dataclass(frozen=True)
@@ -123,32 +51,45 @@ class Profile:
     def launcher(self) -> str:
         return self.data["launcher"]
 
-    @property
+    @cached_property
     def node(self) -> NodeShape:
-        n = self.data["node"]
-        gb = n.get("gpu_binding")
-        binding = (
-            GpuBinding(
-                variable=gb["variable"],
-                order=gb.get("order", "natural"),
-                format=gb.get("format", "index"),
-                unset=tuple(gb.get("unset", ())),
-                env=dict(gb.get("env", {})),
-            )
-            if gb
-            else None
-        )
-        return NodeShape(
-            cores=n["cores"],
-            threads_per_core=n["threads_per_core"],
-            memory_gb=n["memory_gb"],
-            gpus=n["gpus"],
-            gpu_vendor=n["gpu_vendor"],
-            tiles_per_gpu=n["tiles_per_gpu"],
-            reserved_cores=tuple(n["reserved_cores"]),
-            gpu_binding=binding,
-            cpu_bind=n.get("cpu_bind"),
-        )
+        return build_section(NodeShape, self.data["node"])
+
+    @cached_property
+    def endpoint(self) -> EndpointSection:
+        return build_section(EndpointSection, self.data["endpoint"])
+
+    @cached_property
+    def directives(self) -> Directives:
+        return build_section(Directives, self.data["directives"])
+
+    @cached_property
+    def limits(self) -> Limits:
+        return build_section(Limits, self.data["limits"])
+
+    @cached_property
+    def proxy(self) -> ProxySection:
+        return build_section(ProxySection, self.data["proxy"])
+
+    @cached_property
+    def container(self) -> ContainerSection:
+        return build_section(ContainerSection, self.data["container"])
+
+    @cached_property
+    def cvmfs(self) -> CvmfsSection:
+        return build_section(CvmfsSection, self.data["cvmfs"])
+
+    @cached_property
+    def environment(self) -> EnvironmentSection:
+        return build_section(EnvironmentSection, self.data["environment"])
+
+    @cached_property
+    def pilot(self) -> PilotSection:
+        return build_section(PilotSection, self.data["pilot"])
+
+    @cached_property
+    def check(self) -> CheckSection:
+        return build_section(CheckSection, self.data["check"])
 
     def section(self, name: str) -> dict[str, Any]:
         return self.data.get(name, {})
@@ -236,7 +177,7 @@ def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = Non
     if overrides:
         raw = deep_merge(raw, overrides)
     _validate(raw, text, source)
-    data = _resolve_auto(deep_merge(DEFAULTS, raw))
+    data = _resolve_auto(deep_merge(profile_defaults(), raw))
     _check_consistency(data, source)
     return Profile(name=data["name"], source=source, data=data)
 

@@ -1,0 +1,223 @@
+"""The sections of a site profile as typed, frozen dataclasses: the one place for defaults.
+
+``profiles.py`` validates the YAML against ``profile.schema.json`` (which says what is
+allowed), fills in the defaults declared here (``section_defaults``) and then builds these
+objects once (``build_section``); code reads ``profile.pilot.server_url``, never
+``profile.data["pilot"]["server_url"]``. This module imports nothing heavy: the per-rank pilot
+path reads cached profiles through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any, TypeVar
+
+
+def _nested(cls: type) -> Any:
+    """Field metadata marking a nested section, built from a mapping of its own."""
+    return {"section": cls}
+
+
+@dataclass(frozen=True)
+class EndpointSection:
+    name: str
+    display_name: str | None = None
+    address: str | None = None  # interface (hsn0) or IP the workers reach the interchange on
+    amqp_port: int = 443
+    max_blocks: int = 1
+    init_blocks: int = 0
+    strategy_period: float | None = None
+    max_workers_per_node: int = 1
+    idle_heartbeats_soft: int = 10
+    idle_heartbeats_hard: int = 5760
+    dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Directives:
+    """Scheduler directives every batch job of the site carries (user configs may override
+    the scheduler's own fields: account, queue, ...)."""
+
+    account: str | None = None
+    queue: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    reservation: str | None = None
+    filesystems: str | None = None
+    select: str | None = None
+    place: str | None = None
+    exclusive: bool = True
+    extra: tuple[str, ...] = ()
+
+    def get(self, name: str) -> Any:
+        """A directive by name (the scheduler's user-config fields are looked up this way)."""
+        return getattr(self, name, None)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_nodes: int = 1
+    max_walltime: str = "24:00:00"
+    queues: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class GpuBinding:
+    """How one GPU slot is given to each local rank."""
+
+    variable: str
+    order: str = "natural"
+    format: str = "index"
+    unset: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    cores: Any  # int once resolved; "auto" only before profiles._resolve_auto
+    gpus: Any
+    threads_per_core: int = 1
+    memory_gb: Any = 0
+    gpu_vendor: str = "none"
+    tiles_per_gpu: int = 1
+    reserved_cores: tuple[int, ...] = ()
+    gpu_binding: GpuBinding | None = field(default=None, metadata=_nested(GpuBinding))
+    cpu_bind: str | None = None
+
+    @property
+    def gpu_slots(self) -> int:
+        """Bindable GPU units per node: GPUs, or tiles where the binding is per tile."""
+        if self.gpu_binding and self.gpu_binding.format == "tile":
+            return int(self.gpus) * self.tiles_per_gpu
+        return int(self.gpus)
+
+    @property
+    def usable_cores(self) -> int:
+        return int(self.cores) - len(self.reserved_cores)
+
+
+@dataclass(frozen=True)
+class ProxySection:
+    http: str | None = None
+    https: str | None = None
+    no_proxy: tuple[str, ...] = ()
+    scope: str = "all"  # "compute": only compute nodes use the proxy
+
+
+@dataclass(frozen=True)
+class ContainerSection:
+    runtime: str = "none"
+    setup: tuple[str, ...] = ()
+    binds: tuple[str, ...] = ()
+    gpu_flag: str = "none"
+    options: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    default_image: str | None = None
+
+
+@dataclass(frozen=True)
+class CvmfsSection:
+    mode: str = "none"
+    repositories: tuple[str, ...] = ()
+    config: str = "default"
+    cache_dir: str | None = None
+    dist_dir: str | None = None
+    quota_mb: int = 4000
+
+
+@dataclass(frozen=True)
+class CondaSection:
+    manager: str = "auto"
+    root: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentSection:
+    worker_init: tuple[str, ...] = ()
+    variables: dict[str, str] = field(default_factory=dict)
+    conda: CondaSection = field(default_factory=CondaSection, metadata=_nested(CondaSection))
+
+
+@dataclass(frozen=True)
+class PilotSection:
+    panda_queue: str | None = None
+    pilot_user: str = "ATLAS"
+    resource_type: str = "SCORE"
+    workflow: str = "generic"
+    server_url: str = "https://pandaserver.cern.ch"
+    server_port: int = 25443
+    lifetime: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckSection:
+    targets: tuple[str, ...] = (
+        "https://compute.api.globus.org:443",
+        "amqps://compute.amqps.globus.org:443",
+        "https://auth.globus.org:443",
+        "https://pandaserver.cern.ch:25443",
+        "https://pandaserver.cern.ch:25080",
+    )
+    scratch_dirs: tuple[str, ...] = ()
+    min_free_gb: float = 5
+
+
+# profile key -> section class; the order is the order of ``profiles show``
+SECTIONS: dict[str, type] = {
+    "endpoint": EndpointSection,
+    "directives": Directives,
+    "limits": Limits,
+    "node": NodeShape,
+    "proxy": ProxySection,
+    "container": ContainerSection,
+    "cvmfs": CvmfsSection,
+    "environment": EnvironmentSection,
+    "pilot": PilotSection,
+    "check": CheckSection,
+}
+
+T = TypeVar("T")
+
+
+def section_defaults(cls: type) -> dict[str, Any]:
+    """The defaults of a section as profile data (lists, not tuples); fields without a
+    default and ``None`` defaults are left out, as a profile leaves them out."""
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            value = f.default
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        if value is None:
+            continue
+        if is_dataclass(value):
+            value = section_defaults(type(value))
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def profile_defaults() -> dict[str, Any]:
+    """Everything a profile may leave out, as the mapping merged under it."""
+    out: dict[str, Any] = {"description": ""}
+    out.update({name: section_defaults(cls) for name, cls in SECTIONS.items()})
+    return out
+
+
+def build_section(cls: type[T], data: dict[str, Any]) -> T:
+    """A section object from its (validated, defaults-filled) profile mapping."""
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        nested = f.metadata.get("section")
+        if nested is not None and isinstance(value, dict):
+            value = build_section(nested, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, dict):
+            value = dict(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
