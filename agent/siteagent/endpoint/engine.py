@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 
+FN_CACHE_SIZE = 256  # distinct function objects whose serialized form is kept
+
+
 class TaskFailed(Exception):
     """The task raised on the worker; the message is the remote error text."""
 
@@ -49,6 +52,8 @@ class EngineExecutor(concurrent.futures.Executor):
         self._serde = ComputeSerializer()
         self._lock = threading.Lock()
         self._futures: dict[uuid.UUID, concurrent.futures.Future] = {}
+        self._fn_cache: dict[Any, str] = {}
+        self._no_kwargs = self._serde.serialize({})
         self._closed = False
         _ensure_on_path(Path(sys.executable).parent)
         engine.start(endpoint_id=self.endpoint_id, run_dir=str(self.run_dir))
@@ -58,8 +63,33 @@ class EngineExecutor(concurrent.futures.Executor):
         from globus_compute_common.messagepack.message_types import Task
 
         s = self._serde
-        buffer = s.pack_buffers([s.serialize(fn), s.serialize(args), s.serialize(kwargs)])
+        buffer = s.pack_buffers(
+            [
+                self._serialized_fn(fn),
+                s.serialize(args),
+                s.serialize(kwargs) if kwargs else self._no_kwargs,
+            ]
+        )
         return messagepack.pack(Task(task_id=task_id, task_buffer=buffer))
+
+    def _serialized_fn(self, fn: Any) -> str:
+        """The function serialized once per function object (dill of the code is most of a
+        submit's cost), as the SDK's Executor registers a function once; bounded LRU."""
+        try:
+            hash(fn)
+        except TypeError:  # an unhashable callable: nothing to key a cache on
+            return self._serde.serialize(fn)
+        with self._lock:
+            hit = self._fn_cache.pop(fn, None)
+            if hit is not None:
+                self._fn_cache[fn] = hit  # most recent last
+                return hit
+        ser = self._serde.serialize(fn)
+        with self._lock:
+            self._fn_cache[fn] = ser
+            while len(self._fn_cache) > FN_CACHE_SIZE:
+                self._fn_cache.pop(next(iter(self._fn_cache)))
+        return ser
 
     def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
         from globus_compute_endpoint.engines.base import GCFuture
