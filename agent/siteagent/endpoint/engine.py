@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-
 FN_CACHE_SIZE = 256  # distinct function objects whose serialized form is kept
 
 
