@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from siteagent.conda import MARKER, ensure_env, find_manager, parse_spec, plan_env
-from siteagent.container import plan_container
-from siteagent.cvmfs import parse_repositories, plan_cvmfs, prepare_cvmfs, repository_list
+from siteagent.cvmfs import parse_repositories, repository_list
 from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.pilot.layers.container import plan_container
+from siteagent.pilot.layers.cvmfs import plan_cvmfs, prepare_cvmfs
+from siteagent.pilot.layers.env import MARKER, ensure_env, find_manager, parse_spec, plan_env
 from siteagent.profiles import find_profile, load_profile, parse_profile
 
 from .pilotsite import STANDINS, make_site

@@ -1,4 +1,5 @@
-"""The software environment of the pilot: created once per spec, reused by every later pilot.
+"""Software environment layer: a conda (or venv) environment, created once per spec and
+reused by every later pilot.
 
 An environment is keyed by the hash of its manager and spec (a package list, or the content
 of an environment.yml / requirements.txt), so a second pilot with the same spec finds the
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.names import Var
+from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 
 MANAGERS = ("micromamba", "mamba", "conda")
 PACKAGE = re.compile(
@@ -94,7 +97,7 @@ def env_root(configured: str | None = None) -> Path:
     """Where environments live: the profile's ``environment.conda.root``,
     ``$SITE_AGENT_ENV_ROOT`` or ``~/.site-agent/envs`` (a shared file system, so every node
     reuses one environment)."""
-    root = configured or os.environ.get("SITE_AGENT_ENV_ROOT") or "~/.site-agent/envs"
+    root = configured or os.environ.get(Var.ENV_ROOT) or "~/.site-agent/envs"
     return Path(root).expanduser().absolute()
 
 
@@ -157,10 +160,33 @@ def plan_env(value: str, *, manager: str = "auto", root: str | None = None) -> E
     return EnvPlan(name, exe, spec, key, prefix, tuple(_create_commands(name, exe, spec, prefix)))
 
 
+def _run_create(plan: EnvPlan, env: dict[str, str] | None) -> None:
+    """Run the creation commands, logging to ``<prefix>.log``; no prefix is left on failure."""
+    import shutil
+
+    log = plan.prefix.parent / f"{plan.prefix.name}.log"
+    with open(log, "w") as out:
+        for cmd in plan.create:
+            try:
+                r = subprocess.run(
+                    list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env,
+                    timeout=CREATE_TIMEOUT,
+                )  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired) as err:
+                raise SiteAgentError(f"environment: {cmd[0]} failed: {err}") from None
+            if r.returncode != 0:
+                shutil.rmtree(plan.prefix, ignore_errors=True)
+                raise SiteAgentError(
+                    f"environment: '{' '.join(cmd[:3])} ...' exited {r.returncode} (log: {log})"
+                )
+
+
 def ensure_env(plan: EnvPlan, env: dict[str, str] | None = None) -> bool:
     """Create the environment unless it is ready; True when this call created it."""
     import fcntl
     import shutil
+
+    from siteagent.fileio import atomic_write
 
     if plan.ready:
         return False
@@ -172,23 +198,30 @@ def ensure_env(plan: EnvPlan, env: dict[str, str] | None = None) -> bool:
             return False
         if plan.prefix.exists():  # a creation that died halfway
             shutil.rmtree(plan.prefix)
-        log = plan.prefix.parent / f"{plan.prefix.name}.log"
-        with open(log, "w") as out:
-            for cmd in plan.create:
-                try:
-                    r = subprocess.run(
-                        list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env,
-                        timeout=CREATE_TIMEOUT,
-                    )  # fmt: skip
-                except (OSError, subprocess.TimeoutExpired) as err:
-                    raise SiteAgentError(f"environment: {cmd[0]} failed: {err}") from None
-                if r.returncode != 0:
-                    shutil.rmtree(plan.prefix, ignore_errors=True)
-                    raise SiteAgentError(
-                        f"environment: '{' '.join(cmd[:3])} ...' exited {r.returncode} (log: {log})"
-                    )
-        from siteagent.fileio import atomic_write
-
+        _run_create(plan, env)
         marker = {"manager": plan.manager, "spec": plan.spec.describe(), "key": plan.key}
         atomic_write(plan.prefix / MARKER, json.dumps(marker) + "\n")
     return True
+
+
+class EnvLayer(PilotLayer):
+    name = "env"
+
+    def plan(self, ctx: PlanContext) -> Layer:
+        value = ctx.choice(ctx.opts.conda_env, Var.CONDA_ENV)
+        if not value or value.strip() in ("", "none"):
+            return Layer(self.name, "no extra environment")
+        conda = ctx.profile.section("environment")["conda"]
+        env_plan = plan_env(value, manager=conda["manager"], root=conda.get("root"))
+        return Layer(
+            self.name,
+            env_plan.describe(),
+            setup=() if env_plan.ready else env_plan.create,
+            env=env_plan.activation(),
+            detail=env_plan,
+        )
+
+    def setup(self, layer: Layer, env: dict[str, str]) -> list[str]:
+        if layer.detail is None:
+            return []
+        return ["created" if ensure_env(layer.detail, env) else "reused"]
