@@ -42,20 +42,20 @@ def repository_list(name: str) -> list[str]:
     ]
 
 
+def _expand(item: str) -> list[str]:
+    """One repository, or the repositories of a shipped list; each checked."""
+    names = [item] if "." in item else repository_list(item)
+    for repo in names:
+        if not REPO.match(repo) or len(repo) > 127:
+            raise ConfigError(f"cvmfs: '{repo}' is not a valid repository name")
+    return names
+
+
 def parse_repositories(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """``"atlas,sft.cern.ch"`` -> repositories, lists expanded, order kept, duplicates dropped."""
     items = value.split(",") if isinstance(value, str) else list(value)
-    out: list[str] = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
-        names = [item] if "." in item else repository_list(item)
-        for repo in names:
-            if not REPO.match(repo) or len(repo) > 127:
-                raise ConfigError(f"cvmfs: '{repo}' is not a valid repository name")
-            if repo not in out:
-                out.append(repo)
-    return tuple(out)
+    repos = (repo for item in items if item.strip() for repo in _expand(item.strip()))
+    return tuple(dict.fromkeys(repos))
 
 
 def site_http_proxy(profile: Profile) -> str:
@@ -87,11 +87,15 @@ def render_default_local(
         "@QUOTA_MB@": _value("CVMFS_QUOTA_LIMIT", str(profile.section("cvmfs")["quota_mb"])),
         "@CACHE_BASE@": _value("CVMFS_CACHE_BASE", cache_base) if cache_base else None,
     }
-    lines = []
-    for line in (data_dir() / "default.local.in").read_text().splitlines():
-        for key, value in values.items():
-            if key in line:
-                line = line.replace(key, value) if value is not None else ""
-        if line:
-            lines.append(line)
-    return "\n".join(lines) + "\n"
+    lines = (
+        _fill(line, values) for line in (data_dir() / "default.local.in").read_text().splitlines()
+    )
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def _fill(line: str, values: dict[str, str | None]) -> str:
+    """``line`` with its placeholders filled; empty when one of them has no value."""
+    for key, value in values.items():
+        if key in line:
+            line = line.replace(key, value) if value is not None else ""
+    return line

@@ -46,6 +46,15 @@ def stopped(received: Sequence[int]) -> bool:
     return any(s in STOPPING for s in received)
 
 
+def _reason(happened: Happened, exit_code: int) -> str:
+    """Why a payload that ran ended."""
+    if happened.walltime_hit:
+        return "walltime"
+    if stopped(happened.received) or (happened.received and exit_code != 0):
+        return "signalled"
+    return "finished" if exit_code == 0 else "failed"
+
+
 def decide(happened: Happened) -> Outcome:
     """The report's reason, exit code and signal name for ``happened`` (rules above)."""
     if happened.setup_error is not None:
@@ -55,12 +64,6 @@ def decide(happened: Happened) -> Outcome:
         if not stopped(happened.received):
             raise ValueError("a payload that never ran needs a setup error or a stop signal")
         return Outcome("signalled", 128 + happened.received[0])
-    name = signal.Signals(-rc).name if rc < 0 else None
-    exit_code = 128 - rc if rc < 0 else rc
-    if happened.walltime_hit:
-        reason = "walltime"
-    elif stopped(happened.received) or (happened.received and exit_code != 0):
-        reason = "signalled"
-    else:
-        reason = "finished" if exit_code == 0 else "failed"
-    return Outcome(reason, exit_code, name)
+    if rc < 0:
+        return Outcome(_reason(happened, 128 - rc), 128 - rc, signal.Signals(-rc).name)
+    return Outcome(_reason(happened, rc), rc)

@@ -187,15 +187,18 @@ class Supervisor:
             return self.proc.wait(timeout=POLL)
         except subprocess.TimeoutExpired:
             pass
-        now = time.monotonic()
+        self._enforce(self.proc.pid, time.monotonic())
+        return None
+
+    def _enforce(self, pgid: int, now: float) -> None:
+        """TERM at the walltime margin (once), KILL when the grace period is over (once)."""
         if self.deadline is not None and now >= self.deadline and not self.walltime_hit:
             self.walltime_hit = True
-            _killpg(self.proc.pid, signal.SIGTERM)
+            _killpg(pgid, signal.SIGTERM)
             self.kill_at = now + self.plan.grace_s
         if self.kill_at is not None and now >= self.kill_at:
-            _killpg(self.proc.pid, signal.SIGKILL)
+            _killpg(pgid, signal.SIGKILL)
             self.kill_at = float("inf")
-        return None
 
     def on_signal(self, signum: int, _frame: object) -> None:
         """Remember the signal and pass it to the payload's group; a stop starts the grace."""

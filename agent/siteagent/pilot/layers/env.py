@@ -101,6 +101,15 @@ def env_root(configured: str | None = None) -> Path:
     return Path(root).expanduser().absolute()
 
 
+def _manager_exe(name: str) -> str | None:
+    """``name`` on PATH, else its shell hook's ``$MAMBA_EXE``/``$CONDA_EXE`` when that is it."""
+    import shutil
+
+    hook = os.environ.get("MAMBA_EXE" if name == "micromamba" else "CONDA_EXE")
+    hooked = hook and Path(hook).name == name and os.access(hook, os.X_OK)
+    return shutil.which(name) or (hook if hooked else None)
+
+
 def find_manager(preference: str = "auto") -> tuple[str, str]:
     """``(manager, executable)``; ``auto`` takes the first of micromamba, mamba, conda
     (also ``$MAMBA_EXE``/``$CONDA_EXE``, which their shell hooks set), else venv."""
@@ -110,13 +119,8 @@ def find_manager(preference: str = "auto") -> tuple[str, str]:
     if preference == "none":
         raise ConfigError("--conda-env: environment.conda.manager is none on this site")
     candidates = MANAGERS if preference == "auto" else (preference,)
-    for name in candidates:
-        if name == "venv":
-            break
-        exe = shutil.which(name)
-        hook = os.environ.get("MAMBA_EXE" if name == "micromamba" else "CONDA_EXE")
-        if not exe and hook and Path(hook).name == name and os.access(hook, os.X_OK):
-            exe = hook
+    for name in (c for c in candidates if c != "venv"):
+        exe = _manager_exe(name)
         if exe:
             return name, exe
     if preference not in ("auto", "venv"):
@@ -127,26 +131,30 @@ def find_manager(preference: str = "auto") -> tuple[str, str]:
     return "venv", shutil.which("python3") or sys.executable
 
 
+def _venv_commands(exe: str, spec: EnvSpec, prefix: Path) -> list[tuple[str, ...]]:
+    cmds: list[tuple[str, ...]] = [(exe, "-m", "venv", "--system-site-packages", str(prefix))]
+    pip = (str(prefix / "bin" / "python"), "-m", "pip", "install", "--quiet")
+    if spec.file is not None:
+        if spec.file.suffix != ".txt":
+            raise ConfigError(
+                f"--conda-env: {spec.file.name} needs conda; a venv takes a package list "
+                "or a requirements.txt"
+            )
+        cmds.append((*pip, "--requirement", str(spec.file)))
+    elif spec.packages:
+        cmds.append((*pip, *spec.packages))
+    return cmds
+
+
 def _create_commands(manager: str, exe: str, spec: EnvSpec, prefix: Path) -> list[tuple[str, ...]]:
     p = str(prefix)
     if manager == "venv":
-        cmds: list[tuple[str, ...]] = [(exe, "-m", "venv", "--system-site-packages", p)]
-        pip = (str(prefix / "bin" / "python"), "-m", "pip", "install", "--quiet")
-        if spec.file is not None:
-            if spec.file.suffix != ".txt":
-                raise ConfigError(
-                    f"--conda-env: {spec.file.name} needs conda; a venv takes a package list "
-                    "or a requirements.txt"
-                )
-            cmds.append((*pip, "--requirement", str(spec.file)))
-        elif spec.packages:
-            cmds.append((*pip, *spec.packages))
-        return cmds
-    if spec.file is not None and spec.file.suffix in (".yml", ".yaml") and manager != "micromamba":
+        return _venv_commands(exe, spec, prefix)
+    if spec.file is None:
+        return [(exe, "create", "--yes", "--prefix", p, *spec.packages)]
+    if spec.file.suffix in (".yml", ".yaml") and manager != "micromamba":
         return [(exe, "env", "create", "--prefix", p, "--file", str(spec.file))]
-    if spec.file is not None:
-        return [(exe, "create", "--yes", "--prefix", p, "--file", str(spec.file))]
-    return [(exe, "create", "--yes", "--prefix", p, *spec.packages)]
+    return [(exe, "create", "--yes", "--prefix", p, "--file", str(spec.file))]
 
 
 def plan_env(value: str, *, manager: str = "auto", root: str | None = None) -> EnvPlan:
