@@ -9,19 +9,24 @@ from siteagent.profiles import Profile
 SCHEMES = ("http", "https")
 
 
-def proxy_exports(profile: Profile) -> list[str]:
-    """Shell lines that give compute nodes the site proxy (both spellings, as curl reads them)."""
-    proxy = profile.section("proxy")
-    lines = []
+def _variables(proxy: dict) -> dict[str, str]:
+    """Both spellings (as curl reads them) of each proxy variable the section sets; no_proxy
+    only along with a proxy."""
+    env = {}
     for scheme in SCHEMES:
         if proxy.get(scheme):
-            lines.append(
-                f"export {scheme}_proxy={proxy[scheme]} {scheme.upper()}_PROXY={proxy[scheme]}"
-            )
-    if lines and proxy.get("no_proxy"):
-        joined = ",".join(proxy["no_proxy"])
-        lines.append(f"export no_proxy={joined} NO_PROXY={joined}")
-    return lines
+            env[f"{scheme}_proxy"] = env[f"{scheme.upper()}_PROXY"] = proxy[scheme]
+    if env and proxy.get("no_proxy"):
+        env["no_proxy"] = env["NO_PROXY"] = ",".join(proxy["no_proxy"])
+    return env
+
+
+def proxy_exports(profile: Profile) -> list[str]:
+    """Shell lines that give compute nodes the site proxy (both spellings, as curl reads them)."""
+    env = _variables(profile.section("proxy"))
+    return [
+        f"export {name}={env[name]} {name.upper()}={env[name]}" for name in env if name.islower()
+    ]
 
 
 def proxy_environment(profile: Profile, *, compute: bool = False) -> dict[str, str]:
@@ -30,10 +35,4 @@ def proxy_environment(profile: Profile, *, compute: bool = False) -> dict[str, s
     proxy = profile.section("proxy")
     if proxy.get("scope") == "compute" and not compute:
         return {}
-    env = {}
-    for scheme in SCHEMES:
-        if proxy.get(scheme):
-            env[f"{scheme}_proxy"] = env[f"{scheme.upper()}_PROXY"] = proxy[scheme]
-    if env and proxy.get("no_proxy"):
-        env["no_proxy"] = env["NO_PROXY"] = ",".join(proxy["no_proxy"])
-    return env
+    return _variables(proxy)

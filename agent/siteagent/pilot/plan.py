@@ -156,17 +156,17 @@ def local_rank(profile: Profile, environ: Mapping[str, str]) -> tuple[int, int]:
     from siteagent.wrappers.render import GLOBAL_RANK_VARS, LOCAL_RANK_VARS, launcher_of
 
     launcher = launcher_of(profile)
-    out = []
-    for names, own in (
-        (LOCAL_RANK_VARS[launcher], Var.LOCAL_RANK),
-        (GLOBAL_RANK_VARS[launcher], Var.RANK),
-    ):
-        name = next((n for n in (*names, own) if environ.get(n)), None)
-        value = environ[name] if name else "0"
-        if not value.isdigit():
-            raise ConfigError(f"{name}: '{value}' is not a rank number")
-        out.append(int(value))
-    return out[0], out[1]
+    local = _rank(environ, (*LOCAL_RANK_VARS[launcher], Var.LOCAL_RANK))
+    return local, _rank(environ, (*GLOBAL_RANK_VARS[launcher], Var.RANK))
+
+
+def _rank(environ: Mapping[str, str], names: tuple[str, ...]) -> int:
+    """The first of ``names`` that is set, as a rank number (0 when none is)."""
+    name = next((n for n in names if environ.get(n)), None)
+    value = environ[name] if name else "0"
+    if not value.isdigit():
+        raise ConfigError(f"{name}: '{value}' is not a rank number")
+    return int(value)
 
 
 def job_id(environ: Mapping[str, str]) -> str:
@@ -190,6 +190,16 @@ def default_report_path(environ: Mapping[str, str], pid_: str) -> Path:
     base = environ.get(Var.WORKDIR) or environ.get(Var.STATE)
     root = Path(base).expanduser() if base else Path.home() / ".site-agent"
     return root / "pilots" / f"{pid_}.json"
+
+
+def report_path(opts: PilotOptions, environ: Mapping[str, str], pid_: str) -> Path:
+    """``--report``, else the default report path of pilot ``pid_``."""
+    return Path(opts.report).expanduser() if opts.report else default_report_path(environ, pid_)
+
+
+def workdir_of(environ: Mapping[str, str], pid_: str) -> str:
+    """The per-pilot working directory, under ``$TMPDIR`` (node-local on most sites)."""
+    return str(Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}")
 
 
 def load_profile_cached(site: str) -> Profile:
@@ -242,13 +252,11 @@ def build_plan(
     profile = load_profile_cached(opts.site)
     host = socket.gethostname().split(".")[0]
     lrank, grank = local_rank(profile, environ)
-    pid_ = pilot_id(environ, host, grank, pid if pid is not None else os.getpid())
-    workdir = str(Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}")
-    ctx = PlanContext(profile, opts, environ, pid_, lrank, workdir)
+    pid_ = pilot_id(environ, host, grank, os.getpid() if pid is None else pid)
+    ctx = PlanContext(profile, opts, environ, pid_, lrank, workdir_of(environ, pid_))
     done: dict[str, Layer] = {}
     for cls in planning_order(STACK):
         done[cls.name] = cls().plan(ctx.seeing(done, cls.after))
-    report = Path(opts.report).expanduser() if opts.report else default_report_path(environ, pid_)
     return PilotPlan(
         pilot_id=pid_,
         site=profile.name,
@@ -256,8 +264,8 @@ def build_plan(
         local_rank=lrank,
         rank=grank,
         layers=tuple(done[cls.name] for cls in STACK),
-        workdir=workdir,
-        report_path=str(report.absolute()),
+        workdir=ctx.workdir,
+        report_path=str(report_path(opts, environ, pid_).absolute()),
         margin_s=opts.margin,
         grace_s=opts.grace,
     )

@@ -246,15 +246,15 @@ def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
 def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotReport]:
     """A plan that could not even be built still leaves a report (reason setup-error)."""
     import socket
-    from pathlib import Path
 
-    from siteagent.pilot.plan import default_report_path, pilot_id
+    from siteagent.names import Var
+    from siteagent.pilot.plan import pilot_id, report_path
 
     environ = dict(os.environ)
     host = socket.gethostname().split(".")[0]
-    rank = environ.get("SITE_AGENT_RANK", "0")
+    rank = environ.get(Var.RANK, "0")
     pid_ = pilot_id(environ, host, int(rank) if rank.isdigit() else 0, os.getpid())
-    path = Path(opts.report).expanduser() if opts.report else default_report_path(environ, pid_)
+    path = report_path(opts, environ, pid_)
     report = PilotReport(pilot_id=pid_, site=opts.site, host=host, pid=os.getpid())
     report.state, report.reason, report.exit_code = "done", "setup-error", SETUP_ERROR_EXIT
     report.error = str(error)

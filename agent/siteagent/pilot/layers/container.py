@@ -167,6 +167,15 @@ class Placement:
     path_prepend: tuple[str, ...] = ()
 
 
+def requested_image(ctx: PlanContext) -> str | None:
+    """``--container``, else ``$SITE_AGENT_CONTAINER``, else the profile's
+    ``container.default_image``; None for no container (empty or ``none``)."""
+    image = ctx.choice(ctx.opts.container, Var.CONTAINER)
+    if image is None:
+        image = ctx.profile.section("container").get("default_image")
+    return None if not image or image == "none" else image
+
+
 class ContainerLayer(PilotLayer):
     name = "container"
     # the container binds the workdir, pilot3, /cvmfs and the environment's prefix, and puts
@@ -175,10 +184,8 @@ class ContainerLayer(PilotLayer):
 
     def plan(self, ctx: PlanContext) -> Layer:
         env_plan = ctx.detail("env")
-        image = ctx.choice(ctx.opts.container, Var.CONTAINER)
+        image = requested_image(ctx)
         if image is None:
-            image = ctx.profile.section("container").get("default_image")
-        if not image or image == "none":
             host_path = (str(env_plan.bin_dir),) if env_plan else ()
             return Layer(self.name, "no container", detail=Placement(None, host_path))
         share = ctx.detail("gpu-binding")

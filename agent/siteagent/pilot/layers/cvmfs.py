@@ -88,12 +88,19 @@ def plan_cvmfs(
     mounted = tuple(r for r in repositories if os.path.isdir(os.path.join(cvmfs_root, r)))
     if len(mounted) == len(repositories):
         return CvmfsPlan("native", repositories, native=mounted, root=cvmfs_root)
-    missing = [r for r in repositories if r not in mounted]
     if cfg["mode"] != "cvmfsexec":
+        missing = [r for r in repositories if r not in mounted]
         raise ConfigError(
             f"cvmfs: {', '.join(missing)} not mounted under {cvmfs_root} and "
             f"cvmfs.mode is '{cfg['mode']}' (set it to cvmfsexec to mount them unprivileged)"
         )
+    return _cvmfsexec_plan(profile, repositories, mounted, cvmfs_root)
+
+
+def _cvmfsexec_plan(
+    profile: Profile, repositories: tuple[str, ...], mounted: tuple[str, ...], cvmfs_root: str
+) -> CvmfsPlan:
+    cfg = profile.section("cvmfs")
     base = cvmfsexec_dir(profile)
     cache = cfg.get("cache_dir") or f"/tmp/site-agent-cvmfs-{os.getuid()}"
     makedist = (str(base / "makedist"), cfg["config"]) if cfg["config"] != "none" else ()
@@ -125,13 +132,23 @@ def _makedist(plan: CvmfsPlan, base: Path, env: dict[str, str] | None) -> None:
         raise SiteAgentError(f"cvmfs: makedist exited {r.returncode}: {tail[0][:200]}")
 
 
+def _write_default_local(plan: CvmfsPlan) -> list[str]:
+    """Write default.local unless it already has the planned text."""
+    from siteagent.fileio import atomic_write
+
+    path = plan.default_local_path
+    assert path is not None and plan.default_local is not None
+    if path.is_file() and path.read_text() == plan.default_local:
+        return []
+    atomic_write(path, plan.default_local, 0o600)  # may hold proxy credentials
+    return [f"wrote {path}"]
+
+
 def prepare_cvmfs(plan: CvmfsPlan, env: dict[str, str] | None = None) -> list[str]:
     """Make the plan real: build ``dist/`` with makedist when missing, write default.local
     (only when its text changed), create the node-local cache. Returns what it did."""
     if plan.mode != "cvmfsexec":
         return []
-    from siteagent.fileio import atomic_write
-
     done = []
     base = Path(plan.cvmfsexec_dir or "")
     if not (base / "cvmfsexec").is_file():
@@ -142,11 +159,7 @@ def prepare_cvmfs(plan: CvmfsPlan, env: dict[str, str] | None = None) -> list[st
     if not (base / "dist").is_dir():
         _makedist(plan, base, env)
         done.append(" ".join(plan.makedist))
-    path = plan.default_local_path
-    assert path is not None and plan.default_local is not None
-    if not path.is_file() or path.read_text() != plan.default_local:
-        atomic_write(path, plan.default_local, 0o600)  # may hold proxy credentials
-        done.append(f"wrote {path}")
+    done += _write_default_local(plan)
     if plan.cache_base:
         Path(plan.cache_base).mkdir(parents=True, exist_ok=True, mode=0o700)
     return done

@@ -58,11 +58,16 @@ def parse_spec(value: str) -> EnvSpec:
         if not path.is_file():
             raise ConfigError(f"--conda-env: no such environment file: {value}")
         return EnvSpec(file=path.absolute())
+    return EnvSpec(packages=_packages(value))
+
+
+def _packages(value: str) -> tuple[str, ...]:
+    """A comma-separated package list, sorted (order free), each checked."""
     packages = sorted({p.strip() for p in value.split(",") if p.strip()})
     for p in packages:
         if not PACKAGE.match(p) or len(p) > 200:
             raise ConfigError(f"--conda-env: '{p}' is not a package specification")
-    return EnvSpec(packages=tuple(packages))
+    return tuple(packages)
 
 
 @dataclass(frozen=True)

@@ -112,13 +112,6 @@ def pilot_command(
     return (*args, *extra)
 
 
-@dataclass(frozen=True)
-class Payload:
-    argv: tuple[str, ...]
-    script: Path | None  # pilot3's pilot.py (None: a command given after --)
-    walltime_s: int | None  # seconds left in the batch job (None: unknown)
-
-
 def walltime_left(ctx: PlanContext) -> int | None:
     """Seconds left in the job, refused when not more than ``--margin``; checks the margins."""
     opts = ctx.opts
@@ -144,31 +137,42 @@ def panda_queue(ctx: PlanContext) -> str:
     return queue
 
 
+@dataclass(frozen=True)
+class Payload:
+    summary: str
+    argv: tuple[str, ...]
+    script: Path | None  # pilot3's pilot.py (None: a command given after --)
+    walltime_s: int | None  # seconds left in the batch job (None: unknown)
+
+
+def given_payload(ctx: PlanContext) -> Payload:
+    """The command given after ``--``."""
+    return Payload("command given after --", tuple(ctx.opts.payload), None, walltime_left(ctx))
+
+
+def panda_pilot(ctx: PlanContext) -> Payload:
+    """PanDA pilot3 for the queue, told to stop by itself before the job's walltime."""
+    opts = ctx.opts
+    script = find_pilot(opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR))
+    walltime_s = walltime_left(ctx)
+    queue = panda_queue(ctx)
+    lifetime = ctx.profile.section("pilot").get("lifetime")
+    if walltime_s:
+        # the pilot stops by itself before the wrapper has to kill it
+        own = int(walltime_s - opts.margin - opts.grace)
+        lifetime = max(min(own, lifetime or own), 60)
+    argv = pilot_command(
+        ctx.profile, queue, lifetime, ctx.workdir, script, tuple(opts.pilot_args), ctx.environ,
+        opts.resource_type,
+    )  # fmt: skip
+    return Payload(f"PanDA pilot {script} for queue {queue}", argv, script, walltime_s)
+
+
 class PayloadLayer(PilotLayer):
     name = "payload"
 
     def plan(self, ctx: PlanContext) -> Layer:
-        opts = ctx.opts
-        if opts.payload:
-            walltime_s = walltime_left(ctx)
-            argv = tuple(opts.payload)
-            return Layer(
-                self.name, "command given after --", command=argv, env=dict(PAYLOAD_ENV),
-                detail=Payload(argv, None, walltime_s),
-            )  # fmt: skip
-        script = find_pilot(opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR))
-        walltime_s = walltime_left(ctx)
-        queue = panda_queue(ctx)
-        lifetime = ctx.profile.section("pilot").get("lifetime")
-        if walltime_s:
-            # the pilot stops by itself before the wrapper has to kill it
-            own = int(walltime_s - opts.margin - opts.grace)
-            lifetime = max(min(own, lifetime or own), 60)
-        argv = pilot_command(
-            ctx.profile, queue, lifetime, ctx.workdir, script, tuple(opts.pilot_args),
-            ctx.environ, opts.resource_type,
-        )  # fmt: skip
+        payload = given_payload(ctx) if ctx.opts.payload else panda_pilot(ctx)
         return Layer(
-            self.name, f"PanDA pilot {script} for queue {queue}", command=argv,
-            env=dict(PAYLOAD_ENV), detail=Payload(argv, script, walltime_s),
-        )  # fmt: skip
+            self.name, payload.summary, command=payload.argv, env=dict(PAYLOAD_ENV), detail=payload
+        )
