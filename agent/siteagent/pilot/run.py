@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
-from siteagent.pilot.outcome import SETUP_ERROR_EXIT, STOPPING, Happened, decide
+from siteagent.pilot.outcome import SETUP_ERROR_EXIT, STOPPING, Happened, decide, stopped
 from siteagent.pilot.report import LayerReport, PilotReport, write_report
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ class Supervisor:
             os.makedirs(self.plan.workdir, exist_ok=True)
         except (SiteAgentError, OSError) as err:
             return str(err)
-        if any(s in STOPPING for s in self.received):  # stopped before the payload began
+        if stopped(self.received):  # stopped before the payload began
             return None
         self.started = time.monotonic()
         try:

@@ -1,7 +1,11 @@
 """The pilot's layers, outermost first: GPU binding (variables), proxy (variables), CVMFS
 (``cvmfsexec REPO... --`` or native), container (``apptainer exec ... IMAGE``), software
 environment (variables), payload (the PanDA pilot by default). One class per layer; see
-``base`` for the interface."""
+``base`` for the interface.
+
+A new layer is a ``PilotLayer`` subclass in its own module, put in ``STACK`` where it wraps
+the payload, with ``after`` naming the layers whose decisions it reads. A new container
+runtime is a ``ContainerRuntime`` subclass added to ``container.RUNTIMES``."""
 
 from __future__ import annotations
 
