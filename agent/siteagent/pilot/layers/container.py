@@ -53,11 +53,9 @@ class ContainerRuntime:
 
     def binds(self, gpu_vendor: str, extra: tuple[str, ...]) -> list[str]:
         """The profile's binds, the vendor's devices, then ``extra``; checked, each once."""
-        binds = list(self.cfg["binds"])
-        if gpu_vendor == "intel" and INTEL_DEVICES not in binds:
-            binds.append(INTEL_DEVICES)
+        devices = [INTEL_DEVICES] if gpu_vendor == "intel" else []
         out: list[str] = []
-        for bind in (*binds, *extra):
+        for bind in (*self.cfg["binds"], *devices, *extra):
             if not BIND.match(bind):
                 raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
             if bind not in out:
