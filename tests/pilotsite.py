@@ -119,7 +119,7 @@ def make_site(
         "https_proxy",
         "HTTP_PROXY",
         "HTTPS_PROXY",
-        "PILOT_NOKILL",  # the wrapper must set it itself (see plan.py)
+        "PILOT_NOKILL",  # the wrapper must set it itself (see pilot/layers/payload.py)
     ):
         env[var] = ""
     return PilotSite(root, profile, env, log, cvmfsexec, root / "envs", scratch)

@@ -413,7 +413,7 @@ def test_report_path_defaults_under_workdir(site, tmp_path):
 # ---------------------------------------------------------------- walltime sources, groups, HUP
 def test_remaining_walltime_sources():
     from siteagent.errors import ConfigError
-    from siteagent.pilot.plan import remaining_walltime
+    from siteagent.pilot.layers.payload import remaining_walltime
 
     now = 1_000_000.0
     assert remaining_walltime(None, {}, now) is None

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from siteagent.conda import MARKER, ensure_env, find_manager, parse_spec, plan_env
-from siteagent.container import plan_container
-from siteagent.cvmfs import parse_repositories, plan_cvmfs, prepare_cvmfs, repository_list
+from siteagent.cvmfs import parse_repositories, repository_list
 from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.pilot.layers.container import plan_container
+from siteagent.pilot.layers.cvmfs import plan_cvmfs, prepare_cvmfs
+from siteagent.pilot.layers.env import MARKER, ensure_env, find_manager, parse_spec, plan_env
 from siteagent.profiles import find_profile, load_profile, parse_profile
 
 from .pilotsite import STANDINS, make_site
@@ -121,6 +122,16 @@ def test_intel_gpus_get_dev_dri_even_when_the_profile_forgets():
     text = find_profile("aurora").read_text().replace("binds: [/dev/dri]", "binds: []")
     plan = plan_container(parse_profile(text, "aurora.yaml"), "/i.sif", gpu_vendor="intel")
     assert plan.prefix == ("apptainer", "exec", "--bind", "/dev/dri", "/i.sif")
+
+
+def test_singularity_is_apptainer_with_its_own_names():
+    text = find_profile("polaris").read_text().replace("runtime: apptainer", "runtime: singularity")
+    plan = plan_container(
+        parse_profile(text, "polaris.yaml"), "/img.sif", gpu_vendor="nvidia", prepend_path=("/e",)
+    )
+    assert plan.prefix[:3] == ("singularity", "exec", "--nv")
+    assert plan.env == {"SINGULARITYENV_PREPEND_PATH": "/e"}
+    assert plan.describe() == "singularity /img.sif"
 
 
 @pytest.mark.parametrize(
@@ -248,3 +259,24 @@ def test_pilot_runs_its_payload_in_a_real_venv(tmp_path):
     assert venv.startswith(str(site.envs / "venv-")) and python == f"{venv}/bin/python"
     second = subprocess.run([*args, script], env=env, capture_output=True, text=True, timeout=60)
     assert second.stdout == first.stdout
+
+
+# ---------------------------------------------------------------- the order layers plan in
+def test_layers_are_planned_after_the_layers_they_read():
+    from siteagent.pilot.layers import STACK, PilotLayer, planning_order
+
+    order = [cls.name for cls in planning_order(STACK)]
+    # stacked: container outside env; planned: env (and the payload's pilot.py) first
+    assert [cls.name for cls in STACK] == [
+        "gpu-binding", "proxy", "cvmfs", "container", "env", "payload",
+    ]  # fmt: skip
+    assert order == ["gpu-binding", "proxy", "cvmfs", "env", "payload", "container"]
+
+    class A(PilotLayer):
+        name, after = "a", ("b",)
+
+    class B(PilotLayer):
+        name, after = "b", ("a",)
+
+    with pytest.raises(RuntimeError, match="cycle"):
+        planning_order((A, B))

@@ -31,25 +31,31 @@ def slot_label(node: NodeShape, slot: int) -> str:
     return str(slot)
 
 
-def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBinding:
-    """The binding of ``local_rank`` when each rank owns ``gpus_per_rank`` slots."""
-    if local_rank < 0:
-        raise ConfigError(f"local_rank: must be >= 0, got {local_rank}")
-    if gpus_per_rank < 0:
-        raise ConfigError(f"gpus_per_rank: must be >= 0, got {gpus_per_rank}")
-    binding = node.gpu_binding
-    if gpus_per_rank == 0 or binding is None:
-        return RankBinding(local_rank, ())
-    total = node.gpu_slots
+def rank_slots(
+    total: int, local_rank: int, gpus_per_rank: int, *, reverse: bool
+) -> tuple[int, ...]:
+    """The ``gpus_per_rank`` slots of ``local_rank`` among ``total``; ranks beyond those that
+    fit wrap around (they share), ``reverse`` counts from the last slot."""
     if gpus_per_rank > total:
         raise ConfigError(
             f"gpus_per_rank: {gpus_per_rank} is more than the {total} GPU slots of a node"
         )
-    ranks_that_fit = total // gpus_per_rank
-    first = (local_rank % ranks_that_fit) * gpus_per_rank
-    slots = tuple(range(first, first + gpus_per_rank))
-    if binding.order == "reverse":
-        slots = tuple(total - 1 - s for s in slots)
+    first = (local_rank % (total // gpus_per_rank)) * gpus_per_rank
+    slots = range(first, first + gpus_per_rank)
+    return tuple(total - 1 - s for s in slots) if reverse else tuple(slots)
+
+
+def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBinding:
+    """The binding of ``local_rank`` when each rank owns ``gpus_per_rank`` slots."""
+    for name, count in (("local_rank", local_rank), ("gpus_per_rank", gpus_per_rank)):
+        if count < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {count}")
+    binding = node.gpu_binding
+    if gpus_per_rank == 0 or binding is None:
+        return RankBinding(local_rank, ())
+    slots = rank_slots(
+        node.gpu_slots, local_rank, gpus_per_rank, reverse=binding.order == "reverse"
+    )
     value = ",".join(slot_label(node, s) for s in slots)
     return RankBinding(
         local_rank=local_rank,
@@ -57,15 +63,3 @@ def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBindi
         set={**binding.env, binding.variable: value},
         unset=tuple(binding.unset),
     )
-
-
-def bind_node(node: NodeShape, ranks_per_node: int, gpus_per_rank: int) -> list[RankBinding]:
-    """Bindings for every local rank of a node; refuses shapes that do not fit."""
-    if ranks_per_node < 1:
-        raise ConfigError(f"ranks_per_node: must be >= 1, got {ranks_per_node}")
-    if ranks_per_node * gpus_per_rank > node.gpu_slots:
-        raise ConfigError(
-            f"gpus_per_rank: {ranks_per_node} ranks x {gpus_per_rank} GPUs needs "
-            f"{ranks_per_node * gpus_per_rank} per node, but a node has {node.gpu_slots}"
-        )
-    return [bind_rank(node, r, gpus_per_rank) for r in range(ranks_per_node)]

@@ -13,35 +13,43 @@ class GpuInventory:
     count: int
 
 
+def _count_nvidia(base: Path) -> int:
+    gpus = base / "proc/driver/nvidia/gpus"
+    return sum(1 for _ in gpus.iterdir()) if gpus.is_dir() else 0
+
+
+def _count_amd(base: Path) -> int:
+    """KFD topology nodes with a GPU id (CPU nodes have none or 0)."""
+    kfd = base / "sys/class/kfd/kfd/topology/nodes"
+    if not kfd.is_dir():
+        return 0
+    ids = (node / "gpu_id" for node in kfd.iterdir())
+    return sum(
+        1 for gpu_id in ids if gpu_id.is_file() and gpu_id.read_text().strip() not in ("", "0")
+    )
+
+
+def _is_intel_gpu(card: Path) -> bool:
+    vendor = card / "device/vendor"
+    is_intel = vendor.is_file() and vendor.read_text().strip() == "0x8086"
+    # integrated graphics have no local memory or tiles; data-centre GPUs do
+    has_lmem = (card / "device/tile0").exists() or os.path.exists(card / "device/lmem_total_bytes")
+    return "-" not in card.name and is_intel and has_lmem
+
+
+def _count_intel(base: Path) -> int:
+    drm = base / "sys/class/drm"
+    return sum(1 for card in drm.glob("card[0-9]*") if _is_intel_gpu(card)) if drm.is_dir() else 0
+
+
+COUNTERS = (("nvidia", _count_nvidia), ("amd", _count_amd), ("intel", _count_intel))
+
+
 def discover_gpus(root: str = "/") -> GpuInventory:
     """Count GPUs of the first vendor found; ``root`` lets tests point at a fake tree."""
     base = Path(root)
-    nvidia = base / "proc/driver/nvidia/gpus"
-    if nvidia.is_dir():
-        n = sum(1 for _ in nvidia.iterdir())
+    for vendor, count in COUNTERS:
+        n = count(base)
         if n:
-            return GpuInventory("nvidia", n)
-    kfd = base / "sys/class/kfd/kfd/topology/nodes"
-    if kfd.is_dir():
-        n = 0
-        for node in kfd.iterdir():
-            gpu_id = node / "gpu_id"
-            if gpu_id.is_file() and gpu_id.read_text().strip() not in ("", "0"):
-                n += 1
-        if n:
-            return GpuInventory("amd", n)
-    drm = base / "sys/class/drm"
-    if drm.is_dir():
-        n = 0
-        for card in drm.glob("card[0-9]*"):
-            vendor = card / "device/vendor"
-            is_intel = vendor.is_file() and vendor.read_text().strip() == "0x8086"
-            # integrated graphics have no local memory or tiles; data-centre GPUs do
-            has_lmem = (card / "device/tile0").exists() or os.path.exists(
-                card / "device/lmem_total_bytes"
-            )
-            if "-" not in card.name and is_intel and has_lmem:
-                n += 1
-        if n:
-            return GpuInventory("intel", n)
+            return GpuInventory(vendor, n)
     return GpuInventory("none", 0)

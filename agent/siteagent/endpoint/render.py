@@ -14,6 +14,7 @@ from siteagent import __version__
 from siteagent.errors import ConfigError
 from siteagent.managed import ManagedFile, WriteReport, write_managed
 from siteagent.profiles import Profile
+from siteagent.proxy import proxy_environment, proxy_exports
 from siteagent.userconfig import SCHEDULER_FIELDS, defaults, user_config_schema
 
 CONFIG = "config.yaml"
@@ -78,36 +79,6 @@ def quote_like_endpoint(value: Any) -> Any:
     if isinstance(value, str):
         return json.dumps(value)
     return value
-
-
-def proxy_exports(profile: Profile) -> list[str]:
-    """Shell lines that give compute nodes the site proxy (both spellings, as curl reads them)."""
-    proxy = profile.section("proxy")
-    lines = []
-    for scheme in ("http", "https"):
-        if proxy.get(scheme):
-            lines.append(
-                f"export {scheme}_proxy={proxy[scheme]} {scheme.upper()}_PROXY={proxy[scheme]}"
-            )
-    if lines and proxy.get("no_proxy"):
-        joined = ",".join(proxy["no_proxy"])
-        lines.append(f"export no_proxy={joined} NO_PROXY={joined}")
-    return lines
-
-
-def proxy_environment(profile: Profile, *, compute: bool = False) -> dict[str, str]:
-    """Proxy variables for processes on the login node (none where only compute nodes use
-    one), or with ``compute`` for processes on compute nodes (the pilot wrapper)."""
-    proxy = profile.section("proxy")
-    if proxy.get("scope") == "compute" and not compute:
-        return {}
-    env = {}
-    for scheme in ("http", "https"):
-        if proxy.get(scheme):
-            env[f"{scheme}_proxy"] = env[f"{scheme.upper()}_PROXY"] = proxy[scheme]
-    if env and proxy.get("no_proxy"):
-        env["no_proxy"] = env["NO_PROXY"] = ",".join(proxy["no_proxy"])
-    return env
 
 
 def _address_yaml(address: str | None) -> str | None:

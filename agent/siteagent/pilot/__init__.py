@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import signal
 
-# signals that arrived before run_plan took over (during imports and planning)
+# signals that arrived before the Supervisor took over (during imports and planning)
 EARLY_SIGNALS: list[int] = []
 
 
 def catch_early_signals() -> None:
     """Remember SIGTERM/SIGINT/SIGHUP from now on instead of dying without a report;
-    run_plan reads them and ends as "signalled" before the payload starts."""
+    the Supervisor reads them and ends as "signalled" before the payload starts."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: EARLY_SIGNALS.append(signum))

@@ -13,29 +13,20 @@ import contextlib
 import os
 import signal
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
+from siteagent.pilot.outcome import SETUP_ERROR_EXIT, STOPPING, Happened, decide, stopped
 from siteagent.pilot.report import LayerReport, PilotReport, write_report
 
 if TYPE_CHECKING:
+    import subprocess
+
     from siteagent.pilot.plan import PilotOptions, PilotPlan
 
-SETUP_ERROR_EXIT = 70  # EX_SOFTWARE: the payload never ran
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
-# these start the grace period, then SIGKILL; SIGUSR1 is only passed on
-STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 POLL = 0.05
 LEFTOVER_GRACE = 2.0
-
-
-@dataclass
-class _State:
-    proc: object | None = None  # subprocess.Popen once started
-    received: list[int] = field(default_factory=list)
-    kill_at: float | None = None  # monotonic time of the SIGKILL
-    walltime_hit: bool = False
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -79,35 +70,8 @@ def _end_leftovers(pgid: int | None) -> list[int]:
     return [p.pid for p in procs + late]
 
 
-def _setup_layers(plan: PilotPlan, env: dict[str, str], report: PilotReport) -> None:
-    """Make each layer real, in order, timing each; raises SiteAgentError on failure."""
-    for layer in plan.layers:
-        entry = LayerReport(layer.name, layer.summary)
-        report.layers.append(entry)
-        t = time.monotonic()
-        if layer.name == "cvmfs" and plan.cvmfs.mode == "cvmfsexec":
-            from siteagent.cvmfs import prepare_cvmfs
-
-            entry.actions = prepare_cvmfs(plan.cvmfs, env)
-        elif layer.name == "container" and plan.container is not None:
-            from siteagent.container import check_runtime
-
-            check_runtime(plan.container, env.get("PATH"))
-            entry.actions = [f"{plan.container.runtime} --version ok"]
-        elif layer.name == "env" and plan.env_plan is not None:
-            from siteagent.conda import ensure_env
-
-            created = ensure_env(plan.env_plan, env)
-            entry.actions = ["created" if created else "reused"]
-        entry.seconds = round(time.monotonic() - t, 4)
-
-
-def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
-    """Run ``plan`` to the end and return its final report (also written to disk)."""
-    import shutil
-    import subprocess
-
-    t0 = time.monotonic()
+def new_report(plan: PilotPlan, plan_seconds: float) -> PilotReport:
+    """The report as the run starts: who, where, which GPUs, the command, the planning time."""
     report = PilotReport(
         pilot_id=plan.pilot_id,
         site=plan.site,
@@ -125,108 +89,172 @@ def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
         argv=list(plan.argv),
     )
     report.layers.append(LayerReport("plan", "profile, GPU discovery, layer plan", plan_seconds))
-    state = _State()
+    return report
 
-    def on_signal(signum: int, _frame: object) -> None:
-        state.received.append(signum)
-        if state.proc is not None:
-            _killpg(state.proc.pid, signum)  # type: ignore[attr-defined]
-            if signum in STOPPING and state.kill_at is None:
-                state.kill_at = time.monotonic() + plan.grace_s
 
-    previous = {s: signal.signal(s, on_signal) for s in FORWARDED}
-    from siteagent.pilot import EARLY_SIGNALS
+class Supervisor:
+    """One run of a plan: sets up the layers, starts the payload in its own process group,
+    forwards signals to it, stops it at the walltime margin (TERM, then KILL after the grace
+    period), and at the end sweeps up whatever the payload left behind."""
 
-    state.received.extend(EARLY_SIGNALS)
-    _become_subreaper()
-    env = plan.environment(dict(os.environ))
-    deadline = t0 + plan.walltime_s - plan.margin_s if plan.walltime_s else None
-    pgid = None
-    try:
-        write_report(plan.report_path, report)
+    def __init__(self, plan: PilotPlan, *, plan_seconds: float = 0.0) -> None:
+        self.plan = plan
+        self.t0 = time.monotonic()
+        self.report = new_report(plan, plan_seconds)
+        self.proc: subprocess.Popen | None = None
+        self.received: list[int] = []
+        self.kill_at: float | None = None  # monotonic time of the SIGKILL
+        self.walltime_hit = False
+        self.started = 0.0  # monotonic time the payload started
+        walltime = plan.walltime_s
+        self.deadline = self.t0 + walltime - plan.margin_s if walltime else None
+        self._previous: dict[int, Any] = {}
+
+    def run(self) -> PilotReport:
+        """Run to the end and return the final report (also written to disk)."""
+        from siteagent.pilot import EARLY_SIGNALS
+
+        self._previous = {s: signal.signal(s, self.on_signal) for s in FORWARDED}
+        self.received.extend(EARLY_SIGNALS)
+        _become_subreaper()
+        env = self.plan.environment(dict(os.environ))
         try:
-            _setup_layers(plan, env, report)
-            os.makedirs(plan.workdir, exist_ok=True)
+            write_report(self.plan.report_path, self.report)
+            error = self.start(env)
+            rc = self.wait() if self.proc is not None else None
+            self.conclude(
+                Happened(
+                    received=tuple(self.received), returncode=rc,
+                    walltime_hit=self.walltime_hit, setup_error=error,
+                )
+            )  # fmt: skip
+            return self.report
+        except BaseException as err:  # report even what we did not foresee, then re-raise
+            self._record_crash(err)
+            raise
+        finally:
+            self.finish()
+
+    def setup_layers(self, env: dict[str, str]) -> None:
+        """Make each layer real, in order, timing each; raises SiteAgentError on failure."""
+        from siteagent.pilot.layers import BY_NAME
+
+        for layer in self.plan.layers:
+            entry = LayerReport(layer.name, layer.summary)
+            self.report.layers.append(entry)
+            t = time.monotonic()
+            entry.actions = BY_NAME[layer.name]().setup(layer, env)
+            entry.seconds = round(time.monotonic() - t, 4)
+
+    def start(self, env: dict[str, str]) -> str | None:
+        """Set up the layers and start the payload, unless stopped first; the setup error."""
+        import subprocess
+
+        try:
+            self.setup_layers(env)
+            os.makedirs(self.plan.workdir, exist_ok=True)
         except (SiteAgentError, OSError) as err:
-            report.reason, report.exit_code, report.error = (
-                "setup-error",
-                SETUP_ERROR_EXIT,
-                str(err),
-            )
-            return report
-        if any(s in STOPPING for s in state.received):  # stopped before the payload began
-            report.reason = "signalled"
-            report.exit_code = 128 + state.received[0]
-            return report
-        started = time.monotonic()
+            return str(err)
+        if stopped(self.received):  # stopped before the payload began
+            return None
+        self.started = time.monotonic()
         try:
             # its own process group, but not its own session: pilot3 calls os.setpgrp(), which
             # a session leader may not (EPERM kills its job validation thread)
-            state.proc = proc = subprocess.Popen(
-                list(plan.argv), env=env, cwd=plan.workdir, process_group=0
+            self.proc = subprocess.Popen(
+                list(self.plan.argv), env=env, cwd=self.plan.workdir, process_group=0
             )
         except OSError as err:
-            report.reason, report.exit_code = "setup-error", SETUP_ERROR_EXIT
-            report.error = f"payload: cannot start {plan.argv[0]}: {err.strerror}"
-            return report
-        pgid = proc.pid
-        report.state, report.payload_pid = "running", proc.pid
-        write_report(plan.report_path, report)
-        while True:
-            try:
-                rc = proc.wait(timeout=POLL)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            now = time.monotonic()
-            if deadline is not None and now >= deadline and not state.walltime_hit:
-                state.walltime_hit = True
-                _killpg(pgid, signal.SIGTERM)
-                state.kill_at = now + plan.grace_s
-            if state.kill_at is not None and now >= state.kill_at:
-                _killpg(pgid, signal.SIGKILL)
-                state.kill_at = float("inf")
-        report.payload_seconds = round(time.monotonic() - started, 3)
-        if rc < 0:
-            report.signal = signal.Signals(-rc).name
-            rc = 128 - rc
-        report.exit_code = rc
-        if state.walltime_hit:
-            report.reason = "walltime"
-        elif any(s in STOPPING for s in state.received) or (state.received and rc != 0):
-            report.reason = "signalled"
-        else:
-            report.reason = "finished" if rc == 0 else "failed"
-        return report
-    except BaseException as err:  # report even what we did not foresee, then re-raise
+            return f"payload: cannot start {self.plan.argv[0]}: {err.strerror}"
+        self.report.state, self.report.payload_pid = "running", self.proc.pid
+        write_report(self.plan.report_path, self.report)
+        return None
+
+    def wait(self) -> int:
+        """Poll until the payload ends; its return code."""
+        rc = self.poll()
+        while rc is None:
+            rc = self.poll()
+        self.report.payload_seconds = round(time.monotonic() - self.started, 3)
+        return rc
+
+    def poll(self) -> int | None:
+        """Wait a moment for the payload; enforce the walltime margin and the grace period."""
+        import subprocess
+
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=POLL)
+        except subprocess.TimeoutExpired:
+            pass
+        self._enforce(self.proc.pid, time.monotonic())
+        return None
+
+    def _enforce(self, pgid: int, now: float) -> None:
+        """TERM at the walltime margin (once), KILL when the grace period is over (once)."""
+        if self.deadline is not None and now >= self.deadline and not self.walltime_hit:
+            self.walltime_hit = True
+            _killpg(pgid, signal.SIGTERM)
+            self.kill_at = now + self.plan.grace_s
+        if self.kill_at is not None and now >= self.kill_at:
+            _killpg(pgid, signal.SIGKILL)
+            self.kill_at = float("inf")
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        """Remember the signal and pass it to the payload's group; a stop starts the grace."""
+        self.received.append(signum)
+        if self.proc is not None:
+            _killpg(self.proc.pid, signum)
+            if signum in STOPPING and self.kill_at is None:
+                self.kill_at = time.monotonic() + self.plan.grace_s
+
+    def conclude(self, happened: Happened) -> None:
+        outcome = decide(happened)
+        self.report.reason, self.report.exit_code = outcome.reason, outcome.exit_code
+        self.report.signal = outcome.signal
+        if happened.setup_error is not None:
+            self.report.error = happened.setup_error
+
+    def _record_crash(self, err: BaseException) -> None:
+        report = self.report
         report.reason = report.reason or "setup-error"
         report.exit_code = report.exit_code if report.exit_code is not None else SETUP_ERROR_EXIT
         report.error = report.error or f"{type(err).__name__}: {err}"
-        raise
-    finally:
-        _end_leftovers(pgid)
-        shutil.rmtree(plan.workdir, ignore_errors=True)
-        for s, handler in previous.items():
+
+    def finish(self) -> None:
+        """End every leftover process, remove the workdir, restore the signal handlers and
+        write the final report (state ``done``)."""
+        import shutil
+
+        _end_leftovers(self.proc.pid if self.proc is not None else None)
+        shutil.rmtree(self.plan.workdir, ignore_errors=True)
+        for s, handler in self._previous.items():
             signal.signal(s, handler)
-        report.received_signals = [signal.Signals(s).name for s in state.received]
+        report = self.report
+        report.received_signals = [signal.Signals(s).name for s in self.received]
         report.state = "done"
         report.finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        report.seconds = round(time.monotonic() - t0, 3)
-        write_report(plan.report_path, report)
+        report.seconds = round(time.monotonic() - self.t0, 3)
+        write_report(self.plan.report_path, report)
+
+
+def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
+    """Run ``plan`` to the end and return its final report (also written to disk)."""
+    return Supervisor(plan, plan_seconds=plan_seconds).run()
 
 
 def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotReport]:
     """A plan that could not even be built still leaves a report (reason setup-error)."""
     import socket
-    from pathlib import Path
 
-    from siteagent.pilot.plan import default_report_path, pilot_id
+    from siteagent.names import Var
+    from siteagent.pilot.plan import pilot_id, report_path
 
     environ = dict(os.environ)
     host = socket.gethostname().split(".")[0]
-    rank = environ.get("SITE_AGENT_RANK", "0")
+    rank = environ.get(Var.RANK, "0")
     pid_ = pilot_id(environ, host, int(rank) if rank.isdigit() else 0, os.getpid())
-    path = Path(opts.report).expanduser() if opts.report else default_report_path(environ, pid_)
+    path = report_path(opts, environ, pid_)
     report = PilotReport(pilot_id=pid_, site=opts.site, host=host, pid=os.getpid())
     report.state, report.reason, report.exit_code = "done", "setup-error", SETUP_ERROR_EXIT
     report.error = str(error)

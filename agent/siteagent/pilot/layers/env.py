@@ -1,4 +1,5 @@
-"""The software environment of the pilot: created once per spec, reused by every later pilot.
+"""Software environment layer: a conda (or venv) environment, created once per spec and
+reused by every later pilot.
 
 An environment is keyed by the hash of its manager and spec (a package list, or the content
 of an environment.yml / requirements.txt), so a second pilot with the same spec finds the
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.names import Var
+from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 
 MANAGERS = ("micromamba", "mamba", "conda")
 PACKAGE = re.compile(
@@ -55,11 +58,16 @@ def parse_spec(value: str) -> EnvSpec:
         if not path.is_file():
             raise ConfigError(f"--conda-env: no such environment file: {value}")
         return EnvSpec(file=path.absolute())
+    return EnvSpec(packages=_packages(value))
+
+
+def _packages(value: str) -> tuple[str, ...]:
+    """A comma-separated package list, sorted (order free), each checked."""
     packages = sorted({p.strip() for p in value.split(",") if p.strip()})
     for p in packages:
         if not PACKAGE.match(p) or len(p) > 200:
             raise ConfigError(f"--conda-env: '{p}' is not a package specification")
-    return EnvSpec(packages=tuple(packages))
+    return tuple(packages)
 
 
 @dataclass(frozen=True)
@@ -94,8 +102,17 @@ def env_root(configured: str | None = None) -> Path:
     """Where environments live: the profile's ``environment.conda.root``,
     ``$SITE_AGENT_ENV_ROOT`` or ``~/.site-agent/envs`` (a shared file system, so every node
     reuses one environment)."""
-    root = configured or os.environ.get("SITE_AGENT_ENV_ROOT") or "~/.site-agent/envs"
+    root = configured or os.environ.get(Var.ENV_ROOT) or "~/.site-agent/envs"
     return Path(root).expanduser().absolute()
+
+
+def _manager_exe(name: str) -> str | None:
+    """``name`` on PATH, else its shell hook's ``$MAMBA_EXE``/``$CONDA_EXE`` when that is it."""
+    import shutil
+
+    hook = os.environ.get("MAMBA_EXE" if name == "micromamba" else "CONDA_EXE")
+    hooked = hook and Path(hook).name == name and os.access(hook, os.X_OK)
+    return shutil.which(name) or (hook if hooked else None)
 
 
 def find_manager(preference: str = "auto") -> tuple[str, str]:
@@ -107,13 +124,8 @@ def find_manager(preference: str = "auto") -> tuple[str, str]:
     if preference == "none":
         raise ConfigError("--conda-env: environment.conda.manager is none on this site")
     candidates = MANAGERS if preference == "auto" else (preference,)
-    for name in candidates:
-        if name == "venv":
-            break
-        exe = shutil.which(name)
-        hook = os.environ.get("MAMBA_EXE" if name == "micromamba" else "CONDA_EXE")
-        if not exe and hook and Path(hook).name == name and os.access(hook, os.X_OK):
-            exe = hook
+    for name in (c for c in candidates if c != "venv"):
+        exe = _manager_exe(name)
         if exe:
             return name, exe
     if preference not in ("auto", "venv"):
@@ -124,26 +136,30 @@ def find_manager(preference: str = "auto") -> tuple[str, str]:
     return "venv", shutil.which("python3") or sys.executable
 
 
+def _venv_commands(exe: str, spec: EnvSpec, prefix: Path) -> list[tuple[str, ...]]:
+    cmds: list[tuple[str, ...]] = [(exe, "-m", "venv", "--system-site-packages", str(prefix))]
+    pip = (str(prefix / "bin" / "python"), "-m", "pip", "install", "--quiet")
+    if spec.file is not None:
+        if spec.file.suffix != ".txt":
+            raise ConfigError(
+                f"--conda-env: {spec.file.name} needs conda; a venv takes a package list "
+                "or a requirements.txt"
+            )
+        cmds.append((*pip, "--requirement", str(spec.file)))
+    elif spec.packages:
+        cmds.append((*pip, *spec.packages))
+    return cmds
+
+
 def _create_commands(manager: str, exe: str, spec: EnvSpec, prefix: Path) -> list[tuple[str, ...]]:
     p = str(prefix)
     if manager == "venv":
-        cmds: list[tuple[str, ...]] = [(exe, "-m", "venv", "--system-site-packages", p)]
-        pip = (str(prefix / "bin" / "python"), "-m", "pip", "install", "--quiet")
-        if spec.file is not None:
-            if spec.file.suffix != ".txt":
-                raise ConfigError(
-                    f"--conda-env: {spec.file.name} needs conda; a venv takes a package list "
-                    "or a requirements.txt"
-                )
-            cmds.append((*pip, "--requirement", str(spec.file)))
-        elif spec.packages:
-            cmds.append((*pip, *spec.packages))
-        return cmds
-    if spec.file is not None and spec.file.suffix in (".yml", ".yaml") and manager != "micromamba":
+        return _venv_commands(exe, spec, prefix)
+    if spec.file is None:
+        return [(exe, "create", "--yes", "--prefix", p, *spec.packages)]
+    if spec.file.suffix in (".yml", ".yaml") and manager != "micromamba":
         return [(exe, "env", "create", "--prefix", p, "--file", str(spec.file))]
-    if spec.file is not None:
-        return [(exe, "create", "--yes", "--prefix", p, "--file", str(spec.file))]
-    return [(exe, "create", "--yes", "--prefix", p, *spec.packages)]
+    return [(exe, "create", "--yes", "--prefix", p, "--file", str(spec.file))]
 
 
 def plan_env(value: str, *, manager: str = "auto", root: str | None = None) -> EnvPlan:
@@ -157,10 +173,33 @@ def plan_env(value: str, *, manager: str = "auto", root: str | None = None) -> E
     return EnvPlan(name, exe, spec, key, prefix, tuple(_create_commands(name, exe, spec, prefix)))
 
 
+def _run_create(plan: EnvPlan, env: dict[str, str] | None) -> None:
+    """Run the creation commands, logging to ``<prefix>.log``; no prefix is left on failure."""
+    import shutil
+
+    log = plan.prefix.parent / f"{plan.prefix.name}.log"
+    with open(log, "w") as out:
+        for cmd in plan.create:
+            try:
+                r = subprocess.run(
+                    list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env,
+                    timeout=CREATE_TIMEOUT,
+                )  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired) as err:
+                raise SiteAgentError(f"environment: {cmd[0]} failed: {err}") from None
+            if r.returncode != 0:
+                shutil.rmtree(plan.prefix, ignore_errors=True)
+                raise SiteAgentError(
+                    f"environment: '{' '.join(cmd[:3])} ...' exited {r.returncode} (log: {log})"
+                )
+
+
 def ensure_env(plan: EnvPlan, env: dict[str, str] | None = None) -> bool:
     """Create the environment unless it is ready; True when this call created it."""
     import fcntl
     import shutil
+
+    from siteagent.fileio import atomic_write
 
     if plan.ready:
         return False
@@ -172,23 +211,30 @@ def ensure_env(plan: EnvPlan, env: dict[str, str] | None = None) -> bool:
             return False
         if plan.prefix.exists():  # a creation that died halfway
             shutil.rmtree(plan.prefix)
-        log = plan.prefix.parent / f"{plan.prefix.name}.log"
-        with open(log, "w") as out:
-            for cmd in plan.create:
-                try:
-                    r = subprocess.run(
-                        list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env,
-                        timeout=CREATE_TIMEOUT,
-                    )  # fmt: skip
-                except (OSError, subprocess.TimeoutExpired) as err:
-                    raise SiteAgentError(f"environment: {cmd[0]} failed: {err}") from None
-                if r.returncode != 0:
-                    shutil.rmtree(plan.prefix, ignore_errors=True)
-                    raise SiteAgentError(
-                        f"environment: '{' '.join(cmd[:3])} ...' exited {r.returncode} (log: {log})"
-                    )
-        from siteagent.fileio import atomic_write
-
+        _run_create(plan, env)
         marker = {"manager": plan.manager, "spec": plan.spec.describe(), "key": plan.key}
         atomic_write(plan.prefix / MARKER, json.dumps(marker) + "\n")
     return True
+
+
+class EnvLayer(PilotLayer):
+    name = "env"
+
+    def plan(self, ctx: PlanContext) -> Layer:
+        value = ctx.choice(ctx.opts.conda_env, Var.CONDA_ENV)
+        if not value or value.strip() in ("", "none"):
+            return Layer(self.name, "no extra environment")
+        conda = ctx.profile.section("environment")["conda"]
+        env_plan = plan_env(value, manager=conda["manager"], root=conda.get("root"))
+        return Layer(
+            self.name,
+            env_plan.describe(),
+            setup=() if env_plan.ready else env_plan.create,
+            env=env_plan.activation(),
+            detail=env_plan,
+        )
+
+    def setup(self, layer: Layer, env: dict[str, str]) -> list[str]:
+        if layer.detail is None:
+            return []
+        return ["created" if ensure_env(layer.detail, env) else "reused"]

@@ -1,0 +1,187 @@
+"""CVMFS layer: native ``/cvmfs`` where mounted, otherwise cvmfsexec.
+
+cvmfsexec (github.com/cvmfs/cvmfsexec) mounts repositories in an unprivileged user namespace
+and runs one command inside it: ``cvmfsexec REPO... -- CMD``. Its ``makedist`` step builds
+``dist/`` next to it once (it downloads the CVMFS rpms, so it runs at install time or on the
+first pilot of a site with outbound access); site-agent then writes ``dist/etc/cvmfs/
+default.local`` with the site proxy and a node-local cache. The mounts live in the namespace,
+so they vanish with it: killing the process group of cvmfsexec is the cleanup.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from siteagent.cvmfs import parse_repositories, render_default_local
+from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.names import Var
+from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.profiles import Profile
+
+MAKEDIST_TIMEOUT = 1800
+CVMFS = "/cvmfs"
+
+
+@dataclass(frozen=True)
+class CvmfsPlan:
+    """How the payload gets its repositories."""
+
+    mode: str  # none, native or cvmfsexec
+    repositories: tuple[str, ...]
+    prefix: tuple[str, ...] = ()  # cvmfsexec REPO... --
+    cvmfsexec_dir: str | None = None
+    makedist: tuple[str, ...] = ()  # run when dist/ is missing
+    default_local: str | None = None  # text for dist/etc/cvmfs/default.local
+    cache_base: str | None = None
+    native: tuple[str, ...] = field(default_factory=tuple)  # repositories found mounted
+    root: str = CVMFS  # where this host mounts CVMFS
+
+    @property
+    def default_local_path(self) -> Path | None:
+        if self.cvmfsexec_dir is None:
+            return None
+        return Path(self.cvmfsexec_dir) / "dist" / "etc" / "cvmfs" / "default.local"
+
+    @property
+    def dist_missing(self) -> bool:
+        return bool(self.cvmfsexec_dir) and not (Path(self.cvmfsexec_dir or "") / "dist").is_dir()
+
+    def container_bind(self) -> str | None:
+        """How a container sees the repositories at ``/cvmfs`` (None: no CVMFS)."""
+        if self.mode == "none":
+            return None
+        return CVMFS if self.root == CVMFS else f"{self.root}:{CVMFS}"
+
+    def describe(self) -> str:
+        if self.mode == "none":
+            return "no CVMFS"
+        if self.mode == "native":
+            return "native /cvmfs: " + ", ".join(self.repositories)
+        return f"cvmfsexec from {self.cvmfsexec_dir}: " + ", ".join(self.repositories)
+
+
+def cvmfsexec_dir(profile: Profile) -> Path:
+    """Where cvmfsexec (and makedist) lives: the profile's ``cvmfs.dist_dir``,
+    ``$SITE_AGENT_CVMFSEXEC_DIR``, the directory of a ``cvmfsexec`` on PATH, or
+    ``~/.site-agent/cvmfsexec``."""
+    import shutil
+
+    configured = profile.section("cvmfs").get("dist_dir") or os.environ.get(Var.CVMFSEXEC_DIR)
+    if configured:
+        return Path(configured).expanduser()
+    found = shutil.which("cvmfsexec")
+    if found:
+        return Path(found).resolve().parent
+    return Path.home() / ".site-agent" / "cvmfsexec"
+
+
+def plan_cvmfs(
+    profile: Profile, repositories: tuple[str, ...], *, cvmfs_root: str = CVMFS
+) -> CvmfsPlan:
+    """Decide, without side effects, how ``repositories`` reach the payload."""
+    cfg = profile.section("cvmfs")
+    if not repositories:
+        return CvmfsPlan("none", (), root=cvmfs_root)
+    mounted = tuple(r for r in repositories if os.path.isdir(os.path.join(cvmfs_root, r)))
+    if len(mounted) == len(repositories):
+        return CvmfsPlan("native", repositories, native=mounted, root=cvmfs_root)
+    if cfg["mode"] != "cvmfsexec":
+        missing = [r for r in repositories if r not in mounted]
+        raise ConfigError(
+            f"cvmfs: {', '.join(missing)} not mounted under {cvmfs_root} and "
+            f"cvmfs.mode is '{cfg['mode']}' (set it to cvmfsexec to mount them unprivileged)"
+        )
+    return _cvmfsexec_plan(profile, repositories, mounted, cvmfs_root)
+
+
+def _cvmfsexec_plan(
+    profile: Profile, repositories: tuple[str, ...], mounted: tuple[str, ...], cvmfs_root: str
+) -> CvmfsPlan:
+    cfg = profile.section("cvmfs")
+    base = cvmfsexec_dir(profile)
+    cache = cfg.get("cache_dir") or f"/tmp/site-agent-cvmfs-{os.getuid()}"
+    makedist = (str(base / "makedist"), cfg["config"]) if cfg["config"] != "none" else ()
+    return CvmfsPlan(
+        mode="cvmfsexec",
+        repositories=repositories,
+        prefix=(str(base / "cvmfsexec"), *repositories, "--"),
+        cvmfsexec_dir=str(base),
+        makedist=makedist,
+        default_local=render_default_local(profile, repositories, cache),
+        cache_base=cache,
+        native=mounted,
+        root=cvmfs_root,
+    )
+
+
+def _makedist(plan: CvmfsPlan, base: Path, env: dict[str, str] | None) -> None:
+    if not plan.makedist:
+        raise SiteAgentError(f"cvmfs: {base}/dist is missing and cvmfs.config is none")
+    try:
+        r = subprocess.run(
+            list(plan.makedist), cwd=base, env=env, capture_output=True, text=True,
+            timeout=MAKEDIST_TIMEOUT,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SiteAgentError(f"cvmfs: makedist failed: {err}") from None
+    if r.returncode != 0 or not (base / "dist").is_dir():
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SiteAgentError(f"cvmfs: makedist exited {r.returncode}: {tail[0][:200]}")
+
+
+def _write_default_local(plan: CvmfsPlan) -> list[str]:
+    """Write default.local unless it already has the planned text."""
+    from siteagent.fileio import atomic_write
+
+    path = plan.default_local_path
+    assert path is not None and plan.default_local is not None
+    if path.is_file() and path.read_text() == plan.default_local:
+        return []
+    atomic_write(path, plan.default_local, 0o600)  # may hold proxy credentials
+    return [f"wrote {path}"]
+
+
+def prepare_cvmfs(plan: CvmfsPlan, env: dict[str, str] | None = None) -> list[str]:
+    """Make the plan real: build ``dist/`` with makedist when missing, write default.local
+    (only when its text changed), create the node-local cache. Returns what it did."""
+    if plan.mode != "cvmfsexec":
+        return []
+    done = []
+    base = Path(plan.cvmfsexec_dir or "")
+    if not (base / "cvmfsexec").is_file():
+        raise SiteAgentError(
+            f"cvmfs: no cvmfsexec in {base} (clone github.com/cvmfs/cvmfsexec there, "
+            "or set cvmfs.dist_dir / SITE_AGENT_CVMFSEXEC_DIR)"
+        )
+    if not (base / "dist").is_dir():
+        _makedist(plan, base, env)
+        done.append(" ".join(plan.makedist))
+    done += _write_default_local(plan)
+    if plan.cache_base:
+        Path(plan.cache_base).mkdir(parents=True, exist_ok=True, mode=0o700)
+    return done
+
+
+def requested_repositories(ctx: PlanContext) -> tuple[str, ...]:
+    """``--cvmfs``, else ``$SITE_AGENT_CVMFS_REPOS``, else the profile's ``cvmfs.repositories``;
+    empty or ``none``: no CVMFS."""
+    value = ctx.choice(ctx.opts.cvmfs, Var.CVMFS_REPOS)
+    if value is None:
+        value = ",".join(ctx.profile.section("cvmfs")["repositories"])
+    return () if value.strip() in ("", "none") else parse_repositories(value)
+
+
+class CvmfsLayer(PilotLayer):
+    name = "cvmfs"
+
+    def plan(self, ctx: PlanContext) -> Layer:
+        root = ctx.environ.get(Var.CVMFS_ROOT, CVMFS)
+        cvmfs = plan_cvmfs(ctx.profile, requested_repositories(ctx), cvmfs_root=root)
+        setup = (cvmfs.makedist,) if cvmfs.dist_missing and cvmfs.makedist else ()
+        return Layer(self.name, cvmfs.describe(), command=cvmfs.prefix, setup=setup, detail=cvmfs)
+
+    def setup(self, layer: Layer, env: dict[str, str]) -> list[str]:
+        return prepare_cvmfs(layer.detail, env)

@@ -1,0 +1,52 @@
+"""GPU binding layer: what this node has, and this rank's share of it (variables only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siteagent.binding import RankBinding, bind_rank
+from siteagent.errors import ConfigError
+from siteagent.gpus import GpuInventory, discover_gpus
+from siteagent.names import Var
+from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+
+
+@dataclass(frozen=True)
+class GpuShare:
+    gpus: GpuInventory  # what the node has
+    binding: RankBinding  # what this rank gets
+
+
+def gpus_per_rank(ctx: PlanContext, gpus: GpuInventory) -> int:
+    """``--gpus-per-rank``, else ``$SITE_AGENT_GPUS_PER_RANK``, else 1 where GPUs exist."""
+    if ctx.opts.gpus_per_rank is not None:
+        return ctx.opts.gpus_per_rank
+    value = ctx.environ.get(Var.GPUS_PER_RANK, "")
+    if value and not value.isdigit():
+        raise ConfigError(f"{Var.GPUS_PER_RANK}: '{value}' is not a whole number")
+    return int(value) if value else (1 if gpus.count else 0)
+
+
+class GpuLayer(PilotLayer):
+    name = "gpu-binding"
+
+    def plan(self, ctx: PlanContext) -> Layer:
+        gpus = discover_gpus(ctx.environ.get(Var.GPU_ROOT, "/"))
+        gpr = gpus_per_rank(ctx, gpus)
+        binding = bind_rank(ctx.profile.node, ctx.local_rank, gpr)
+        expected = ctx.profile.node.gpu_vendor
+        if gpr and gpus.vendor not in ("none", expected):
+            raise ConfigError(
+                f"node.gpu_vendor: the profile says {expected}, this node has {gpus.vendor} GPUs"
+            )
+        summary = (
+            f"{gpus.count} {gpus.vendor} GPU(s) found; local rank {ctx.local_rank} gets slot(s) "
+            f"{','.join(map(str, binding.slots)) or 'none'}"
+        )
+        return Layer(
+            self.name,
+            summary,
+            env=dict(binding.set),
+            unset=binding.unset,
+            detail=GpuShare(gpus, binding),
+        )
