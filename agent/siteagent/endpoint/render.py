@@ -6,7 +6,6 @@ import ipaddress
 import json
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ from siteagent import __version__
 from siteagent.errors import ConfigError
 from siteagent.managed import ManagedFile, WriteReport, write_managed
 from siteagent.profiles import Profile
-from siteagent.userconfig import SCHEDULER_FIELDS, defaults, user_config_schema
+from siteagent.schedulers import all_fields, scheduler_for
+from siteagent.userconfig import defaults, user_config_schema
 
 CONFIG = "config.yaml"
 TEMPLATE = "user_config_template.yaml.j2"
@@ -22,8 +22,6 @@ SCHEMA = "user_config_schema.json"
 ENVIRONMENT = "user_environment.yaml"
 ENDPOINT_FILES = (CONFIG, TEMPLATE, SCHEMA, ENVIRONMENT)
 EXEC_WRAPPER = "bin/site-agent-exec"
-
-OPTIONAL_FIELDS = ("account", "queue", "qos", "constraint", "reservation", "filesystems")
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,13 @@ def _meta_env():
 
     # Our own delimiters, so the endpoint's {{ }} / {% %} pass through untouched.
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("siteagent.endpoint", "templates"),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("siteagent.endpoint", "templates"),
+                # each scheduler's provider block
+                jinja2.PackageLoader("siteagent.schedulers", "templates"),
+            ]
+        ),
         block_start_string="<%",
         block_end_string="%>",
         variable_start_string="<<",
@@ -137,16 +141,17 @@ def render_endpoint(
     endpoint = profile.section("endpoint")
     directives = profile.section("directives")
     node = profile.node
-    scheduler = profile.scheduler
+    sched = scheduler_for(profile)
     bin_dir = str(Path(python_bin or sys.executable).parent)
     if any(c in bin_dir for c in "\n;$`\"'\\ "):
         raise ConfigError(f"python environment path {bin_dir!r} has characters a shell would read")
 
     d = quote_like_endpoint(defaults(profile))
     d["usable_cores"] = node.usable_cores
-    for name in OPTIONAL_FIELDS:
+    # every scheduler option is set (None when not given), so each provider block can test it
+    optional = list(all_fields())
+    for name in optional:
         d.setdefault(name, None)
-    optional = [f for f in OPTIONAL_FIELDS if f in SCHEDULER_FIELDS[scheduler] or f in d]
 
     address = _address_yaml(endpoint.get("address"))
 
@@ -169,11 +174,11 @@ def render_endpoint(
             raise ConfigError(f"--pilot-dir: {pilot_path!r} has characters a shell would read")
         worker_init.append(f"export SITE_AGENT_PILOT_DIR={pilot_path}")
 
-    select = directives.get("select")
     context = {
         "version": __version__,
         "profile": profile,
-        "scheduler": scheduler,
+        "scheduler": profile.scheduler,
+        "sched": sched,
         "endpoint": endpoint,
         "directives": directives,
         "node": node,
@@ -181,11 +186,14 @@ def render_endpoint(
         "display_name_literal": json.dumps(endpoint.get("display_name") or endpoint["name"]),
         "defaults_literal": jinja_literal(d),
         "optional_fields": optional,
-        "select_options": f":{select}" if select else "",
         "worker_init": worker_init,
-        "launcher_type": "SingleNodeLauncher" if scheduler == "local" else "SimpleLauncher",
+        "launcher_type": sched.parsl_launcher,
         "init_blocks": endpoint["init_blocks"],
-    }
+    } | sched.template_context(profile)
+    # the scheduler's provider block, rendered with the same values, without its first and last newline
+    context["provider_block"] = (
+        env.get_template(sched.provider_template).render(context).strip("\n")
+    )
     variables = proxy_environment(profile) | profile.section("environment")["variables"]
     files = {
         CONFIG: env.get_template("config.yaml.in").render(context),
@@ -216,7 +224,3 @@ def write_endpoint(
 ) -> WriteReport:
     """Write the rendered files atomically; user edits stop the write unless ``force``."""
     return write_managed(Path(out_dir), managed_files(rendered), force=force)
-
-
-def template_resource(name: str) -> str:
-    return resources.files("siteagent.endpoint.templates").joinpath(name).read_text()
