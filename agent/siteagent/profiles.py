@@ -97,8 +97,15 @@ class Profile:
 
 @cache
 def profile_schema() -> dict[str, Any]:
+    """The profile JSON schema, with the scheduler and launcher names of the registries."""
+    from siteagent.launchers import launcher_names
+    from siteagent.schedulers import scheduler_names
+
     text = resources.files("siteagent.schemas").joinpath("profile.schema.json").read_text()
-    return json.loads(text)
+    schema = json.loads(text)
+    schema["properties"]["scheduler"]["enum"] = list(scheduler_names())
+    schema["properties"]["launcher"]["enum"] = list(launcher_names())
+    return schema
 
 
 def builtin_profile_dir() -> Path:
@@ -241,13 +248,10 @@ def _resolve_auto(data: dict[str, Any]) -> dict[str, Any]:
 
 def _check_consistency(data: dict[str, Any], source: str) -> None:
     """Cross-field rules that JSON schema cannot state."""
+    from siteagent.schedulers import get_scheduler
+
     node = data["node"]
-    pairs = {"slurm": {"srun", "none"}, "pbspro": {"mpiexec", "none"}, "local": {"none", "mpiexec"}}
-    if data["launcher"] not in pairs[data["scheduler"]]:
-        raise ConfigError(
-            f"{source}: launcher: '{data['launcher']}' does not go with scheduler "
-            f"'{data['scheduler']}' (use one of {', '.join(sorted(pairs[data['scheduler']]))})"
-        )
+    get_scheduler(data["scheduler"]).check_launcher(data["launcher"], source)
     if node["gpus"] > 0 and node["gpu_vendor"] == "none":
         raise ConfigError(f"{source}: node.gpu_vendor: must name the vendor when node.gpus > 0")
     if any(c >= node["cores"] for c in node["reserved_cores"]):

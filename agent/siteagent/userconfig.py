@@ -11,18 +11,12 @@ from siteagent.errors import ConfigError
 
 # Every string that reaches a #SBATCH/#PBS line or worker_init is a whitelist of characters:
 # no whitespace, newline, ';', '$', backtick, quote, brace or backslash can pass.
-from siteagent.names import CONDA_ENV, ENV_NAME, ENV_VALUE, IMAGE, REPO, WALLTIME, WORD
+from siteagent.names import CONDA_ENV, ENV_NAME, ENV_VALUE, IMAGE, REPO, WALLTIME
 from siteagent.profiles import Profile
+from siteagent.schedulers import scheduler_for
 
 # The config of site-agent's control tasks: a local provider on the login node.
 CONTROL_CONFIG: dict[str, Any] = {"control": True}
-
-# Options in the order they are shown; the scheduler decides which apply.
-SCHEDULER_FIELDS = {
-    "slurm": ("account", "queue", "qos", "constraint", "reservation"),
-    "pbspro": ("account", "queue", "filesystems"),
-    "local": (),
-}
 
 
 def user_config_schema(profile: Profile) -> dict[str, Any]:
@@ -58,14 +52,8 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
     }
     # a control config runs site-agent's own housekeeping (stopping a worker) on the login node
     props["control"] = {"const": True}
-    if profile.scheduler == "slurm" and node.memory_gb:
-        props["mem_per_node_gb"] = {"type": "integer", "minimum": 1, "maximum": node.memory_gb}
-    for name in SCHEDULER_FIELDS[profile.scheduler]:
-        props[name] = {"type": "string", "pattern": WORD}
-    if profile.scheduler == "slurm":
-        props["constraint"] = {"type": "string", "pattern": "^[A-Za-z0-9_.,:&|-]{1,128}$"}
-    if profile.scheduler == "pbspro":
-        props["filesystems"] = {"type": "string", "pattern": "^[a-z0-9_]+(:[a-z0-9_]+)*$"}
+    # the scheduler's own options (account, queue, ...): each scheduler's file says which
+    props |= scheduler_for(profile).schema_properties(profile)
     if "queue" in props and limits.get("queues"):
         props["queue"] = {"enum": list(limits["queues"])}
     required = required_fields(profile)
@@ -84,9 +72,7 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
 
 def required_fields(profile: Profile) -> list[str]:
     """Options a worker config must name because the profile has no default for them."""
-    if profile.scheduler != "local" and not profile.section("directives").get("account"):
-        return ["account"]
-    return []
+    return scheduler_for(profile).required_fields(profile)
 
 
 def defaults(profile: Profile) -> dict[str, Any]:
@@ -101,7 +87,7 @@ def defaults(profile: Profile) -> dict[str, Any]:
         "cvmfs_repos": list(profile.section("cvmfs")["repositories"]),
         "env": {},
     }
-    for name in SCHEDULER_FIELDS[profile.scheduler]:
+    for name in scheduler_for(profile).fields:
         if directives.get(name):
             out[name] = directives[name]
     return out
@@ -176,10 +162,7 @@ def canonicalize(profile: Profile, config: dict[str, Any]) -> dict[str, Any]:
     validate(profile, config)
     if "control" in config:
         return dict(CONTROL_CONFIG)
-    out = defaults(profile) | config
-    if profile.scheduler == "local":
-        for k in [k for k in out if k in ("account", "queue")]:
-            out.pop(k)
+    out = scheduler_for(profile).canonicalize(defaults(profile) | config)
     out["walltime"] = format_walltime(walltime_seconds(out["walltime"]))
     out["cvmfs_repos"] = sorted(set(out.get("cvmfs_repos", [])))
     out["env"] = dict(sorted(out.get("env", {}).items()))

@@ -13,11 +13,8 @@ from pathlib import Path
 
 from siteagent.checks.model import FAIL, PASS, SKIP, WARN, CheckResult
 from siteagent.profiles import Profile
+from siteagent.schedulers import scheduler_for
 
-SCHEDULER_PROBES = {
-    "slurm": (["sinfo", "-h", "-o", "%P"], "sinfo"),
-    "pbspro": (["qstat", "-B"], "qstat"),
-}
 CONTAINER_BINARIES = {
     "apptainer": ("apptainer", "singularity"),
     "singularity": ("singularity", "apptainer"),
@@ -43,9 +40,10 @@ def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
 
 def check_scheduler(profile: Profile, timeout: float) -> CheckResult:
     def run() -> tuple[str, str, str]:
-        if profile.scheduler == "local":
-            return SKIP, "no batch scheduler on the local profile", ""
-        cmd, tool = SCHEDULER_PROBES[profile.scheduler]
+        probe = scheduler_for(profile).probe_command
+        if probe is None:
+            return SKIP, f"no batch scheduler on the {profile.scheduler} profile", ""
+        cmd, tool = list(probe), probe[0]
         if shutil.which(tool) is None:
             return (
                 FAIL,

@@ -6,16 +6,17 @@ import ipaddress
 import json
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from siteagent import __version__
 from siteagent.errors import ConfigError
 from siteagent.managed import ManagedFile, WriteReport, write_managed
+from siteagent.names import Var
 from siteagent.profiles import Profile
 from siteagent.proxy import proxy_environment, proxy_exports
-from siteagent.userconfig import SCHEDULER_FIELDS, defaults, user_config_schema
+from siteagent.schedulers import all_fields, scheduler_for
+from siteagent.userconfig import defaults, user_config_schema
 
 CONFIG = "config.yaml"
 TEMPLATE = "user_config_template.yaml.j2"
@@ -23,8 +24,6 @@ SCHEMA = "user_config_schema.json"
 ENVIRONMENT = "user_environment.yaml"
 ENDPOINT_FILES = (CONFIG, TEMPLATE, SCHEMA, ENVIRONMENT)
 EXEC_WRAPPER = "bin/site-agent-exec"
-
-OPTIONAL_FIELDS = ("account", "queue", "qos", "constraint", "reservation", "filesystems")
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,13 @@ def _meta_env():
 
     # Our own delimiters, so the endpoint's {{ }} / {% %} pass through untouched.
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("siteagent.endpoint", "templates"),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("siteagent.endpoint", "templates"),
+                # each scheduler's provider block
+                jinja2.PackageLoader("siteagent.schedulers", "templates"),
+            ]
+        ),
         block_start_string="<%",
         block_end_string="%>",
         variable_start_string="<<",
@@ -92,6 +97,58 @@ def _address_yaml(address: str | None) -> str | None:
     return json.dumps(address)
 
 
+def _shell_word(value: str, what: str) -> str:
+    """``value`` when a shell reads it as one plain word; a ConfigError naming ``what`` else."""
+    if any(c in value for c in "\n;$`\"'\\ "):
+        raise ConfigError(f"{what} {value!r} has characters a shell would read")
+    return value
+
+
+def _worker_init(
+    profile: Profile, bin_dir: str, exec_path: str | None, pilot_path: str | None
+) -> list[str]:
+    """The profile's worker_init lines, then the proxy, variables and site-agent's paths."""
+    environment = profile.section("environment")
+    lines = list(environment["worker_init"])
+    lines += proxy_exports(profile)
+    lines += [f"export {k}={v}" for k, v in environment["variables"].items()]
+    lines.append(f'export PATH="{bin_dir}:$PATH"')
+    if exec_path is not None:
+        lines.append(f"export {Var.EXEC}={exec_path}")
+    if pilot_path is not None:
+        # where `site-agent pilot` finds PanDA pilot3's pilot.py on the compute nodes
+        lines.append(f"export {Var.PILOT_DIR}={pilot_path}")
+    return lines
+
+
+def _template_context(profile: Profile, worker_init: list[str]) -> dict[str, Any]:
+    """The values the endpoint's templates and the scheduler's provider block are rendered with."""
+    endpoint = profile.section("endpoint")
+    sched = scheduler_for(profile)
+    d = quote_like_endpoint(defaults(profile))
+    d["usable_cores"] = profile.node.usable_cores
+    # every scheduler option is set (None when not given), so each provider block can test it
+    optional = list(all_fields())
+    for name in optional:
+        d.setdefault(name, None)
+    return {
+        "version": __version__,
+        "profile": profile,
+        "scheduler": profile.scheduler,
+        "sched": sched,
+        "endpoint": endpoint,
+        "directives": profile.section("directives"),
+        "node": profile.node,
+        "address": _address_yaml(endpoint.get("address")),
+        "display_name_literal": json.dumps(endpoint.get("display_name") or endpoint["name"]),
+        "defaults_literal": jinja_literal(d),
+        "optional_fields": optional,
+        "worker_init": worker_init,
+        "launcher_type": sched.parsl_launcher,
+        "init_blocks": endpoint["init_blocks"],
+    } | sched.template_context(profile)
+
+
 def render_endpoint(
     profile: Profile,
     endpoint_dir: Path | None = None,
@@ -105,58 +162,17 @@ def render_endpoint(
     With ``pilot_dir`` worker_init exports ``SITE_AGENT_PILOT_DIR`` (PanDA pilot3's pilot.py).
     """
     env = _meta_env()
-    endpoint = profile.section("endpoint")
-    directives = profile.section("directives")
-    node = profile.node
-    scheduler = profile.scheduler
-    bin_dir = str(Path(python_bin or sys.executable).parent)
-    if any(c in bin_dir for c in "\n;$`\"'\\ "):
-        raise ConfigError(f"python environment path {bin_dir!r} has characters a shell would read")
-
-    d = quote_like_endpoint(defaults(profile))
-    d["usable_cores"] = node.usable_cores
-    for name in OPTIONAL_FIELDS:
-        d.setdefault(name, None)
-    optional = [f for f in OPTIONAL_FIELDS if f in SCHEDULER_FIELDS[scheduler] or f in d]
-
-    address = _address_yaml(endpoint.get("address"))
-
-    worker_init = list(profile.section("environment")["worker_init"])
-    worker_init += proxy_exports(profile)
-    worker_init += [
-        f"export {k}={v}" for k, v in profile.section("environment")["variables"].items()
-    ]
-    worker_init.append(f'export PATH="{bin_dir}:$PATH"')
-    exec_path = None
+    bin_dir = _shell_word(str(Path(python_bin or sys.executable).parent), "python environment path")
+    exec_path = pilot_path = None
     if endpoint_dir is not None:
         exec_path = str(Path(endpoint_dir).expanduser().absolute() / EXEC_WRAPPER)
-        if any(c in exec_path for c in "\n;$`\"'\\ "):
-            raise ConfigError(f"endpoint directory {exec_path!r} has characters a shell would read")
-        worker_init.append(f"export SITE_AGENT_EXEC={exec_path}")
+        _shell_word(exec_path, "endpoint directory")
     if pilot_dir is not None:
-        # where `site-agent pilot` finds PanDA pilot3's pilot.py on the compute nodes
-        pilot_path = str(Path(pilot_dir).expanduser().absolute())
-        if any(c in pilot_path for c in "\n;$`\"'\\ "):
-            raise ConfigError(f"--pilot-dir: {pilot_path!r} has characters a shell would read")
-        worker_init.append(f"export SITE_AGENT_PILOT_DIR={pilot_path}")
-
-    select = directives.get("select")
-    context = {
-        "version": __version__,
-        "profile": profile,
-        "scheduler": scheduler,
-        "endpoint": endpoint,
-        "directives": directives,
-        "node": node,
-        "address": address,
-        "display_name_literal": json.dumps(endpoint.get("display_name") or endpoint["name"]),
-        "defaults_literal": jinja_literal(d),
-        "optional_fields": optional,
-        "select_options": f":{select}" if select else "",
-        "worker_init": worker_init,
-        "launcher_type": "SingleNodeLauncher" if scheduler == "local" else "SimpleLauncher",
-        "init_blocks": endpoint["init_blocks"],
-    }
+        pilot_path = _shell_word(str(Path(pilot_dir).expanduser().absolute()), "--pilot-dir:")
+    context = _template_context(profile, _worker_init(profile, bin_dir, exec_path, pilot_path))
+    # the scheduler's provider block, rendered with the same values, without surrounding newlines
+    provider = env.get_template(scheduler_for(profile).provider_template)
+    context["provider_block"] = provider.render(context).strip("\n")
     variables = proxy_environment(profile) | profile.section("environment")["variables"]
     files = {
         CONFIG: env.get_template("config.yaml.in").render(context),
@@ -187,7 +203,3 @@ def write_endpoint(
 ) -> WriteReport:
     """Write the rendered files atomically; user edits stop the write unless ``force``."""
     return write_managed(Path(out_dir), managed_files(rendered), force=force)
-
-
-def template_resource(name: str) -> str:
-    return resources.files("siteagent.endpoint.templates").joinpath(name).read_text()

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# how the site's scheduler cancels the batch job a worker runs in
-CANCEL_COMMANDS = {"slurm": "scancel", "pbspro": "qdel"}
-
 
 def stop_worker(worker_id: str) -> dict[str, Any]:
     """Stop one worker wherever it is: a signal when it runs on this host, its batch job
@@ -22,6 +19,8 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
     import psutil
 
     from siteagent.fileio import atomic_write
+    from siteagent.names import Var
+    from siteagent.schedulers import cancel_command
 
     state = Path(os.environ.get("SITE_AGENT_STATE") or Path.home() / ".site-agent") / "workers"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -44,7 +43,8 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
         return {"worker": worker_id, "action": "signalled", "detail": f"SIGTERM to pid {proc.pid}"}
 
     job_id = str(record.get("job_id") or "")
-    cancel = CANCEL_COMMANDS.get(os.environ.get("SITE_AGENT_SCHEDULER", ""))
+    # how the site's scheduler cancels the batch job a worker runs in
+    cancel = cancel_command(os.environ.get(Var.SCHEDULER, ""))
     if job_id and cancel:
         out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
         if out.returncode != 0:

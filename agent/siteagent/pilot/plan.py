@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from siteagent.pilot.layers.env import EnvPlan
     from siteagent.profiles import Profile
 
-JOB_ID_VARS = ("SLURM_JOB_ID", "PBS_JOBID")
 WORKER_ID = WORKER_ID_RE
 RESOURCE_TYPES = ("SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM")
 
@@ -153,11 +152,11 @@ class PilotPlan:
 def local_rank(profile: Profile, environ: Mapping[str, str]) -> tuple[int, int]:
     """``(local rank, global rank)`` from the launcher's variables, as the execution wrapper
     reads them (it also exports SITE_AGENT_LOCAL_RANK/SITE_AGENT_RANK), 0 when run by hand."""
-    from siteagent.wrappers.render import GLOBAL_RANK_VARS, LOCAL_RANK_VARS, launcher_of
+    from siteagent.launchers import launcher_for
 
-    launcher = launcher_of(profile)
-    local = _rank(environ, (*LOCAL_RANK_VARS[launcher], Var.LOCAL_RANK))
-    return local, _rank(environ, (*GLOBAL_RANK_VARS[launcher], Var.RANK))
+    launcher = launcher_for(profile)
+    local = _rank(environ, (*launcher.local_rank_vars, Var.LOCAL_RANK))
+    return local, _rank(environ, (*launcher.global_rank_vars, Var.RANK))
 
 
 def _rank(environ: Mapping[str, str], names: tuple[str, ...]) -> int:
@@ -171,7 +170,9 @@ def _rank(environ: Mapping[str, str], names: tuple[str, ...]) -> int:
 
 def job_id(environ: Mapping[str, str]) -> str:
     """The batch job's id from the scheduler's variables, ``local`` outside a job."""
-    return next((environ[v] for v in JOB_ID_VARS if environ.get(v)), "local")
+    from siteagent.schedulers import job_id_vars
+
+    return next((environ[v] for v in job_id_vars() if environ.get(v)), "local")
 
 
 def pilot_id(environ: Mapping[str, str], host: str, rank: int, pid: int) -> str:
