@@ -22,8 +22,9 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
     import psutil
 
     from siteagent.fileio import atomic_write
+    from siteagent.names import Var
 
-    state = Path(os.environ.get("SITE_AGENT_STATE") or Path.home() / ".site-agent") / "workers"
+    state = Path(os.environ.get(Var.STATE) or Path.home() / ".site-agent") / "workers"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     record_path = state / f"{worker_id}.json"
     try:
@@ -36,7 +37,7 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
     if record.get("host") == socket.gethostname():
         try:
             proc = psutil.Process(int(record["pid"]))
-            if proc.environ().get("SITE_AGENT_WORKER_ID") != worker_id:
+            if proc.environ().get(Var.WORKER_ID) != worker_id:
                 raise psutil.NoSuchProcess(proc.pid)
             proc.send_signal(signal.SIGTERM)
         except psutil.NoSuchProcess:
@@ -44,7 +45,7 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
         return {"worker": worker_id, "action": "signalled", "detail": f"SIGTERM to pid {proc.pid}"}
 
     job_id = str(record.get("job_id") or "")
-    cancel = CANCEL_COMMANDS.get(os.environ.get("SITE_AGENT_SCHEDULER", ""))
+    cancel = CANCEL_COMMANDS.get(os.environ.get(Var.SCHEDULER, ""))
     if job_id and cancel:
         out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
         if out.returncode != 0:

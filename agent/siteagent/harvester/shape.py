@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from siteagent.errors import ConfigError
@@ -22,6 +23,8 @@ WORKER_ID = WORKER_ID_RE
 # Seconds the ShellFunction waits past the worker's walltime: the pilot wrapper's own walltime
 # kill comes first; this only stops a worker whose wrapper failed to end it.
 SHELL_WALLTIME_MARGIN = 300
+# where the batch systems put the job id, first set wins (the worker record's job_id)
+JOB_ID_VARS = ("SLURM_JOB_ID", "PBS_JOBID")
 
 
 def worker_id(qc: QueueConfig, profile: Profile, workspec: Any) -> str:
@@ -89,28 +92,31 @@ def payload_argv(qc: QueueConfig, workspec: Any) -> list[str]:
     return argv
 
 
+def job_id_expression(variables: Sequence[str] = JOB_ID_VARS) -> str:
+    """Bash that expands to the batch job id: the first of ``variables`` that is set."""
+    expression = ""
+    for var in reversed(variables):
+        expression = f"${{{var}:-{expression}}}"
+    return expression
+
+
 def worker_command(wid: str, argv: list[str]) -> str:
-    """The ShellFunction command of a worker.
+    """The ShellFunction command of a worker (``templates/worker.sh.in``).
 
     It leaves a record (host, pid, batch job id) in ``$SITE_AGENT_STATE/workers`` while the
     worker runs, which is how the sweeper's control task finds what to stop, and it refuses
     to start a worker the sweeper already stopped. Braces are doubled because ShellFunction
     passes the command through ``str.format``.
     """
+    from siteagent.templating import shell_environment
+
     if not WORKER_ID.match(wid):
         raise ConfigError(f"worker id: {wid!r} is not a plain name")
-    script = f"""\
-W={wid}
-d="${{SITE_AGENT_STATE:-$HOME/.site-agent}}/workers"
-mkdir -p "$d" && chmod 700 "$d" || exit 70
-if [ -e "$d/$W.stop" ]; then rm -f "$d/$W.stop"; echo "site-agent: worker $W was stopped before it started" >&2; exit 143; fi
-SITE_AGENT_WORKER_ID=$W "$SITE_AGENT_EXEC" -- {shlex.join(argv)} &
-p=$!
-printf '{{"worker": "%s", "host": "%s", "pid": %d, "job_id": "%s"}}\\n' "$W" "$HOSTNAME" "$p" "${{SLURM_JOB_ID:-${{PBS_JOBID:-}}}}" >"$d/$W.json.$$" && mv -f "$d/$W.json.$$" "$d/$W.json"
-wait "$p"; rc=$?
-rm -f "$d/$W.json" "$d/$W.stop"
-exit $rc
-"""
+    script = (
+        shell_environment("siteagent.harvester")
+        .get_template("worker.sh.in")
+        .render(worker_id=wid, argv=shlex.join(argv), job_id=job_id_expression())
+    )
     return script.replace("{", "{{").replace("}", "}}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -16,6 +17,8 @@ from siteagent.harvester.shape import (
     worker_config,
     worker_id,
 )
+
+log = logging.getLogger(__name__)
 
 
 class GlobusComputeSubmitter(GlobusComputePlugin):
@@ -45,11 +48,13 @@ class GlobusComputeSubmitter(GlobusComputePlugin):
                 )
             except SiteAgentError as err:
                 results[i] = (False, str(err))
+                log.error("worker %s: not submitted: %s", ws.workerID, err)
                 continue
             try:
                 future = backend.executor(config).submit(fn)
             except Exception as err:  # the service or engine is down now: Harvester retries
                 results[i] = (None, f"submit failed: {type(err).__name__}: {err}")
+                log.warning("worker %s: %s (will retry)", wid, results[i][1])
                 continue
             pending.append((i, ws, wid, future))
 
@@ -63,8 +68,10 @@ class GlobusComputeSubmitter(GlobusComputePlugin):
             if task_id is None:
                 future.cancel()
                 results[i] = (None, f"no task id within {qc.result_timeout:g} s: not submitted")
+                log.warning("worker %s: %s (will retry)", wid, results[i][1])
                 continue
             ws.batchID = str(task_id)
             self.registry.add(TaskRecord(batch_id=ws.batchID, worker_id=wid, future=future))
             results[i] = (True, "")
+            log.info("worker %s: submitted as task %s", wid, ws.batchID)
         return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import wait
 from typing import Any
@@ -11,16 +12,19 @@ from siteagent.harvester.plugin import GlobusComputePlugin
 from siteagent.harvester.shape import worker_id
 from siteagent.userconfig import CONTROL_CONFIG
 
+log = logging.getLogger(__name__)
+
 
 class GlobusComputeSweeper(GlobusComputePlugin):
     def kill_workers(self, workspec_list: list[Any]) -> list[tuple[bool, str]]:
         """Per worker, in order: (True, what was done) or (False, why it could not be)."""
         results: list[tuple[bool, str]] = [(False, "")] * len(workspec_list)
-        stops: list[tuple[int, Any, Any]] = []
+        stops: list[tuple[int, str, Any, Any]] = []
         for i, ws in enumerate(workspec_list):
             record = self.registry.get(ws.batchID)
             if record is not None and record.future.done():
                 results[i] = (True, "already ended")
+                log.info("worker %s (task %s): already ended", record.worker_id, ws.batchID)
                 continue
             # no local cancel: the task is with the endpoint already (it has an id), so only a
             # stop task on the site can end it, or keep it from starting
@@ -29,19 +33,22 @@ class GlobusComputeSweeper(GlobusComputePlugin):
                 future = self.gc_backend.executor(CONTROL_CONFIG).submit(stop_worker, wid)
             except Exception as err:
                 results[i] = (False, f"cannot send the stop task: {type(err).__name__}: {err}")
+                log.error("worker %s: %s", wid, results[i][1])
                 continue
-            stops.append((i, record, future))
-        wait([f for _, _, f in stops], timeout=self.gc_queue.result_timeout)
-        for i, record, future in stops:
+            stops.append((i, wid, record, future))
+        wait([f for *_, f in stops], timeout=self.gc_queue.result_timeout)
+        for i, wid, record, future in stops:
             if not future.done():
                 future.cancel()
                 results[i] = (
                     False,
                     f"stop task gave no answer in {self.gc_queue.result_timeout:g} s",
                 )
+                log.error("worker %s: %s", wid, results[i][1])
                 continue
             if future.exception() is not None:
                 results[i] = (False, f"stop failed: {future.exception()}")
+                log.error("worker %s: %s", wid, results[i][1])
                 continue
             answer = future.result()
             detail = f"{answer['action']}: {answer['detail']}"
@@ -51,6 +58,7 @@ class GlobusComputeSweeper(GlobusComputePlugin):
                     f"stopped by the sweeper ({detail})",
                 )
             results[i] = (True, detail)
+            log.info("worker %s: %s", wid, detail)
         return results
 
     def kill_worker(self, workspec: Any) -> tuple[bool, str]:
@@ -58,5 +66,8 @@ class GlobusComputeSweeper(GlobusComputePlugin):
 
     def sweep_worker(self, workspec: Any) -> tuple[bool, str]:
         """Forget the worker's task; its files on the site are removed by the worker itself."""
+        record = self.registry.get(workspec.batchID)
         self.registry.forget(workspec.batchID)
+        name = record.worker_id if record else workspec.workerID
+        log.info("worker %s: swept (task %s forgotten)", name, workspec.batchID)
         return True, ""
