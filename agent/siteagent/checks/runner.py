@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from siteagent.checks.model import FAIL, CheckResult
@@ -59,7 +60,7 @@ def run_checks(
     if network:
         urls = list(dict.fromkeys([*profile.section("check")["targets"], *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
-        jobs += [(t.label, lambda t=t: probe(t, proxies, timeout, ca_file)) for t in targets]
+        jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
     if local:
         min_gb = profile.section("check")["min_free_gb"]
         jobs += [
@@ -71,7 +72,7 @@ def run_checks(
             ("", lambda: lc.check_disk(endpoint_dir(profile), min_gb, "endpoint")),
         ]
         jobs += [
-            ("", lambda d=d: lc.check_disk(Path(d), min_gb, f"scratch {d}"))
+            ("", partial(lc.check_disk, Path(d), min_gb, f"scratch {d}"))
             for d in profile.section("check")["scratch_dirs"]
         ]
     report = CheckReport(site=profile.name, proxy_source=proxies.source)
