@@ -630,7 +630,7 @@ def smoke_test(
 
     profile = load_profile(site)
     if profile.scheduler == "local":
-        from siteagent.smoke import run_smoke_test
+        from siteagent.smoke.local import run_smoke_test
 
         report = run_smoke_test(
             site,
@@ -642,7 +642,7 @@ def smoke_test(
         )
     else:
         from siteagent.install import default_endpoint_dir
-        from siteagent.site_smoke import run_site_smoke_test
+        from siteagent.smoke.site import run_site_smoke_test
 
         if harvester:
             raise ConfigError(
