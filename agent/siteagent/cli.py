@@ -329,22 +329,11 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
 @json_option("With --dry-run: the plan as JSON.")
 @click.argument("payload", nargs=-1, type=click.UNPROCESSED)
 def pilot(
-    site: str,
-    queue: str | None,
-    container: str | None,
-    cvmfs: str | None,
-    conda_env: str | None,
-    walltime: str | None,
-    report: str | None,
-    pilot_dir: str | None,
     pilot_args: tuple[str, ...],
-    resource_type: str | None,
-    gpus_per_rank: int | None,
-    margin: float,
-    grace: float,
     dry_run: bool,
     as_json: bool,
     payload: tuple[str, ...],
+    **options: Any,
 ) -> None:
     """GPU pilot wrapper for one rank: bind GPUs, set the proxy, enter CVMFS, the container
     and the environment, then run the PanDA pilot, or PAYLOAD after -- (what follows -- and
@@ -361,23 +350,8 @@ def pilot(
 
     if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
         pilot_args, payload = (*pilot_args, *payload), ()
-
-    opts = PilotOptions(
-        site=site,
-        queue=queue,
-        container=container,
-        cvmfs=cvmfs,
-        conda_env=conda_env,
-        walltime=walltime,
-        report=report,
-        payload=payload,
-        pilot_args=pilot_args,
-        pilot_dir=pilot_dir,
-        resource_type=resource_type,
-        gpus_per_rank=gpus_per_rank,
-        margin=margin,
-        grace=grace,
-    )
+    # the other options are named as PilotOptions' fields
+    opts = PilotOptions(payload=payload, pilot_args=pilot_args, **options)
     t = time.monotonic()
     try:
         plan = build_plan(opts)

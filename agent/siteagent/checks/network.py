@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from siteagent.checks.model import FAIL, PASS, CheckResult
-from siteagent.checks.proxy import ProxySettings, bypasses_proxy, parse_proxy_url
+from siteagent.checks.proxy import ProxySettings, ProxyURL, bypasses_proxy, parse_proxy_url
 from siteagent.errors import ConfigError
 from siteagent.secrets import mask_url
 
@@ -135,79 +135,65 @@ def probe(
     if proxy_url and bypasses_proxy(target.host, proxies.no_proxy):
         proxy_url = None
     via = mask_url(proxy_url) if proxy_url else "direct"
+    result = CheckResult(
+        name="connectivity", status=PASS, seconds=0.0, reason="", target=target.label, via=via
+    )
     try:
         if proxy_url:
-            proxy = parse_proxy_url(proxy_url)
-            try:
-                sock = _connect(proxy.host, proxy.port, deadline)
-            except _StepFailed as failed:
-                raise _StepFailed("proxy", f"cannot reach proxy {via}: {failed.reason}") from None
-            auth = _auth_header(proxy.username, proxy.password)
-            if target.scheme == "http":
-                request = (
-                    f"HEAD http://{target.host}:{target.port}/ HTTP/1.1\r\n"
-                    f"Host: {target.host}:{target.port}\r\n{auth}Connection: close\r\n\r\n"
-                )
-            else:
-                request = (
-                    f"CONNECT {target.host}:{target.port} HTTP/1.1\r\n"
-                    f"Host: {target.host}:{target.port}\r\n{auth}\r\n"
-                )
-            sock.sendall(request.encode())
-            code, line = _read_status(sock, deadline)
-            refused = code in (403, 407, 502, 503, 504) if target.scheme == "http" else code != 200
-            if refused:
-                sock.close()
-                raise _StepFailed("proxy", f"proxy {via} answered {line!r}")
+            sock = _through_proxy(target, parse_proxy_url(proxy_url), via, deadline)
         else:
             sock = _connect(target.host, target.port, deadline)
-        detail = f"connected via {via}"
+        result.reason = f"connected via {via}"
         if target.scheme in TLS_SCHEMES:
-            context = ssl.create_default_context(cafile=ca_file)
-            try:
-                sock.settimeout(_remaining(deadline, "tls"))
-                with context.wrap_socket(sock, server_hostname=target.host) as tls:
-                    detail = f"{tls.version()} via {via}"
-            except ssl.SSLCertVerificationError as err:
-                raise _StepFailed(
-                    "tls", f"certificate not accepted: {err.verify_message}"
-                ) from None
-            except TimeoutError:
-                raise _StepFailed(
-                    "tls", "no TLS answer (the port accepts but never speaks)"
-                ) from None
-            except (ssl.SSLError, OSError) as err:
-                raise _StepFailed("tls", f"handshake failed: {err}") from None
+            result.reason = f"{_tls_version(sock, target, ca_file, deadline)} via {via}"
         else:
             sock.close()
-        return CheckResult(
-            name="connectivity",
-            status=PASS,
-            seconds=time.monotonic() - start,
-            reason=detail,
-            target=target.label,
-            step="",
-            via=via,
-        )
     except _StepFailed as failed:
-        return CheckResult(
-            name="connectivity",
-            status=FAIL,
-            seconds=time.monotonic() - start,
-            reason=mask_url(failed.reason),
-            hint=HINTS[failed.step],
-            target=target.label,
-            step=failed.step,
-            via=via,
-        )
+        result.status, result.step = FAIL, failed.step
+        result.reason, result.hint = mask_url(failed.reason), HINTS[failed.step]
     except ConfigError as err:
-        return CheckResult(
-            name="connectivity",
-            status=FAIL,
-            seconds=time.monotonic() - start,
-            reason=str(err),
-            hint="fix the proxy URL",
-            target=target.label,
-            step="proxy",
-            via=via,
+        result.status, result.step = FAIL, "proxy"
+        result.reason, result.hint = str(err), "fix the proxy URL"
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _through_proxy(target: Target, proxy: ProxyURL, via: str, deadline: float) -> socket.socket:
+    """A socket to ``target`` through the proxy: HEAD for http, CONNECT for the rest."""
+    try:
+        sock = _connect(proxy.host, proxy.port, deadline)
+    except _StepFailed as failed:
+        raise _StepFailed("proxy", f"cannot reach proxy {via}: {failed.reason}") from None
+    auth = _auth_header(proxy.username, proxy.password)
+    if target.scheme == "http":
+        request = (
+            f"HEAD http://{target.host}:{target.port}/ HTTP/1.1\r\n"
+            f"Host: {target.host}:{target.port}\r\n{auth}Connection: close\r\n\r\n"
         )
+    else:
+        request = (
+            f"CONNECT {target.host}:{target.port} HTTP/1.1\r\n"
+            f"Host: {target.host}:{target.port}\r\n{auth}\r\n"
+        )
+    sock.sendall(request.encode())
+    code, line = _read_status(sock, deadline)
+    refused = code in (403, 407, 502, 503, 504) if target.scheme == "http" else code != 200
+    if refused:
+        sock.close()
+        raise _StepFailed("proxy", f"proxy {via} answered {line!r}")
+    return sock
+
+
+def _tls_version(sock: socket.socket, target: Target, ca_file: str | None, deadline: float) -> str:
+    """The TLS version the target speaks over ``sock`` (closed afterwards)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    try:
+        sock.settimeout(_remaining(deadline, "tls"))
+        with context.wrap_socket(sock, server_hostname=target.host) as tls:
+            return str(tls.version())
+    except ssl.SSLCertVerificationError as err:
+        raise _StepFailed("tls", f"certificate not accepted: {err.verify_message}") from None
+    except TimeoutError:
+        raise _StepFailed("tls", "no TLS answer (the port accepts but never speaks)") from None
+    except (ssl.SSLError, OSError) as err:
+        raise _StepFailed("tls", f"handshake failed: {err}") from None
