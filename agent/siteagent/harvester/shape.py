@@ -11,6 +11,7 @@ import math
 import re
 import shlex
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from siteagent.errors import ConfigError
@@ -108,16 +109,20 @@ def worker_command(wid: str, argv: list[str]) -> str:
     to start a worker the sweeper already stopped. Braces are doubled because ShellFunction
     passes the command through ``str.format``.
     """
-    from siteagent.templating import shell_environment
-
     if not WORKER_ID.match(wid):
         raise ConfigError(f"worker id: {wid!r} is not a plain name")
-    script = (
-        shell_environment("siteagent.harvester")
-        .get_template("worker.sh.in")
-        .render(worker_id=wid, argv=shlex.join(argv), job_id=job_id_expression())
+    script = _worker_template().render(
+        worker_id=wid, argv=shlex.join(argv), job_id=job_id_expression()
     )
     return script.replace("{", "{{").replace("}", "}}")
+
+
+@cache
+def _worker_template() -> Any:
+    # loaded once per process: Harvester builds thousands of these commands
+    from siteagent.templating import shell_environment
+
+    return shell_environment("siteagent.harvester").get_template("worker.sh.in")
 
 
 def shell_walltime(config: dict[str, Any]) -> float | None:
