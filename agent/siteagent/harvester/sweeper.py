@@ -9,6 +9,7 @@ from typing import Any
 
 from siteagent.harvester.control import stop_worker
 from siteagent.harvester.plugin import GlobusComputePlugin
+from siteagent.harvester.registry import TaskRecord
 from siteagent.harvester.shape import worker_id
 from siteagent.userconfig import CONTROL_CONFIG
 
@@ -38,28 +39,24 @@ class GlobusComputeSweeper(GlobusComputePlugin):
             stops.append((i, wid, record, future))
         wait([f for *_, f in stops], timeout=self.gc_queue.result_timeout)
         for i, wid, record, future in stops:
-            if not future.done():
-                future.cancel()
-                results[i] = (
-                    False,
-                    f"stop task gave no answer in {self.gc_queue.result_timeout:g} s",
-                )
-                log.error("worker %s: %s", wid, results[i][1])
-                continue
-            if future.exception() is not None:
-                results[i] = (False, f"stop failed: {future.exception()}")
-                log.error("worker %s: %s", wid, results[i][1])
-                continue
-            answer = future.result()
-            detail = f"{answer['action']}: {answer['detail']}"
-            if record is not None:
-                record.stopped_at, record.stop_detail = (
-                    time.time(),
-                    f"stopped by the sweeper ({detail})",
-                )
-            results[i] = (True, detail)
-            log.info("worker %s: %s", wid, detail)
+            results[i] = self._answer(record, future)
+            log_as = log.info if results[i][0] else log.error
+            log_as("worker %s: %s", wid, results[i][1])
         return results
+
+    def _answer(self, record: TaskRecord | None, future: Any) -> tuple[bool, str]:
+        """What the stop task did, from its future; notes the stop on the worker's record."""
+        if not future.done():
+            future.cancel()
+            return False, f"stop task gave no answer in {self.gc_queue.result_timeout:g} s"
+        if future.exception() is not None:
+            return False, f"stop failed: {future.exception()}"
+        answer = future.result()
+        detail = f"{answer['action']}: {answer['detail']}"
+        if record is not None:
+            record.stopped_at = time.time()
+            record.stop_detail = f"stopped by the sweeper ({detail})"
+        return True, detail
 
     def kill_worker(self, workspec: Any) -> tuple[bool, str]:
         return self.kill_workers([workspec])[0]
