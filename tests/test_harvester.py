@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import pytest
@@ -15,7 +18,7 @@ from siteagent.endpoint.render import render_endpoint, write_endpoint
 from siteagent.errors import ConfigError
 from siteagent.harvester.backends import shutdown_backends
 from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_SUBMITTED
-from siteagent.harvester.config import queue_config
+from siteagent.harvester.config import KEYS, QueueConfig, keys_table, queue_config
 from siteagent.harvester.monitor import GlobusComputeMonitor
 from siteagent.harvester.registry import REGISTRY
 from siteagent.harvester.shape import worker_command, worker_config
@@ -104,7 +107,8 @@ def test_failing_payload_is_failed_with_the_pilot_meaning(engine_dir):
     assert (report["reason"], report["exit_code"]) == ("failed", 64)
 
 
-def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
+def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir, caplog):
+    caplog.set_level(logging.INFO, logger="siteagent.harvester")
     _, state = engine_dir
     submitter, monitor, sweeper = plugins(
         engine_dir, payload=["sleep", "271"], lostAfterSeconds=0.2
@@ -134,6 +138,19 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir):
     assert (report["reason"], report["signal"]) == ("signalled", "SIGTERM")
     assert sweeper.sweep_worker(ws) == (True, "")
     assert REGISTRY.get(ws.batchID) is None
+    # one line per worker action in Harvester's log, from each plugin's own logger
+    lines = [(r.name, r.getMessage()) for r in caplog.records if "local-20" in r.getMessage()]
+    task = ws.batchID
+    assert lines == [
+        ("siteagent.harvester.submitter", f"worker local-20: submitted as task {task}"),
+        ("siteagent.harvester.monitor", f"worker local-20 (task {task}): submitted"),
+        ("siteagent.harvester.sweeper", f"worker local-20: {detail}"),
+        (
+            "siteagent.harvester.monitor",
+            f"worker local-20 (task {task}): cancelled: stopped by the sweeper ({detail})",
+        ),
+        ("siteagent.harvester.sweeper", f"worker local-20: swept (task {task} forgotten)"),
+    ]
 
 
 def test_sweeper_keeps_a_queued_worker_from_starting(engine_dir, tmp_path):
@@ -198,3 +215,42 @@ def test_equal_worker_shapes_share_one_user_endpoint_config():
     assert (a["gpus_per_rank"], a["cores_per_rank"], a["walltime"]) == (1, 16, "01:00:00")
     c = worker_config(qc, profile, WorkSpec(workerID=3, nCore=64, maxWalltime=7200))
     assert c != a
+
+
+# worker_command's output before its bash moved from an f-string to templates/worker.sh.in
+OLD_WORKER_COMMAND = (
+    "W=ANALY_X-42\n"
+    'd="${{SITE_AGENT_STATE:-$HOME/.site-agent}}/workers"\n'
+    'mkdir -p "$d" && chmod 700 "$d" || exit 70\n'
+    'if [ -e "$d/$W.stop" ]; then rm -f "$d/$W.stop"; echo "site-agent: worker $W was stopped'
+    ' before it started" >&2; exit 143; fi\n'
+    'SITE_AGENT_WORKER_ID=$W "$SITE_AGENT_EXEC" -- site-agent pilot --site polaris --queue'
+    " ANALY_X '--pilot-arg=--x=a b' 'it'\"'\"'s' '{{x}}' &\n"
+    "p=$!\n"
+    """printf '{{"worker": "%s", "host": "%s", "pid": %d, "job_id": "%s"}}\\n' "$W" "$HOSTNAME" """
+    '"$p" "${{SLURM_JOB_ID:-${{PBS_JOBID:-}}}}" >"$d/$W.json.$$" && mv -f "$d/$W.json.$$"'
+    ' "$d/$W.json"\n'
+    'wait "$p"; rc=$?\n'
+    'rm -f "$d/$W.json" "$d/$W.stop"\n'
+    "exit $rc\n"
+)
+
+
+def test_worker_command_renders_exactly_as_before():
+    argv = ["site-agent", "pilot", "--site", "polaris", "--queue", "ANALY_X"]
+    argv += ["--pilot-arg=--x=a b", "it's", "{x}"]
+    assert worker_command("ANALY_X-42", argv) == OLD_WORKER_COMMAND
+
+
+def test_queue_keys_table_is_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert keys_table() in readme
+    assert set(KEYS) == {f.metadata["key"] for f in dataclasses.fields(QueueConfig)}
+
+
+def test_unknown_queue_key_is_logged_not_fatal(caplog):
+    plugin = GlobusComputeSubmitter(site="local", gpuPerWorker=4, module="m", dbInterface=None)
+    with caplog.at_level(logging.WARNING, logger="siteagent.harvester.config"):
+        qc = queue_config(plugin)
+    assert qc.gpus_per_worker == 0
+    assert caplog.messages == ["queue config: unknown keys ignored: gpuPerWorker"]

@@ -16,7 +16,7 @@ from siteagent.errors import ConfigError
 from siteagent.harvester.backends import GlobusBackend
 from siteagent.install import install
 from siteagent.profiles import load_profile
-from siteagent.site_smoke import NotReadyError, logged_in, run_site_smoke_test
+from siteagent.smoke.site import NotReadyError, logged_in, run_site_smoke_test
 
 from .standins.globus_compute.executor import StandinClient, StandinExecutor
 

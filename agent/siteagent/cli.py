@@ -14,33 +14,22 @@ from typing import Any
 import click
 
 from siteagent import __version__
+from siteagent.cli_options import (
+    PASSTHROUGH,
+    config_option,
+    endpoint_dir_option,
+    force_option,
+    json_option,
+    parse_json_option,
+    site_option,
+)
 from siteagent.errors import ConfigError, SiteAgentError
-
-SITE_HELP = "Site profile name (see `site-agent profiles list`) or path to a profile YAML."
+from siteagent.names import Var
 
 
 def _fail(message: str, code: int = 1) -> None:
     click.echo(f"site-agent: error: {message}", err=True)
     sys.exit(code)
-
-
-def _parse_json_option(value: str | None, name: str) -> dict[str, Any]:
-    """A JSON object given inline or as @file."""
-    if not value:
-        return {}
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text()
-        except OSError as err:
-            raise ConfigError(f"{name}: cannot read {value[1:]}: {err.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{name}: not valid JSON: {err.msg} at column {err.colno}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{name}: must be a JSON object")
-    return data
 
 
 class _Group(click.Group):
@@ -64,7 +53,7 @@ def profiles() -> None:
 
 
 @profiles.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 def profiles_list(as_json: bool) -> None:
     """List the profiles on the search path."""
     from siteagent.profiles import list_profiles, load_profile
@@ -105,7 +94,7 @@ def profiles_list(as_json: bool) -> None:
 
 @profiles.command("show")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+@json_option("JSON instead of YAML.")
 def profiles_show(name: str, as_json: bool) -> None:
     """Show a profile with every default filled in (credentials masked)."""
     import yaml
@@ -127,7 +116,7 @@ def endpoint() -> None:
 
 
 @endpoint.command("render")
-@click.option("--site", required=True, help=SITE_HELP)
+@site_option()
 @click.option(
     "--out",
     "out_dir",
@@ -135,7 +124,7 @@ def endpoint() -> None:
     type=click.Path(path_type=Path),
     help="Endpoint directory to write, e.g. ~/.globus_compute/NAME.",
 )
-@click.option("--force", is_flag=True, help="Replace files edited by hand (a backup is kept).")
+@force_option()
 def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
     """Write config.yaml, user_config_template.yaml.j2, user_config_schema.json and
     user_environment.yaml for a site."""
@@ -154,12 +143,7 @@ def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
 
 @endpoint.command("validate")
 @click.argument("endpoint_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option(
-    "--config",
-    "config_json",
-    metavar="JSON|@FILE",
-    help="user_endpoint_config to render with (default: {}).",
-)
+@config_option("user_endpoint_config to render with (default: {}).")
 @click.option("--show", is_flag=True, help="Print the rendered user endpoint config.")
 def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -> None:
     """Render the template with a user_endpoint_config and load the result with
@@ -167,7 +151,7 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
     from siteagent.endpoint.validate import validate_endpoint
     from siteagent.secrets import mask_url
 
-    user_config = _parse_json_option(config_json, "--config")
+    user_config = parse_json_option(config_json, "--config")
     if not endpoint_dir.is_dir():
         raise ConfigError(f"{endpoint_dir}: no such endpoint directory")
     result = validate_endpoint(endpoint_dir, user_config)
@@ -187,9 +171,9 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
 # ---------------------------------------------------------------- wrappers
 @cli.command(
     "exec",
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    context_settings=PASSTHROUGH,
 )
-@click.option("--site", required=True, help=SITE_HELP)
+@site_option()
 @click.option("--nodes", type=int, default=1, show_default=True)
 @click.option("--ranks-per-node", type=int, default=1, show_default=True)
 @click.option("--cores-per-rank", type=int, default=None, help="Default: the node's cores / ranks.")
@@ -249,7 +233,7 @@ def wrapper() -> None:
 
 
 @wrapper.command("render")
-@click.option("--site", required=True, help=SITE_HELP)
+@site_option()
 @click.option(
     "--out",
     "out_file",
@@ -271,56 +255,51 @@ def wrapper_render(site: str, out_file: Path | None) -> None:
 
 
 @wrapper.command("header")
-@click.option("--site", required=True, help=SITE_HELP)
-@click.option(
-    "--config",
-    "config_json",
-    metavar="JSON|@FILE",
-    help="Resource request, as a user_endpoint_config.",
-)
+@site_option()
+@config_option("Resource request, as a user_endpoint_config.")
 @click.option("--job-name", default="site-agent", show_default=True)
 def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
     """The #SBATCH / #PBS header of a batch script for a resource request."""
     from siteagent.profiles import load_profile
     from siteagent.wrappers.render import render_batch_header
 
-    request = _parse_json_option(config_json, "--config")
+    request = parse_json_option(config_json, "--config")
     click.echo(render_batch_header(load_profile(site), request, job_name), nl=False)
 
 
 # ---------------------------------------------------------------- pilot
 @cli.command(
     "pilot",
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    context_settings=PASSTHROUGH,
 )
-@click.option("--site", required=True, help=SITE_HELP)
+@site_option()
 @click.option("--queue", help="PanDA queue (default: the profile's pilot.panda_queue).")
 @click.option(
     "--container",
     metavar="IMAGE",
-    help="Image to run in, or 'none' (default: $SITE_AGENT_CONTAINER, container.default_image).",
+    help=f"Image to run in, or 'none' (default: ${Var.CONTAINER}, container.default_image).",
 )
 @click.option(
     "--cvmfs",
     metavar="REPO,...",
     help="Repositories or lists (atlas, epic), or 'none' "
-    "(default: $SITE_AGENT_CVMFS_REPOS, cvmfs.repositories).",
+    f"(default: ${Var.CVMFS_REPOS}, cvmfs.repositories).",
 )
 @click.option(
     "--conda-env",
     metavar="SPEC",
-    help="Packages (a,b=1.2) or an environment.yml/requirements.txt (default: $SITE_AGENT_CONDA_ENV).",
+    help=f"Packages (a,b=1.2) or an environment.yml/requirements.txt (default: ${Var.CONDA_ENV}).",
 )
-@click.option("--walltime", metavar="HH:MM:SS", help="Default: $SITE_AGENT_WALLTIME.")
+@click.option("--walltime", metavar="HH:MM:SS", help=f"Default: ${Var.WALLTIME}.")
 @click.option(
     "--report",
     type=click.Path(dir_okay=False),
-    help="JSON report (default: $SITE_AGENT_WORKDIR/pilots/ID.json or ~/.site-agent/pilots/ID.json).",
+    help=f"JSON report (default: ${Var.WORKDIR}/pilots/ID.json or ~/.site-agent/pilots/ID.json).",
 )
 @click.option(
     "--pilot-dir",
     type=click.Path(file_okay=False),
-    help="Unpacked PanDA pilot3 with pilot.py (default: $SITE_AGENT_PILOT_DIR).",
+    help=f"Unpacked PanDA pilot3 with pilot.py (default: ${Var.PILOT_DIR}).",
 )
 @click.option("--pilot-arg", "pilot_args", multiple=True, help="Extra pilot argument (repeatable).")
 @click.option(
@@ -330,7 +309,7 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
 @click.option(
     "--gpus-per-rank",
     type=click.IntRange(0, 64),
-    help="Default: $SITE_AGENT_GPUS_PER_RANK, else 1 when the node has GPUs.",
+    help=f"Default: ${Var.GPUS_PER_RANK}, else 1 when the node has GPUs.",
 )
 @click.option(
     "--margin",
@@ -347,25 +326,14 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
     help="Seconds between SIGTERM and SIGKILL.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the layers and command lines; run nothing.")
-@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
+@json_option("With --dry-run: the plan as JSON.")
 @click.argument("payload", nargs=-1, type=click.UNPROCESSED)
 def pilot(
-    site: str,
-    queue: str | None,
-    container: str | None,
-    cvmfs: str | None,
-    conda_env: str | None,
-    walltime: str | None,
-    report: str | None,
-    pilot_dir: str | None,
     pilot_args: tuple[str, ...],
-    resource_type: str | None,
-    gpus_per_rank: int | None,
-    margin: float,
-    grace: float,
     dry_run: bool,
     as_json: bool,
     payload: tuple[str, ...],
+    **options: Any,
 ) -> None:
     """GPU pilot wrapper for one rank: bind GPUs, set the proxy, enter CVMFS, the container
     and the environment, then run the PanDA pilot, or PAYLOAD after -- (what follows -- and
@@ -382,23 +350,8 @@ def pilot(
 
     if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
         pilot_args, payload = (*pilot_args, *payload), ()
-
-    opts = PilotOptions(
-        site=site,
-        queue=queue,
-        container=container,
-        cvmfs=cvmfs,
-        conda_env=conda_env,
-        walltime=walltime,
-        report=report,
-        payload=payload,
-        pilot_args=pilot_args,
-        pilot_dir=pilot_dir,
-        resource_type=resource_type,
-        gpus_per_rank=gpus_per_rank,
-        margin=margin,
-        grace=grace,
-    )
+    # the other options are named as PilotOptions' fields
+    opts = PilotOptions(payload=payload, pilot_args=pilot_args, **options)
     t = time.monotonic()
     try:
         plan = build_plan(opts)
@@ -428,7 +381,7 @@ def pilot(
 
 # ---------------------------------------------------------------- check
 @cli.command("check")
-@click.option("--site", default="local", show_default=True, help=SITE_HELP)
+@site_option(default="local", show_default=True)
 @click.option(
     "--target",
     "targets",
@@ -449,7 +402,7 @@ def pilot(
     help="CA bundle for TLS probes (default: the system's, or SSL_CERT_FILE).",
 )
 @click.option("--only", type=click.Choice(["network", "local"]), help="Run one kind of check.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@json_option("Machine-readable report.")
 def check(
     site: str,
     targets: tuple[str, ...],
@@ -509,15 +462,10 @@ def _print_check_table(report) -> None:
 
 
 # ---------------------------------------------------------------- install
-ENDPOINT_DIR_HELP = (
-    "Endpoint directory (default: ~/.globus_compute/<endpoint name of the profile>)."
-)
-
-
 @cli.command("install")
-@click.option("--site", required=True, help=SITE_HELP)
-@click.option("--endpoint-dir", type=click.Path(path_type=Path), help=ENDPOINT_DIR_HELP)
-@click.option("--force", is_flag=True, help="Replace files edited by hand (a backup is kept).")
+@site_option()
+@endpoint_dir_option()
+@force_option()
 @click.option(
     "--pilot-dir",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
@@ -555,13 +503,12 @@ def install_command(
 
 
 @cli.command("uninstall")
-@click.option("--site", help="Find the endpoint directory from this profile.")
-@click.option(
-    "--endpoint-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Endpoint directory (default: the one site-agent installed under ~/.globus_compute).",
+@site_option(required=False, help="Find the endpoint directory from this profile.")
+@endpoint_dir_option(
+    "Endpoint directory (default: the one site-agent installed under ~/.globus_compute).",
+    file_okay=False,
 )
-@click.option("--force", is_flag=True, help="Also remove files edited by hand.")
+@force_option("Also remove files edited by hand.")
 def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) -> None:
     """Remove exactly the files `site-agent install` wrote; anything else stays."""
     from siteagent.install import default_endpoint_dir, find_installed, uninstall
@@ -580,21 +527,14 @@ def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) 
 
 # ---------------------------------------------------------------- smoke test
 @cli.command("smoke-test")
-@click.option("--site", default="local", show_default=True, help=SITE_HELP)
-@click.option(
-    "--config",
-    "config_json",
-    metavar="JSON|@FILE",
-    help="user_endpoint_config for the user endpoint (default: {}).",
-)
+@site_option(default="local", show_default=True)
+@config_option("user_endpoint_config for the user endpoint (default: {}).")
 @click.option(
     "--workdir",
     type=click.Path(path_type=Path, file_okay=False),
     help="local: keep files here instead of a temporary directory.",
 )
-@click.option(
-    "--endpoint-dir", type=click.Path(path_type=Path, file_okay=False), help=ENDPOINT_DIR_HELP
-)
+@endpoint_dir_option(file_okay=False)
 @click.option(
     "--timeout",
     type=click.FloatRange(1, 86400),
@@ -605,7 +545,7 @@ def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) 
     is_flag=True,
     help="Also run Harvester's plugins: submit, monitor and stop workers on the engine.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@json_option("Machine-readable report.")
 def smoke_test(
     site: str,
     config_json: str | None,
@@ -621,7 +561,7 @@ def smoke_test(
     started endpoint). Exit 0 only if every result is right."""
     from siteagent.profiles import load_profile
 
-    user_config = _parse_json_option(config_json, "--config")
+    user_config = parse_json_option(config_json, "--config")
 
     def show(step) -> None:
         if not as_json:
@@ -630,7 +570,7 @@ def smoke_test(
 
     profile = load_profile(site)
     if profile.scheduler == "local":
-        from siteagent.smoke import run_smoke_test
+        from siteagent.smoke.local import run_smoke_test
 
         report = run_smoke_test(
             site,
@@ -642,7 +582,7 @@ def smoke_test(
         )
     else:
         from siteagent.install import default_endpoint_dir
-        from siteagent.site_smoke import run_site_smoke_test
+        from siteagent.smoke.site import run_site_smoke_test
 
         if harvester:
             raise ConfigError(

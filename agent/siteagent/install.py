@@ -110,10 +110,7 @@ def install(
     pilot_dir: Path | None = None,
 ) -> InstallReport:
     """Write the endpoint directory of ``profile``; see the module docstring."""
-    directory = Path(directory).expanduser().absolute() if directory else None
-    directory = directory or default_endpoint_dir(profile)
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"--endpoint-dir: {directory} exists and is not a directory")
+    directory = _target_directory(profile, directory)
     if pilot_dir is not None and not (Path(pilot_dir) / "pilot.py").is_file():
         raise ConfigError(f"--pilot-dir: no pilot.py in {pilot_dir}")
     pilot_dir = pilot_dir or default_pilot_dir()
@@ -122,25 +119,50 @@ def install(
         site=profile.name, endpoint_name=profile.section("endpoint")["name"], directory=directory
     )
     existed = {name for name in files if (directory / name).is_file()}
-    edited = {
-        name
-        for name in edited_files(directory, sorted(existed))
-        if sha256_file(directory / name) != sha256_text(files[name].text)
-    }
+    edited = _edited(directory, files, existed)
     to_write = files if force else {n: f for n, f in files.items() if n not in edited}
     _private_dirs(directory, list(files))
     written = write_managed(directory, to_write, force=force)
     report.backup_dir = written.backup_dir
-    for name in sorted(files):
-        if name in written.unchanged:
-            status = UNCHANGED
-        elif name not in to_write:
-            status = KEPT_EDITED
-        else:
-            status = UPDATED if name in existed else CREATED
-        report.files.append((name, status))
+    report.files = [
+        (name, _status(name, written.unchanged, to_write, existed)) for name in sorted(files)
+    ]
+    report.notes = _notes(pilot_dir)
+    return report
+
+
+def _target_directory(profile: Profile, directory: Path | None) -> Path:
+    directory = Path(directory).expanduser().absolute() if directory else None
+    directory = directory or default_endpoint_dir(profile)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"--endpoint-dir: {directory} exists and is not a directory")
+    return directory
+
+
+def _edited(directory: Path, files: dict[str, ManagedFile], existed: set[str]) -> set[str]:
+    """Files we wrote that were edited by hand since, and differ from what we would write."""
+    return {
+        name
+        for name in edited_files(directory, sorted(existed))
+        if sha256_file(directory / name) != sha256_text(files[name].text)
+    }
+
+
+def _status(
+    name: str, unchanged: list[str], to_write: dict[str, ManagedFile], existed: set[str]
+) -> str:
+    if name in unchanged:
+        return UNCHANGED
+    if name not in to_write:
+        return KEPT_EDITED
+    return UPDATED if name in existed else CREATED
+
+
+def _notes(pilot_dir: Path | None) -> list[str]:
+    """What the user should know after an install."""
+    notes = []
     if pilot_dir is None:
-        report.notes.append(
+        notes.append(
             "no PanDA pilot3 found: `site-agent pilot` runs only explicit payloads until you "
             "install again with --pilot-dir DIR (an unpacked pilot3 release, see "
             "scripts/get-panda-pilot.sh)"
@@ -148,11 +170,11 @@ def install(
     image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
     if image:
         # worker_init puts this venv on PATH; it exists inside the image only
-        report.notes.append(
+        notes.append(
             f"written inside the container {image}: worker_init points at {Path(sys.executable).parent}, "
             "which compute nodes see only inside the image; see README, Deploy"
         )
-    return report
+    return notes
 
 
 def _running_pid(directory: Path) -> int | None:

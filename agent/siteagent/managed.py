@@ -77,21 +77,7 @@ def write_managed(
     manifest = read_manifest(directory)
     wanted = {name: sha256_text(f.text) for name, f in files.items()}
 
-    todo = []
-    conflicts = []
-    for name, f in files.items():
-        p = directory / name
-        if p.is_file():
-            current = sha256_file(p)
-            if current == wanted[name]:
-                report.unchanged.append(name)
-                if (p.stat().st_mode & 0o7777) != f.mode:
-                    p.chmod(f.mode)
-                continue
-            if manifest.get(name) != current:
-                conflicts.append(name)
-        todo.append(name)
-
+    todo, conflicts = _plan(directory, files, wanted, manifest, report)
     if conflicts and not force:
         raise UserEditedError(
             f"{directory}: {', '.join(conflicts)} edited since site-agent wrote "
@@ -99,12 +85,7 @@ def write_managed(
             "(use --force to replace, a backup is kept)"
         )
     if conflicts:
-        report.backup_dir = directory / BACKUP_DIR / time.strftime("%Y%m%dT%H%M%S")
-        for name in conflicts:
-            dest = report.backup_dir / name
-            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            shutil.copy2(directory / name, dest)
-            report.backed_up.append(name)
+        _back_up(directory, conflicts, report)
 
     directory.mkdir(parents=True, exist_ok=True, mode=dir_mode)
     for name in todo:
@@ -118,6 +99,39 @@ def write_managed(
             0o600,
         )
     return report
+
+
+def _plan(
+    directory: Path,
+    files: dict[str, ManagedFile],
+    wanted: dict[str, str],
+    manifest: dict[str, str],
+    report: WriteReport,
+) -> tuple[list[str], list[str]]:
+    """(files to write, those edited by hand); unchanged files only get their mode fixed."""
+    todo, conflicts = [], []
+    for name, f in files.items():
+        p = directory / name
+        if p.is_file():
+            current = sha256_file(p)
+            if current == wanted[name]:
+                report.unchanged.append(name)
+                if (p.stat().st_mode & 0o7777) != f.mode:
+                    p.chmod(f.mode)
+                continue
+            if manifest.get(name) != current:
+                conflicts.append(name)
+        todo.append(name)
+    return todo, conflicts
+
+
+def _back_up(directory: Path, names: list[str], report: WriteReport) -> None:
+    report.backup_dir = directory / BACKUP_DIR / time.strftime("%Y%m%dT%H%M%S")
+    for name in names:
+        dest = report.backup_dir / name
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.copy2(directory / name, dest)
+        report.backed_up.append(name)
 
 
 def remove_managed(directory: Path, *, force: bool = False) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from siteagent.checks.model import FAIL, PASS, CheckResult
-from siteagent.checks.proxy import ProxySettings, bypasses_proxy, parse_proxy_url
+from siteagent.checks.proxy import ProxySettings, ProxyURL, bypasses_proxy, parse_proxy_url
 from siteagent.errors import ConfigError
 from siteagent.secrets import mask_url
 
@@ -125,9 +125,41 @@ def _auth_header(username: str | None, password: str | None) -> str:
     return f"Proxy-Authorization: Basic {token}\r\n"
 
 
-def _through_proxy(target: Target, proxy_url: str, via: str, deadline: float) -> socket.socket:
-    """A socket to ``target`` through the proxy: CONNECT (or a HEAD for plain http)."""
-    proxy = parse_proxy_url(proxy_url)
+def probe(
+    target: Target, proxies: ProxySettings, timeout: float, ca_file: str | None = None
+) -> CheckResult:
+    """Probe one target; every failure names the step, the reason and a hint."""
+    start = time.monotonic()
+    deadline = start + timeout
+    proxy_url = proxies.for_scheme(target.scheme) if target.scheme in PROXIED_SCHEMES else None
+    if proxy_url and bypasses_proxy(target.host, proxies.no_proxy):
+        proxy_url = None
+    via = mask_url(proxy_url) if proxy_url else "direct"
+    result = CheckResult(
+        name="connectivity", status=PASS, seconds=0.0, reason="", target=target.label, via=via
+    )
+    try:
+        if proxy_url:
+            sock = _through_proxy(target, parse_proxy_url(proxy_url), via, deadline)
+        else:
+            sock = _connect(target.host, target.port, deadline)
+        result.reason = f"connected via {via}"
+        if target.scheme in TLS_SCHEMES:
+            result.reason = f"{_tls_version(sock, target, ca_file, deadline)} via {via}"
+        else:
+            sock.close()
+    except _StepFailed as failed:
+        result.status, result.step = FAIL, failed.step
+        result.reason, result.hint = mask_url(failed.reason), HINTS[failed.step]
+    except ConfigError as err:
+        result.status, result.step = FAIL, "proxy"
+        result.reason, result.hint = str(err), "fix the proxy URL"
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _through_proxy(target: Target, proxy: ProxyURL, via: str, deadline: float) -> socket.socket:
+    """A socket to ``target`` through the proxy: HEAD for http, CONNECT for the rest."""
     try:
         sock = _connect(proxy.host, proxy.port, deadline)
     except _StepFailed as failed:
@@ -152,58 +184,16 @@ def _through_proxy(target: Target, proxy_url: str, via: str, deadline: float) ->
     return sock
 
 
-def _tls_version(
-    sock: socket.socket, target: Target, deadline: float, ca_file: str | None
-) -> str | None:
-    """The TLS version the target speaks (the socket is closed after the handshake)."""
+def _tls_version(sock: socket.socket, target: Target, ca_file: str | None, deadline: float) -> str:
+    """The TLS version the target speaks over ``sock`` (closed afterwards)."""
     context = ssl.create_default_context(cafile=ca_file)
     try:
         sock.settimeout(_remaining(deadline, "tls"))
         with context.wrap_socket(sock, server_hostname=target.host) as tls:
-            return tls.version()
+            return str(tls.version())
     except ssl.SSLCertVerificationError as err:
         raise _StepFailed("tls", f"certificate not accepted: {err.verify_message}") from None
     except TimeoutError:
         raise _StepFailed("tls", "no TLS answer (the port accepts but never speaks)") from None
     except (ssl.SSLError, OSError) as err:
         raise _StepFailed("tls", f"handshake failed: {err}") from None
-
-
-def probe(
-    target: Target, proxies: ProxySettings, timeout: float, ca_file: str | None = None
-) -> CheckResult:
-    """Probe one target; every failure names the step, the reason and a hint."""
-    start = time.monotonic()
-    deadline = start + timeout
-    proxy_url = proxies.for_scheme(target.scheme) if target.scheme in PROXIED_SCHEMES else None
-    if proxy_url and bypasses_proxy(target.host, proxies.no_proxy):
-        proxy_url = None
-    via = mask_url(proxy_url) if proxy_url else "direct"
-
-    def result(status: str, reason: str, hint: str = "", step: str = "") -> CheckResult:
-        return CheckResult(
-            name="connectivity",
-            status=status,
-            seconds=time.monotonic() - start,
-            reason=reason,
-            hint=hint,
-            target=target.label,
-            step=step,
-            via=via,
-        )
-
-    try:
-        if proxy_url:
-            sock = _through_proxy(target, proxy_url, via, deadline)
-        else:
-            sock = _connect(target.host, target.port, deadline)
-        detail = f"connected via {via}"
-        if target.scheme in TLS_SCHEMES:
-            detail = f"{_tls_version(sock, target, deadline, ca_file)} via {via}"
-        else:
-            sock.close()
-        return result(PASS, detail)
-    except _StepFailed as failed:
-        return result(FAIL, mask_url(failed.reason), HINTS[failed.step], failed.step)
-    except ConfigError as err:
-        return result(FAIL, str(err), "fix the proxy URL", "proxy")

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from siteagent.checks.model import FAIL, CheckResult
@@ -41,6 +42,9 @@ def endpoint_dir(profile: Profile) -> Path:
     )
 
 
+Job = tuple[str, Callable[[], CheckResult]]  # (target label, or "" for a local check)
+
+
 def run_checks(
     profile: Profile,
     extra_targets: list[str] | tuple[str, ...] = (),
@@ -50,42 +54,56 @@ def run_checks(
     local: bool = True,
 ) -> CheckReport:
     """All checks at once in threads; the whole run takes about the slowest one."""
-    from siteagent.checks import local as lc
     from siteagent.checks.network import parse_target, probe
     from siteagent.checks.proxy import proxy_settings
 
     proxies = proxy_settings(profile.section("proxy"))
-    jobs: list[tuple[str, Callable[[], CheckResult]]] = []
+    jobs: list[Job] = []
     if network:
         urls = list(dict.fromkeys([*profile.section("check")["targets"], *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
-        jobs += [(t.label, lambda t=t: probe(t, proxies, timeout, ca_file)) for t in targets]
+        jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
     if local:
-        min_gb = profile.section("check")["min_free_gb"]
-        jobs += [
-            ("", lambda: lc.check_scheduler(profile, timeout)),
-            ("", lambda: lc.check_gpus(profile)),
-            ("", lambda: lc.check_container(profile, timeout)),
-            ("", lambda: lc.check_cvmfs(profile, timeout)),
-            ("", lc.check_python),
-            ("", lambda: lc.check_disk(endpoint_dir(profile), min_gb, "endpoint")),
-        ]
-        jobs += [
-            ("", lambda d=d: lc.check_disk(Path(d), min_gb, f"scratch {d}"))
-            for d in profile.section("check")["scratch_dirs"]
-        ]
+        jobs += _local_jobs(profile, timeout)
     report = CheckReport(site=profile.name, proxy_source=proxies.source)
+    t0 = time.monotonic()
+    report.results = _run_all(jobs, grace=timeout + 1.0)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _local_jobs(profile: Profile, timeout: float) -> list[Job]:
+    from siteagent.checks import local as lc
+
+    min_gb = profile.section("check")["min_free_gb"]
+    jobs: list[Job] = [
+        ("", lambda: lc.check_scheduler(profile, timeout)),
+        ("", lambda: lc.check_gpus(profile)),
+        ("", lambda: lc.check_container(profile, timeout)),
+        ("", lambda: lc.check_cvmfs(profile, timeout)),
+        ("", lc.check_python),
+        ("", lambda: lc.check_disk(endpoint_dir(profile), min_gb, "endpoint")),
+    ]
+    jobs += [
+        ("", partial(lc.check_disk, Path(d), min_gb, f"scratch {d}"))
+        for d in profile.section("check")["scratch_dirs"]
+    ]
+    return jobs
+
+
+def _run_all(jobs: list[Job], grace: float) -> list[CheckResult]:
+    """Each job's result in order; a job still running after ``grace`` seconds is reported
+    as timed out, not waited for (a probe stuck in a resolver past its deadline)."""
     t0 = time.monotonic()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(len(jobs), 1))
     futures = [(label, pool.submit(job)) for label, job in jobs]
-    # a probe stuck in a resolver past its deadline is reported, not waited for
-    grace = timeout + 1.0
+    results = []
     for label, job_future in futures:
         left = max(grace - (time.monotonic() - t0), 0.01)
         try:
-            report.results.append(job_future.result(timeout=left))
+            results.append(job_future.result(timeout=left))
         except concurrent.futures.TimeoutError:
-            report.results.append(
+            results.append(
                 CheckResult(
                     name="connectivity" if label else "local",
                     status=FAIL,
@@ -97,5 +115,4 @@ def run_checks(
                 )
             )
     pool.shutdown(wait=False, cancel_futures=True)
-    report.seconds = time.monotonic() - t0
-    return report
+    return results

@@ -16,7 +16,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 FN_CACHE_SIZE = 256  # distinct function objects whose serialized form is kept
 
@@ -110,6 +110,7 @@ class EngineExecutor(concurrent.futures.Executor):
 
     def _finish(self, gc_future, out: concurrent.futures.Future) -> None:
         from globus_compute_common import messagepack
+        from globus_compute_common.messagepack.message_types import Result
 
         with self._lock:
             self._futures.pop(gc_future.gc_task_id, None)
@@ -119,7 +120,7 @@ class EngineExecutor(concurrent.futures.Executor):
         except RuntimeError:  # already settled as lost by shutdown()
             return
         try:
-            result = messagepack.unpack(gc_future.result())
+            result = cast(Result, messagepack.unpack(gc_future.result()))
             if result.is_error:
                 out.set_exception(TaskFailed(result.data, gc_future.gc_task_id))
             else:
@@ -146,7 +147,7 @@ class EngineExecutor(concurrent.futures.Executor):
         for f in pending:
             try:
                 if f.set_running_or_notify_cancel():
-                    f.set_exception(TaskLost(f.task_id))
+                    f.set_exception(TaskLost(f.task_id))  # type: ignore[attr-defined]
             except (RuntimeError, concurrent.futures.InvalidStateError):
                 pass  # its result came in meanwhile
 

@@ -33,27 +33,11 @@ class RenderedEndpoint:
 
 
 def _meta_env():
-    import jinja2
+    from siteagent.templating import shell_environment
 
-    # Our own delimiters, so the endpoint's {{ }} / {% %} pass through untouched.
-    return jinja2.Environment(
-        loader=jinja2.ChoiceLoader(
-            [
-                jinja2.PackageLoader("siteagent.endpoint", "templates"),
-                # each scheduler's provider block
-                jinja2.PackageLoader("siteagent.schedulers", "templates"),
-            ]
-        ),
-        block_start_string="<%",
-        block_end_string="%>",
-        variable_start_string="<<",
-        variable_end_string=">>",
-        comment_start_string="<#",
-        comment_end_string="#>",
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    # Our own delimiters, so the endpoint's {{ }} / {% %} pass through untouched; each
+    # scheduler's provider block comes from siteagent.schedulers' templates.
+    return shell_environment("siteagent.endpoint", "siteagent.schedulers")
 
 
 def jinja_literal(value: Any) -> str:

@@ -9,34 +9,43 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import logging
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from siteagent.errors import ConfigError
 from siteagent.harvester.config import QueueConfig
+from siteagent.secrets import mask_data
 from siteagent.userconfig import config_key
+
+if TYPE_CHECKING:
+    from siteagent.endpoint.engine import EngineExecutor
+
+log = logging.getLogger(__name__)
+ExecutorT = TypeVar("ExecutorT", bound=concurrent.futures.Executor)
 
 # at most this many task ids per status request to the web service
 STATUS_CHUNK = 1000
 
 
-class Backend:
+class Backend(Generic[ExecutorT]):
     """One executor per distinct user endpoint config, created on first use."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._executors: dict[str, concurrent.futures.Executor] = {}
+        self._executors: dict[str, ExecutorT] = {}
 
-    def executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
+    def executor(self, config: dict[str, Any]) -> ExecutorT:
         key = config_key(config)
         with self._lock:
             if key not in self._executors:
+                log.info("%s: executor for user endpoint config %s", self, mask_data(config))
                 self._executors[key] = self._make_executor(config)
             return self._executors[key]
 
-    def _make_executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
+    def _make_executor(self, config: dict[str, Any]) -> ExecutorT:
         raise NotImplementedError
 
     def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
@@ -49,9 +58,11 @@ class Backend:
             executors, self._executors = list(self._executors.values()), {}
         for ex in executors:
             ex.shutdown(wait=False, cancel_futures=True)
+        if executors:
+            log.info("%s: %d executor(s) shut down", self, len(executors))
 
 
-class GlobusBackend(Backend):
+class GlobusBackend(Backend[concurrent.futures.Executor]):
     """The Globus Compute web service, through the SDK (needs a logged-in identity)."""
 
     def __init__(self, endpoint_id: str, batch_size: int, client: Any = None):
@@ -59,6 +70,9 @@ class GlobusBackend(Backend):
         self.endpoint_id = endpoint_id
         self.batch_size = batch_size
         self._client = client
+
+    def __str__(self) -> str:
+        return f"endpoint {self.endpoint_id}"
 
     @property
     def client(self) -> Any:
@@ -83,12 +97,13 @@ class GlobusBackend(Backend):
         try:
             for i in range(0, len(task_ids), STATUS_CHUNK):
                 out.update(self.client.get_batch_result(task_ids[i : i + STATUS_CHUNK]))
-        except Exception:  # the service is unreachable now: Harvester retries the check
+        except Exception as err:  # the service is unreachable now: Harvester retries the check
+            log.warning("%s: task status unavailable: %s: %s", self, type(err).__name__, err)
             return None
         return out
 
 
-class EngineBackend(Backend):
+class EngineBackend(Backend["EngineExecutor"]):
     """The real engine in this process, one per config, from the endpoint rendered for ``site``."""
 
     def __init__(self, site: str, workdir: Path | None = None):
@@ -101,7 +116,10 @@ class EngineBackend(Backend):
         profile = load_profile(site)
         write_endpoint(render_endpoint(profile, self.endpoint_dir), self.endpoint_dir, force=True)
 
-    def _make_executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
+    def __str__(self) -> str:
+        return f"engine in {self.workdir}"
+
+    def _make_executor(self, config: dict[str, Any]) -> EngineExecutor:
         from siteagent.endpoint.engine import EngineExecutor
         from siteagent.endpoint.validate import validate_endpoint
 
@@ -122,11 +140,11 @@ class EngineBackend(Backend):
         }
 
 
-_cache: dict[tuple, Backend] = {}
+_cache: dict[tuple, Backend[Any]] = {}
 _cache_lock = threading.Lock()
 
 
-def backend_for(qc: QueueConfig) -> Backend:
+def backend_for(qc: QueueConfig) -> Backend[Any]:
     """The backend of a queue config, shared by the plugins of this process."""
     key = (qc.backend, qc.endpoint_id, qc.site, qc.workdir)
     with _cache_lock:

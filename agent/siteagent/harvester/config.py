@@ -1,123 +1,220 @@
-"""The plugins' queue-config keys, validated once, with one clear error naming the key."""
+"""The plugins' queue-config keys, validated once, with one clear error naming the key.
+
+Each key is declared once, as a field of ``QueueConfig``: its queue-config name, default,
+check and description live in the field; parsing, the unknown-key warning and the README
+table (``keys_table``) are derived from those fields.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from siteagent.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 TOKEN = re.compile(r"^[A-Za-z0-9_.,:/@+=-]{1,256}$")
 TOKEN_WHAT = "words of letters, digits and _.,:/@+=-"
+SITE = re.compile(r"^[A-Za-z0-9_./-]{1,256}$")
 # the payload is the admin's own command line: any printable words, each shell-quoted
 PAYLOAD_WORD = re.compile(r"^[^\x00-\x1f\x7f]{1,4096}$")
 
 # where tasks go: the Globus Compute service (production) or the engine in this process
 BACKENDS = ("globus", "local-engine")
 
-# queue-config key -> (attribute, default)
-KEYS: dict[str, tuple[str, Any]] = {
-    "endpointId": ("endpoint_id", None),
-    "site": ("site", "local"),
-    "pandaQueue": ("panda_queue", None),
-    "gpusPerWorker": ("gpus_per_worker", 0),
-    "ranksPerNode": ("ranks_per_node", 1),
-    "nodesPerWorker": ("nodes", 1),
-    "container": ("container", None),
-    "cvmfsRepos": ("cvmfs_repos", None),
-    "condaEnv": ("conda_env", None),
-    "userEndpointConfig": ("user_endpoint_config", None),
-    "pilotArgs": ("pilot_args", None),
-    "payload": ("payload", None),
-    "lostAfterSeconds": ("lost_after_seconds", 7200),
-    "resultTimeout": ("result_timeout", 30.0),
-    "batchSize": ("batch_size", 128),
-    "backend": ("backend", "globus"),
-    "workdir": ("workdir", None),
-}
+# attributes Harvester itself sets on a plugin besides the queue-config keys
+HARVESTER_ATTRIBUTES = frozenset(
+    {"module", "name", "dbInterface", "queueName", "middleware", "original_config", "bareFunctions"}
+)
+
+Check = Callable[[str, Any], Any]
+
+
+def _fail(key: str, problem: str) -> ConfigError:
+    return ConfigError(f"queue config: {key}: {problem}")
+
+
+def _any(key: str, value: Any) -> Any:
+    return value  # checked later, with the rest of the user endpoint config
+
+
+def _matching(pattern: re.Pattern[str], what: str, optional: bool = True) -> Check:
+    def check(key: str, value: Any) -> Any:
+        if (value is None and optional) or (isinstance(value, str) and pattern.match(value)):
+            return value
+        raise _fail(key, f"must be {what}")
+
+    return check
+
+
+def _int(low: int, high: int) -> Check:
+    def check(key: str, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise _fail(key, f"must be a whole number from {low} to {high}")
+        return value
+
+    return check
+
+
+def _seconds(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _fail(key, "must be a positive number of seconds")
+    return float(value)
+
+
+def _words(pattern: re.Pattern[str], what: str, none: Any = ()) -> Check:
+    def check(key: str, value: Any) -> Any:
+        if value is None or value == ():  # absent (the field's default is ())
+            return none
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and pattern.match(v) for v in value
+        ):
+            raise _fail(key, f"must be a list of {what}")
+        return tuple(value)
+
+    return check
+
+
+def _backend(key: str, value: Any) -> str:
+    if value not in BACKENDS:
+        raise _fail(key, "must be 'globus' or 'local-engine'")
+    return value
+
+
+def _directory(key: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _fail(key, "must be a directory path")
+    return value
+
+
+def _object(key: str, value: Any) -> dict[str, Any]:
+    value = value or {}
+    if not isinstance(value, dict):
+        raise _fail(key, "must be a JSON object")
+    return dict(value)
+
+
+def _key(name: str, default: Any, check: Check, doc: str) -> Any:
+    """A QueueConfig field read from the queue-config key ``name``."""
+    meta = {"key": name, "check": check, "doc": doc}
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=dict, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class QueueConfig:
-    endpoint_id: str | None
-    site: str
-    panda_queue: str | None
-    gpus_per_worker: int
-    ranks_per_node: int
-    nodes: int
-    container: str | None
-    cvmfs_repos: tuple[str, ...] | None
-    conda_env: str | None
-    user_endpoint_config: dict[str, Any] = field(default_factory=dict)
-    pilot_args: tuple[str, ...] = ()
-    payload: tuple[str, ...] = ()
-    lost_after_seconds: float = 7200
-    result_timeout: float = 30.0
-    batch_size: int = 128
-    backend: str = "globus"
-    workdir: str | None = None
+    """The checked queue config. Fields are in the order their keys are checked."""
+
+    endpoint_id: str | None = _key(
+        "endpointId",
+        None,
+        _matching(UUID, "a UUID"),
+        "Template endpoint id (required with backend `globus`).",
+    )
+    site: str = _key(
+        "site",
+        "local",
+        _matching(SITE, "a profile name or path", optional=False),
+        "Site profile name or path.",
+    )
+    panda_queue: str | None = _key(
+        "pandaQueue",
+        None,
+        _matching(TOKEN, "a PanDA queue name"),
+        "PanDA queue the pilots serve; also names the workers.",
+    )
+    backend: str = _key(
+        "backend",
+        "globus",
+        _backend,
+        "`globus` (the web service) or `local-engine` (the engine in this process).",
+    )
+    workdir: str | None = _key(
+        "workdir", None, _directory, "Directory of the `local-engine` backend."
+    )
+    lost_after_seconds: float = _key(
+        "lostAfterSeconds",
+        7200,
+        _seconds,
+        "Pending this long since last confirmed: ask the endpoint whether it still has the task.",
+    )
+    result_timeout: float = _key(
+        "resultTimeout",
+        30.0,
+        _seconds,
+        "Seconds to wait for a task id, or for a stop task's answer.",
+    )
+    user_endpoint_config: dict[str, Any] = _key(  # noqa: RUF009 (a default_factory)
+        "userEndpointConfig",
+        {},
+        _object,
+        "Static user endpoint config of every worker (account, queue, ...).",
+    )
+    gpus_per_worker: int = _key(
+        "gpusPerWorker", 0, _int(0, 4096), "GPUs per worker, divided among its ranks."
+    )
+    ranks_per_node: int = _key("ranksPerNode", 1, _int(1, 4096), "Pilots per node.")
+    nodes: int = _key("nodesPerWorker", 1, _int(1, 100000), "Nodes per worker (batch job).")
+    container: str | None = _key("container", None, _any, "Image the pilots run in.")
+    cvmfs_repos: tuple[str, ...] | None = _key(
+        "cvmfsRepos",
+        None,
+        _words(TOKEN, TOKEN_WHAT, none=None),
+        "CVMFS repositories to mount (default: the profile's).",
+    )
+    conda_env: str | None = _key("condaEnv", None, _any, "Conda packages or environment file.")
+    pilot_args: tuple[str, ...] = _key(
+        "pilotArgs", (), _words(TOKEN, TOKEN_WHAT), "Extra PanDA pilot arguments."
+    )
+    payload: tuple[str, ...] = _key(
+        "payload",
+        (),
+        _words(PAYLOAD_WORD, "printable words (no newline)"),
+        "Command each rank runs instead of the PanDA pilot.",
+    )
+    batch_size: int = _key(
+        "batchSize", 128, _int(1, 10000), "Tasks per submission request of the SDK."
+    )
 
 
-def _int(name: str, value: Any, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(f"queue config: {name}: must be a whole number from {low} to {high}")
-    return value
+FIELDS = dataclasses.fields(QueueConfig)
+KEYS = {f.metadata["key"]: f for f in FIELDS}
 
 
-def _words(name: str, value: Any, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(
-        isinstance(v, str) and pattern.match(v) for v in value
-    ):
-        raise ConfigError(f"queue config: {name}: must be a list of {what}")
-    return tuple(value)
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is dataclasses.MISSING:
+        return {}  # the one field with a default_factory: userEndpointConfig
+    return f.default
 
 
 def queue_config(plugin: Any) -> QueueConfig:
     """Read and check the queue-config attributes Harvester set on ``plugin``."""
-    raw = {attr: getattr(plugin, key, default) for key, (attr, default) in KEYS.items()}
-    if raw["endpoint_id"] is not None and not (
-        isinstance(raw["endpoint_id"], str) and UUID.match(raw["endpoint_id"])
-    ):
-        raise ConfigError("queue config: endpointId: must be a UUID")
-    if not isinstance(raw["site"], str) or not re.match(r"^[A-Za-z0-9_./-]{1,256}$", raw["site"]):
-        raise ConfigError("queue config: site: must be a profile name or path")
-    if raw["panda_queue"] is not None and not (
-        isinstance(raw["panda_queue"], str) and TOKEN.match(raw["panda_queue"])
-    ):
-        raise ConfigError("queue config: pandaQueue: must be a PanDA queue name")
-    if raw["backend"] not in BACKENDS:
-        raise ConfigError("queue config: backend: must be 'globus' or 'local-engine'")
-    if raw["workdir"] is not None and not isinstance(raw["workdir"], str):
-        raise ConfigError("queue config: workdir: must be a directory path")
-    for key in ("lostAfterSeconds", "resultTimeout"):
-        value = raw[KEYS[key][0]]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"queue config: {key}: must be a positive number of seconds")
-    uec = raw["user_endpoint_config"] or {}
-    if not isinstance(uec, dict):
-        raise ConfigError("queue config: userEndpointConfig: must be a JSON object")
-    return QueueConfig(
-        endpoint_id=raw["endpoint_id"],
-        site=raw["site"],
-        panda_queue=raw["panda_queue"],
-        gpus_per_worker=_int("gpusPerWorker", raw["gpus_per_worker"], 0, 4096),
-        ranks_per_node=_int("ranksPerNode", raw["ranks_per_node"], 1, 4096),
-        nodes=_int("nodesPerWorker", raw["nodes"], 1, 100000),
-        container=raw["container"],
-        cvmfs_repos=_words("cvmfsRepos", raw["cvmfs_repos"], TOKEN, TOKEN_WHAT)
-        if raw["cvmfs_repos"] is not None
-        else None,
-        conda_env=raw["conda_env"],
-        user_endpoint_config=dict(uec),
-        pilot_args=_words("pilotArgs", raw["pilot_args"], TOKEN, TOKEN_WHAT),
-        payload=_words("payload", raw["payload"], PAYLOAD_WORD, "printable words (no newline)"),
-        lost_after_seconds=float(raw["lost_after_seconds"]),
-        result_timeout=float(raw["result_timeout"]),
-        batch_size=_int("batchSize", raw["batch_size"], 1, 10000),
-        backend=raw["backend"],
-        workdir=raw["workdir"],
+    values = {}
+    for f in FIELDS:
+        raw = getattr(plugin, f.metadata["key"], _default(f))
+        values[f.name] = f.metadata["check"](f.metadata["key"], raw)
+    unknown = sorted(
+        name
+        for name in vars(plugin)
+        if name not in KEYS and name not in HARVESTER_ATTRIBUTES and not name.startswith("gc_")
     )
+    if unknown:  # a misspelt key would silently take its default
+        log.warning("queue config: unknown keys ignored: %s", ", ".join(unknown))
+    return QueueConfig(**values)
+
+
+def keys_table() -> str:
+    """The queue-config keys as a Markdown table (README's "Harvester plugins" section)."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for f in FIELDS:
+        default = _default(f)
+        shown = "none" if default in (None, ()) else f"`{default}`"
+        rows.append(f"| `{f.metadata['key']}` | {shown} | {f.metadata['doc']} |")
+    return "\n".join(rows) + "\n"

@@ -22,7 +22,7 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
     from siteagent.names import Var
     from siteagent.schedulers import cancel_command
 
-    state = Path(os.environ.get("SITE_AGENT_STATE") or Path.home() / ".site-agent") / "workers"
+    state = Path(os.environ.get(Var.STATE) or Path.home() / ".site-agent") / "workers"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     record_path = state / f"{worker_id}.json"
     try:
@@ -35,7 +35,7 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
     if record.get("host") == socket.gethostname():
         try:
             proc = psutil.Process(int(record["pid"]))
-            if proc.environ().get("SITE_AGENT_WORKER_ID") != worker_id:
+            if proc.environ().get(Var.WORKER_ID) != worker_id:
                 raise psutil.NoSuchProcess(proc.pid)
             proc.send_signal(signal.SIGTERM)
         except psutil.NoSuchProcess:

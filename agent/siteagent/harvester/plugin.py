@@ -31,5 +31,5 @@ class GlobusComputePlugin(PluginBase):
         return load_profile(self.gc_queue.site)
 
     @property
-    def gc_backend(self) -> Backend:
+    def gc_backend(self) -> Backend[Any]:
         return backend_for(self.gc_queue)

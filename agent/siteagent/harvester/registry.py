@@ -22,6 +22,8 @@ class TaskRecord:
     confirmed_at: float | None = None
     stopped_at: float | None = None
     stop_detail: str = ""
+    # the status the monitor last reported (it logs changes only)
+    last_status: str | None = None
 
 
 class Registry:

@@ -10,18 +10,21 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from functools import cache
 from typing import Any
 
 from siteagent.errors import ConfigError
 from siteagent.harvester.config import QueueConfig
 from siteagent.names import WORKER_ID_RE
 from siteagent.profiles import Profile
+from siteagent.schedulers import job_id_expr
 from siteagent.userconfig import canonicalize, format_walltime, user_config_schema
 
 WORKER_ID = WORKER_ID_RE
 # Seconds the ShellFunction waits past the worker's walltime: the pilot wrapper's own walltime
 # kill comes first; this only stops a worker whose wrapper failed to end it.
 SHELL_WALLTIME_MARGIN = 300
+# where the batch systems put the job id, first set wins (the worker record's job_id)
 
 
 def worker_id(qc: QueueConfig, profile: Profile, workspec: Any) -> str:
@@ -90,7 +93,7 @@ def payload_argv(qc: QueueConfig, workspec: Any) -> list[str]:
 
 
 def worker_command(wid: str, argv: list[str]) -> str:
-    """The ShellFunction command of a worker.
+    """The ShellFunction command of a worker (``templates/worker.sh.in``).
 
     It leaves a record (host, pid, batch job id) in ``$SITE_AGENT_STATE/workers`` while the
     worker runs, which is how the sweeper's control task finds what to stop, and it refuses
@@ -99,19 +102,16 @@ def worker_command(wid: str, argv: list[str]) -> str:
     """
     if not WORKER_ID.match(wid):
         raise ConfigError(f"worker id: {wid!r} is not a plain name")
-    script = f"""\
-W={wid}
-d="${{SITE_AGENT_STATE:-$HOME/.site-agent}}/workers"
-mkdir -p "$d" && chmod 700 "$d" || exit 70
-if [ -e "$d/$W.stop" ]; then rm -f "$d/$W.stop"; echo "site-agent: worker $W was stopped before it started" >&2; exit 143; fi
-SITE_AGENT_WORKER_ID=$W "$SITE_AGENT_EXEC" -- {shlex.join(argv)} &
-p=$!
-printf '{{"worker": "%s", "host": "%s", "pid": %d, "job_id": "%s"}}\\n' "$W" "$HOSTNAME" "$p" "${{SLURM_JOB_ID:-${{PBS_JOBID:-}}}}" >"$d/$W.json.$$" && mv -f "$d/$W.json.$$" "$d/$W.json"
-wait "$p"; rc=$?
-rm -f "$d/$W.json" "$d/$W.stop"
-exit $rc
-"""
+    script = _worker_template().render(worker_id=wid, argv=shlex.join(argv), job_id=job_id_expr())
     return script.replace("{", "{{").replace("}", "}}")
+
+
+@cache
+def _worker_template() -> Any:
+    # loaded once per process: Harvester builds thousands of these commands
+    from siteagent.templating import shell_environment
+
+    return shell_environment("siteagent.harvester").get_template("worker.sh.in")
 
 
 def shell_walltime(config: dict[str, Any]) -> float | None:

@@ -32,19 +32,9 @@ def binding_table(profile: Profile) -> list[tuple[str, str]]:
 
 def render_wrapper(profile: Profile) -> str:
     """The execution wrapper script of ``profile`` (bash, no Python per task)."""
-    import jinja2
+    from siteagent.templating import shell_environment
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("siteagent.wrappers", "templates"),
-        block_start_string="<%",
-        block_end_string="%>",
-        variable_start_string="<<",
-        variable_end_string=">>",
-        comment_start_string="<#",
-        comment_end_string="#>",
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
+    env = shell_environment("siteagent.wrappers")
     node = profile.node
     launcher = launcher_for(profile)
     return env.get_template("site-agent-exec.sh.in").render(

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from siteagent.errors import SiteAgentError
+from siteagent.names import Var
 from siteagent.profiles import Profile
-from siteagent.smoke import SmokeReport, Step, _Steps, probe
+from siteagent.smoke.steps import SmokeReport, SmokeTest, Step
+from siteagent.smoke.tasks import python_task
 
 ENDPOINT_INFO = "endpoint.json"  # written by globus-compute-endpoint when it registers
 
@@ -75,6 +77,78 @@ def preflight(profile: Profile, directory: Path) -> str:
     return ep_id
 
 
+class SiteSmokeTest(SmokeTest):
+    """The steps against the installed endpoint ``ep_id`` (in ``directory``) for one user
+    endpoint config."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        directory: Path,
+        ep_id: str,
+        config: dict[str, Any],
+        timeout: float,
+        on_step: Callable[[Step], None] | None,
+        backend_factory: Callable[[str], Any] | None,
+    ):
+        super().__init__(SmokeReport(site=profile.name, workdir=str(directory)), on_step)
+        self.profile, self.ep_id, self.config, self.timeout = profile, ep_id, config, timeout
+        self.backend_factory = backend_factory
+        self.backend: Any = None
+        self.executor: Any = None
+
+    def run(self) -> SmokeReport:
+        try:
+            if self.step("check", self.check) and self.step("connect", self.connect):
+                self.step("python function", self.python_function) and self.step(
+                    "shell command", self.shell_command
+                )
+        finally:
+            if self.backend is not None:
+                backend, self.backend = self.backend, None
+                backend.shutdown()
+        return self.report
+
+    def check(self) -> str:
+        from siteagent.checks.runner import run_checks
+
+        result = run_checks(self.profile)
+        failed = [r for r in result.results if r.failed]
+        if failed:
+            names = ", ".join(f"{r.name} {r.target}".strip() for r in failed)
+            raise SiteAgentError(f"site-agent check failed: {names} (run `site-agent check`)")
+        warned = sum(r.status == "warn" for r in result.results)
+        return f"{len(result.results)} checks, {warned} warnings"
+
+    def connect(self) -> str:
+        from siteagent.harvester.backends import GlobusBackend
+
+        make = self.backend_factory or (lambda ep: GlobusBackend(ep, batch_size=8))
+        self.backend = make(self.ep_id)
+        self.executor = self.backend.executor(self.config)
+        config = json.dumps(self.config, sort_keys=True)
+        return f"endpoint {self.ep_id}, user_endpoint_config {config}"
+
+    def python_function(self) -> str:
+        return python_task(self.executor, self.profile.name, self.timeout)
+
+    def shell_command(self) -> str:
+        from globus_compute_sdk import ShellFunction
+
+        nodes, per_node = self.config["nodes"], self.config["ranks_per_node"]
+        cmd = (
+            f'"${Var.EXEC}" --nodes {nodes} --ranks-per-node {per_node} -- bash -c '
+            f"'echo rank=${Var.RANK} site=${Var.SITE} host=$(hostname)'"
+        )
+        fn = ShellFunction(cmd, walltime=self.timeout)
+        res = self.executor.submit(fn).result(timeout=self.timeout)
+        seen = {line.split()[0] for line in res.stdout.splitlines() if line.startswith("rank=")}
+        want = {f"rank={r}" for r in range(nodes * per_node)}
+        if res.returncode != 0 or seen != want or f"site={self.profile.name}" not in res.stdout:
+            raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
+        return f"site-agent-exec ran {nodes * per_node} ranks on the compute node(s)"
+
+
 def run_site_smoke_test(
     profile: Profile,
     directory: Path,
@@ -93,56 +167,4 @@ def run_site_smoke_test(
 
     config = canonicalize(profile, user_config or {})  # bad input: ConfigError before anything
     ep_id = preflight(profile, directory)
-    report = SmokeReport(site=profile.name, workdir=str(directory))
-    steps = _Steps(report, on_step)
-    state: dict[str, Any] = {}
-
-    def check() -> str:
-        from siteagent.checks.runner import run_checks
-
-        result = run_checks(profile)
-        failed = [r for r in result.results if r.failed]
-        if failed:
-            names = ", ".join(f"{r.name} {r.target}".strip() for r in failed)
-            raise SiteAgentError(f"site-agent check failed: {names} (run `site-agent check`)")
-        warned = sum(r.status == "warn" for r in result.results)
-        return f"{len(result.results)} checks, {warned} warnings"
-
-    def connect() -> str:
-        from siteagent.harvester.backends import GlobusBackend
-
-        make = backend_factory or (lambda ep: GlobusBackend(ep, batch_size=8))
-        state["backend"] = make(ep_id)
-        state["executor"] = state["backend"].executor(config)
-        return f"endpoint {ep_id}, user_endpoint_config {json.dumps(config, sort_keys=True)}"
-
-    def python_task() -> str:
-        n = 1000
-        got = state["executor"].submit(probe, n).result(timeout=timeout)
-        if got["sum_of_squares"] != sum(i * i for i in range(n)) or got["site"] != profile.name:
-            raise SiteAgentError(f"wrong result from worker: {got}")
-        return f"probe({n}) on {got['host']} pid {got['pid']} python {got['python']}"
-
-    def shell_task() -> str:
-        from globus_compute_sdk import ShellFunction
-
-        ranks = config["ranks_per_node"] * config["nodes"]
-        cmd = (
-            f'"$SITE_AGENT_EXEC" --nodes {config["nodes"]} '
-            f"--ranks-per-node {config['ranks_per_node']} -- bash -c "
-            "'echo rank=$SITE_AGENT_RANK site=$SITE_AGENT_SITE host=$(hostname)'"
-        )
-        res = state["executor"].submit(ShellFunction(cmd, walltime=timeout)).result(timeout=timeout)
-        seen = {line.split()[0] for line in res.stdout.splitlines() if line.startswith("rank=")}
-        want = {f"rank={r}" for r in range(ranks)}
-        if res.returncode != 0 or seen != want or f"site={profile.name}" not in res.stdout:
-            raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
-        return f"site-agent-exec ran {ranks} ranks on the compute node(s)"
-
-    try:
-        if steps.run("check", check) and steps.run("connect", connect):
-            steps.run("python function", python_task) and steps.run("shell command", shell_task)
-    finally:
-        if "backend" in state:
-            state.pop("backend").shutdown()
-    return report
+    return SiteSmokeTest(profile, directory, ep_id, config, timeout, on_step, backend_factory).run()

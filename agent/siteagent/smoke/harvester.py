@@ -1,0 +1,112 @@
+"""``smoke-test --harvester``: Harvester's side on the in-process engine. Submit workers with
+the plugins, monitor them to the end, stop one, and read each pilot wrapper's report."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from siteagent.errors import SiteAgentError
+from siteagent.names import Var
+
+
+class Worker:
+    """The WorkSpec fields the plugins read and write."""
+
+    def __init__(self, worker_id: int):
+        self.workerID, self.nCore, self.maxWalltime = worker_id, 1, 600
+        self.batchID: str | None = None
+
+
+class HarvesterRound:
+    """Two workers that finish and one the sweeper stops while its payload runs."""
+
+    def __init__(self, site: str, base: Path, timeout: float):
+        from siteagent.harvester.monitor import GlobusComputeMonitor
+        from siteagent.harvester.submitter import GlobusComputeSubmitter
+        from siteagent.harvester.sweeper import GlobusComputeSweeper
+
+        keys = {"site": site, "backend": "local-engine", "workdir": str(base / "harvester")}
+        payload = ["bash", "-c", f"echo pilot rank ${Var.RANK} of worker ${Var.WORKER_ID}"]
+        self.submitter = GlobusComputeSubmitter(**keys, payload=payload)
+        self.long_submitter = GlobusComputeSubmitter(**keys, payload=["sleep", "600"])
+        self.monitor = GlobusComputeMonitor(**keys)
+        self.sweeper = GlobusComputeSweeper(**keys)
+        self.site, self.state, self.timeout = site, base / "state", timeout
+        self.workers, self.victim = [Worker(1), Worker(2)], Worker(3)
+        self.deadline = 0.0
+
+    def run(self) -> str:
+        """Run the round with ``$SITE_AGENT_STATE`` set (the engine's workers inherit it)."""
+        from siteagent.harvester.backends import shutdown_backends
+
+        saved = os.environ.get(Var.STATE)
+        os.environ[Var.STATE] = str(self.state)
+        t0 = time.monotonic()
+        try:
+            detail, reasons = self.submit_stop_and_wait()
+        finally:
+            shutdown_backends()
+            if saved is None:
+                os.environ.pop(Var.STATE, None)
+            else:
+                os.environ[Var.STATE] = saved
+        return (
+            f"2 workers submitted and finished, 1 stopped by the sweeper ({detail}); "
+            f"pilot wrapper reports {reasons} in {time.monotonic() - t0:.1f}s"
+        )
+
+    def submit_stop_and_wait(self) -> tuple[str, dict[int, str]]:
+        from siteagent.harvester.base import ST_CANCELLED, ST_FINISHED
+
+        answers = self.submitter.submit_workers(self.workers)
+        answers += self.long_submitter.submit_workers([self.victim])
+        if any(ok is not True for ok, _ in answers):
+            raise SiteAgentError(f"submit_workers: {answers}")
+        self.deadline = time.monotonic() + self.timeout
+        # stop the long worker once its pilot wrapper runs the payload
+        self.wait_for(
+            "the worker to stop to start", lambda: self.pilot_report(3).get("state") == "running"
+        )
+        [(stopped, detail)] = self.sweeper.kill_workers([self.victim])
+        if not stopped:
+            raise SiteAgentError(f"kill_workers: {detail}")
+        everyone = [*self.workers, self.victim]
+        want = [ST_FINISHED, ST_FINISHED, ST_CANCELLED]
+
+        def states_as_wanted() -> bool:
+            ok, states = self.monitor.check_workers(everyone)
+            return ok and isinstance(states, list) and [s for s, _ in states] == want
+
+        self.wait_for(f"check_workers to say {want}", states_as_wanted)
+        for w in everyone:
+            self.sweeper.sweep_worker(w)
+        # each rank's pilot wrapper left its final report where a monitor finds it
+        reasons = self.wait_for("the pilot wrapper reports", self.final_reasons)
+        if reasons != {1: "finished", 3: "signalled"}:
+            raise SiteAgentError(f"pilot wrapper reports: {reasons}")
+        return detail, reasons
+
+    def wait_for(self, what: str, done: Callable[[], Any]) -> Any:
+        while not (value := done()):
+            if time.monotonic() > self.deadline:
+                raise SiteAgentError(f"timed out waiting for {what}")
+            time.sleep(0.1)
+        return value
+
+    def pilot_report(self, worker: int) -> dict[str, Any]:
+        from siteagent.pilot.report import read_report
+
+        try:
+            return read_report(self.state / "pilots" / f"{self.site}-{worker}-r0.json")
+        except (OSError, ValueError):  # not written yet
+            return {}
+
+    def final_reasons(self) -> dict[int, str] | None:
+        reports = {w: self.pilot_report(w) for w in (1, 3)}
+        if all(r.get("state") == "done" for r in reports.values()):
+            return {w: r["reason"] for w, r in reports.items()}
+        return None
