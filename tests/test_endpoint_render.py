@@ -97,9 +97,7 @@ def test_every_profile_renders_and_loads_with_the_endpoint_loader(site, index, e
         )
         if profile.scheduler == "slurm":
             assert provider.account == config["account"]
-            assert provider.partition == config.get(
-                "queue", profile.section("directives").get("queue")
-            )
+            assert provider.partition == config.get("queue", profile.directives.queue)
             assert (
                 provider.walltime
                 == f"{int(config.get('walltime', '01:00:00').split(':')[0]):02d}:"
@@ -113,8 +111,8 @@ def test_every_profile_renders_and_loads_with_the_endpoint_loader(site, index, e
             assert provider.gpus_per_node == (gpus or None)
         if profile.scheduler == "pbspro":
             assert provider.account == config["account"]
-            assert provider.queue == config.get("queue", profile.section("directives")["queue"])
-            fs = config.get("filesystems", profile.section("directives")["filesystems"])
+            assert provider.queue == config.get("queue", profile.directives.queue)
+            fs = config.get("filesystems", profile.directives.filesystems)
             assert f"#PBS -l filesystems={fs}\n" in provider.scheduler_options + "\n"
         if "container" in config:
             assert f'export SITE_AGENT_CONTAINER="{config["container"]}"' in provider.worker_init

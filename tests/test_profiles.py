@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 import yaml
 
 from siteagent.errors import ConfigError
-from siteagent.profiles import builtin_profile_dir, list_profiles, load_profile, parse_profile
+from siteagent.profiles import (
+    builtin_profile_dir,
+    list_profiles,
+    load_profile,
+    parse_profile,
+    profile_schema,
+)
 
 from .conftest import PROFILE_NAMES
 
@@ -36,8 +44,8 @@ def test_shipped_profile_loads_with_defaults_filled(name):
     assert p.name == name
     assert p.scheduler in ("slurm", "pbspro", "local")
     assert isinstance(p.node.cores, int) and p.node.cores > 0
-    assert p.section("endpoint")["amqp_port"] in (443, 5671, 5672)
-    assert p.section("check")["targets"]
+    assert p.endpoint.amqp_port in (443, 5671, 5672)
+    assert p.check.targets
 
 
 def test_site_facts():
@@ -45,13 +53,13 @@ def test_site_facts():
         load_profile(n) for n in ("polaris", "aurora", "frontier", "perlmutter")
     )
     assert (polaris.scheduler, polaris.launcher) == ("pbspro", "mpiexec")
-    assert polaris.section("proxy")["http"] == "http://proxy.alcf.anl.gov:3128"
-    assert polaris.section("cvmfs")["mode"] == "cvmfsexec"
+    assert polaris.proxy.http == "http://proxy.alcf.anl.gov:3128"
+    assert polaris.cvmfs.mode == "cvmfsexec"
     assert aurora.node.gpu_slots == 12 and aurora.node.gpu_binding.variable == "ZE_AFFINITY_MASK"
-    assert aurora.section("proxy")["scope"] == "compute"
+    assert aurora.proxy.scope == "compute"
     assert frontier.node.gpu_binding.unset == ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
-    assert perlmutter.section("cvmfs")["mode"] == "native"
-    assert "--module=cvmfs" in perlmutter.section("directives")["extra"]
+    assert perlmutter.cvmfs.mode == "native"
+    assert "--module=cvmfs" in perlmutter.directives.extra
 
 
 def test_list_profiles_sees_search_path_first(tmp_path, monkeypatch):
@@ -145,3 +153,48 @@ def test_local_profile_resolves_auto_from_this_machine():
         yaml.safe_load((builtin_profile_dir() / "local.yaml").read_text())["node"]["cores"]
         == "auto"
     )
+
+
+def test_section_classes_and_the_schema_name_the_same_keys():
+    # the dataclasses hold the defaults, the schema says what is allowed: neither may know a
+    # key the other does not, or a profile key would be accepted and then ignored
+    from siteagent.sections import SECTIONS, GpuBinding
+
+    schema = profile_schema()["properties"]
+    for name, cls in SECTIONS.items():
+        assert set(schema[name]["properties"]) == {f.name for f in fields(cls)}, name
+    binding = schema["node"]["properties"]["gpu_binding"]["properties"]
+    assert set(binding) == {f.name for f in fields(GpuBinding)}
+    assert set(schema["environment"]["properties"]["conda"]["properties"]) == {"manager", "root"}
+
+
+def test_a_minimal_profile_reads_every_default_through_its_sections():
+    p = parse_profile(
+        "name: tiny\nscheduler: local\nlauncher: none\nendpoint: {name: tiny}\n"
+        "node: {cores: 4, gpus: 0}\n",
+        source="tiny.yaml",
+    )
+    assert p.endpoint.amqp_port == 443 and p.endpoint.max_blocks == 1
+    assert p.endpoint.display_name is None and p.endpoint.address is None
+    assert p.directives.exclusive is True and p.directives.extra == ()
+    assert p.limits.max_walltime == "24:00:00" and p.limits.queues is None
+    assert p.node.threads_per_core == 1 and p.node.gpu_binding is None
+    assert p.proxy.http is None and p.proxy.scope == "all"
+    assert p.container.runtime == "none" and p.container.env == {}
+    assert p.cvmfs.quota_mb == 4000 and p.cvmfs.repositories == ()
+    assert p.environment.conda.manager == "auto"
+    assert (p.pilot.server_url, p.pilot.server_port) == ("https://pandaserver.cern.ch", 25443)
+    assert p.check.min_free_gb == 5 and p.check.scratch_dirs == ()
+    # the same defaults are what `profiles show` prints
+    assert p.data["pilot"]["server_port"] == 25443
+    assert p.data["environment"]["conda"] == {"manager": "auto"}
+    assert "display_name" not in p.data["endpoint"]
+
+
+def test_sections_are_read_only():
+    import dataclasses
+
+    p = load_profile("polaris")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.pilot.server_port = 1  # type: ignore[misc]
+    assert isinstance(p.directives.extra, tuple)

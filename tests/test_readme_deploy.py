@@ -38,7 +38,7 @@ def test_readme_first_commands_unchanged():
 @pytest.mark.parametrize("site", SITES)
 def test_each_site_has_exact_deploy_commands(site):
     lines = deploy_blocks()[site]
-    endpoint = load_profile(site).section("endpoint")["name"]
+    endpoint = load_profile(site).endpoint.name
     install = next(shlex.split(ln) for ln in lines if "install-login-node.sh" in ln)
     assert install[0] == "scripts/install-login-node.sh"
     assert install[install.index("--site") + 1] == site

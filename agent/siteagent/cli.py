@@ -69,7 +69,7 @@ def profiles_list(as_json: bool) -> None:
                     "launcher": p.launcher,
                     "gpus": p.node.gpus,
                     "gpu_vendor": p.node.gpu_vendor,
-                    "description": p.data["description"],
+                    "description": p.description,
                     "path": str(path),
                     "error": None,
                 }

@@ -60,8 +60,7 @@ def parse_repositories(value: str | list[str] | tuple[str, ...]) -> tuple[str, .
 
 def site_http_proxy(profile: Profile) -> str:
     """The proxy CVMFS fetches through on compute nodes, or DIRECT."""
-    proxy = profile.section("proxy")
-    return proxy.get("http") or proxy.get("https") or "DIRECT"
+    return profile.proxy.http or profile.proxy.https or "DIRECT"
 
 
 def _value(name: str, value: str) -> str:
@@ -84,7 +83,7 @@ def render_default_local(
         "@SITE@": profile.name,
         "@REPOSITORIES@": _value("CVMFS_REPOSITORIES", ",".join(repositories)),
         "@HTTP_PROXY@": _value("CVMFS_HTTP_PROXY", site_http_proxy(profile)),
-        "@QUOTA_MB@": _value("CVMFS_QUOTA_LIMIT", str(profile.section("cvmfs")["quota_mb"])),
+        "@QUOTA_MB@": _value("CVMFS_QUOTA_LIMIT", str(profile.cvmfs.quota_mb)),
         "@CACHE_BASE@": _value("CVMFS_CACHE_BASE", cache_base) if cache_base else None,
     }
     lines = (

@@ -62,12 +62,12 @@ def render_cvmfs_config(profile: Profile) -> str | None:
     pilot wrapper uses on compute nodes too."""
     from siteagent.cvmfs import render_default_local
 
-    cvmfs = profile.section("cvmfs")
-    if cvmfs["mode"] != "cvmfsexec":
+    cvmfs = profile.cvmfs
+    if cvmfs.mode != "cvmfsexec":
         return None
-    if not cvmfs["repositories"]:
+    if not cvmfs.repositories:
         raise ConfigError("cvmfs.repositories: cvmfsexec needs at least one repository")
-    return render_default_local(profile, tuple(cvmfs["repositories"]), cvmfs.get("cache_dir"))
+    return render_default_local(profile, cvmfs.repositories, cvmfs.cache_dir)
 
 
 def default_pilot_dir() -> Path | None:
@@ -116,7 +116,7 @@ def install(
     pilot_dir = pilot_dir or default_pilot_dir()
     files = install_files(profile, directory, pilot_dir)
     report = InstallReport(
-        site=profile.name, endpoint_name=profile.section("endpoint")["name"], directory=directory
+        site=profile.name, endpoint_name=profile.endpoint.name, directory=directory
     )
     existed = {name for name in files if (directory / name).is_file()}
     edited = _edited(directory, files, existed)

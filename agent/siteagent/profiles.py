@@ -91,8 +91,9 @@ class Profile:
     def check(self) -> CheckSection:
         return build_section(CheckSection, self.data["check"])
 
-    def section(self, name: str) -> dict[str, Any]:
-        return self.data.get(name, {})
+    @property
+    def description(self) -> str:
+        return self.data["description"]
 
 
 @cache

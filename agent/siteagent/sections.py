@@ -42,7 +42,6 @@ class Directives:
     queue: str | None = None
     qos: str | None = None
     constraint: str | None = None
-    reservation: str | None = None
     filesystems: str | None = None
     select: str | None = None
     place: str | None = None

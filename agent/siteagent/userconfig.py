@@ -22,10 +22,10 @@ CONTROL_CONFIG: dict[str, Any] = {"control": True}
 def user_config_schema(profile: Profile) -> dict[str, Any]:
     """The JSON schema of user_endpoint_config for this profile (written as
     ``user_config_schema.json``, enforced by the endpoint before rendering)."""
-    node, limits = profile.node, profile.section("limits")
+    node, limits = profile.node, profile.limits
     threads = node.usable_cores * node.threads_per_core
     props: dict[str, Any] = {
-        "nodes": {"type": "integer", "minimum": 1, "maximum": limits["max_nodes"]},
+        "nodes": {"type": "integer", "minimum": 1, "maximum": limits.max_nodes},
         "ranks_per_node": {"type": "integer", "minimum": 1, "maximum": max(threads, 1)},
         "cores_per_rank": {"type": "integer", "minimum": 1, "maximum": max(threads, 1)},
         "gpus_per_rank": {"type": "integer", "minimum": 0, "maximum": node.gpu_slots},
@@ -33,7 +33,7 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
         "max_blocks": {
             "type": "integer",
             "minimum": 1,
-            "maximum": profile.section("endpoint")["max_blocks"],
+            "maximum": profile.endpoint.max_blocks,
         },
         "container": {"type": "string", "pattern": IMAGE},
         "cvmfs_repos": {
@@ -54,8 +54,8 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
     props["control"] = {"const": True}
     # the scheduler's own options (account, queue, ...): each scheduler's file says which
     props |= scheduler_for(profile).schema_properties(profile)
-    if "queue" in props and limits.get("queues"):
-        props["queue"] = {"enum": list(limits["queues"])}
+    if "queue" in props and limits.queues:
+        props["queue"] = {"enum": list(limits.queues)}
     required = required_fields(profile)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -77,19 +77,19 @@ def required_fields(profile: Profile) -> list[str]:
 
 def defaults(profile: Profile) -> dict[str, Any]:
     """Values used for options the submitter leaves out."""
-    directives = profile.section("directives")
+    directives = profile.directives
     out: dict[str, Any] = {
         "nodes": 1,
         "ranks_per_node": 1,
         "gpus_per_rank": 0,
         "walltime": "01:00:00",
-        "max_blocks": profile.section("endpoint")["max_blocks"],
-        "cvmfs_repos": list(profile.section("cvmfs")["repositories"]),
+        "max_blocks": profile.endpoint.max_blocks,
+        "cvmfs_repos": list(profile.cvmfs.repositories),
         "env": {},
     }
     for name in scheduler_for(profile).fields:
         if directives.get(name):
-            out[name] = directives[name]
+            out[name] = directives.get(name)
     return out
 
 
@@ -128,7 +128,7 @@ def validate(profile: Profile, config: dict[str, Any]) -> None:
 
 def _check_shape(profile: Profile, config: dict[str, Any]) -> None:
     """Rules across fields, which a JSON schema cannot state."""
-    node, limits = profile.node, profile.section("limits")
+    node, limits = profile.node, profile.limits
     merged = defaults(profile) | config
     ranks, gpus = merged["ranks_per_node"], merged["gpus_per_rank"]
     if ranks * gpus > node.gpu_slots:
@@ -143,10 +143,10 @@ def _check_shape(profile: Profile, config: dict[str, Any]) -> None:
             f"user_endpoint_config: cores_per_rank: {ranks} ranks x {cores} "
             f"cores exceeds the {threads} hardware threads of a {profile.name} node"
         )
-    if walltime_seconds(merged["walltime"]) > walltime_seconds(limits["max_walltime"]):
+    if walltime_seconds(merged["walltime"]) > walltime_seconds(limits.max_walltime):
         raise ConfigError(
             f"user_endpoint_config: walltime: {merged['walltime']} exceeds the site limit "
-            f"{limits['max_walltime']}"
+            f"{limits.max_walltime}"
         )
     if walltime_seconds(merged["walltime"]) == 0:
         raise ConfigError("user_endpoint_config: walltime: must be longer than 00:00:00")

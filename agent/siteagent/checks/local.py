@@ -98,7 +98,7 @@ def check_gpus(profile: Profile, root: str = "/") -> CheckResult:
 
 def check_container(profile: Profile, timeout: float) -> CheckResult:
     def run() -> tuple[str, str, str]:
-        runtime = profile.section("container")["runtime"]
+        runtime = profile.container.runtime
         if runtime == "none":
             return SKIP, "profile uses no container", ""
         for binary in CONTAINER_BINARIES[runtime]:
@@ -110,7 +110,7 @@ def check_container(profile: Profile, timeout: float) -> CheckResult:
                 except subprocess.TimeoutExpired:
                     return FAIL, f"{binary} --version did not answer", ""
                 return PASS, f"{binary}: {version[0] if version else 'present'}", ""
-        setup = "; ".join(profile.section("container")["setup"]) or f"install {runtime}"
+        setup = "; ".join(profile.container.setup) or f"install {runtime}"
         return FAIL, f"{runtime} not found on PATH", f"try: {setup}"
 
     return _timed("container", run)
@@ -118,12 +118,12 @@ def check_container(profile: Profile, timeout: float) -> CheckResult:
 
 def check_cvmfs(profile: Profile, timeout: float) -> CheckResult:
     def run() -> tuple[str, str, str]:
-        cvmfs = profile.section("cvmfs")
-        mode = cvmfs["mode"]
+        cvmfs = profile.cvmfs
+        mode = cvmfs.mode
         if mode == "none":
             return SKIP, "profile uses no CVMFS", ""
         if mode == "native":
-            repos = cvmfs["repositories"][:1]
+            repos = cvmfs.repositories[:1]
             for repo in repos:
                 if not os.path.isdir(f"/cvmfs/{repo}"):
                     return (

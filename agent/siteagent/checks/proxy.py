@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from siteagent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from siteagent.sections import ProxySection
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,18 @@ def _env(name: str) -> str | None:
     return value or None
 
 
-def proxy_settings(profile_proxy: dict | None, use_env: bool = True) -> ProxySettings:
-    """The profile's proxy when it names one, else the environment's."""
-    p = profile_proxy or {}
-    if p.get("http") or p.get("https"):
-        return ProxySettings(
-            p.get("http"), p.get("https") or p.get("http"), tuple(p.get("no_proxy", ())), "profile"
-        )
+def proxy_settings(
+    profile_proxy: ProxySection | Mapping[str, Any] | None, use_env: bool = True
+) -> ProxySettings:
+    """The profile's proxy (its section, or the section's mapping) when it names one, else
+    the environment's."""
+    from siteagent.sections import ProxySection, build_section
+
+    p = profile_proxy or ProxySection()
+    if not isinstance(p, ProxySection):
+        p = build_section(ProxySection, dict(p))
+    if p.http or p.https:
+        return ProxySettings(p.http, p.https or p.http, tuple(p.no_proxy), "profile")
     if use_env and (_env("http_proxy") or _env("https_proxy")):
         raw = _env("no_proxy") or ""
         entries = tuple(e.strip() for e in raw.replace(" ", ",").split(",") if e.strip())

@@ -37,9 +37,7 @@ class CheckReport:
 
 def endpoint_dir(profile: Profile) -> Path:
     base = os.environ.get("GLOBUS_COMPUTE_USER_DIR") or str(Path.home() / ".globus_compute")
-    return Path(
-        profile.section("endpoint").get("dir") or Path(base) / profile.section("endpoint")["name"]
-    )
+    return Path(profile.endpoint.dir or Path(base) / profile.endpoint.name)
 
 
 Job = tuple[str, Callable[[], CheckResult]]  # (target label, or "" for a local check)
@@ -57,10 +55,10 @@ def run_checks(
     from siteagent.checks.network import parse_target, probe
     from siteagent.checks.proxy import proxy_settings
 
-    proxies = proxy_settings(profile.section("proxy"))
+    proxies = proxy_settings(profile.proxy)
     jobs: list[Job] = []
     if network:
-        urls = list(dict.fromkeys([*profile.section("check")["targets"], *extra_targets]))
+        urls = list(dict.fromkeys([*profile.check.targets, *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
         jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
     if local:
@@ -75,7 +73,7 @@ def run_checks(
 def _local_jobs(profile: Profile, timeout: float) -> list[Job]:
     from siteagent.checks import local as lc
 
-    min_gb = profile.section("check")["min_free_gb"]
+    min_gb = profile.check.min_free_gb
     jobs: list[Job] = [
         ("", lambda: lc.check_scheduler(profile, timeout)),
         ("", lambda: lc.check_gpus(profile)),
@@ -86,7 +84,7 @@ def _local_jobs(profile: Profile, timeout: float) -> list[Job]:
     ]
     jobs += [
         ("", partial(lc.check_disk, Path(d), min_gb, f"scratch {d}"))
-        for d in profile.section("check")["scratch_dirs"]
+        for d in profile.check.scratch_dirs
     ]
     return jobs
 

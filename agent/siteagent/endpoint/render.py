@@ -92,10 +92,9 @@ def _worker_init(
     profile: Profile, bin_dir: str, exec_path: str | None, pilot_path: str | None
 ) -> list[str]:
     """The profile's worker_init lines, then the proxy, variables and site-agent's paths."""
-    environment = profile.section("environment")
-    lines = list(environment["worker_init"])
+    lines = list(profile.environment.worker_init)
     lines += proxy_exports(profile)
-    lines += [f"export {k}={v}" for k, v in environment["variables"].items()]
+    lines += [f"export {k}={v}" for k, v in profile.environment.variables.items()]
     lines.append(f'export PATH="{bin_dir}:$PATH"')
     if exec_path is not None:
         lines.append(f"export {Var.EXEC}={exec_path}")
@@ -107,7 +106,7 @@ def _worker_init(
 
 def _template_context(profile: Profile, worker_init: list[str]) -> dict[str, Any]:
     """The values the endpoint's templates and the scheduler's provider block are rendered with."""
-    endpoint = profile.section("endpoint")
+    endpoint = profile.endpoint
     sched = scheduler_for(profile)
     d = quote_like_endpoint(defaults(profile))
     d["usable_cores"] = profile.node.usable_cores
@@ -121,15 +120,15 @@ def _template_context(profile: Profile, worker_init: list[str]) -> dict[str, Any
         "scheduler": profile.scheduler,
         "sched": sched,
         "endpoint": endpoint,
-        "directives": profile.section("directives"),
+        "directives": profile.directives,
         "node": profile.node,
-        "address": _address_yaml(endpoint.get("address")),
-        "display_name_literal": json.dumps(endpoint.get("display_name") or endpoint["name"]),
+        "address": _address_yaml(endpoint.address),
+        "display_name_literal": json.dumps(endpoint.display_name or endpoint.name),
         "defaults_literal": jinja_literal(d),
         "optional_fields": optional,
         "worker_init": worker_init,
         "launcher_type": sched.parsl_launcher,
-        "init_blocks": endpoint["init_blocks"],
+        "init_blocks": endpoint.init_blocks,
     } | sched.template_context(profile)
 
 
@@ -157,7 +156,7 @@ def render_endpoint(
     # the scheduler's provider block, rendered with the same values, without surrounding newlines
     provider = env.get_template(scheduler_for(profile).provider_template)
     context["provider_block"] = provider.render(context).strip("\n")
-    variables = proxy_environment(profile) | profile.section("environment")["variables"]
+    variables = proxy_environment(profile) | profile.environment.variables
     files = {
         CONFIG: env.get_template("config.yaml.in").render(context),
         TEMPLATE: env.get_template("user_config_template.yaml.j2.in").render(context),

@@ -41,7 +41,7 @@ class Scheduler(ABC):
 
     def required_fields(self, profile: Profile) -> list[str]:
         """Options a worker config must name: the account, unless the profile has one."""
-        if "account" in self.fields and not profile.section("directives").get("account"):
+        if "account" in self.fields and not profile.directives.account:
             return ["account"]
         return []
 

@@ -24,21 +24,21 @@ class PbsPro(Scheduler):
     provider_template = "pbspro_provider.j2.in"
 
     def template_context(self, profile: Profile) -> dict[str, Any]:
-        select = profile.section("directives").get("select")
+        select = profile.directives.select
         return {"select_options": f":{select}" if select else ""}
 
     def directives(self, profile: Profile, request: dict[str, Any], job_name: str) -> list[str]:
-        r, directives = request, profile.section("directives")
+        r, directives = request, profile.directives
         select = f"select={r['nodes']}"
-        if directives.get("select"):
-            select += f":{directives['select']}"
+        if directives.select:
+            select += f":{directives.select}"
         lines = [f"-N {job_name}", f"-l {select}", f"-l walltime={r['walltime']}"]
-        if directives.get("place"):
-            lines.append(f"-l place={directives['place']}")
+        if directives.place:
+            lines.append(f"-l place={directives.place}")
         if r.get("filesystems"):
             lines.append(f"-l filesystems={r['filesystems']}")
         if r.get("account"):
             lines.append(f"-A {r['account']}")
         if r.get("queue"):
             lines.append(f"-q {r['queue']}")
-        return lines + directives["extra"]
+        return [*lines, *directives.extra]

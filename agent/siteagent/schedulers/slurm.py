@@ -57,6 +57,6 @@ class Slurm(Scheduler):
             lines.append(f"--mem={r['mem_per_node_gb']}G")
         if r["gpus_per_rank"]:
             lines.append(f"--gpus-per-node={r['ranks_per_node'] * r['gpus_per_rank']}")
-        if profile.section("directives").get("exclusive"):
+        if profile.directives.exclusive:
             lines.append("--exclusive")
-        return lines + profile.section("directives")["extra"]
+        return [*lines, *profile.directives.extra]

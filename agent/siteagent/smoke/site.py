@@ -57,7 +57,7 @@ def endpoint_id(directory: Path) -> str | None:
 
 def preflight(profile: Profile, directory: Path) -> str:
     """The endpoint id to submit to, or NotReadyError naming the one command to run."""
-    name = profile.section("endpoint")["name"]
+    name = profile.endpoint.name
     if not (directory / "config.yaml").is_file():
         raise NotReadyError(
             f"endpoint '{name}' is not installed in {directory}: run "

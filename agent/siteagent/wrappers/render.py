@@ -41,7 +41,7 @@ def render_wrapper(profile: Profile) -> str:
         version=__version__,
         profile=profile,
         launcher=launcher.name,
-        max_nodes=profile.section("limits")["max_nodes"],
+        max_nodes=profile.limits.max_nodes,
         hw_threads=node.usable_cores * node.threads_per_core,
         usable_cores=node.usable_cores,
         gpu_slots=node.gpu_slots,

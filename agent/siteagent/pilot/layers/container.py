@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import IMAGE_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.profiles import Profile
+from siteagent.sections import ContainerSection
 
 IMAGE = IMAGE_RE
 BIND = re.compile(r"^[A-Za-z0-9_./~+@-]{1,512}(:[A-Za-z0-9_./~+@-]{1,512}(:(ro|rw))?)?$")
@@ -48,14 +49,14 @@ class ContainerRuntime:
 
     name: ClassVar[str]
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: ContainerSection) -> None:
         self.cfg = cfg  # the profile's container section
 
     def binds(self, gpu_vendor: str, extra: tuple[str, ...]) -> list[str]:
         """The profile's binds, the vendor's devices, then ``extra``; checked, each once."""
         devices = [INTEL_DEVICES] if gpu_vendor == "intel" else []
         out: list[str] = []
-        for bind in (*self.cfg["binds"], *devices, *extra):
+        for bind in (*self.cfg.binds, *devices, *extra):
             if not BIND.match(bind):
                 raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
             if bind not in out:
@@ -82,14 +83,14 @@ class Apptainer(ContainerRuntime):
     env_prefix = "APPTAINERENV_"
 
     def exec_line(self, image: str, binds: list[str]) -> tuple[str, ...]:
-        flag = self.cfg["gpu_flag"]
+        flag = self.cfg.gpu_flag
         args = [self.name, "exec", *([flag] if flag != "none" else [])]
         for bind in binds:
             args += ["--bind", bind]
-        return (*args, *self.cfg["options"], image)
+        return (*args, *self.cfg.options, image)
 
     def environment(self, prepend_path: tuple[str, ...]) -> dict[str, str]:
-        env = {f"{self.env_prefix}{k}": v for k, v in self.cfg["env"].items()}
+        env = {f"{self.env_prefix}{k}": v for k, v in self.cfg.env.items()}
         if prepend_path:
             env[f"{self.env_prefix}PREPEND_PATH"] = ":".join(prepend_path)
         return env
@@ -105,8 +106,8 @@ RUNTIMES: dict[str, type[ContainerRuntime]] = {cls.name: cls for cls in (Apptain
 
 def runtime_for(profile: Profile) -> ContainerRuntime:
     """The runtime the profile's ``container.runtime`` names; ConfigError when none is."""
-    cfg = profile.section("container")
-    name = cfg["runtime"]
+    cfg = profile.container
+    name = cfg.runtime
     if name == "none":
         raise ConfigError(
             f"--container: site '{profile.name}' has container.runtime none "
@@ -170,7 +171,7 @@ def requested_image(ctx: PlanContext) -> str | None:
     ``container.default_image``; None for no container (empty or ``none``)."""
     image = ctx.choice(ctx.opts.container, Var.CONTAINER)
     if image is None:
-        image = ctx.profile.section("container").get("default_image")
+        image = ctx.profile.container.default_image
     return None if not image or image == "none" else image
 
 

@@ -69,7 +69,7 @@ def cvmfsexec_dir(profile: Profile) -> Path:
     ``~/.site-agent/cvmfsexec``."""
     import shutil
 
-    configured = profile.section("cvmfs").get("dist_dir") or os.environ.get(Var.CVMFSEXEC_DIR)
+    configured = profile.cvmfs.dist_dir or os.environ.get(Var.CVMFSEXEC_DIR)
     if configured:
         return Path(configured).expanduser()
     found = shutil.which("cvmfsexec")
@@ -82,17 +82,17 @@ def plan_cvmfs(
     profile: Profile, repositories: tuple[str, ...], *, cvmfs_root: str = CVMFS
 ) -> CvmfsPlan:
     """Decide, without side effects, how ``repositories`` reach the payload."""
-    cfg = profile.section("cvmfs")
+    cfg = profile.cvmfs
     if not repositories:
         return CvmfsPlan("none", (), root=cvmfs_root)
     mounted = tuple(r for r in repositories if os.path.isdir(os.path.join(cvmfs_root, r)))
     if len(mounted) == len(repositories):
         return CvmfsPlan("native", repositories, native=mounted, root=cvmfs_root)
-    if cfg["mode"] != "cvmfsexec":
+    if cfg.mode != "cvmfsexec":
         missing = [r for r in repositories if r not in mounted]
         raise ConfigError(
             f"cvmfs: {', '.join(missing)} not mounted under {cvmfs_root} and "
-            f"cvmfs.mode is '{cfg['mode']}' (set it to cvmfsexec to mount them unprivileged)"
+            f"cvmfs.mode is '{cfg.mode}' (set it to cvmfsexec to mount them unprivileged)"
         )
     return _cvmfsexec_plan(profile, repositories, mounted, cvmfs_root)
 
@@ -100,10 +100,10 @@ def plan_cvmfs(
 def _cvmfsexec_plan(
     profile: Profile, repositories: tuple[str, ...], mounted: tuple[str, ...], cvmfs_root: str
 ) -> CvmfsPlan:
-    cfg = profile.section("cvmfs")
+    cfg = profile.cvmfs
     base = cvmfsexec_dir(profile)
-    cache = cfg.get("cache_dir") or f"/tmp/site-agent-cvmfs-{os.getuid()}"
-    makedist = (str(base / "makedist"), cfg["config"]) if cfg["config"] != "none" else ()
+    cache = cfg.cache_dir or f"/tmp/site-agent-cvmfs-{os.getuid()}"
+    makedist = (str(base / "makedist"), cfg.config) if cfg.config != "none" else ()
     return CvmfsPlan(
         mode="cvmfsexec",
         repositories=repositories,
@@ -170,7 +170,7 @@ def requested_repositories(ctx: PlanContext) -> tuple[str, ...]:
     empty or ``none``: no CVMFS."""
     value = ctx.choice(ctx.opts.cvmfs, Var.CVMFS_REPOS)
     if value is None:
-        value = ",".join(ctx.profile.section("cvmfs")["repositories"])
+        value = ",".join(ctx.profile.cvmfs.repositories)
     return () if value.strip() in ("", "none") else parse_repositories(value)
 
 

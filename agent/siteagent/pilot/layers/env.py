@@ -224,8 +224,8 @@ class EnvLayer(PilotLayer):
         value = ctx.choice(ctx.opts.conda_env, Var.CONDA_ENV)
         if not value or value.strip() in ("", "none"):
             return Layer(self.name, "no extra environment")
-        conda = ctx.profile.section("environment")["conda"]
-        env_plan = plan_env(value, manager=conda["manager"], root=conda.get("root"))
+        conda = ctx.profile.environment.conda
+        env_plan = plan_env(value, manager=conda.manager, root=conda.root)
         return Layer(
             self.name,
             env_plan.describe(),

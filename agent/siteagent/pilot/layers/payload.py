@@ -91,16 +91,16 @@ def pilot_command(
     profile: Profile, queue: str, lifetime: int | None, workdir: str, script: Path,
     extra: tuple[str, ...], environ: Mapping[str, str], resource_type: str | None = None,
 ) -> tuple[str, ...]:  # fmt: skip
-    p = profile.section("pilot")
-    url = p["server_url"]
+    p = profile.pilot
+    url = p.server_url
     args = [
         "python3", str(script),
         "-q", queue,
-        "--pilot-user", p["pilot_user"],
-        "-w", p["workflow"],
-        "--resource-type", resource_type or p["resource_type"],
+        "--pilot-user", p.pilot_user,
+        "-w", p.workflow,
+        "--resource-type", resource_type or p.resource_type,
         "--url", url,
-        "-p", str(p["server_port"]),
+        "-p", str(p.server_port),
         "--harvester-submit-mode", "PULL",
         "-a", workdir,
     ]  # fmt: skip
@@ -127,7 +127,7 @@ def walltime_left(ctx: PlanContext) -> int | None:
 
 
 def panda_queue(ctx: PlanContext) -> str:
-    queue = ctx.opts.queue or ctx.profile.section("pilot").get("panda_queue")
+    queue = ctx.opts.queue or ctx.profile.pilot.panda_queue
     if not queue:
         raise ConfigError(
             "--queue: no PanDA queue (give --queue or set pilot.panda_queue in the profile)"
@@ -156,7 +156,7 @@ def panda_pilot(ctx: PlanContext) -> Payload:
     script = find_pilot(opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR))
     walltime_s = walltime_left(ctx)
     queue = panda_queue(ctx)
-    lifetime = ctx.profile.section("pilot").get("lifetime")
+    lifetime = ctx.profile.pilot.lifetime
     if walltime_s:
         # the pilot stops by itself before the wrapper has to kill it
         own = int(walltime_s - opts.margin - opts.grace)
