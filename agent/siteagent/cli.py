@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from siteagent.cli_options import (
     endpoint_dir_option,
     force_option,
     json_option,
+    out_option,
     parse_json_option,
     site_option,
 )
@@ -117,13 +119,7 @@ def endpoint() -> None:
 
 @endpoint.command("render")
 @site_option()
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Endpoint directory to write, e.g. ~/.globus_compute/NAME.",
-)
+@out_option("out_dir", "Endpoint directory to write, e.g. ~/.globus_compute/NAME.", required=True)
 @force_option()
 def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
     """Write config.yaml, user_config_template.yaml.j2, user_config_schema.json and
@@ -133,12 +129,16 @@ def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
 
     out_dir = out_dir.expanduser().absolute()
     report = write_endpoint(render_endpoint(load_profile(site), out_dir), out_dir, force=force)
-    for name in report.written:
-        click.echo(f"wrote     {report.directory / name}")
-    for name in report.unchanged:
-        click.echo(f"unchanged {report.directory / name}")
+    _echo_each("wrote     ", report.directory, report.written)
+    _echo_each("unchanged ", report.directory, report.unchanged)
     if report.backup_dir:
         click.echo(f"backed up {', '.join(report.backed_up)} to {report.backup_dir}")
+
+
+def _echo_each(label: str, directory: Path, names: Iterable[str], note: str = "") -> None:
+    """One line per file: ``label`` (padded), its path, ``note``."""
+    for name in names:
+        click.echo(f"{label}{directory / name}{note}")
 
 
 @endpoint.command("validate")
@@ -234,12 +234,7 @@ def wrapper() -> None:
 
 @wrapper.command("render")
 @site_option()
-@click.option(
-    "--out",
-    "out_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write here (mode 0755) instead of standard output.",
-)
+@out_option("out_file", "Write here (mode 0755) instead of standard output.", dir_okay=False)
 def wrapper_render(site: str, out_file: Path | None) -> None:
     """The execution wrapper script of a site."""
     from siteagent.fileio import atomic_write
@@ -362,16 +357,25 @@ def pilot(
             report_plan_error(opts, err)  # the monitor learns why; the user sees one line
         raise
     if dry_run:
-        from siteagent.pilot.show import format_plan
-        from siteagent.secrets import mask_url
+        _show_plan(plan, as_json)
+    else:
+        _run_plan_and_exit(plan, plan_seconds=round(time.monotonic() - t, 4))
 
-        text = json.dumps(plan.to_dict(), indent=2) if as_json else format_plan(plan)
-        click.echo(mask_url(text))
-        return
+
+def _show_plan(plan: Any, as_json: bool) -> None:
+    from siteagent.pilot.show import format_plan
+    from siteagent.secrets import mask_url
+
+    text = json.dumps(plan.to_dict(), indent=2) if as_json else format_plan(plan)
+    click.echo(mask_url(text))
+
+
+def _run_plan_and_exit(plan: Any, plan_seconds: float) -> None:
+    """Run the pilot plan, say in one line how it ended, exit with the payload's code."""
     from siteagent.pilot.run import run_plan
 
     sys.stdout.flush()
-    result = run_plan(plan, plan_seconds=round(time.monotonic() - t, 4))
+    result = run_plan(plan, plan_seconds=plan_seconds)
     line = f"site-agent pilot: {result.reason}, exit code {result.exit_code}"
     if result.error:
         line += f": {result.error}"
@@ -517,10 +521,8 @@ def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) 
     if endpoint_dir is None:
         endpoint_dir = default_endpoint_dir(load_profile(site)) if site else find_installed()
     report = uninstall(endpoint_dir, force=force)
-    for name in report.removed:
-        click.echo(f"removed     {report.directory / name}")
-    for name in report.left:
-        click.echo(f"left        {report.directory / name} (not written by site-agent)")
+    _echo_each("removed     ", report.directory, report.removed)
+    _echo_each("left        ", report.directory, report.left, " (not written by site-agent)")
     if report.directory_removed:
         click.echo(f"removed     {report.directory}/")
 

@@ -31,6 +31,12 @@ def site_option(required: bool = True, help: str = SITE_HELP, **kwargs: Any) -> 
     return click.option("--site", required=required, help=help, **kwargs)
 
 
+def out_option(dest: str, help: str, required: bool = False, dir_okay: bool = True) -> Decorator:
+    """``--out PATH``, passed as ``dest`` (a Path)."""
+    kind = click.Path(path_type=Path, dir_okay=dir_okay)
+    return click.option("--out", dest, required=required, type=kind, help=help)
+
+
 def json_option(help: str = "Machine-readable output.") -> Decorator:
     """``--json``, passed as ``as_json``."""
     return click.option("--json", "as_json", is_flag=True, help=help)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,7 +152,14 @@ def remove_managed(directory: Path, *, force: bool = False) -> list[str]:
             p.unlink()
             removed.append(name)
     (directory / MANIFEST).unlink(missing_ok=True)
-    for d in sorted({(directory / n).parent for n in manifest}, key=lambda x: -len(x.parts)):
-        if d != directory and d.is_dir() and not any(d.iterdir()):
-            d.rmdir()
+    _remove_empty_parents(directory, manifest)
     return removed
+
+
+def _remove_empty_parents(directory: Path, names: Iterable[str]) -> None:
+    """Remove the sub-directories of ``directory`` that held ``names`` and are empty now,
+    deepest first (the endpoint directory itself stays)."""
+    parents = {(directory / n).parent for n in names} - {directory}
+    for d in sorted(parents, key=lambda x: -len(x.parts)):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()

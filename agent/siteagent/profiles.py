@@ -210,21 +210,22 @@ def _line_of(text: str, dotted: str) -> int:
     except yaml.YAMLError:
         return 1
     line = 1
-    parts = [p for p in dotted.replace("[", ".").replace("]", "").split(".") if p]
-    for part in parts:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
-                    line, node = key.start_mark.line + 1, value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-            node = node.value[int(part)]
-            line = node.start_mark.line + 1
-        else:
-            return line
+    for part in (p for p in dotted.replace("[", ".").replace("]", "").split(".") if p):
+        found = _child(node, part)
+        if found is None:
+            break
+        line, node = found
     return line
+
+
+def _child(node: Any, part: str) -> tuple[int, Any] | None:
+    """``(line, node)`` of a mapping key or a list index below ``node``, None if absent."""
+    if isinstance(node, yaml.MappingNode):
+        return next(((k.start_mark.line + 1, v) for k, v in node.value if k.value == part), None)
+    if isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+        item = node.value[int(part)]
+        return item.start_mark.line + 1, item
+    return None
 
 
 def _resolve_auto(data: dict[str, Any]) -> dict[str, Any]:
@@ -236,15 +237,19 @@ def _resolve_auto(data: dict[str, Any]) -> dict[str, Any]:
         import psutil
 
         node["memory_gb"] = int(psutil.virtual_memory().total // 2**30)
-    if node["gpus"] == "auto" or node["gpu_vendor"] == "auto":
-        from siteagent.gpus import discover_gpus
-
-        found = discover_gpus()
-        if node["gpus"] == "auto":
-            node["gpus"] = found.count
-        if node["gpu_vendor"] == "auto":
-            node["gpu_vendor"] = found.vendor
+    if "auto" in (node["gpus"], node["gpu_vendor"]):
+        _resolve_gpus(node)
     return data
+
+
+def _resolve_gpus(node: dict[str, Any]) -> None:
+    """``auto`` GPU count and vendor from what this machine has."""
+    from siteagent.gpus import discover_gpus
+
+    found = discover_gpus()
+    for key, value in (("gpus", found.count), ("gpu_vendor", found.vendor)):
+        if node[key] == "auto":
+            node[key] = value
 
 
 def _check_consistency(data: dict[str, Any], source: str) -> None:

@@ -15,9 +15,43 @@ def field_path(parts: Iterable[Any]) -> str:
     return out
 
 
+# validator -> the problem in words; {arg} is the schema's value, {inst} the given one
+PROBLEMS = {
+    "minimum": "must be >= {arg}",
+    "maximum": "must be <= {arg}",
+    "exclusiveMinimum": "must be > {arg}",
+    "exclusiveMaximum": "must be < {arg}",
+    "const": "must be {arg!r}",
+    "pattern": "{inst} has characters or a form that is not allowed (must match {arg})",
+    "minLength": "must have at least {arg} characters",
+    "maxLength": "must have at most {arg} characters",
+    "minItems": "must have at least {arg} items",
+    "maxItems": "must have at most {arg} items",
+    "maxProperties": "must have at most {arg} entries",
+    "uniqueItems": "must not repeat items",
+}
+
+
 def describe(error: ValidationError) -> tuple[str, str]:
     """Return ``(field, problem)`` for a validation error, in words a site admin reads."""
     path = list(error.absolute_path)
+    named = _named_field(error, path)
+    if named is not None:
+        return named
+    v, arg = error.validator, error.validator_value
+    if v == "enum":
+        problem = "must be one of: " + ", ".join(str(a) for a in arg)
+    elif v == "type":
+        problem = f"must be of type {arg if isinstance(arg, str) else ' or '.join(arg)}"
+    elif v in PROBLEMS:
+        problem = PROBLEMS[str(v)].format(arg=arg, inst=_short(error.instance))
+    else:
+        problem = error.message
+    return field_path(path) or "(top level)", problem
+
+
+def _named_field(error: ValidationError, path: list[Any]) -> tuple[str, str] | None:
+    """Errors about a key of a mapping (missing, unknown, badly named), or None."""
     v, arg, inst = error.validator, error.validator_value, error.instance
     if v == "required":
         missing = next((r for r in arg if isinstance(inst, dict) and r not in inst), arg[0])
@@ -27,26 +61,7 @@ def describe(error: ValidationError) -> tuple[str, str]:
         return field_path([*path, extra[0] if extra else "?"]), "is not a known field"
     if v == "propertyNames" or "propertyNames" in error.schema_path:
         return field_path(path), f"has a key {_short(inst)} that is not allowed"
-    problems = {
-        "minimum": lambda: f"must be >= {arg}",
-        "maximum": lambda: f"must be <= {arg}",
-        "exclusiveMinimum": lambda: f"must be > {arg}",
-        "exclusiveMaximum": lambda: f"must be < {arg}",
-        "enum": lambda: "must be one of: " + ", ".join(str(a) for a in arg),
-        "const": lambda: f"must be {arg!r}",
-        "type": lambda: f"must be of type {arg if isinstance(arg, str) else ' or '.join(arg)}",
-        "pattern": lambda: (
-            f"{_short(inst)} has characters or a form that is not allowed (must match {arg})"
-        ),
-        "minLength": lambda: f"must have at least {arg} characters",
-        "maxLength": lambda: f"must have at most {arg} characters",
-        "minItems": lambda: f"must have at least {arg} items",
-        "maxItems": lambda: f"must have at most {arg} items",
-        "maxProperties": lambda: f"must have at most {arg} entries",
-        "uniqueItems": lambda: "must not repeat items",
-    }
-    problem = problems.get(v, lambda: error.message)()
-    return field_path(path) or "(top level)", problem
+    return None
 
 
 def best_error(errors: Iterable[ValidationError]) -> ValidationError | None:

@@ -49,10 +49,15 @@ def proxy_settings(
     if p.http or p.https:
         return ProxySettings(p.http, p.https or p.http, tuple(p.no_proxy), "profile")
     if use_env and (_env("http_proxy") or _env("https_proxy")):
-        raw = _env("no_proxy") or ""
-        entries = tuple(e.strip() for e in raw.replace(" ", ",").split(",") if e.strip())
-        return ProxySettings(_env("http_proxy"), _env("https_proxy"), entries, "environment")
+        return _environment_settings()
     return ProxySettings(None, None, (), "none")
+
+
+def _environment_settings() -> ProxySettings:
+    """The proxy this process's environment names, as curl reads it."""
+    raw = _env("no_proxy") or ""
+    entries = tuple(e.strip() for e in raw.replace(" ", ",").split(",") if e.strip())
+    return ProxySettings(_env("http_proxy"), _env("https_proxy"), entries, "environment")
 
 
 def bypasses_proxy(host: str, no_proxy: tuple[str, ...] | list[str]) -> bool:
@@ -64,25 +69,30 @@ def bypasses_proxy(host: str, no_proxy: tuple[str, ...] | list[str]) -> bool:
         host_ip = ipaddress.ip_address(host)
     except ValueError:
         host_ip = None
-    for raw in no_proxy:
-        entry = raw.strip().lower()
-        if not entry:
-            continue
+    entries = (raw.strip().lower() for raw in no_proxy)
+    for entry in (e for e in entries if e):
         if entry == "*":
             return True
-        if host_ip is not None:
-            try:
-                if host_ip in ipaddress.ip_network(entry.strip("[]"), strict=False):
-                    return True
-            except ValueError:
-                pass
-            continue
-        name = entry.lstrip(".").rstrip(".")
-        if ":" in name and not name.startswith("["):
-            name = name.rsplit(":", 1)[0]
-        if host == name or host.endswith("." + name):
+        matched = _ip_in(host_ip, entry) if host_ip is not None else _name_in(host, entry)
+        if matched:
             return True
     return False
+
+
+def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
+    """An IP against a no_proxy entry: the address itself or a CIDR range holding it."""
+    try:
+        return ip in ipaddress.ip_network(entry.strip("[]"), strict=False)
+    except ValueError:  # a name: never matches an address
+        return False
+
+
+def _name_in(host: str, entry: str) -> bool:
+    """A host name against a no_proxy entry: itself or a subdomain, the entry's port ignored."""
+    name = entry.lstrip(".").rstrip(".")
+    if ":" in name and not name.startswith("["):
+        name = name.rsplit(":", 1)[0]
+    return host == name or host.endswith("." + name)
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,9 @@ def _meta_env():
 
 def jinja_literal(value: Any) -> str:
     """``value`` as a Jinja expression literal (JSON, with Jinja's none/true/false)."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
-    if isinstance(value, str):
+    if value is None or isinstance(value, bool):
+        return {None: "none", True: "true", False: "false"}[value]
+    if isinstance(value, (int, float, str)):
         return json.dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(jinja_literal(v) for v in value) + "]"

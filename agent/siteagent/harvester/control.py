@@ -11,16 +11,11 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
     otherwise, and a stop mark that keeps a still-queued worker from starting."""
     import json
     import os
-    import signal
     import socket
-    import subprocess
     from pathlib import Path
-
-    import psutil
 
     from siteagent.fileio import atomic_write
     from siteagent.names import Var
-    from siteagent.schedulers import cancel_command
 
     state = Path(os.environ.get(Var.STATE) or Path.home() / ".site-agent") / "workers"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -33,17 +28,37 @@ def stop_worker(worker_id: str) -> dict[str, Any]:
         return {"worker": worker_id, "action": "marked", "detail": "not running: will not start"}
 
     if record.get("host") == socket.gethostname():
-        try:
-            proc = psutil.Process(int(record["pid"]))
-            if proc.environ().get(Var.WORKER_ID) != worker_id:
-                raise psutil.NoSuchProcess(proc.pid)
-            proc.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            return {"worker": worker_id, "action": "none", "detail": "already ended"}
-        return {"worker": worker_id, "action": "signalled", "detail": f"SIGTERM to pid {proc.pid}"}
+        return _signal_here(worker_id, int(record["pid"]))
+    return _cancel_job(worker_id, record)
+
+
+def _signal_here(worker_id: str, pid: int) -> dict[str, Any]:
+    """SIGTERM to the worker's process on this host, if that pid is still the worker."""
+    import signal
+
+    import psutil
+
+    from siteagent.names import Var
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.environ().get(Var.WORKER_ID) != worker_id:
+            raise psutil.NoSuchProcess(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+    except psutil.NoSuchProcess:
+        return {"worker": worker_id, "action": "none", "detail": "already ended"}
+    return {"worker": worker_id, "action": "signalled", "detail": f"SIGTERM to pid {pid}"}
+
+
+def _cancel_job(worker_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Cancel the batch job the worker runs in, the way the site's scheduler does."""
+    import os
+    import subprocess
+
+    from siteagent.names import Var
+    from siteagent.schedulers import cancel_command
 
     job_id = str(record.get("job_id") or "")
-    # how the site's scheduler cancels the batch job a worker runs in
     cancel = cancel_command(os.environ.get(Var.SCHEDULER, ""))
     if job_id and cancel:
         out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
