@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siteagent import __version__
 from siteagent.errors import ConfigError
@@ -22,6 +22,9 @@ SCHEMA = "user_config_schema.json"
 ENVIRONMENT = "user_environment.yaml"
 ENDPOINT_FILES = (CONFIG, TEMPLATE, SCHEMA, ENVIRONMENT)
 EXEC_WRAPPER = "bin/site-agent-exec"
+
+if TYPE_CHECKING:
+    from siteagent.image import WorkerImage
 
 OPTIONAL_FIELDS = ("account", "queue", "qos", "constraint", "reservation", "filesystems")
 
@@ -126,12 +129,15 @@ def render_endpoint(
     endpoint_dir: Path | None = None,
     python_bin: str | None = None,
     pilot_dir: Path | None = None,
+    image: WorkerImage | None = None,
 ) -> RenderedEndpoint:
     """Render ``config.yaml``, the user config template, its schema and the environment.
 
     With ``endpoint_dir`` the execution wrapper is rendered too (``bin/site-agent-exec``), and
     worker_init exports its absolute path as ``SITE_AGENT_EXEC``: the launch path of tasks.
     With ``pilot_dir`` worker_init exports ``SITE_AGENT_PILOT_DIR`` (PanDA pilot3's pilot.py).
+    With ``image`` (siteagent/image.py) the engine starts its worker pools inside that image, and
+    worker_init loads the container runtime instead of putting this venv on PATH.
     """
     env = _meta_env()
     endpoint = profile.section("endpoint")
@@ -155,7 +161,11 @@ def render_endpoint(
     worker_init += [
         f"export {k}={v}" for k, v in profile.section("environment")["variables"].items()
     ]
-    worker_init.append(f'export PATH="{bin_dir}:$PATH"')
+    if image is None:
+        worker_init.append(f'export PATH="{bin_dir}:$PATH"')
+    else:
+        # image mode: the venv is the image's; the batch job needs the runtime that starts it
+        worker_init += profile.section("container")["setup"]
     exec_path = None
     if endpoint_dir is not None:
         exec_path = str(Path(endpoint_dir).expanduser().absolute() / EXEC_WRAPPER)
@@ -185,6 +195,8 @@ def render_endpoint(
         "worker_init": worker_init,
         "launcher_type": "SingleNodeLauncher" if scheduler == "local" else "SimpleLauncher",
         "init_blocks": endpoint["init_blocks"],
+        "image": image,
+        "image_uri_literal": json.dumps(image.container_uri) if image else None,
     }
     variables = proxy_environment(profile) | profile.section("environment")["variables"]
     files = {
