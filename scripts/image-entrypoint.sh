@@ -41,7 +41,8 @@ case ${1:-} in
   site-agent) shift ;;
   globus-compute-endpoint)
     shift
-    check_writable "$@"
+    # python-exec starts the worker pools, which write only to the endpoint's run directory
+    [ "${1:-}" = python-exec ] || check_writable "$@"
     exec "$venv_bin/globus-compute-endpoint" "$@"
     ;;
   -* | "") ;;

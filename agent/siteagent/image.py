@@ -182,8 +182,9 @@ def worker_image(
         options += [f"--env={k}={v}" for k, v in cfg["env"].items()]
     else:
         # the worker pool connects back to the interchange: the host's network; --rm leaves no
-        # stopped container per block. The engine adds `-v RUNDIR:RUNDIR -t`.
-        options += ["--rm", "--network=host"]
+        # stopped container per block; --init: the worker pool is not PID 1, which ignores the
+        # SIGTERM that stops a block. The engine adds `-v RUNDIR:RUNDIR -t`.
+        options += ["--rm", "--init", "--network=host"]
         if runtime != "podman-hpc":
             # the files the workers write belong to whoever installed the endpoint
             # (podman-hpc maps the container's root to the calling user already)
