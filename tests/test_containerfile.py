@@ -106,7 +106,7 @@ def test_entrypoint_user_and_labels(instructions):
     assert len(entry) == 1 and json.loads(entry[0]) == ["/usr/local/bin/site-agent-entrypoint"]
     # the entrypoint is the repository's script, installed by a RUN step
     runs = " ".join(args for w, args in instructions if w == "RUN")
-    assert "scripts/image-entrypoint.sh\" /usr/local/bin/site-agent-entrypoint" in runs
+    assert 'scripts/image-entrypoint.sh" /usr/local/bin/site-agent-entrypoint' in runs
     assert (REPO / "scripts" / "image-entrypoint.sh").stat().st_mode & 0o111
     users = [args for w, args in instructions if w == "USER"]
     assert users and users[-1] not in ("root", "0", "0:0")

@@ -139,6 +139,9 @@ def test_installed_from_the_sif_the_loader_builds_an_apptainer_engine(
     assert "export PATH=" not in worker_init
     for line in load_profile(site).section("container")["setup"]:
         assert line in worker_init.splitlines()
+    # cvmfsexec's cache is bound: the job creates it before apptainer needs it
+    cache = load_profile(site).section("cvmfs")["cache_dir"]
+    assert f"mkdir -p {cache}" in worker_init.splitlines()
     # the control endpoint runs on the login node, where the endpoint runs: no container
     control = validate_endpoint(ep, {"control": True}).config.engine
     assert control.container_type is None

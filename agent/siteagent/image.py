@@ -68,6 +68,8 @@ class WorkerImage:
     container_type: str
     container_uri: str
     options: tuple[str, ...]  # container_cmd_options, word by word
+    # bound directories the batch job creates first (a runtime refuses a missing bind source)
+    create: tuple[str, ...] = ()
 
     @property
     def cmd_options(self) -> str:
@@ -199,4 +201,6 @@ def worker_image(
     for word in options:
         if any(c in word for c in "\n;$`\"'\\ {}#") or word.startswith("#"):
             raise ConfigError(f"container.options: '{word}' has characters a shell would read")
-    return WorkerImage(container_type=runtime, container_uri=uri, options=tuple(options))
+    cache = profile.section("cvmfs").get("cache_dir")
+    create = (cache,) if profile.section("cvmfs")["mode"] == "cvmfsexec" and cache else ()
+    return WorkerImage(runtime, uri, tuple(options), create)

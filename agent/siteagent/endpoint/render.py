@@ -166,6 +166,7 @@ def render_endpoint(
     else:
         # image mode: the venv is the image's; the batch job needs the runtime that starts it
         worker_init += profile.section("container")["setup"]
+        worker_init += [f"mkdir -p {path}" for path in image.create]
     exec_path = None
     if endpoint_dir is not None:
         exec_path = str(Path(endpoint_dir).expanduser().absolute() / EXEC_WRAPPER)
