@@ -31,6 +31,7 @@ def marker(tmp_path, monkeypatch):
     path = tmp_path / "IMAGE"
     path.write_text("site-agent, version 0.1.0\n")
     monkeypatch.setattr(image_mod, "MARKER", path)
+    monkeypatch.setattr(image_mod, "DOCKERENV", tmp_path / "no-dockerenv")
     return path
 
 
@@ -54,6 +55,8 @@ def test_detect_reads_each_runtime(marker, tmp_path):
         "podman", "localhost/site-agent:latest"
     )
     assert detect({"container": "docker"}, containerenv=none) == RunningImage("docker", None)
+    (tmp_path / "no-dockerenv").touch()  # docker marks its containers so
+    assert detect({}, containerenv=none) == RunningImage("docker", None)
 
 
 @pytest.mark.parametrize("site", ["polaris", "aurora", "frontier"])

@@ -25,6 +25,7 @@ from siteagent.profiles import Profile
 
 MARKER = Path("/opt/site-agent/IMAGE")
 CONTAINERENV = Path("/run/.containerenv")
+DOCKERENV = Path("/.dockerenv")
 APPTAINER_TYPES = ("apptainer", "singularity")
 DOCKER_TYPES = ("podman", "podman-hpc", "docker")
 # what worker_init exports for the pilot wrapper; podman and docker pass no host variable
@@ -105,11 +106,10 @@ def detect(
     ):
         if env.get(var):
             return RunningImage(runtime, env[var])
-    if env.get("container") in ("podman", "docker") or containerenv.exists():
-        runtime = "docker" if env.get("container") == "docker" else "podman"
-    else:
-        runtime = "podman"
-    return RunningImage(runtime, env.get(Var.IMAGE) or _containerenv_image(containerenv))
+    # podman sets container=podman and writes /run/.containerenv; docker writes /.dockerenv
+    docker = env.get("container") == "docker" or DOCKERENV.exists()
+    uri = env.get(Var.IMAGE) or _containerenv_image(containerenv)
+    return RunningImage("docker" if docker else "podman", uri)
 
 
 def _runtime(profile: Profile, running: RunningImage | None) -> str:
