@@ -16,15 +16,15 @@ from siteagent.managed import ManagedFile, WriteReport, write_managed
 from siteagent.profiles import Profile
 from siteagent.userconfig import SCHEDULER_FIELDS, defaults, user_config_schema
 
+if TYPE_CHECKING:
+    from siteagent.image import WorkerImage
+
 CONFIG = "config.yaml"
 TEMPLATE = "user_config_template.yaml.j2"
 SCHEMA = "user_config_schema.json"
 ENVIRONMENT = "user_environment.yaml"
 ENDPOINT_FILES = (CONFIG, TEMPLATE, SCHEMA, ENVIRONMENT)
 EXEC_WRAPPER = "bin/site-agent-exec"
-
-if TYPE_CHECKING:
-    from siteagent.image import WorkerImage
 
 OPTIONAL_FIELDS = ("account", "queue", "qos", "constraint", "reservation", "filesystems")
 
