@@ -98,6 +98,8 @@ def test_bad_images_and_runtimes_are_one_line_errors(tmp_path):
         worker_image(perlmutter, tmp_path, image="a b")
     with pytest.raises(ConfigError, match=r"^--image: podman-hpc runs an image reference, not"):
         worker_image(perlmutter, tmp_path, image=SIF)
+    with pytest.raises(ConfigError, match=r"^--image: 'site-agent\.sif' is relative; name"):
+        worker_image(load_profile("polaris"), tmp_path, image="site-agent.sif")
     with pytest.raises(ConfigError, match=r"^--image: podman does not say which image"):
         worker_image(local, tmp_path, running=RunningImage("podman", None))
     with pytest.raises(ConfigError, match=r"^container\.runtime: site 'local' has none"):

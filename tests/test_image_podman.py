@@ -52,6 +52,22 @@ def test_endpoint_written_in_the_image_runs_its_workers_in_the_image(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"note: workers start in the image: podman {IMAGE}" in r.stdout
 
+    # the image is found from the environment too, and its absence is one line naming --image
+    for env, want in (("SITE_AGENT_IMAGE=" + IMAGE, 0), ("SITE_AGENT_IMAGE=", 2)):
+        r = podman(
+            "run", "--rm", "--user", uid, "-e", "HOME=/tmp", "-e", env, "-v", f"{tmp_path}:{tmp_path}",
+            IMAGE, "install", "--site", "local", "--endpoint-dir", str(tmp_path / "ep2"),
+        )  # fmt: skip
+        assert r.returncode == want, r.stdout + r.stderr
+        if want:
+            assert r.stderr == (
+                "site-agent: error: --image: podman does not say which image site-agent runs "
+                "from; name it (--image localhost/site-agent:latest)\n"
+            )
+        else:
+            assert f"note: workers start in the image: podman {IMAGE}" in r.stdout
+    shutil.rmtree(tmp_path / "ep2")
+
     result = validate_endpoint(ep, {})
     engine = result.config.engine
     assert (engine.container_type, engine.container_uri) == ("podman", IMAGE)

@@ -172,6 +172,9 @@ def worker_image(
         raise ConfigError(f"--image: '{uri}' is not an image path or URI")
     if runtime in DOCKER_TYPES and uri.endswith(".sif"):
         raise ConfigError(f"--image: {runtime} runs an image reference, not the SIF file {uri}")
+    if runtime in APPTAINER_TYPES and "://" not in uri and not uri.startswith("/"):
+        # batch jobs start in other directories: the compute nodes need the SIF's full path
+        raise ConfigError(f"--image: '{uri}' is relative; name the SIF by its absolute path")
     cfg = profile.section("container")
     binds = _binds(profile, Path(endpoint_dir))
     options: list[str] = []
