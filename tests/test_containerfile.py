@@ -73,8 +73,18 @@ def instructions():
 def test_instructions_are_known_and_base_is_small(instructions):
     known = {"FROM", "LABEL", "ENV", "ARG", "COPY", "RUN", "USER", "WORKDIR", "ENTRYPOINT", "CMD"}
     assert {w for w, _ in instructions} <= known
-    assert instructions[0][0] == "FROM"
-    assert re.fullmatch(r"(docker\.io/library/)?python:3\.1[1-9]-slim", instructions[0][1])
+    # the base is a build argument (a site's mirror, or CI's stand-in), python:3.11-slim by default
+    assert instructions[0][0] == "ARG" and instructions[1] == ("FROM", "${BASE_IMAGE}")
+    name, _, default = instructions[0][1].partition("=")
+    assert name == "BASE_IMAGE"
+    assert re.fullmatch(r"(docker\.io/library/)?python:3\.1[1-9]-slim", default)
+
+
+def test_image_has_ps_for_parsl_and_the_pilot(instructions):
+    """Parsl stops its worker pools with `ps -o pgid=`; slim bases have no ps."""
+    apt = [args for w, args in instructions if w == "RUN" and "apt-get install" in args]
+    assert len(apt) == 1 and "procps" in apt[0].split()
+    assert "rm -rf /var/lib/apt/lists/*" in apt[0]
 
 
 def test_every_copy_source_exists_and_lands_in_the_app_dir(instructions):
@@ -93,7 +103,11 @@ def test_every_copy_source_exists_and_lands_in_the_app_dir(instructions):
 
 def test_entrypoint_user_and_labels(instructions):
     entry = [args for w, args in instructions if w == "ENTRYPOINT"]
-    assert len(entry) == 1 and json.loads(entry[0]) == ["site-agent"]
+    assert len(entry) == 1 and json.loads(entry[0]) == ["/usr/local/bin/site-agent-entrypoint"]
+    # the entrypoint is the repository's script, installed by a RUN step
+    runs = " ".join(args for w, args in instructions if w == "RUN")
+    assert 'scripts/image-entrypoint.sh" /usr/local/bin/site-agent-entrypoint' in runs
+    assert (REPO / "scripts" / "image-entrypoint.sh").stat().st_mode & 0o111
     users = [args for w, args in instructions if w == "USER"]
     assert users and users[-1] not in ("root", "0", "0:0")
     # the last USER comes after every RUN: nothing runs as root at run time

@@ -200,13 +200,6 @@ def test_install_errors_are_one_line(run_cli, tmp_path):
     assert r.returncode == 1 and "no endpoint installed by site-agent" in r.stderr
 
 
-def test_install_inside_a_container_says_where_workers_look(tmp_path, monkeypatch):
-    monkeypatch.setenv("APPTAINER_CONTAINER", "/shared/site-agent.sif")
-    report = install(load_profile("local"), tmp_path / "ep")
-    assert [n for n in report.notes if "/shared/site-agent.sif" in n]
-    assert not [n for n in report.notes if n.startswith("note")]
-
-
 def test_install_points_workers_at_pilot3(tmp_path):
     pilot3 = tmp_path / "pilot3"
     pilot3.mkdir()

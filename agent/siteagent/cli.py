@@ -475,15 +475,22 @@ def _print_check_table(report) -> None:
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Unpacked PanDA pilot3 (with pilot.py) the workers run (default: <venv>/pilot3).",
 )
+@click.option(
+    "--image",
+    help="Start the workers inside this site-agent image (SIF path or image reference; "
+    "default: the image site-agent runs from, if any).",
+)
 def install_command(
-    site: str, endpoint_dir: Path | None, force: bool, pilot_dir: Path | None
+    site: str, endpoint_dir: Path | None, force: bool, pilot_dir: Path | None, image: str | None
 ) -> None:
     """Write the endpoint directory of a site: the template endpoint files, the execution
     wrapper and the cvmfsexec configuration. Running it again changes nothing."""
     from siteagent.install import install
     from siteagent.profiles import load_profile
 
-    report = install(load_profile(site), endpoint_dir, force=force, pilot_dir=pilot_dir)
+    report = install(
+        load_profile(site), endpoint_dir, force=force, pilot_dir=pilot_dir, image=image
+    )
     for name, status in report.files:
         click.echo(f"{status:<11} {report.directory / name}")
     if report.backup_dir:

@@ -14,11 +14,15 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.fileio import sha256_file, sha256_text
 from siteagent.managed import MANIFEST, ManagedFile, edited_files, remove_managed, write_managed
 from siteagent.profiles import Profile
+
+if TYPE_CHECKING:
+    from siteagent.image import WorkerImage
 
 CVMFS_CONFIG = "cvmfs/default.local"
 CREATED, UNCHANGED, UPDATED, KEPT_EDITED = "created", "unchanged", "updated", "kept-edited"
@@ -77,12 +81,15 @@ def default_pilot_dir() -> Path | None:
 
 
 def install_files(
-    profile: Profile, directory: Path, pilot_dir: Path | None = None
+    profile: Profile,
+    directory: Path,
+    pilot_dir: Path | None = None,
+    image: WorkerImage | None = None,
 ) -> dict[str, ManagedFile]:
     """Every file ``install`` writes into ``directory``, with its mode."""
     from siteagent.endpoint.render import managed_files, render_endpoint
 
-    files = managed_files(render_endpoint(profile, directory, pilot_dir=pilot_dir))
+    files = managed_files(render_endpoint(profile, directory, pilot_dir=pilot_dir, image=image))
     cvmfs = render_cvmfs_config(profile)
     if cvmfs is not None:
         # holds the proxy URL, which may carry credentials
@@ -108,13 +115,18 @@ def install(
     directory: Path | None = None,
     force: bool = False,
     pilot_dir: Path | None = None,
+    image: str | None = None,
 ) -> InstallReport:
-    """Write the endpoint directory of ``profile``; see the module docstring."""
+    """Write the endpoint directory of ``profile``; see the module docstring.
+
+    Run from the site-agent image, or with ``image`` (``--image``), the endpoint starts its
+    worker pools inside that image (siteagent/image.py)."""
     directory = _target_directory(profile, directory)
     if pilot_dir is not None and not (Path(pilot_dir) / "pilot.py").is_file():
         raise ConfigError(f"--pilot-dir: no pilot.py in {pilot_dir}")
     pilot_dir = pilot_dir or default_pilot_dir()
-    files = install_files(profile, directory, pilot_dir)
+    workers = _worker_image(profile, directory, image)
+    files = install_files(profile, directory, pilot_dir, workers)
     report = InstallReport(
         site=profile.name, endpoint_name=profile.endpoint.name, directory=directory
     )
@@ -127,8 +139,17 @@ def install(
     report.files = [
         (name, _status(name, written.unchanged, to_write, existed)) for name in sorted(files)
     ]
-    report.notes = _notes(pilot_dir)
+    report.notes = _notes(pilot_dir, workers)
     return report
+
+
+def _worker_image(profile: Profile, directory: Path, image: str | None) -> WorkerImage | None:
+    """Where the workers start: the image named or the one site-agent runs from, else None
+    (this venv, put on PATH by worker_init)."""
+    from siteagent.image import detect, worker_image
+
+    running = detect()
+    return worker_image(profile, directory, image, running) if image or running else None
 
 
 def _target_directory(profile: Profile, directory: Path | None) -> Path:
@@ -158,7 +179,7 @@ def _status(
     return UPDATED if name in existed else CREATED
 
 
-def _notes(pilot_dir: Path | None) -> list[str]:
+def _notes(pilot_dir: Path | None, workers: WorkerImage | None) -> list[str]:
     """What the user should know after an install."""
     notes = []
     if pilot_dir is None:
@@ -167,12 +188,9 @@ def _notes(pilot_dir: Path | None) -> list[str]:
             "install again with --pilot-dir DIR (an unpacked pilot3 release, see "
             "scripts/get-panda-pilot.sh)"
         )
-    image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
-    if image:
-        # worker_init puts this venv on PATH; it exists inside the image only
+    if workers is not None:
         notes.append(
-            f"written inside the container {image}: worker_init points at {Path(sys.executable).parent}, "
-            "which compute nodes see only inside the image; see README, Deploy"
+            f"workers start in the image: {workers.container_type} {workers.container_uri}"
         )
     return notes
 

@@ -58,3 +58,5 @@ class Var:
     CVMFS_ROOT = "SITE_AGENT_CVMFS_ROOT"
     ENV_ROOT = "SITE_AGENT_ENV_ROOT"
     GPU_ROOT = "SITE_AGENT_GPU_ROOT"
+    # the image site-agent runs from, where its runtime does not say (podman, docker)
+    IMAGE = "SITE_AGENT_IMAGE"

@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siteagent import __version__
 from siteagent.errors import ConfigError
@@ -17,6 +17,9 @@ from siteagent.profiles import Profile
 from siteagent.proxy import proxy_environment, proxy_exports
 from siteagent.schedulers import all_fields, scheduler_for
 from siteagent.userconfig import defaults, user_config_schema
+
+if TYPE_CHECKING:
+    from siteagent.image import WorkerImage
 
 CONFIG = "config.yaml"
 TEMPLATE = "user_config_template.yaml.j2"
@@ -85,13 +88,22 @@ def _shell_word(value: str, what: str) -> str:
 
 
 def _worker_init(
-    profile: Profile, bin_dir: str, exec_path: str | None, pilot_path: str | None
+    profile: Profile,
+    bin_dir: str,
+    exec_path: str | None,
+    pilot_path: str | None,
+    image: WorkerImage | None = None,
 ) -> list[str]:
     """The profile's worker_init lines, then the proxy, variables and site-agent's paths."""
     lines = list(profile.environment.worker_init)
     lines += proxy_exports(profile)
     lines += [f"export {k}={v}" for k, v in profile.environment.variables.items()]
-    lines.append(f'export PATH="{bin_dir}:$PATH"')
+    if image is None:
+        lines.append(f'export PATH="{bin_dir}:$PATH"')
+    else:
+        # image mode: the venv is the image's; the batch job needs the runtime that starts it
+        lines += profile.container.setup
+        lines += [f"mkdir -p {path}" for path in image.create]
     if exec_path is not None:
         lines.append(f"export {Var.EXEC}={exec_path}")
     if pilot_path is not None:
@@ -100,7 +112,9 @@ def _worker_init(
     return lines
 
 
-def _template_context(profile: Profile, worker_init: list[str]) -> dict[str, Any]:
+def _template_context(
+    profile: Profile, worker_init: list[str], image: WorkerImage | None = None
+) -> dict[str, Any]:
     """The values the endpoint's templates and the scheduler's provider block are rendered with."""
     endpoint = profile.endpoint
     sched = scheduler_for(profile)
@@ -125,6 +139,8 @@ def _template_context(profile: Profile, worker_init: list[str]) -> dict[str, Any
         "worker_init": worker_init,
         "launcher_type": sched.parsl_launcher,
         "init_blocks": endpoint.init_blocks,
+        "image": image,
+        "image_uri_literal": json.dumps(image.container_uri) if image else None,
     } | sched.template_context(profile)
 
 
@@ -133,12 +149,15 @@ def render_endpoint(
     endpoint_dir: Path | None = None,
     python_bin: str | None = None,
     pilot_dir: Path | None = None,
+    image: WorkerImage | None = None,
 ) -> RenderedEndpoint:
     """Render ``config.yaml``, the user config template, its schema and the environment.
 
     With ``endpoint_dir`` the execution wrapper is rendered too (``bin/site-agent-exec``), and
     worker_init exports its absolute path as ``SITE_AGENT_EXEC``: the launch path of tasks.
     With ``pilot_dir`` worker_init exports ``SITE_AGENT_PILOT_DIR`` (PanDA pilot3's pilot.py).
+    With ``image`` (siteagent/image.py) the engine starts its worker pools inside that image, and
+    worker_init loads the container runtime instead of putting this venv on PATH.
     """
     env = _meta_env()
     bin_dir = _shell_word(str(Path(python_bin or sys.executable).parent), "python environment path")
@@ -148,7 +167,8 @@ def render_endpoint(
         _shell_word(exec_path, "endpoint directory")
     if pilot_dir is not None:
         pilot_path = _shell_word(str(Path(pilot_dir).expanduser().absolute()), "--pilot-dir:")
-    context = _template_context(profile, _worker_init(profile, bin_dir, exec_path, pilot_path))
+    worker_init = _worker_init(profile, bin_dir, exec_path, pilot_path, image)
+    context = _template_context(profile, worker_init, image)
     # the scheduler's provider block, rendered with the same values, without surrounding newlines
     provider = env.get_template(scheduler_for(profile).provider_template)
     context["provider_block"] = provider.render(context).strip("\n")

@@ -49,12 +49,21 @@ class PilotReport:
     gpus: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerReport] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
+    # the site-agent image this rank ran in ({"runtime", "uri"}), None outside it
+    image: dict[str, Any] | None = field(default_factory=lambda: _running_image())
     report_version: int = REPORT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         from siteagent.secrets import mask_data
 
         return mask_data(asdict(self))
+
+
+def _running_image() -> dict[str, Any] | None:
+    from siteagent.image import detect
+
+    running = detect()
+    return asdict(running) if running else None
 
 
 def _now() -> str:

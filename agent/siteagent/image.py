@@ -1,0 +1,225 @@
+"""Image mode: site-agent runs from its own image, and the endpoint it writes starts the worker
+pools inside that same image (GlobusComputeEngine's ``container_type``, ``container_uri``,
+``container_cmd_options``).
+
+Inside the image (the Containerfile writes ``MARKER``) the runtime and the image are read from
+the runtime's environment: apptainer/singularity export the SIF's path, podman names the image
+in ``/run/.containerenv`` when it is privileged, else ``$SITE_AGENT_IMAGE`` (which the worker
+pools get) names it. ``--image URI`` names the image explicitly (also outside the image).
+The runtime that starts the workers on the compute nodes is the profile's ``container.runtime``
+(apptainer on Polaris/Aurora/Frontier, podman-hpc on Perlmutter); a profile without one (local)
+uses the runtime site-agent itself runs in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from siteagent.errors import ConfigError
+from siteagent.names import IMAGE_RE, Var
+from siteagent.pilot.layers.container import BIND, INTEL_DEVICES
+from siteagent.profiles import Profile
+from siteagent.sections import ContainerSection
+
+MARKER = Path("/opt/site-agent/IMAGE")
+CONTAINERENV = Path("/run/.containerenv")
+DOCKERENV = Path("/.dockerenv")
+APPTAINER_TYPES = ("apptainer", "singularity")
+DOCKER_TYPES = ("podman", "podman-hpc", "docker")
+# what worker_init exports for the pilot wrapper; podman and docker pass no host variable
+# into a container unless named (apptainer passes them all)
+WORKER_VARIABLES = (
+    Var.SITE,
+    Var.SCHEDULER,
+    Var.NODES,
+    Var.RANKS_PER_NODE,
+    Var.CORES_PER_RANK,
+    Var.GPUS_PER_RANK,
+    Var.WALLTIME,
+    Var.JOB_START,
+    Var.CVMFS_REPOS,
+    Var.CONTAINER,
+    Var.CONDA_ENV,
+    Var.EXEC,
+    Var.PILOT_DIR,
+    "TMPDIR",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+)
+
+
+@dataclass(frozen=True)
+class RunningImage:
+    """The image site-agent runs from: its runtime and what that runtime calls it."""
+
+    runtime: str  # apptainer | singularity | podman | docker
+    uri: str | None  # SIF path or image reference; None where the runtime does not say
+
+
+@dataclass(frozen=True)
+class WorkerImage:
+    """The engine's container options that start the worker pools in the image."""
+
+    container_type: str
+    container_uri: str
+    options: tuple[str, ...]  # container_cmd_options, word by word
+    # bound directories the batch job creates first (a runtime refuses a missing bind source)
+    create: tuple[str, ...] = ()
+
+    @property
+    def cmd_options(self) -> str:
+        return " ".join(self.options)
+
+
+def _containerenv_image(path: Path) -> str | None:
+    """``image="..."`` of podman's /run/.containerenv (empty unless podman filled it in)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "image" and value.strip().strip('"'):
+            return value.strip().strip('"')
+    return None
+
+
+def detect(
+    environ: Mapping[str, str] | None = None,
+    marker: Path | None = None,
+    containerenv: Path | None = None,
+) -> RunningImage | None:
+    """The site-agent image this process runs in, or None outside it."""
+    env = os.environ if environ is None else environ
+    containerenv = containerenv or CONTAINERENV
+    if not (marker or MARKER).is_file():
+        return None
+    for runtime, var in (
+        ("apptainer", "APPTAINER_CONTAINER"),
+        ("singularity", "SINGULARITY_CONTAINER"),
+    ):
+        if env.get(var):
+            return RunningImage(runtime, env[var])
+    # podman sets container=podman and writes /run/.containerenv; docker writes /.dockerenv
+    docker = env.get("container") == "docker" or DOCKERENV.exists()
+    uri = env.get(Var.IMAGE) or _containerenv_image(containerenv)
+    return RunningImage("docker" if docker else "podman", uri)
+
+
+def _runtime(profile: Profile, running: RunningImage | None) -> str:
+    runtime = profile.container.runtime
+    if runtime == "none":
+        if running is None:
+            raise ConfigError(
+                f"container.runtime: site '{profile.name}' has none to start workers in the "
+                "image (set container.runtime in the profile)"
+            )
+        return running.runtime
+    if runtime not in APPTAINER_TYPES + DOCKER_TYPES:
+        raise ConfigError(
+            f"container.runtime: '{runtime}' cannot start the endpoint's workers in the image "
+            f"(supported: {', '.join(APPTAINER_TYPES + DOCKER_TYPES)})"
+        )
+    return runtime
+
+
+def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
+    """Host paths the worker pool and the pilot wrapper need inside the image: the endpoint
+    directory (execution wrapper, tasks' sandboxes), scratch, CVMFS, the profile's binds and,
+    for Intel GPUs, /dev/dri."""
+    cvmfs = profile.cvmfs
+    binds = [str(endpoint_dir), *profile.check.scratch_dirs]
+    if cvmfs.mode == "native":
+        binds.append("/cvmfs")
+    elif cvmfs.mode == "cvmfsexec":
+        # cvmfsexec's distribution and cache live on the host, shared by the pilots of a node
+        binds += [p for p in (cvmfs.dist_dir, cvmfs.cache_dir) if p]
+    binds += profile.container.binds
+    if profile.node.gpu_vendor == "intel" and INTEL_DEVICES not in binds:
+        binds.append(INTEL_DEVICES)
+    out: list[str] = []
+    for bind in binds:
+        if not BIND.match(bind):
+            raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
+        if bind not in out:
+            out.append(bind)
+    return out
+
+
+def worker_image(
+    profile: Profile,
+    endpoint_dir: Path,
+    image: str | None = None,
+    running: RunningImage | None = None,
+) -> WorkerImage:
+    """The container options of the engine for ``profile``: ``image`` (``--image``) or the
+    image site-agent runs from (``running``, see :func:`detect`)."""
+    runtime = _runtime(profile, running)
+    uri = _image_uri(runtime, image, running)
+    binds = _binds(profile, Path(endpoint_dir))
+    if runtime in APPTAINER_TYPES:
+        options = _apptainer_options(profile.container, binds)
+    else:
+        options = _docker_options(runtime, profile.container, binds, uri)
+    options += profile.container.options
+    for word in options:
+        if any(c in word for c in "\n;$`\"'\\ {}#") or word.startswith("#"):
+            raise ConfigError(f"container.options: '{word}' has characters a shell would read")
+    cache = profile.cvmfs.cache_dir
+    create = (cache,) if profile.cvmfs.mode == "cvmfsexec" and cache else ()
+    return WorkerImage(runtime, uri, tuple(options), create)
+
+
+def _image_uri(runtime: str, image: str | None, running: RunningImage | None) -> str:
+    """The image the workers start in, checked for the form ``runtime`` takes."""
+    uri = image or (running.uri if running else None)
+    if not uri:
+        raise ConfigError(
+            f"--image: {running.runtime if running else 'the runtime'} does not say which image "
+            "site-agent runs from; name it (--image localhost/site-agent:latest)"
+        )
+    if not IMAGE_RE.match(uri):
+        raise ConfigError(f"--image: '{uri}' is not an image path or URI")
+    _check_form(runtime, uri)
+    return uri
+
+
+def _check_form(runtime: str, uri: str) -> None:
+    """Refuse an image form ``runtime`` cannot start (a SIF for podman, a relative SIF)."""
+    if runtime in DOCKER_TYPES and uri.endswith(".sif"):
+        raise ConfigError(f"--image: {runtime} runs an image reference, not the SIF file {uri}")
+    if runtime in APPTAINER_TYPES and "://" not in uri and not uri.startswith("/"):
+        # batch jobs start in other directories: the compute nodes need the SIF's full path
+        raise ConfigError(f"--image: '{uri}' is relative; name the SIF by its absolute path")
+
+
+def _apptainer_options(cfg: ContainerSection, binds: list[str]) -> list[str]:
+    # apptainer passes the batch job's environment (worker_init's exports) and binds HOME
+    options = [cfg.gpu_flag] if cfg.gpu_flag != "none" else []
+    for bind in binds:
+        options += ["--bind", bind]
+    return options + [f"--env={k}={v}" for k, v in cfg.env.items()]
+
+
+def _docker_options(runtime: str, cfg: ContainerSection, binds: list[str], uri: str) -> list[str]:
+    # the worker pool connects back to the interchange: the host's network; --rm leaves no
+    # stopped container per block; --init: the worker pool is not PID 1, which ignores the
+    # SIGTERM that stops a block. The engine adds `-v RUNDIR:RUNDIR -t`.
+    options = ["--rm", "--init", "--network=host"]
+    if runtime != "podman-hpc":
+        # the files the workers write belong to whoever installed the endpoint
+        # (podman-hpc maps the container's root to the calling user already)
+        options.append(f"--user={os.getuid()}:{os.getgid()}")
+    for bind in binds:
+        host, _, rest = bind.partition(":")
+        options.append(f"--volume={host}:{rest or host}")
+    options += [f"--env={name}" for name in WORKER_VARIABLES]
+    options.append(f"--env={Var.IMAGE}={uri}")
+    return options + [f"--env={k}={v}" for k, v in cfg.env.items()]
