@@ -360,7 +360,8 @@ def test_term_is_forwarded_and_reported(site, tmp_path):
     proc = start(site, "--cvmfs", "none", "--report", str(report), "--", "sh", "-c", script)
     try:
         wait_for(lambda: got.is_file() and "ready" in got.read_text())
-        assert report_state(report) == "running"
+        # the report says running once the payload has started (it may print first)
+        wait_for(lambda: report_state(report) == "running")
         proc.send_signal(signal.SIGUSR1)
         wait_for(lambda: "USR1" in got.read_text())
         assert proc.poll() is None  # USR1 is passed on, not a stop

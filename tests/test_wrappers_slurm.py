@@ -127,7 +127,7 @@ def test_scancel_is_reported_and_leaves_no_rank(slurm, tmp_path):
             profile, {"account": "t", "ranks_per_node": 2, "walltime": "00:05:00"}, "long"
         )
         + f"{w} --ranks-per-node 2 --cores-per-rank 1 -- bash -c "
-        f"'touch {marker}.$SITE_AGENT_RANK; exec sleep 300'\n"
+        f"'touch {marker}.$SITE_AGENT_RANK; exec sleep 347'\n"
     )
     out = tmp_path / "long.out"
     job = slurm.run("sbatch", "--parsable", f"--output={out}", str(script)).stdout.strip()
@@ -143,8 +143,9 @@ def test_scancel_is_reported_and_leaves_no_rank(slurm, tmp_path):
         assert time.monotonic() < deadline, out.read_text()
         time.sleep(0.2)
     assert "site-agent-exec: received SIGTERM, stopping 2 ranks" in out.read_text()
+    # a duration no other test sleeps for: only this job's ranks can match
     sleepers = [
-        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "347"]
     ]
     assert sleepers == []
 
