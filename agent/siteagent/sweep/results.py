@@ -70,7 +70,8 @@ class ResultsFile:
         return {run_key(r["site"], r["payload"], r["config"], r["rep"]) for r in self.load()}
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+        # keys as made: the point keeps the grid's field order (labels, table columns)
+        line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
