@@ -268,6 +268,36 @@ def test_results_append_load_and_resume(tmp_path, local):
     assert have == 2
     assert [(r.point.values["ranks_per_node"], r.rep) for r in runs] == [(1, 1), (2, 1)]
     assert run_key("local", "other", a["config"], 0) not in f.done_keys()
+    # a run whose ranks a stop signal ended is no measurement: a rerun runs it again
+    stopped = record(local, {"ranks_per_node": 1}, 0.5, rep=1, exit_code=143)
+    stopped["ranks"][0]["reason"] = "signalled"
+    f.append(stopped)
+    assert run_key("local", "p", stopped["config"], 1) not in f.done_keys()
+
+
+def test_progress_lines_when_piped_and_live_on_a_terminal(local):
+    import io
+
+    from siteagent.sweep.progress import Reporter
+    from siteagent.sweep.runner import Progress
+
+    done = record(local, {"ranks_per_node": 2}, 1.234)
+    piped = io.StringIO()
+    report = Reporter(piped)  # not a terminal: plain lines
+    report(Progress(total=3, running=1, queued=2, elapsed=1.0))
+    report(Progress(total=3, running=1, queued=2, elapsed=1.5))  # a tick: no new line
+    report(Progress(total=3, done=1, running=1, queued=1, elapsed=65, eta=130.4, last=done))
+    report.close()
+    assert piped.getvalue().splitlines() == [
+        "[0/3] done 0 (0 failed), running 1, queued 2, elapsed 0:01, eta ?",
+        "[1/3] done 1 (0 failed), running 1, queued 1, elapsed 1:05, eta 2:10 | "
+        "ranks_per_node=2 rep 0: 1.23s ok",
+    ]
+    tty = io.StringIO()
+    live = Reporter(tty, live=True)
+    live(Progress(total=3, done=1, running=1, queued=1, elapsed=65, eta=130.4, last=done))
+    live.close()
+    assert "ranks_per_node=2 rep 0: 1.23s ok" in tty.getvalue()
 
 
 # ---------------------------------------------------------------- objective and ranking

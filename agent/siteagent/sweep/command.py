@@ -107,6 +107,7 @@ def run_command(
     from siteagent.sweep.plot import write_plot
     from siteagent.sweep.progress import Reporter
     from siteagent.sweep.run import SweepOptions, execute, prepare
+    from siteagent.sweep.runner import SweepInterrupted
 
     opts = SweepOptions(
         site=site,
@@ -138,6 +139,10 @@ def run_command(
     reporter = Reporter(err)
     try:
         outcome = execute(plan, on_progress=reporter)
+    except KeyboardInterrupt:  # outside the runner (engine start-up, ranking)
+        raise SweepInterrupted(
+            f"interrupted; finished runs are kept in {results}; rerun to resume"
+        ) from None
     finally:
         reporter.close()
     title = f"site-agent sweep: {payload} on {plan.profile.name}"

@@ -67,7 +67,12 @@ class ResultsFile:
         return out
 
     def done_keys(self) -> set[str]:
-        return {run_key(r["site"], r["payload"], r["config"], r["rep"]) for r in self.load()}
+        """Runs measured already; an interrupted one (Ctrl-C reached its ranks) is run again."""
+        return {
+            run_key(r["site"], r["payload"], r["config"], r["rep"])
+            for r in self.load()
+            if not interrupted(r)
+        }
 
     def append(self, record: dict[str, Any]) -> None:
         # keys as made: the point keeps the grid's field order (labels, table columns)
@@ -83,6 +88,11 @@ class ResultsFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def interrupted(record: dict[str, Any]) -> bool:
+    """A run a stop signal ended (its pilot wrappers say ``signalled``): not a measurement."""
+    return any(r.get("reason") == "signalled" for r in record.get("ranks", []))
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -128,7 +128,7 @@ def execute(
 ) -> SweepOutcome:
     """Run the runs the results file lacks, then rank every recorded run of these points."""
     from siteagent.sweep.objective import rank
-    from siteagent.sweep.results import ResultsFile
+    from siteagent.sweep.results import ResultsFile, interrupted
     from siteagent.sweep.runner import Runner, plan_runs
 
     opts = plan.options
@@ -167,5 +167,6 @@ def execute(
         and r["payload"] == plan.payload.text
         and r["rep"] < opts.repetitions
         and config_key(r["config"]) in keys
+        and not interrupted(r)
     ]
     return SweepOutcome(plan, summary, already, rank(records, plan.objective))
