@@ -145,6 +145,12 @@ def run_command(
         ) from None
     finally:
         reporter.close()
+    if outcome.already:
+        print(
+            f"{outcome.already} run(s) were in {results} already, {len(outcome.summary.records)} "
+            "run now",
+            file=err,
+        )
     title = f"site-agent sweep: {payload} on {plan.profile.name}"
     out = Console(width=200) if not sys.stdout.isatty() else Console()
     with out.capture() as cap:

@@ -41,7 +41,9 @@ def table(ranked: list[Ranked], objective: Objective, fields: list[str]) -> Any:
     for f in fields:
         t.add_column(f)
     t.add_column(objective.unit or objective.name, justify="right")
-    t.add_column("time s", justify="right")
+    with_time = objective.name != "time"  # else the objective column is the time
+    if with_time:
+        t.add_column("time s", justify="right")
     t.add_column("overhead s", justify="right")
     t.add_column("node-h", justify="right")
     t.add_column("queue s", justify="right")
@@ -55,7 +57,7 @@ def table(ranked: list[Ranked], objective: Objective, fields: list[str]) -> Any:
             str(e.rank) if e.rank else "-",
             *(_cell(e.point.get(f, e.config.get(f))) for f in fields),
             fmt(e.value, digits),
-            fmt(e.median("seconds")),
+            *([fmt(e.median("seconds"))] if with_time else []),
             fmt(overhead(e)),
             fmt(e.median("node_hours"), 6),
             fmt(e.median("queue_wait_s"), 1),

@@ -16,6 +16,7 @@ from siteagent.sweep.objective import Objective, Ranked
 from siteagent.sweep.output import fmt, overhead, queue_keys
 
 ROW, LABEL_W, PANEL_W, GAP, TOP = 26, 300, 240, 40, 56
+VALUE_W = 70  # room right of the longest bar for its value
 BEST_COLOR, COLOR, OVERHEAD_COLOR, FAILED_COLOR = "#1a9850", "#4575b4", "#fdae61", "#bbbbbb"
 
 
@@ -32,7 +33,7 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
     panels = [
         (f"{objective.name} ({objective.unit})", lambda e: [(e.value, None)]),
         (
-            "time s: overhead + payload",
+            "time s (orange: outside the payload)",
             lambda e: [(overhead(e), OVERHEAD_COLOR), (e.median_layer("payload"), None)],
         ),
         ("node-hours", lambda e: [(e.median("node_hours"), None)]),
@@ -58,7 +59,7 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
         totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
         if p == 1:  # the time panel also shows each run as a dot
             totals += [r["seconds"] for e in ranked for r in e.ok_runs if r.get("seconds")]
-        scale = PANEL_W / (max(totals) or 1.0)
+        scale = (PANEL_W - VALUE_W) / (max(totals) or 1.0)
         out.append(
             f'<line x1="{x0}" y1="{TOP - 4}" x2="{x0}" y2="{TOP + ROW * len(ranked)}" stroke="#333"/>'
         )
@@ -75,10 +76,13 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
                 )
                 x += w
             total = sum(v or 0 for v, _ in segments_of(e))
+            if p == 1:  # the median run's time, right of the bar and of every run's dot
+                total = e.median("seconds") or 0.0
+                x = max([x, *(x0 + r["seconds"] * scale for r in e.ok_runs if r.get("seconds"))])
             text = fmt(total, 6 if p == 2 or (objective.name == "node-hours" and p == 0) else 2)
             if e.rank is None:
                 text = "failed"
-            out.append(f'<text x="{x + 4:.1f}" y="{y + 13}" font-size="11">{text}</text>')
+            out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
             if p == 1:
                 for r in e.ok_runs:
                     cx = x0 + r["seconds"] * scale
