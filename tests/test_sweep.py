@@ -358,3 +358,14 @@ def test_plot_is_one_svg_with_the_best_marked(local):
     assert "★ ranks_per_node=2" in labels and "ranks_per_node=1" in labels
     assert "sweep <test>" in labels and "failed" in labels
     assert "<script" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_readme_documents_every_record_field():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Resource sweep")[1].split("\n## ")[0]
+    for name, meaning in RECORD_FIELDS.items():
+        assert f"| `{name}` | {meaning} |" in section
+    example = json.loads(
+        section.split("One record of the sweep above:\n\n```json\n")[1].split("\n```")[0]
+    )
+    assert set(example) == set(RECORD_FIELDS)

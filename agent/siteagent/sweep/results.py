@@ -33,7 +33,7 @@ RECORD_FIELDS = {
     "exit_code": "exit code of the execution wrapper (the payload's)",
     "ok": "exit code 0 and every rank's pilot report finished",
     "node_hours": "nodes x seconds / 3600",
-    "layers": "pilot wrapper layer -> seconds (the slowest rank): plan, binding, proxy, cvmfs, container, environment, payload",
+    "layers": "pilot wrapper layer -> seconds, the slowest rank's (as its report names them: plan, gpu-binding, proxy, cvmfs, container, env) and payload",
     "ranks": "per rank: rank, host, reason, exit_code, payload_seconds",
     "metrics": "numbers the payload printed as JSON objects, summed over ranks",
     "error": "why the run failed (remote error, pilot setup error, stderr tail), else null",
