@@ -146,3 +146,26 @@ def test_interrupted_sweep_keeps_what_finished_and_resumes(run_cli, tmp_path):
     again = run_cli(*args, timeout=60)
     assert again.returncode == 0 and results.read_text().splitlines() == lines
     assert "★ best" in again.stdout and "done" not in again.stderr
+
+
+def test_points_in_flight_together_and_the_node_hour_budget(run_cli, tmp_path):
+    from datetime import datetime
+
+    r = run_cli(
+        "sweep", "--payload", "sleep 4", "--grid", "ranks_per_node=1,2", "-j", "2",
+        "--results", "r.jsonl", timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "running 2, queued 0" in r.stderr
+    first, second = sorted(records(tmp_path / "r.jsonl"), key=lambda x: x["started"])
+    start = [datetime.fromisoformat(x["started"]).timestamp() for x in (first, second)]
+    assert start[1] < start[0] + first["seconds"], "the two runs did not overlap"
+
+    # a budget smaller than one run: the first run spends it, the rest never starts
+    r = run_cli(
+        "sweep", "--payload", "true", "--grid", "ranks_per_node=1,2", "-r", "2",
+        "--max-node-hours", "0.0000001", "--results", "b.jsonl", timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert len(records(tmp_path / "b.jsonl")) == 1
+    assert "budget reached: 3 run(s) not started" in r.stdout

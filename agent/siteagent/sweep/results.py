@@ -26,7 +26,7 @@ RECORD_FIELDS = {
     "rep": "repetition number, from 0",
     "host": "where the task ran (first node of the job)",
     "job_id": "batch job id (SLURM_JOB_ID / PBS_JOBID), null on local",
-    "started": "UTC time the run started on the worker (ISO 8601)",
+    "started": "UTC time the run started on the worker (ISO 8601, milliseconds)",
     "seconds": "wall time of the execution wrapper with all ranks (time to solution)",
     "turnaround_s": "from submission on the login node to the result, queue included",
     "queue_wait_s": "batch queue wait this run saw (job start - submit), null where unknown",
@@ -113,8 +113,6 @@ def make_record(
     error: str | None = None,
 ) -> dict[str, Any]:
     """A record from what ``task.run_point`` returned (``outcome``), or from a remote error."""
-    import time
-
     o = outcome or {}
     nodes = int(config.get("nodes", 1))
     seconds = o.get("seconds")
@@ -167,7 +165,7 @@ def make_record(
         "rep": rep,
         "host": o.get("host"),
         "job_id": o.get("job_id"),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)) if started else None,
+        "started": _iso(started) if started else None,
         "seconds": seconds,
         "turnaround_s": round(finished_at - submitted_at, 4),
         "queue_wait_s": wait,
@@ -179,6 +177,15 @@ def make_record(
         "metrics": sum_metrics(o.get("metrics") or []),
         "error": error,
     }
+
+
+def _iso(epoch: float) -> str:
+    """UTC with milliseconds: runs in flight together must show that they overlapped."""
+    from datetime import UTC, datetime
+
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 def sum_metrics(objects: list[dict[str, Any]]) -> dict[str, float]:
