@@ -119,6 +119,8 @@ def test_grid_file_with_constraints(tmp_path, perlmutter):
             "only fields, numbers, strings, arithmetic",
         ),
         ("grid: [1\n", "not valid YAML"),
+        ("grid: {nodes: ['2']}\n", "grid.nodes: '2' is not a whole number"),
+        ("grid: {container: [1]}\n", "grid.container: 1 is not a string"),
     ],
 )
 def test_bad_grid_files(tmp_path, perlmutter, text, message):

@@ -67,7 +67,7 @@ def test_sweep_through_the_installed_endpoint(home, polaris_here, monkeypatch, t
     opts = SweepOptions(
         site=str(polaris_here),
         payload=EVENTS,
-        grid=["ranks_per_node=1,4", "gpus_per_rank=1,2"],
+        grid=["nodes=1,2", "ranks_per_node=1,4", "gpus_per_rank=1,2"],
         config={"account": "hep"},
         objective="throughput",
         metric="events",
@@ -75,7 +75,9 @@ def test_sweep_through_the_installed_endpoint(home, polaris_here, monkeypatch, t
     )
     plan = prepare(opts)
     # 4 ranks x 2 GPUs needs 8 of a Polaris node's 4: skipped, never submitted
-    assert [s.values for s in plan.skipped] == [{"ranks_per_node": 4, "gpus_per_rank": 2}]
+    assert [s.values for s in plan.skipped] == [
+        {"nodes": n, "ranks_per_node": 4, "gpus_per_rank": 2} for n in (1, 2)
+    ]
     outcome = execute(
         plan, backend_factory=lambda ep: GlobusBackend(ep, batch_size=8, client=StandinClient())
     )
@@ -83,14 +85,19 @@ def test_sweep_through_the_installed_endpoint(home, polaris_here, monkeypatch, t
     assert all(r["ok"] for r in records), [r["error"] for r in records]
     # one SDK Executor per point, with the point's canonical config, one run_point task each
     assert RecordingExecutor.configs == [p.config for p in plan.points]
-    assert [name for name, _ in StandinExecutor.submitted] == ["run_point"] * 3
-    assert [r["job_id"] for r in records] == ["1.standin"] * 3
-    assert sorted(r["metrics"]["events"] for r in records) == [10, 10, 100]
+    assert [name for name, _ in StandinExecutor.submitted] == ["run_point"] * 6
+    assert [r["job_id"] for r in records] == ["1.standin"] * 6
+    # rank r prints 10 * (r + 1) events: 1, 2, 4 or 8 ranks
+    assert sorted(r["metrics"]["events"] for r in records) == [10, 10, 30, 30, 100, 360]
     best = outcome.best
-    assert best.config["ranks_per_node"] == 4 and best.value == 100
-    for r in records:  # every rank went through the pilot wrapper, layers timed
-        assert len(r["ranks"]) == r["config"]["ranks_per_node"]
+    assert (best.config["nodes"], best.config["ranks_per_node"], best.value) == (2, 4, 360)
+    for r in records:  # every rank, on every node, went through the pilot wrapper
+        ranks = r["config"]["nodes"] * r["config"]["ranks_per_node"]
+        assert [k["rank"] for k in r["ranks"]] == list(range(ranks))
         assert {"plan", "gpu-binding", "payload"} <= set(r["layers"])
+        assert r["node_hours"] == pytest.approx(
+            r["config"]["nodes"] * r["seconds"] / 3600, abs=1e-8
+        )
 
 
 def test_batch_site_without_login_submits_nothing(run_cli, home, polaris_here, tmp_path):  # noqa: F811

@@ -158,9 +158,11 @@ def load_grid_file(profile: Profile, path: Path) -> Grid:
     if not isinstance(axes, dict):
         raise ConfigError(f"{where}: grid: must map fields to lists of values")
     for name, values in axes.items():
-        _field_schema(profile, str(name), f"{where}: grid")
+        schema = _field_schema(profile, str(name), f"{where}: grid")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: grid.{name}: must be a non-empty list of values")
+        for value in values:
+            _check_type(schema, value, f"{where}: grid.{name}")
         grid.axes[str(name)] = _unique(values)
     config = data.get("config") or {}
     if not isinstance(config, dict):
@@ -173,6 +175,19 @@ def load_grid_file(profile: Profile, path: Path) -> Grid:
         raise ConfigError(f"{where}: constraints: must be a list of expressions")
     grid.constraints = list(constraints)
     return grid
+
+
+_TYPES = {"integer": int, "string": str, "array": list, "object": dict}
+
+
+def _check_type(schema: dict[str, Any], value: Any, where: str) -> None:
+    """A value of the wrong kind is bad input; a value out of the site's range is a skipped
+    point (the schema check of each point says why)."""
+    want = _TYPES.get(schema.get("type", ""))
+    if want is not None and (not isinstance(value, want) or isinstance(value, bool)):
+        raise ConfigError(
+            f"{where}: {value!r} is not {'a whole number' if want is int else 'a ' + schema['type']}"
+        )
 
 
 def build_grid(

@@ -67,9 +67,7 @@ def _shell_word(word: str) -> bool:
     return r.returncode == 0  # a bash builtin or keyword (true, exit, for ...)
 
 
-def task_spec(
-    payload: Payload, site: str, worker_id: str, state: str | None = None
-) -> dict[str, Any]:
+def task_spec(payload: Payload, site: str, worker_id: str) -> dict[str, Any]:
     """What ``siteagent.sweep.task.run_point`` gets for one run."""
     spec: dict[str, Any] = {
         "kind": payload.kind,
@@ -80,6 +78,4 @@ def task_spec(
         "worker_id": worker_id,
         "pythonpath": payload.pythonpath if payload.kind == "callable" else None,
     }
-    if state:
-        spec["state"] = state
     return spec

@@ -27,10 +27,12 @@ OUTPUT_TAIL = 4000  # characters of stdout/stderr kept in the result
 def run_point(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one sweep point once; ``spec`` is made by ``siteagent.sweep.payload.task_spec``."""
     wid = spec["worker_id"]
-    own_state = not spec.get("state")
-    state = spec.get("state") or tempfile.mkdtemp(prefix="site-agent-sweep-")
     env = dict(os.environ)
-    env.update(spec.get("env", {}))
+    # the ranks' pilot reports go to a directory of this run where every node of the job sees
+    # it (the state directory, else the home directory, as for Harvester's workers)
+    root = env.get("SITE_AGENT_STATE") or os.path.join(os.path.expanduser("~"), ".site-agent")
+    os.makedirs(os.path.join(root, "sweep"), exist_ok=True)
+    state = tempfile.mkdtemp(prefix=f"{wid}-", dir=os.path.join(root, "sweep"))
     env["SITE_AGENT_STATE"] = state
     env["SITE_AGENT_WORKER_ID"] = wid
     if spec.get("pythonpath"):
@@ -54,10 +56,10 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
         try:
             with open(path) as f:
                 reports.append(json.load(f))
+            os.unlink(path)
         except (OSError, ValueError):
             continue
-    if own_state:
-        shutil.rmtree(state, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
     job_id = env.get("SLURM_JOB_ID") or env.get("PBS_JOBID") or None
     return {
         "host": socket.gethostname(),
