@@ -211,7 +211,9 @@ def outcome(seconds, ranks=1, exit_code=0, metrics=None, queue=None, started=100
         "job_id": "42" if queue else None,
         "queue": queue,
         "stdout_tail": "",
-        "stderr_tail": "boom" if exit_code else "",
+        "stderr_tail": "boom\nsite-agent pilot: failed, exit code 3; report /gone.json\n"
+        if exit_code
+        else "",
     }
 
 

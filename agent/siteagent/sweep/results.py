@@ -90,6 +90,14 @@ class ResultsFile:
                 os.close(fd)
 
 
+def _tail(outcome: dict[str, Any]) -> str:
+    """The payload's last words on stderr, one line (the pilot wrapper's own summary lines
+    name a report the run already removed)."""
+    lines = [ln.strip() for ln in outcome.get("stderr_tail", "").splitlines() if ln.strip()]
+    own = [ln for ln in lines if not ln.startswith("site-agent pilot:")]
+    return " | ".join((own or lines)[-3:])[-300:]
+
+
 def interrupted(record: dict[str, Any]) -> bool:
     """A run a stop signal ended (its pilot wrappers say ``signalled``): not a measurement."""
     return any(r.get("reason") == "signalled" for r in record.get("ranks", []))
@@ -146,9 +154,9 @@ def make_record(
         if errors:
             error = errors[0]
         elif len(ranks) != want_ranks:
-            error = f"{len(ranks)} of {want_ranks} pilot reports; stderr: {o.get('stderr_tail', '')[-300:]}"
+            error = f"{len(ranks)} of {want_ranks} pilot reports; stderr: {_tail(o)}"
         else:
-            error = f"exit code {exit_code}; stderr: {o.get('stderr_tail', '')[-300:]}"
+            error = f"exit code {exit_code}; stderr: {_tail(o)}"
     queue = o.get("queue")
     wait = None
     if queue:
