@@ -277,6 +277,11 @@ def test_results_append_load_and_resume(tmp_path, local):
     stopped["ranks"][0]["reason"] = "signalled"
     f.append(stopped)
     assert run_key("local", "p", stopped["config"], 1) not in f.done_keys()
+    # so is one that never got a result (its user endpoint did not start)
+    lost = make_record("local", "p", {}, b["config"], 1, None, 0.0, 1.0, "submit: OSError: x")
+    f.append(lost)
+    assert run_key("local", "p", b["config"], 1) not in f.done_keys()
+    assert run_key("local", "p", b["config"], 0) in f.done_keys()
 
 
 def test_progress_lines_when_piped_and_live_on_a_terminal(local):

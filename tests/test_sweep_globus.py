@@ -111,3 +111,35 @@ def test_batch_site_without_login_submits_nothing(run_cli, home, polaris_here, t
     assert not (
         r.cwd if hasattr(r, "cwd") else polaris_here.parent / "sweep-results.jsonl"
     ).exists()
+
+
+def test_a_point_whose_user_endpoint_cannot_start_is_a_failed_run(
+    home,  # noqa: F811
+    polaris_here,
+    monkeypatch,
+    tmp_path,
+):
+    profile = load_profile(str(polaris_here))
+    report = install(profile)
+    (report.directory / "endpoint.json").write_text(json.dumps({"endpoint_id": str(uuid.uuid4())}))
+    monkeypatch.setenv("GLOBUS_COMPUTE_CLIENT_ID", "c")
+    monkeypatch.setenv("GLOBUS_COMPUTE_CLIENT_SECRET", "s")
+    monkeypatch.setattr(globus_compute_sdk, "Executor", StandinExecutor)
+    opts = SweepOptions(
+        site=str(polaris_here),
+        payload="true",
+        grid=["ranks_per_node=1,2"],
+        config={"account": "hep"},
+        results=tmp_path / "r.jsonl",
+    )
+    # the service does not know this endpoint: the SDK Executor refuses each point
+    unknown = str(uuid.uuid4())
+    outcome = execute(
+        prepare(opts),
+        backend_factory=lambda ep: GlobusBackend(unknown, batch_size=8, client=StandinClient()),
+    )
+    errors = [r["error"] for r in outcome.summary.records]
+    assert (
+        errors == [f"submit: LookupError: stand-in Executor: no registered endpoint {unknown}"] * 2
+    )
+    assert outcome.best is None and [e.rank for e in outcome.ranked] == [None, None]

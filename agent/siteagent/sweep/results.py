@@ -67,11 +67,11 @@ class ResultsFile:
         return out
 
     def done_keys(self) -> set[str]:
-        """Runs measured already; an interrupted one (Ctrl-C reached its ranks) is run again."""
+        """Runs measured already; see ``measured`` for the ones a rerun runs again."""
         return {
             run_key(r["site"], r["payload"], r["config"], r["rep"])
             for r in self.load()
-            if not interrupted(r)
+            if measured(r)
         }
 
     def append(self, record: dict[str, Any]) -> None:
@@ -101,6 +101,12 @@ def _tail(outcome: dict[str, Any]) -> str:
 def interrupted(record: dict[str, Any]) -> bool:
     """A run a stop signal ended (its pilot wrappers say ``signalled``): not a measurement."""
     return any(r.get("reason") == "signalled" for r in record.get("ranks", []))
+
+
+def measured(record: dict[str, Any]) -> bool:
+    """The worker ran it to the end: not interrupted, and not a run that never got a result
+    (its user endpoint did not start, the task was lost); a rerun runs the others again."""
+    return record.get("seconds") is not None and not interrupted(record)
 
 
 def _ends_with_newline(path: Path) -> bool:

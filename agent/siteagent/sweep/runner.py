@@ -120,6 +120,19 @@ class Runner:
                 progress.eta = mean * (len(queue) + len(inflight)) / self.parallel
             self.on_progress(progress)
 
+        def finish(run: Run, record: dict[str, Any]) -> None:
+            self.results.append(record)
+            summary.records.append(record)
+            self.spent += record["node_hours"] or 0.0
+            durations.append(record["turnaround_s"])
+            progress.done += 1
+            progress.failed += not record["ok"]
+            left[run.point.key] -= 1
+            if left[run.point.key] == 0:
+                # its user endpoint (on a batch site: its batch job) is not needed again
+                self.backend.release(run.point.config)
+            tick(record)
+
         try:
             while queue or inflight:
                 while queue and len(inflight) < self.parallel:
@@ -128,13 +141,18 @@ class Runner:
                         queue.clear()
                         break
                     run = queue.pop(0)
-                    wid = _worker_id(run)
-                    spec = task_spec(self.payload, self.site, wid)
-                    future = self.backend.executor(run.point.config).submit(run_point, spec)
-                    inflight[future] = (run, time.time())
+                    spec = task_spec(self.payload, self.site, _worker_id(run))
+                    submitted_at = time.time()
+                    try:
+                        future = self.backend.executor(run.point.config).submit(run_point, spec)
+                    except Exception as err:  # this point's user endpoint cannot start
+                        error = f"submit: {type(err).__name__}: {err}"
+                        finish(run, self._record(run, None, submitted_at, error))
+                        continue
+                    inflight[future] = (run, submitted_at)
                     tick()
                 if not inflight:
-                    break
+                    continue  # the loop ends unless a failed submission left work queued
                 finished, _ = concurrent.futures.wait(
                     inflight, timeout=POLL, return_when=concurrent.futures.FIRST_COMPLETED
                 )
@@ -143,18 +161,7 @@ class Runner:
                     continue
                 for future in finished:
                     run, submitted_at = inflight.pop(future)
-                    record = self._record(run, future, submitted_at)
-                    self.results.append(record)
-                    summary.records.append(record)
-                    self.spent += record["node_hours"] or 0.0
-                    durations.append(record["turnaround_s"])
-                    progress.done += 1
-                    progress.failed += not record["ok"]
-                    left[run.point.key] -= 1
-                    if left[run.point.key] == 0:
-                        # its user endpoint (on a batch site: its batch job) is not needed again
-                        self.backend.release(run.point.config)
-                    tick(record)
+                    finish(run, self._record(run, future, submitted_at))
         except KeyboardInterrupt:
             cancelled = len(inflight)
             for future in inflight:
@@ -167,13 +174,18 @@ class Runner:
         return summary
 
     def _record(
-        self, run: Run, future: concurrent.futures.Future, submitted_at: float
+        self,
+        run: Run,
+        future: concurrent.futures.Future | None,
+        submitted_at: float,
+        error: str | None = None,
     ) -> dict[str, Any]:
-        outcome, error = None, None
-        try:
-            outcome = future.result()
-        except Exception as err:  # the task failed remotely: a failed run, recorded as such
-            error = f"{type(err).__name__}: {err}"
+        outcome = None
+        if future is not None:
+            try:
+                outcome = future.result()
+            except Exception as err:  # the task failed remotely: a failed run, recorded as such
+                error = f"{type(err).__name__}: {err}"
         return make_record(
             self.site,
             self.payload.text,
