@@ -114,7 +114,8 @@ def test_interrupted_sweep_keeps_what_finished_and_resumes(run_cli, tmp_path):
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 180
-    while not (results.exists() and results.read_text().count("\n") >= 1):
+    # stop once a run has finished and the next one's payload runs
+    while not (results.exists() and results.read_text().count("\n") >= 1 and leftovers(nap)):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no run finished"
         time.sleep(0.05)
@@ -125,6 +126,7 @@ def test_interrupted_sweep_keeps_what_finished_and_resumes(run_cli, tmp_path):
     assert last.startswith("site-agent: error: interrupted: ") and "rerun to resume" in last
     kept = results.read_text().splitlines()
     assert 1 <= len(kept) < 4 and f"{len(kept)} run(s) finished" in last
+    assert ", 1 in flight cancelled, " in last
     # what was in flight was stopped, not left running
     deadline = time.monotonic() + 20
     while leftovers(nap) and time.monotonic() < deadline:
