@@ -59,6 +59,7 @@ def test_grid_words_are_typed_by_the_site_schema(perlmutter):
         (["nodes=1,x"], "--grid: nodes: 'x' is not a whole number"),
         (["nodes"], "--grid: 'nodes' is not FIELD=V1,V2,..."),
         (["nodes=1", "nodes=2"], "--grid: nodes: given twice"),
+        (["nodes="], "--grid: nodes: no values"),
         (["env=A"], "--grid: env: a mapping; give it in a grid file (--grid-file)"),
         (["control=1"], "--grid: control: not a user_endpoint_config field"),
     ],

@@ -122,9 +122,9 @@ def parse_grid_words(profile: Profile, words: list[str]) -> dict[str, list[Any]]
         schema = _field_schema(profile, name, "--grid")
         if name in axes:
             raise ConfigError(f"--grid: {name}: given twice")
-        parsed = [parse_word(profile, schema, name, v.strip(), "--grid") for v in values.split(",")]
         if not values.strip():
             raise ConfigError(f"--grid: {name}: no values")
+        parsed = [parse_word(profile, schema, name, v.strip(), "--grid") for v in values.split(",")]
         axes[name] = _unique(parsed)
     return axes
 
