@@ -17,15 +17,14 @@ site does not know, a value of the wrong type or an empty grid is bad input (``C
 
 from __future__ import annotations
 
-import ast
 import itertools
-import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.profiles import Profile
+from siteagent.sweep.constraints import evaluate, names
 
 # `--grid cvmfs_repos=atlas.cern.ch+sft.cern.ch,none`: '+' joins the items of one list value
 LIST_SEP = "+"
@@ -204,8 +203,14 @@ def build_grid(
     grid.config.update(config or {})
     if not grid.axes:
         raise ConfigError("--grid: empty grid: give at least one FIELD=V1,V2 (or a --grid-file)")
+    known = set(fields(profile))
     for c in grid.constraints:
-        check_constraint(profile, c)
+        for name in names(c):
+            if name not in known:
+                raise ConfigError(
+                    f"constraints: {c!r}: {name}: not a user_endpoint_config field of site "
+                    f"{profile.name} (known: {', '.join(sorted(known))})"
+                )
     return grid
 
 
@@ -235,92 +240,3 @@ def expand(profile: Profile, grid: Grid) -> tuple[list[Point], list[Skipped]]:
         seen.add(point.key)
         points.append(point)
     return points, skipped
-
-
-# ---------------------------------------------------------------- constraints
-_OPS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b,
-    ast.NotIn: lambda a, b: a not in b,
-}
-
-
-def _names(expr: str) -> set[str]:
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except SyntaxError:
-        raise ConfigError(f"constraints: {expr!r}: not an expression") from None
-    for node in ast.walk(tree):
-        allowed = (
-            ast.Expression,
-            ast.BoolOp,
-            ast.And,
-            ast.Or,
-            ast.UnaryOp,
-            ast.Not,
-            ast.BinOp,
-            ast.Compare,
-            ast.Name,
-            ast.Load,
-            ast.Constant,
-            ast.List,
-            ast.Tuple,
-            *_OPS,
-        )
-        if not isinstance(node, allowed):
-            raise ConfigError(
-                f"constraints: {expr!r}: only fields, numbers, strings, arithmetic, "
-                f"comparisons, and/or/not are allowed"
-            )
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-
-
-def check_constraint(profile: Profile, expr: str) -> None:
-    """A constraint may name only this site's fields (bad input otherwise)."""
-    for name in _names(expr):
-        _field_schema(profile, name, f"constraints: {expr!r}")
-
-
-def evaluate(expr: str, config: dict[str, Any]) -> bool:
-    """The value of a checked constraint for a canonical config (a missing field is None)."""
-
-    def ev(node: ast.AST) -> Any:
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            return config.get(node.id)
-        if isinstance(node, ast.List | ast.Tuple):
-            return [ev(e) for e in node.elts]
-        if isinstance(node, ast.BoolOp):
-            vals = (ev(v) for v in node.values)
-            return all(vals) if isinstance(node.op, ast.And) else any(vals)
-        if isinstance(node, ast.UnaryOp):
-            return not ev(node.operand)
-        if isinstance(node, ast.BinOp):
-            return _OPS[type(node.op)](ev(node.left), ev(node.right))
-        if isinstance(node, ast.Compare):
-            left = ev(node.left)
-            for op, comp in zip(node.ops, node.comparators, strict=True):
-                right = ev(comp)
-                if not _OPS[type(op)](left, right):
-                    return False
-                left = right
-            return True
-        raise ConfigError(f"constraints: {expr!r}: unsupported")
-
-    try:
-        return bool(ev(ast.parse(expr, mode="eval")))
-    except (TypeError, ZeroDivisionError):  # e.g. None * 2: the field is not set here
-        return False
