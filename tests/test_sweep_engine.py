@@ -171,3 +171,31 @@ def test_points_in_flight_together_and_the_node_hour_budget(run_cli, tmp_path):
     assert r.returncode == 0, r.stderr
     assert len(records(tmp_path / "b.jsonl")) == 1
     assert "budget reached: 3 run(s) not started" in r.stdout
+
+
+def test_progress_is_live_on_a_terminal(tmp_path):
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "siteagent", "sweep", "--payload", "true", "--grid",
+         "ranks_per_node=1", "--results", "r.jsonl"],
+        cwd=tmp_path, stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+        env=os.environ | {"TERM": "xterm", "COLUMNS": "160"},
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    # rich's live line (cursor control), the finished run above it, the table in colour
+    assert "\x1b[" in text and "done 0 (0 failed), running 1, queued 0" in text
+    assert "ranks_per_node=1 rep 0: " in text and "★ best" in text

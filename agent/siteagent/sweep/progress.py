@@ -52,7 +52,9 @@ class Reporter:
         if self._live is not None:
             if p.last is not None:
                 self.console.print(run_line(p.last), markup=False, highlight=False)
-            self._live.update(line)
+            from rich.text import Text
+
+            self._live.update(Text(line))  # plain: no highlighting of every number
             return
         # piped: a line when a run ends or starts, never one per tick
         if p.last is not None:
