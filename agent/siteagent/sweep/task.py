@@ -4,7 +4,7 @@ It starts the payload the way a Harvester worker does, through the execution wra
 (``$SITE_AGENT_EXEC``, which the user endpoint's worker_init exports) and one pilot wrapper per
 rank, times it, and returns what the login node needs: exit code, wall time, every rank's pilot
 report (layer timings), the JSON objects the payload printed, and the batch job's queue wait.
-Standard library only: it runs in the worker's interpreter.
+It runs in the worker's interpreter, where site-agent is installed (the pilot wrapper is).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import tempfile
 import time
 from datetime import datetime
 from typing import Any
+
+from siteagent.pilot.report import read_report
 
 OUTPUT_TAIL = 4000  # characters of stdout/stderr kept in the result
 
@@ -54,8 +56,7 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
     reports = []
     for path in sorted(glob.glob(os.path.join(base, "pilots", f"{wid}-r*.json"))):
         try:
-            with open(path) as f:
-                reports.append(json.load(f))
+            reports.append(read_report(path))
             os.unlink(path)
         except (OSError, ValueError):
             continue
