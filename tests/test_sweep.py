@@ -310,6 +310,13 @@ def test_progress_lines_when_piped_and_live_on_a_terminal(local):
     assert "ranks_per_node=2 rep 0: 1.23s ok" in tty.getvalue()
 
 
+def test_json_objects_of_ranks_that_shared_a_line():
+    from siteagent.sweep.task import json_objects
+
+    out = 'hello\n{"a": 1}{"a": 2}\n\n {"b": "x"} \n{"cut": \nnot json {"c": 3}\n[1, 2]\n'
+    assert json_objects(out) == [{"a": 1}, {"a": 2}, {"b": "x"}]
+
+
 # ---------------------------------------------------------------- objective and ranking
 def test_ranking_follows_the_objective(local):
     records = [

@@ -77,17 +77,25 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def json_objects(stdout: str) -> list[dict[str, Any]]:
-    """Every line of ``stdout`` that is a JSON object (one per rank that printed one)."""
+    """Every JSON object the ranks printed on a line of their own.
+
+    Ranks share one stdout, and an unbuffered print writes the text and its newline apart, so
+    two ranks' objects can meet on one line (``{...}{...}``): each is read whole all the same.
+    """
+    decoder = json.JSONDecoder()
     found = []
     for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{") and line.endswith("}"):
+        text, i = line.strip(), 0
+        while i < len(text) and text[i] == "{":
             try:
-                value = json.loads(line)
+                value, end = decoder.raw_decode(text, i)
             except ValueError:
-                continue
+                break
             if isinstance(value, dict):
                 found.append(value)
+            i = end
+            while i < len(text) and text[i].isspace():
+                i += 1
     return found
 
 
