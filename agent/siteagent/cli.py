@@ -612,6 +612,12 @@ def smoke_test(
     sys.exit(0 if report.ok else 1)
 
 
+# ---------------------------------------------------------------- sweep
+from siteagent.sweep.command import sweep_command  # noqa: E402  (click only; the rest is lazy)
+
+cli.add_command(sweep_command)
+
+
 def main() -> None:
     cli(prog_name="site-agent")
 

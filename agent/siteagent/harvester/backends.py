@@ -48,6 +48,14 @@ class Backend(Generic[ExecutorT]):
     def _make_executor(self, config: dict[str, Any]) -> ExecutorT:
         raise NotImplementedError
 
+    def release(self, config: dict[str, Any]) -> None:
+        """Stop the executor of ``config`` if there is one (its tasks are done): the engine
+        ends its blocks, and the next use of the config starts a new one."""
+        with self._lock:
+            ex = self._executors.pop(config_key(config), None)
+        if ex is not None:
+            ex.shutdown(wait=False, cancel_futures=True)
+
     def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
         """Status of tasks this process holds no future for (after a Harvester restart), as
         ``{task_id: {"pending": bool, "status": str, ...}}``; None when it cannot be known now."""

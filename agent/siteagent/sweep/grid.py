@@ -1,0 +1,242 @@
+"""The sweep's grid: ``--grid field=v1,v2`` words and a YAML file, expanded into points, each
+checked against the site's user_endpoint_config schema.
+
+A grid file::
+
+    grid:                      # field: list of values (a cartesian product)
+      ranks_per_node: [1, 2]
+      container: [none, docker://ghcr.io/org/img:1]
+    config:                    # fields every point shares
+      walltime: "00:20:00"
+    constraints:               # expressions over the point's (canonical) fields
+      - ranks_per_node * cores_per_rank <= 64
+
+A point that fails the site's schema or a constraint is *skipped* with the reason; a field the
+site does not know, a value of the wrong type or an empty grid is bad input (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.profiles import Profile
+from siteagent.sweep.constraints import evaluate, names
+
+# `--grid cvmfs_repos=atlas.cern.ch+sft.cern.ch,none`: '+' joins the items of one list value
+LIST_SEP = "+"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One shape to measure: the grid's own values and the canonical config they give."""
+
+    values: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        from siteagent.userconfig import config_key
+
+        return config_key(self.config)
+
+    def label(self) -> str:
+        return " ".join(f"{k}={_show(v)}" for k, v in self.values.items()) or "(defaults)"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    values: dict[str, Any]
+    reason: str
+
+
+@dataclass
+class Grid:
+    """Fields and their values, shared config, and constraints, before expansion."""
+
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    constraints: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for values in self.axes.values():
+            n *= len(values)
+        return n
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return LIST_SEP.join(map(str, value)) or "none"
+    return str(value)
+
+
+def fields(profile: Profile) -> dict[str, dict[str, Any]]:
+    """The user_endpoint_config fields a grid may vary on this site, with their schemas."""
+    from siteagent.userconfig import user_config_schema
+
+    props = dict(user_config_schema(profile)["properties"])
+    props.pop("control", None)
+    return props
+
+
+def _field_schema(profile: Profile, name: str, where: str) -> dict[str, Any]:
+    known = fields(profile)
+    if name not in known:
+        raise ConfigError(
+            f"{where}: {name}: not a user_endpoint_config field of site {profile.name} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    return known[name]
+
+
+def parse_word(profile: Profile, schema: dict[str, Any], name: str, text: str, where: str) -> Any:
+    """One value of a ``--grid`` word, typed as the field's schema says."""
+    kind = schema.get("type")
+    if kind == "integer":
+        if not text.strip().isdigit():
+            raise ConfigError(f"{where}: {name}: '{text}' is not a whole number")
+        return int(text)
+    if kind == "array":
+        return [] if text == "none" else [v for v in text.split(LIST_SEP) if v]
+    if kind == "object":
+        raise ConfigError(f"{where}: {name}: a mapping; give it in a grid file (--grid-file)")
+    if not text:
+        raise ConfigError(f"{where}: {name}: empty value")
+    return text
+
+
+def parse_grid_words(profile: Profile, words: list[str]) -> dict[str, list[Any]]:
+    """``["nodes=1,2", "container=none,IMG"]`` -> ``{"nodes": [1, 2], "container": [...]}``."""
+    axes: dict[str, list[Any]] = {}
+    for word in words:
+        name, eq, values = word.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise ConfigError(f"--grid: '{word}' is not FIELD=V1,V2,...")
+        schema = _field_schema(profile, name, "--grid")
+        if name in axes:
+            raise ConfigError(f"--grid: {name}: given twice")
+        if not values.strip():
+            raise ConfigError(f"--grid: {name}: no values")
+        parsed = [parse_word(profile, schema, name, v.strip(), "--grid") for v in values.split(",")]
+        axes[name] = _unique(parsed)
+    return axes
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def load_grid_file(profile: Profile, path: Path) -> Grid:
+    """Read a grid file (see the module docstring); errors name the file and the key."""
+    import yaml
+
+    where = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"--grid-file: cannot read {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a mapping with 'grid' (and 'config', 'constraints')")
+    unknown = set(data) - {"grid", "config", "constraints"}
+    if unknown:
+        raise ConfigError(f"{where}: {sorted(unknown)[0]}: unknown key (grid, config, constraints)")
+    grid = Grid()
+    axes = data.get("grid") or {}
+    if not isinstance(axes, dict):
+        raise ConfigError(f"{where}: grid: must map fields to lists of values")
+    for name, values in axes.items():
+        schema = _field_schema(profile, str(name), f"{where}: grid")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: grid.{name}: must be a non-empty list of values")
+        for value in values:
+            _check_type(schema, value, f"{where}: grid.{name}")
+        grid.axes[str(name)] = _unique(values)
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}: config: must be a mapping of user_endpoint_config fields")
+    for name in config:
+        _field_schema(profile, str(name), f"{where}: config")
+    grid.config = dict(config)
+    constraints = data.get("constraints") or []
+    if not isinstance(constraints, list) or not all(isinstance(c, str) for c in constraints):
+        raise ConfigError(f"{where}: constraints: must be a list of expressions")
+    grid.constraints = list(constraints)
+    return grid
+
+
+_TYPES = {"integer": int, "string": str, "array": list, "object": dict}
+
+
+def _check_type(schema: dict[str, Any], value: Any, where: str) -> None:
+    """A value of the wrong kind is bad input; a value out of the site's range is a skipped
+    point (the schema check of each point says why)."""
+    want = _TYPES.get(schema.get("type", ""))
+    if want is not None and (not isinstance(value, want) or isinstance(value, bool)):
+        raise ConfigError(
+            f"{where}: {value!r} is not {'a whole number' if want is int else 'a ' + schema['type']}"
+        )
+
+
+def build_grid(
+    profile: Profile,
+    words: list[str],
+    grid_file: Path | None = None,
+    config: dict[str, Any] | None = None,
+) -> Grid:
+    """The grid from a file (if any), with ``--grid`` words and ``--config`` on top."""
+    grid = load_grid_file(profile, grid_file) if grid_file else Grid()
+    grid.axes.update(parse_grid_words(profile, words))
+    for name in config or {}:
+        _field_schema(profile, name, "--config")
+    grid.config.update(config or {})
+    if not grid.axes:
+        raise ConfigError("--grid: empty grid: give at least one FIELD=V1,V2 (or a --grid-file)")
+    known = set(fields(profile))
+    for c in grid.constraints:
+        for name in names(c):
+            if name not in known:
+                raise ConfigError(
+                    f"constraints: {c!r}: {name}: not a user_endpoint_config field of site "
+                    f"{profile.name} (known: {', '.join(sorted(known))})"
+                )
+    return grid
+
+
+def expand(profile: Profile, grid: Grid) -> tuple[list[Point], list[Skipped]]:
+    """Every combination, validated: the points to run (equal canonical configs once) and the
+    skipped ones with the reason."""
+    from siteagent.userconfig import canonicalize
+
+    names = list(grid.axes)
+    points: list[Point] = []
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for combo in itertools.product(*(grid.axes[n] for n in names)):
+        values = dict(zip(names, combo, strict=True))
+        try:
+            config = canonicalize(profile, grid.config | values)
+        except SiteAgentError as err:
+            skipped.append(Skipped(values, str(err).removeprefix("user_endpoint_config: ")))
+            continue
+        failed = next((c for c in grid.constraints if not evaluate(c, config)), None)
+        if failed is not None:
+            skipped.append(Skipped(values, f"constraint {failed!r} is false"))
+            continue
+        point = Point(values, config)
+        if point.key in seen:
+            continue  # two spellings of one shape (e.g. walltime 1:00:00 and 01:00:00)
+        seen.add(point.key)
+        points.append(point)
+    return points, skipped

@@ -1,0 +1,115 @@
+"""Objectives and the ranking of points from their recorded runs.
+
+``time``: time to solution, the median of the runs' wall seconds (lower is better).
+``node-hours``: node-hours per unit of work, the median of ``node_hours / metrics[METRIC]``
+(per run when no ``--metric``; lower is better).
+``throughput``: ``metrics[METRIC]`` as the payload printed it, summed over ranks, median over
+runs (higher is better).
+A point ranks only on runs that succeeded; points with none come last, unranked.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from siteagent.errors import ConfigError
+
+OBJECTIVES = {
+    "time": ("seconds", "lower"),
+    "node-hours": ("node-hours", "lower"),
+    "throughput": ("", "higher"),
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    metric: str | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return OBJECTIVES[self.name][1] == "higher"
+
+    @property
+    def unit(self) -> str:
+        if self.name == "throughput":
+            return self.metric or ""
+        if self.name == "node-hours" and self.metric:
+            return f"node-hours/{self.metric}"
+        return OBJECTIVES[self.name][0]
+
+    def value(self, record: dict[str, Any]) -> float | None:
+        """This objective for one run (None when the run gives no value for it)."""
+        if not record.get("ok"):
+            return None
+        if self.name == "time":
+            return record.get("seconds")
+        work = record.get("metrics", {}).get(self.metric) if self.metric else 1.0
+        if self.name == "throughput":
+            return float(work) if work is not None else None
+        if not work or record.get("node_hours") is None:
+            return None
+        return record["node_hours"] / float(work)
+
+
+def make_objective(name: str, metric: str | None) -> Objective:
+    """Check the pair given on the command line (bad input: ConfigError)."""
+    if name not in OBJECTIVES:
+        raise ConfigError(f"--objective: {name!r}: one of {', '.join(OBJECTIVES)}")
+    if name == "throughput" and not metric:
+        raise ConfigError(
+            "--metric: required with --objective throughput (the key of the payload's JSON output)"
+        )
+    return Objective(name, metric)
+
+
+@dataclass
+class Ranked:
+    """One point's measurements."""
+
+    key: str
+    point: dict[str, Any]
+    config: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    value: float | None = None
+    rank: int | None = None
+
+    @property
+    def ok_runs(self) -> list[dict[str, Any]]:
+        return [r for r in self.runs if r.get("ok")]
+
+    def median(self, name: str) -> float | None:
+        values = [r[name] for r in self.ok_runs if r.get(name) is not None]
+        return statistics.median(values) if values else None
+
+    def median_layer(self, layer: str) -> float | None:
+        values = [r["layers"][layer] for r in self.ok_runs if layer in r.get("layers", {})]
+        return statistics.median(values) if values else None
+
+    @property
+    def error(self) -> str | None:
+        failed = [r for r in self.runs if not r.get("ok")]
+        return failed[-1].get("error") if failed else None
+
+
+def rank(records: list[dict[str, Any]], objective: Objective) -> list[Ranked]:
+    """Points best first, each with the median objective over its successful runs."""
+    from siteagent.userconfig import config_key
+
+    by_key: dict[str, Ranked] = {}
+    for r in records:
+        key = config_key(r["config"])
+        entry = by_key.setdefault(key, Ranked(key, r["point"], r["config"]))
+        entry.runs.append(r)
+    for entry in by_key.values():
+        values = [v for v in (objective.value(r) for r in entry.runs) if v is not None]
+        entry.value = statistics.median(values) if values else None
+    sign = -1.0 if objective.higher_is_better else 1.0
+    measured = sorted(
+        (e for e in by_key.values() if e.value is not None), key=lambda e: sign * e.value
+    )
+    for i, e in enumerate(measured, 1):
+        e.rank = i
+    return measured + [e for e in by_key.values() if e.value is None]

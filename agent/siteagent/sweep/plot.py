@@ -1,0 +1,123 @@
+"""The sweep's picture, with no extra dependency: an SVG bar chart (objective, time split into
+pilot overhead and payload with each run as a dot, node-hours per point, best point marked),
+alone (``.svg``) or in a self-contained HTML page with the table and the winner (``.html``).
+
+Why not matplotlib: login nodes often cannot install more packages, an SVG opens in any browser
+and can be copied off the site as one file, and it is plain text to test.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from siteagent.sweep.objective import Objective, Ranked
+from siteagent.sweep.output import fmt, overhead, queue_keys
+
+ROW, LABEL_W, PANEL_W, GAP, TOP = 26, 300, 240, 40, 56
+VALUE_W = 70  # room right of the longest bar for its value
+BEST_COLOR, COLOR, OVERHEAD_COLOR, FAILED_COLOR = "#1a9850", "#4575b4", "#fdae61", "#bbbbbb"
+
+
+def _label(e: Ranked) -> str:
+    parts = []
+    for k, v in e.point.items():
+        v = "+".join(map(str, v)) or "none" if isinstance(v, list) else v
+        parts.append(f"{k}={v}")
+    return ("★ " if e.rank == 1 else "") + (" ".join(parts) or "(defaults)")
+
+
+def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
+    """The chart as one SVG document."""
+    panels = [
+        (f"{objective.name} ({objective.unit})", lambda e: [(e.value, None)]),
+        (
+            "time s (orange: outside the payload)",
+            lambda e: [(overhead(e), OVERHEAD_COLOR), (e.median_layer("payload"), None)],
+        ),
+        ("node-hours", lambda e: [(e.median("node_hours"), None)]),
+    ]
+    height = TOP + ROW * max(len(ranked), 1) + 30
+    width = LABEL_W + len(panels) * (PANEL_W + GAP)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="8" y="20" font-size="15" font-weight="bold">{html.escape(title)}</text>',
+    ]
+    for i, e in enumerate(ranked):
+        y = TOP + i * ROW
+        weight = ' font-weight="bold"' if e.rank == 1 else ""
+        out.append(
+            f'<text x="{LABEL_W - 8}" y="{y + 16}" text-anchor="end"{weight}>'
+            f"{html.escape(_label(e))}</text>"
+        )
+    for p, (name, segments_of) in enumerate(panels):
+        x0 = LABEL_W + p * (PANEL_W + GAP)
+        out.append(f'<text x="{x0}" y="{TOP - 12}" font-weight="bold">{html.escape(name)}</text>')
+        totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
+        if p == 1:  # the time panel also shows each run as a dot
+            totals += [r["seconds"] for e in ranked for r in e.ok_runs if r.get("seconds")]
+        scale = (PANEL_W - VALUE_W) / (max(totals) or 1.0)
+        out.append(
+            f'<line x1="{x0}" y1="{TOP - 4}" x2="{x0}" y2="{TOP + ROW * len(ranked)}" stroke="#333"/>'
+        )
+        for i, e in enumerate(ranked):
+            y, x = TOP + i * ROW + 4, x0
+            base = FAILED_COLOR if e.rank is None else BEST_COLOR if e.rank == 1 else COLOR
+            for value, color in segments_of(e):
+                if not value:
+                    continue
+                w = value * scale
+                out.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{ROW - 8}" '
+                    f'fill="{color or base}"><title>{fmt(value, 6)}</title></rect>'
+                )
+                x += w
+            total = sum(v or 0 for v, _ in segments_of(e))
+            if p == 1:  # the median run's time, right of the bar and of every run's dot
+                total = e.median("seconds") or 0.0
+                x = max([x, *(x0 + r["seconds"] * scale for r in e.ok_runs if r.get("seconds"))])
+            text = fmt(total, 6 if p == 2 or (objective.name == "node-hours" and p == 0) else 2)
+            if e.rank is None:
+                text = "failed"
+            out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
+            if p == 1:
+                for r in e.ok_runs:
+                    cx = x0 + r["seconds"] * scale
+                    out.append(
+                        f'<circle cx="{cx:.1f}" cy="{y + (ROW - 8) / 2}" r="3" fill="none" '
+                        f'stroke="#000"><title>rep {r["rep"]}: {r["seconds"]:.3f}s</title></circle>'
+                    )
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def page(ranked: list[Ranked], objective: Objective, title: str, table_text: str) -> str:
+    """A self-contained HTML page: the chart, the table as text, the winner's queue keys."""
+    best = next((e for e in ranked if e.rank == 1), None)
+    winner = json.dumps(queue_keys(best.config), indent=2) if best else "no point succeeded"
+    return (
+        "<!doctype html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}pre{background:#f6f6f6;padding:1em}</style>"
+        f"</head><body>\n{svg(ranked, objective, title)}"
+        f"<h3>Table</h3><pre>{html.escape(table_text)}</pre>"
+        f"<h3>Winner for the Harvester queue config</h3><pre>{html.escape(winner)}</pre>"
+        "</body></html>\n"
+    )
+
+
+def write_plot(
+    path: Path, ranked: list[Ranked], objective: Objective, title: str, table_text: str
+) -> None:
+    """``.svg``: the chart alone; anything else: the HTML page."""
+    from siteagent.fileio import atomic_write
+
+    text = (
+        svg(ranked, objective, title)
+        if path.suffix == ".svg"
+        else page(ranked, objective, title, table_text)
+    )
+    atomic_write(Path(path), text, 0o644)

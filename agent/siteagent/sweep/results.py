@@ -1,0 +1,212 @@
+"""The results file: JSON lines, one record per finished run, appended as runs end.
+
+A rerun reads it first and skips every run it already holds (same site, payload, canonical
+config and repetition), so an interrupted sweep resumes where it stopped. Lines that are not
+whole JSON (a crash mid-write) are ignored. The record format is in ``RECORD_FIELDS`` and the
+README ("Resource sweep").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+RESULTS_VERSION = 1
+
+# name -> meaning (the documentation of a record; tests check records have exactly these)
+RECORD_FIELDS = {
+    "v": "format version (1)",
+    "site": "site profile as given to --site",
+    "payload": "the payload text",
+    "point": "the grid's own values of this point",
+    "config": "the canonical user_endpoint_config the run used",
+    "rep": "repetition number, from 0",
+    "host": "where the task ran (first node of the job)",
+    "job_id": "batch job id (SLURM_JOB_ID / PBS_JOBID), null on local",
+    "started": "UTC time the run started on the worker (ISO 8601, milliseconds)",
+    "seconds": "wall time of the execution wrapper with all ranks (time to solution)",
+    "turnaround_s": "from submission on the login node to the result, queue included",
+    "queue_wait_s": "batch queue wait this run saw (job start - submit), null where unknown",
+    "exit_code": "exit code of the execution wrapper (the payload's)",
+    "ok": "exit code 0 and every rank's pilot report finished",
+    "node_hours": "nodes x seconds / 3600",
+    "layers": "pilot wrapper layer -> seconds, the slowest rank's (as its report names them: plan, gpu-binding, proxy, cvmfs, container, env) and payload",
+    "ranks": "per rank: rank, host, reason, exit_code, payload_seconds",
+    "metrics": "numbers the payload printed as JSON objects, summed over ranks",
+    "error": "why the run failed (remote error, pilot setup error, stderr tail), else null",
+}
+
+
+def run_key(site: str, payload: str, config: dict[str, Any], rep: int) -> str:
+    """Identity of a run across reruns."""
+    return json.dumps([site, payload, config, rep], sort_keys=True, separators=(",", ":"))
+
+
+class ResultsFile:
+    """Append-only JSON lines; thread-safe appends, each one line written whole and flushed."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def load(self) -> list[dict[str, Any]]:
+        """The records so far (none if the file does not exist)."""
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: that run is simply run again
+            if isinstance(record, dict) and record.get("v") == RESULTS_VERSION:
+                out.append(record)
+        return out
+
+    def done_keys(self) -> set[str]:
+        """Runs measured already; see ``measured`` for the ones a rerun runs again."""
+        return {
+            run_key(r["site"], r["payload"], r["config"], r["rep"])
+            for r in self.load()
+            if measured(r)
+        }
+
+    def append(self, record: dict[str, Any]) -> None:
+        # keys as made: the point keeps the grid's field order (labels, table columns)
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                # a cut line from an earlier crash must not swallow this record
+                if os.fstat(fd).st_size and not _ends_with_newline(self.path):
+                    line = "\n" + line
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _tail(outcome: dict[str, Any]) -> str:
+    """The payload's last words on stderr, one line (the pilot wrapper's own summary lines
+    name a report the run already removed)."""
+    lines = [ln.strip() for ln in outcome.get("stderr_tail", "").splitlines() if ln.strip()]
+    own = [ln for ln in lines if not ln.startswith("site-agent pilot:")]
+    return " | ".join((own or lines)[-3:])[-300:]
+
+
+def interrupted(record: dict[str, Any]) -> bool:
+    """A run a stop signal ended (its pilot wrappers say ``signalled``): not a measurement."""
+    return any(r.get("reason") == "signalled" for r in record.get("ranks", []))
+
+
+def measured(record: dict[str, Any]) -> bool:
+    """The worker ran it to the end: not interrupted, and not a run that never got a result
+    (its user endpoint did not start, the task was lost); a rerun runs the others again."""
+    return record.get("seconds") is not None and not interrupted(record)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def make_record(
+    site: str,
+    payload: str,
+    point_values: dict[str, Any],
+    config: dict[str, Any],
+    rep: int,
+    outcome: dict[str, Any] | None,
+    submitted_at: float,
+    finished_at: float,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """A record from what ``task.run_point`` returned (``outcome``), or from a remote error."""
+    o = outcome or {}
+    nodes = int(config.get("nodes", 1))
+    seconds = o.get("seconds")
+    reports = o.get("reports") or []
+    layers: dict[str, float] = {}
+    for report in reports:
+        for layer in report.get("layers", []):
+            layers[layer["name"]] = max(layers.get(layer["name"], 0.0), layer.get("seconds", 0.0))
+        if report.get("payload_seconds") is not None:
+            layers["payload"] = max(layers.get("payload", 0.0), report["payload_seconds"])
+    ranks = [
+        {
+            "rank": r.get("rank"),
+            "host": r.get("host"),
+            "reason": r.get("reason"),
+            "exit_code": r.get("exit_code"),
+            "payload_seconds": r.get("payload_seconds"),
+        }
+        for r in sorted(reports, key=lambda r: r.get("rank", 0))
+    ]
+    exit_code = o.get("exit_code")
+    want_ranks = nodes * int(config.get("ranks_per_node", 1))
+    ok = (
+        error is None
+        and exit_code == 0
+        and len(ranks) == want_ranks
+        and all(r["reason"] == "finished" for r in ranks)
+    )
+    if error is None and not ok and outcome is not None:
+        errors = [r.get("error") for r in reports if r.get("error")]
+        if errors:
+            error = errors[0]
+        elif len(ranks) != want_ranks:
+            error = f"{len(ranks)} of {want_ranks} pilot reports; stderr: {_tail(o)}"
+        else:
+            error = f"exit code {exit_code}; stderr: {_tail(o)}"
+    queue = o.get("queue")
+    wait = None
+    if queue:
+        # the job's wait counts for this run only if the job started after the run was sent
+        # (a later run on the same block found it running: no wait)
+        wait = round(max(queue["start"] - max(queue["submit"], submitted_at), 0.0), 3)
+    started = o.get("started")
+    return {
+        "v": RESULTS_VERSION,
+        "site": site,
+        "payload": payload,
+        "point": point_values,
+        "config": config,
+        "rep": rep,
+        "host": o.get("host"),
+        "job_id": o.get("job_id"),
+        "started": _iso(started) if started else None,
+        "seconds": seconds,
+        "turnaround_s": round(finished_at - submitted_at, 4),
+        "queue_wait_s": wait,
+        "exit_code": exit_code,
+        "ok": ok,
+        "node_hours": round(nodes * seconds / 3600, 8) if seconds is not None else None,
+        "layers": {k: round(v, 4) for k, v in layers.items()},
+        "ranks": ranks,
+        "metrics": sum_metrics(o.get("metrics") or []),
+        "error": error,
+    }
+
+
+def _iso(epoch: float) -> str:
+    """UTC with milliseconds: runs in flight together must show that they overlapped."""
+    from datetime import UTC, datetime
+
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def sum_metrics(objects: list[dict[str, Any]]) -> dict[str, float]:
+    """Numbers under the same key summed over the ranks that printed them."""
+    out: dict[str, float] = {}
+    for obj in objects:
+        for k, v in obj.items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                out[k] = out.get(k, 0) + v
+    return out

@@ -1,0 +1,131 @@
+"""The function each sweep run sends to the endpoint; it runs on a worker of the user endpoint.
+
+It starts the payload the way a Harvester worker does, through the execution wrapper
+(``$SITE_AGENT_EXEC``, which the user endpoint's worker_init exports) and one pilot wrapper per
+rank, times it, and returns what the login node needs: exit code, wall time, every rank's pilot
+report (layer timings), the JSON objects the payload printed, and the batch job's queue wait.
+It runs in the worker's interpreter, where site-agent is installed (the pilot wrapper is).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from typing import Any
+
+from siteagent.pilot.report import read_report
+
+OUTPUT_TAIL = 4000  # characters of stdout/stderr kept in the result
+
+
+def run_point(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one sweep point once; ``spec`` is made by ``siteagent.sweep.payload.task_spec``."""
+    wid = spec["worker_id"]
+    env = dict(os.environ)
+    # the ranks' pilot reports go to a directory of this run where every node of the job sees
+    # it (the state directory, else the home directory, as for Harvester's workers)
+    root = env.get("SITE_AGENT_STATE") or os.path.join(os.path.expanduser("~"), ".site-agent")
+    os.makedirs(os.path.join(root, "sweep"), exist_ok=True)
+    state = tempfile.mkdtemp(prefix=f"{wid}-", dir=os.path.join(root, "sweep"))
+    env["SITE_AGENT_STATE"] = state
+    env["SITE_AGENT_WORKER_ID"] = wid
+    if spec.get("pythonpath"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (spec["pythonpath"], env.get("PYTHONPATH", "")) if p
+        )
+    wrapper = env.get("SITE_AGENT_EXEC") or "site-agent-exec"
+    # the site as the sweep was given it (a profile name or path), as Harvester's workers do
+    pilot = [sys.executable, "-m", "siteagent", "pilot", "--site", spec["site"]]
+    if spec["kind"] == "callable":
+        payload = [sys.executable, "-m", "siteagent.sweep.call", spec["payload"]]
+    else:
+        payload = ["bash", "-c", spec["payload"]]
+    argv = [wrapper, "--", *pilot, "--", *payload]
+    t0 = time.time()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace")
+    seconds = time.time() - t0
+    base = env.get("SITE_AGENT_WORKDIR") or state
+    reports = []
+    for path in sorted(glob.glob(os.path.join(base, "pilots", f"{wid}-r*.json"))):
+        try:
+            reports.append(read_report(path))
+            os.unlink(path)
+        except (OSError, ValueError):
+            continue
+    shutil.rmtree(state, ignore_errors=True)
+    job_id = env.get("SLURM_JOB_ID") or env.get("PBS_JOBID") or None
+    return {
+        "host": socket.gethostname(),
+        "started": t0,
+        "seconds": round(seconds, 4),
+        "exit_code": proc.returncode,
+        "metrics": json_objects(proc.stdout),
+        "reports": reports,
+        "job_id": job_id,
+        "queue": queue_times(env, job_id),
+        "stdout_tail": proc.stdout[-OUTPUT_TAIL:],
+        "stderr_tail": proc.stderr[-OUTPUT_TAIL:],
+    }
+
+
+def json_objects(stdout: str) -> list[dict[str, Any]]:
+    """Every JSON object the ranks printed on a line of their own.
+
+    Ranks share one stdout, and an unbuffered print writes the text and its newline apart, so
+    two ranks' objects can meet on one line (``{...}{...}``): each is read whole all the same.
+    """
+    decoder = json.JSONDecoder()
+    found = []
+    for line in stdout.splitlines():
+        text, i = line.strip(), 0
+        while i < len(text) and text[i] == "{":
+            try:
+                value, end = decoder.raw_decode(text, i)
+            except ValueError:
+                break
+            if isinstance(value, dict):
+                found.append(value)
+            i = end
+            while i < len(text) and text[i].isspace():
+                i += 1
+    return found
+
+
+def queue_times(env: dict[str, str], job_id: str | None) -> dict[str, float] | None:
+    """``{"submit": epoch, "start": epoch}`` of the batch job, where the scheduler says."""
+    if not job_id:
+        return None
+    try:
+        if env.get("SLURM_JOB_ID"):
+            out = subprocess.run(
+                ["squeue", "-h", "-j", job_id, "-o", "%V %S"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.split()
+            submit, start = (datetime.fromisoformat(v).timestamp() for v in out[:2])
+            return {"submit": submit, "start": start}
+        out = subprocess.run(
+            ["qstat", "-f", "-F", "json", job_id],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        job = next(iter(json.loads(out)["Jobs"].values()))
+        fmt = "%a %b %d %H:%M:%S %Y"
+        return {
+            "submit": datetime.strptime(job["qtime"], fmt).timestamp(),
+            "start": datetime.strptime(job["stime"], fmt).timestamp(),
+        }
+    except Exception:  # the scheduler does not say (no command, other format): no queue wait
+        return None
