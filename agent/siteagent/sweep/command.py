@@ -102,7 +102,7 @@ def run_command(
     """Check, run, print; the exit code (0: a point succeeded, 1: none did)."""
     from rich.console import Console
 
-    from siteagent.cli import _parse_json_option
+    from siteagent.cli_options import parse_json_option
     from siteagent.sweep.output import skipped_lines, table, winner_text
     from siteagent.sweep.plot import write_plot
     from siteagent.sweep.progress import Reporter
@@ -114,7 +114,7 @@ def run_command(
         payload=payload,
         grid=list(grid_words),
         grid_file=grid_file,
-        config=_parse_json_option(config_json, "--config"),
+        config=parse_json_option(config_json, "--config"),
         repetitions=repetitions,
         parallel=parallel,
         max_points=max_points,

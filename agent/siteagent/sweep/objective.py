@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from siteagent.errors import ConfigError
 
@@ -108,7 +108,8 @@ def rank(records: list[dict[str, Any]], objective: Objective) -> list[Ranked]:
         entry.value = statistics.median(values) if values else None
     sign = -1.0 if objective.higher_is_better else 1.0
     measured = sorted(
-        (e for e in by_key.values() if e.value is not None), key=lambda e: sign * e.value
+        (e for e in by_key.values() if e.value is not None),
+        key=lambda e: sign * cast(float, e.value),
     )
     for i, e in enumerate(measured, 1):
         e.rank = i

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from siteagent.sweep.objective import Objective, Ranked
 from siteagent.sweep.output import fmt, overhead, queue_keys
+
+# one bar's segments: (value, colour or None for the entry's own)
+Segments = Callable[[Ranked], list[tuple[float | None, str | None]]]
 
 ROW, LABEL_W, PANEL_W, GAP, TOP = 26, 300, 240, 40, 56
 VALUE_W = 70  # room right of the longest bar for its value
@@ -30,7 +34,7 @@ def _label(e: Ranked) -> str:
 
 def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
     """The chart as one SVG document."""
-    panels = [
+    panels: list[tuple[str, Segments]] = [
         (f"{objective.name} ({objective.unit})", lambda e: [(e.value, None)]),
         (
             "time s (orange: outside the payload)",
@@ -64,7 +68,7 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
             f'<line x1="{x0}" y1="{TOP - 4}" x2="{x0}" y2="{TOP + ROW * len(ranked)}" stroke="#333"/>'
         )
         for i, e in enumerate(ranked):
-            y, x = TOP + i * ROW + 4, x0
+            y, x = TOP + i * ROW + 4, float(x0)
             base = FAILED_COLOR if e.rank is None else BEST_COLOR if e.rank == 1 else COLOR
             for value, color in segments_of(e):
                 if not value:
@@ -75,7 +79,7 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
                     f'fill="{color or base}"><title>{fmt(value, 6)}</title></rect>'
                 )
                 x += w
-            total = sum(v or 0 for v, _ in segments_of(e))
+            total: float = sum(v or 0 for v, _ in segments_of(e))
             if p == 1:  # the median run's time, right of the bar and of every run's dot
                 total = e.median("seconds") or 0.0
                 x = max([x, *(x0 + r["seconds"] * scale for r in e.ok_runs if r.get("seconds"))])

@@ -109,7 +109,7 @@ def make_backend(
         return EngineBackend(opts.site, opts.workdir or tmp), tmp
     from siteagent.harvester.backends import GlobusBackend
     from siteagent.install import default_endpoint_dir
-    from siteagent.site_smoke import preflight
+    from siteagent.smoke.site import preflight
 
     directory = (
         opts.endpoint_dir.expanduser().absolute()

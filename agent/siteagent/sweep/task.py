@@ -114,14 +114,14 @@ def queue_times(env: dict[str, str], job_id: str | None) -> dict[str, float] | N
             ).stdout.split()
             submit, start = (datetime.fromisoformat(v).timestamp() for v in out[:2])
             return {"submit": submit, "start": start}
-        out = subprocess.run(
+        qstat = subprocess.run(
             ["qstat", "-f", "-F", "json", job_id],
             env=env,
             capture_output=True,
             text=True,
             timeout=30,
         ).stdout
-        job = next(iter(json.loads(out)["Jobs"].values()))
+        job = next(iter(json.loads(qstat)["Jobs"].values()))
         fmt = "%a %b %d %H:%M:%S %Y"
         return {
             "submit": datetime.strptime(job["qtime"], fmt).timestamp(),
