@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from siteagent.cli_options import config_option, endpoint_dir_option, json_option, site_option
+
 
 @click.command("sweep")
-@click.option("--site", default="local", show_default=True, help="Site profile name or path.")
+@site_option(default="local", show_default=True)
 @click.option(
     "--payload",
     required=True,
@@ -29,7 +32,7 @@ import click
     type=click.Path(path_type=Path, dir_okay=False),
     help="YAML with grid:, config: and constraints: (see the README).",
 )
-@click.option("--config", "config_json", metavar="JSON|@FILE", help="Fields every point shares.")
+@config_option("Fields every point shares.")
 @click.option("--repetitions", "-r", type=click.IntRange(1, 1000), default=1, show_default=True)
 @click.option(
     "--parallel", "-j", type=click.IntRange(1, 1000), default=1, show_default=True,
@@ -68,13 +71,9 @@ import click
     type=click.Choice(["engine", "globus"]),
     help="Default: engine on local, globus on batch sites.",
 )
-@click.option(
-    "--endpoint-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="globus: the installed endpoint.",
-)
+@endpoint_dir_option("globus: the installed endpoint.", file_okay=False)
 @click.option("--yes", "-y", is_flag=True, help="Run a grid of over 20 points.")
-@click.option("--json", "as_json", is_flag=True, help="The ranking as JSON on stdout.")
+@json_option("The ranking as JSON on stdout.")
 def sweep_command(**kw) -> None:
     """Measure a payload over a grid of worker shapes and rank them (see the README)."""
     sys.exit(run_command(**kw))
@@ -100,14 +99,9 @@ def run_command(
     as_json: bool,
 ) -> int:
     """Check, run, print; the exit code (0: a point succeeded, 1: none did)."""
-    from rich.console import Console
-
     from siteagent.cli_options import parse_json_option
-    from siteagent.sweep.output import skipped_lines, table, winner_text
     from siteagent.sweep.plot import write_plot
-    from siteagent.sweep.progress import Reporter
-    from siteagent.sweep.run import SweepOptions, execute, prepare
-    from siteagent.sweep.runner import SweepInterrupted
+    from siteagent.sweep.run import SweepOptions, prepare
 
     opts = SweepOptions(
         site=site,
@@ -127,16 +121,40 @@ def run_command(
         endpoint_dir=endpoint_dir,
     )
     plan = prepare(opts)
-    err = sys.stderr
+    _announce(plan, opts)
+    outcome = _execute(plan, results)
+    table_text = _table_text(outcome, plan)
+    plot_path = plot or results.with_suffix(".html")
+    title = f"site-agent sweep: {payload} on {plan.profile.name}"
+    write_plot(plot_path, outcome.ranked, plan.objective, title, table_text)
+    if as_json:
+        print(json.dumps(_json_document(outcome, plan, results, plot_path), indent=2))
+    else:
+        _print_human(outcome, table_text, plot_path)
+    return 0 if outcome.best else 1
+
+
+def _announce(plan: Any, opts: Any) -> None:
+    """What is about to run, and every skipped point with its reason, on stderr."""
+    from siteagent.sweep.output import skipped_lines
+
     print(
-        f"sweep on {plan.profile.name}: {len(plan.points)} point(s) x {repetitions} repetition(s), "
-        f"{len(plan.skipped)} skipped, results {results}",
-        file=err,
+        f"sweep on {plan.profile.name}: {len(plan.points)} point(s) x {opts.repetitions} "
+        f"repetition(s), {len(plan.skipped)} skipped, results {opts.results}",
+        file=sys.stderr,
         flush=True,
     )
     for line in skipped_lines(plan.skipped):
-        print(line, file=err, flush=True)
-    reporter = Reporter(err)
+        print(line, file=sys.stderr, flush=True)
+
+
+def _execute(plan: Any, results: Path) -> Any:
+    """Run the plan with progress on stderr; Ctrl-C keeps what finished."""
+    from siteagent.sweep.progress import Reporter
+    from siteagent.sweep.run import execute
+    from siteagent.sweep.runner import SweepInterrupted
+
+    reporter = Reporter(sys.stderr)
     try:
         outcome = execute(plan, on_progress=reporter)
     except KeyboardInterrupt:  # outside the runner (engine start-up, ranking)
@@ -149,46 +167,58 @@ def run_command(
         print(
             f"{outcome.already} run(s) were in {results} already, {len(outcome.summary.records)} "
             "run now",
-            file=err,
+            file=sys.stderr,
         )
-    title = f"site-agent sweep: {payload} on {plan.profile.name}"
+    return outcome
+
+
+def _table_text(outcome: Any, plan: Any) -> str:
+    """The ranking table as text (full width when not on a terminal)."""
+    from rich.console import Console
+
+    from siteagent.sweep.output import table
+
     out = Console(width=200) if not sys.stdout.isatty() else Console()
     with out.capture() as cap:
         out.print(table(outcome.ranked, plan.objective, plan.fields))
-    table_text = cap.get()
-    plot_path = plot or results.with_suffix(".html")
-    write_plot(plot_path, outcome.ranked, plan.objective, title, table_text)
+    return cap.get()
+
+
+def _json_document(outcome: Any, plan: Any, results: Path, plot_path: Path) -> dict[str, Any]:
+    from siteagent.sweep.output import winner_text
+
     best = outcome.best
-    if as_json:
-        doc = {
-            "objective": plan.objective.name,
-            "metric": plan.objective.metric,
-            "points": [
-                {
-                    "rank": e.rank,
-                    "value": e.value,
-                    "point": e.point,
-                    "config": e.config,
-                    "runs": len(e.runs),
-                    "ok_runs": len(e.ok_runs),
-                    "error": e.error,
-                }
-                for e in outcome.ranked
-            ],
-            "skipped": [{"point": s.values, "reason": s.reason} for s in plan.skipped],
-            "winner": json.loads(winner_text(best)) if best else None,
-            "results": str(results),
-            "plot": str(plot_path),
-        }
-        print(json.dumps(doc, indent=2))
+    return {
+        "objective": plan.objective.name,
+        "metric": plan.objective.metric,
+        "points": [
+            {
+                "rank": e.rank,
+                "value": e.value,
+                "point": e.point,
+                "config": e.config,
+                "runs": len(e.runs),
+                "ok_runs": len(e.ok_runs),
+                "error": e.error,
+            }
+            for e in outcome.ranked
+        ],
+        "skipped": [{"point": s.values, "reason": s.reason} for s in plan.skipped],
+        "winner": json.loads(winner_text(best)) if best else None,
+        "results": str(results),
+        "plot": str(plot_path),
+    }
+
+
+def _print_human(outcome: Any, table_text: str, plot_path: Path) -> None:
+    from siteagent.sweep.output import winner_text
+
+    sys.stdout.write(table_text)
+    if outcome.summary.budget_hit:
+        print(f"budget reached: {outcome.summary.not_run} run(s) not started")
+    if outcome.best:
+        print("best point, for the Harvester queue config:")
+        print(winner_text(outcome.best))
     else:
-        out.print(table_text, end="", markup=False, highlight=False)
-        if outcome.summary.budget_hit:
-            print(f"budget reached: {outcome.summary.not_run} run(s) not started")
-        if best:
-            print("best point, for the Harvester queue config:")
-            print(winner_text(best))
-        else:
-            print("no point succeeded")
-        print(f"plot: {plot_path}")
-    return 0 if best else 1
+        print("no point succeeded")
+    print(f"plot: {plot_path}")

@@ -138,31 +138,10 @@ def _unique(values: list[Any]) -> list[Any]:
 
 def load_grid_file(profile: Profile, path: Path) -> Grid:
     """Read a grid file (see the module docstring); errors name the file and the key."""
-    import yaml
-
     where = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise ConfigError(f"--grid-file: cannot read {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{where}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: must be a mapping with 'grid' (and 'config', 'constraints')")
-    unknown = set(data) - {"grid", "config", "constraints"}
-    if unknown:
-        raise ConfigError(f"{where}: {sorted(unknown)[0]}: unknown key (grid, config, constraints)")
+    data = _read_mapping(path)
     grid = Grid()
-    axes = data.get("grid") or {}
-    if not isinstance(axes, dict):
-        raise ConfigError(f"{where}: grid: must map fields to lists of values")
-    for name, values in axes.items():
-        schema = _field_schema(profile, str(name), f"{where}: grid")
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: grid.{name}: must be a non-empty list of values")
-        for value in values:
-            _check_type(schema, value, f"{where}: grid.{name}")
-        grid.axes[str(name)] = _unique(values)
+    grid.axes = _axes(profile, data.get("grid") or {}, where)
     config = data.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: config: must be a mapping of user_endpoint_config fields")
@@ -174,6 +153,39 @@ def load_grid_file(profile: Profile, path: Path) -> Grid:
         raise ConfigError(f"{where}: constraints: must be a list of expressions")
     grid.constraints = list(constraints)
     return grid
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The grid file's top-level mapping, with only the keys a grid file has."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"--grid-file: cannot read {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping with 'grid' (and 'config', 'constraints')")
+    unknown = set(data) - {"grid", "config", "constraints"}
+    if unknown:
+        raise ConfigError(f"{path}: {sorted(unknown)[0]}: unknown key (grid, config, constraints)")
+    return data
+
+
+def _axes(profile: Profile, axes: Any, where: str) -> dict[str, list[Any]]:
+    """The file's ``grid:``: each field of the site's schema and its values, typed."""
+    if not isinstance(axes, dict):
+        raise ConfigError(f"{where}: grid: must map fields to lists of values")
+    out: dict[str, list[Any]] = {}
+    for name, values in axes.items():
+        schema = _field_schema(profile, str(name), f"{where}: grid")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: grid.{name}: must be a non-empty list of values")
+        for value in values:
+            _check_type(schema, value, f"{where}: grid.{name}")
+        out[str(name)] = _unique(values)
+    return out
 
 
 _TYPES = {"integer": int, "string": str, "array": list, "object": dict}

@@ -32,17 +32,30 @@ def parse_payload(text: str, cwd: Path | None = None) -> Payload:
         raise ConfigError("--payload: empty")
     cwd = Path(cwd or os.getcwd())
     if CALLABLE.match(text):
-        module, _, name = text.partition(":")
-        sys.path.insert(0, str(cwd))
-        try:
-            fn = getattr(importlib.import_module(module), name, None)
-        except ImportError as err:
-            raise ConfigError(f"--payload: {text}: cannot import {module}: {err}") from None
-        finally:
-            sys.path.remove(str(cwd))
-        if not callable(fn):
-            raise ConfigError(f"--payload: {text}: {module} has no callable {name}")
+        _find_callable(text, cwd)
         return Payload(text, "callable", str(cwd))
+    _find_program(text, cwd)
+    # a relative path or file argument means the sweep's directory on the worker too
+    return Payload(text, "shell", str(cwd))
+
+
+def _find_callable(text: str, cwd: Path) -> None:
+    """``module:function`` must import from ``cwd`` and name something callable."""
+    module, _, name = text.partition(":")
+    sys.path.insert(0, str(cwd))
+    try:
+        fn = getattr(importlib.import_module(module), name, None)
+    except ImportError as err:
+        raise ConfigError(f"--payload: {text}: cannot import {module}: {err}") from None
+    finally:
+        sys.path.remove(str(cwd))
+    if not callable(fn):
+        raise ConfigError(f"--payload: {text}: {module} has no callable {name}")
+
+
+def _find_program(text: str, cwd: Path) -> None:
+    """A shell payload's program must exist: a path that is executable, a command on PATH,
+    or a bash builtin."""
     try:
         words = shlex.split(text)
     except ValueError as err:
@@ -56,8 +69,6 @@ def parse_payload(text: str, cwd: Path | None = None) -> Payload:
             raise ConfigError(f"--payload: {program}: not found or not executable")
     elif shutil.which(program) is None and not _shell_word(program):
         raise ConfigError(f"--payload: {program}: command not found on PATH")
-    # a relative path or file argument means the sweep's directory on the worker too
-    return Payload(text, "shell", str(cwd))
 
 
 def _shell_word(word: str) -> bool:

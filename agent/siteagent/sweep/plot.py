@@ -33,7 +33,8 @@ def _label(e: Ranked) -> str:
 
 
 def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
-    """The chart as one SVG document."""
+    """The chart as one SVG document: a label per point, then three panels of bars (the
+    objective, time with what lies outside the payload, node-hours)."""
     panels: list[tuple[str, Segments]] = [
         (f"{objective.name} ({objective.unit})", lambda e: [(e.value, None)]),
         (
@@ -51,51 +52,66 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
         f'<text x="8" y="20" font-size="15" font-weight="bold">{html.escape(title)}</text>',
     ]
     for i, e in enumerate(ranked):
-        y = TOP + i * ROW
         weight = ' font-weight="bold"' if e.rank == 1 else ""
         out.append(
-            f'<text x="{LABEL_W - 8}" y="{y + 16}" text-anchor="end"{weight}>'
+            f'<text x="{LABEL_W - 8}" y="{TOP + i * ROW + 16}" text-anchor="end"{weight}>'
             f"{html.escape(_label(e))}</text>"
         )
     for p, (name, segments_of) in enumerate(panels):
-        x0 = LABEL_W + p * (PANEL_W + GAP)
-        out.append(f'<text x="{x0}" y="{TOP - 12}" font-weight="bold">{html.escape(name)}</text>')
-        totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
-        if p == 1:  # the time panel also shows each run as a dot
-            totals += [r["seconds"] for e in ranked for r in e.ok_runs if r.get("seconds")]
-        scale = (PANEL_W - VALUE_W) / (max(totals) or 1.0)
-        out.append(
-            f'<line x1="{x0}" y1="{TOP - 4}" x2="{x0}" y2="{TOP + ROW * len(ranked)}" stroke="#333"/>'
-        )
-        for i, e in enumerate(ranked):
-            y, x = TOP + i * ROW + 4, float(x0)
-            base = FAILED_COLOR if e.rank is None else BEST_COLOR if e.rank == 1 else COLOR
-            for value, color in segments_of(e):
-                if not value:
-                    continue
-                w = value * scale
-                out.append(
-                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{ROW - 8}" '
-                    f'fill="{color or base}"><title>{fmt(value, 6)}</title></rect>'
-                )
-                x += w
-            total: float = sum(v or 0 for v, _ in segments_of(e))
-            if p == 1:  # the median run's time, right of the bar and of every run's dot
-                total = e.median("seconds") or 0.0
-                x = max([x, *(x0 + r["seconds"] * scale for r in e.ok_runs if r.get("seconds"))])
-            text = fmt(total, 6 if p == 2 or (objective.name == "node-hours" and p == 0) else 2)
-            if e.rank is None:
-                text = "failed"
-            out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
-            if p == 1:
-                for r in e.ok_runs:
-                    cx = x0 + r["seconds"] * scale
-                    out.append(
-                        f'<circle cx="{cx:.1f}" cy="{y + (ROW - 8) / 2}" r="3" fill="none" '
-                        f'stroke="#000"><title>rep {r["rep"]}: {r["seconds"]:.3f}s</title></circle>'
-                    )
+        digits = 6 if p == 2 or (objective.name == "node-hours" and p == 0) else 2
+        out += _panel(ranked, p, name, segments_of, digits)
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _panel(
+    ranked: list[Ranked], p: int, name: str, segments_of: Segments, digits: int
+) -> list[str]:
+    """One panel: its title, axis and a bar per point (panel 1, time, also a dot per run)."""
+    x0 = LABEL_W + p * (PANEL_W + GAP)
+    totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
+    if p == 1:  # the time panel also shows each run as a dot
+        totals += [r["seconds"] for e in ranked for r in e.ok_runs if r.get("seconds")]
+    scale = (PANEL_W - VALUE_W) / (max(totals) or 1.0)
+    out = [
+        f'<text x="{x0}" y="{TOP - 12}" font-weight="bold">{html.escape(name)}</text>',
+        f'<line x1="{x0}" y1="{TOP - 4}" x2="{x0}" y2="{TOP + ROW * len(ranked)}" stroke="#333"/>',
+    ]
+    for i, e in enumerate(ranked):
+        y = TOP + i * ROW + 4
+        x, bar = _bar(e, segments_of(e), float(x0), y, scale)
+        out += bar
+        total: float = sum(v or 0 for v, _ in segments_of(e))
+        if p == 1:  # the median run's time, right of the bar and of every run's dot
+            total = e.median("seconds") or 0.0
+            x = max([x, *(x0 + r["seconds"] * scale for r in e.ok_runs if r.get("seconds"))])
+        text = "failed" if e.rank is None else fmt(total, digits)
+        out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
+        if p == 1:
+            out += [
+                f'<circle cx="{x0 + r["seconds"] * scale:.1f}" cy="{y + (ROW - 8) / 2}" r="3" '
+                f'fill="none" stroke="#000"><title>rep {r["rep"]}: {r["seconds"]:.3f}s</title></circle>'
+                for r in e.ok_runs
+            ]
+    return out
+
+
+def _bar(
+    e: Ranked, segments: list[tuple[float | None, str | None]], x: float, y: int, scale: float
+) -> tuple[float, list[str]]:
+    """The stacked rectangles of one point's bar, and where the bar ends."""
+    base = FAILED_COLOR if e.rank is None else BEST_COLOR if e.rank == 1 else COLOR
+    out = []
+    for value, color in segments:
+        if not value:
+            continue
+        w = value * scale
+        out.append(
+            f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{ROW - 8}" '
+            f'fill="{color or base}"><title>{fmt(value, 6)}</title></rect>'
+        )
+        x += w
+    return x, out
 
 
 def page(ranked: list[Ranked], objective: Objective, title: str, table_text: str) -> str:

@@ -131,44 +131,16 @@ def make_record(
     nodes = int(config.get("nodes", 1))
     seconds = o.get("seconds")
     reports = o.get("reports") or []
-    layers: dict[str, float] = {}
-    for report in reports:
-        for layer in report.get("layers", []):
-            layers[layer["name"]] = max(layers.get(layer["name"], 0.0), layer.get("seconds", 0.0))
-        if report.get("payload_seconds") is not None:
-            layers["payload"] = max(layers.get("payload", 0.0), report["payload_seconds"])
-    ranks = [
-        {
-            "rank": r.get("rank"),
-            "host": r.get("host"),
-            "reason": r.get("reason"),
-            "exit_code": r.get("exit_code"),
-            "payload_seconds": r.get("payload_seconds"),
-        }
-        for r in sorted(reports, key=lambda r: r.get("rank", 0))
-    ]
-    exit_code = o.get("exit_code")
+    ranks = _rank_rows(reports)
     want_ranks = nodes * int(config.get("ranks_per_node", 1))
     ok = (
         error is None
-        and exit_code == 0
+        and o.get("exit_code") == 0
         and len(ranks) == want_ranks
         and all(r["reason"] == "finished" for r in ranks)
     )
     if error is None and not ok and outcome is not None:
-        errors = [r.get("error") for r in reports if r.get("error")]
-        if errors:
-            error = errors[0]
-        elif len(ranks) != want_ranks:
-            error = f"{len(ranks)} of {want_ranks} pilot reports; stderr: {_tail(o)}"
-        else:
-            error = f"exit code {exit_code}; stderr: {_tail(o)}"
-    queue = o.get("queue")
-    wait = None
-    if queue:
-        # the job's wait counts for this run only if the job started after the run was sent
-        # (a later run on the same block found it running: no wait)
-        wait = round(max(queue["start"] - max(queue["submit"], submitted_at), 0.0), 3)
+        error = _run_error(o, reports, len(ranks), want_ranks)
     started = o.get("started")
     return {
         "v": RESULTS_VERSION,
@@ -182,15 +154,49 @@ def make_record(
         "started": _iso(started) if started else None,
         "seconds": seconds,
         "turnaround_s": round(finished_at - submitted_at, 4),
-        "queue_wait_s": wait,
-        "exit_code": exit_code,
+        "queue_wait_s": _queue_wait(o.get("queue"), submitted_at),
+        "exit_code": o.get("exit_code"),
         "ok": ok,
         "node_hours": round(nodes * seconds / 3600, 8) if seconds is not None else None,
-        "layers": {k: round(v, 4) for k, v in layers.items()},
+        "layers": _layer_seconds(reports),
         "ranks": ranks,
         "metrics": sum_metrics(o.get("metrics") or []),
         "error": error,
     }
+
+
+def _layer_seconds(reports: list[dict[str, Any]]) -> dict[str, float]:
+    """Each layer's time over the ranks' pilot reports (the slowest rank's)."""
+    layers: dict[str, float] = {}
+    for report in reports:
+        for layer in report.get("layers", []):
+            layers[layer["name"]] = max(layers.get(layer["name"], 0.0), layer.get("seconds", 0.0))
+        if report.get("payload_seconds") is not None:
+            layers["payload"] = max(layers.get("payload", 0.0), report["payload_seconds"])
+    return {k: round(v, 4) for k, v in layers.items()}
+
+
+def _rank_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = ("rank", "host", "reason", "exit_code", "payload_seconds")
+    return [{k: r.get(k) for k in keys} for r in sorted(reports, key=lambda r: r.get("rank", 0))]
+
+
+def _run_error(o: dict[str, Any], reports: list[dict[str, Any]], ranks: int, want: int) -> str:
+    """Why a run that got a result is not ok: a rank's own error, missing ranks, or its exit."""
+    errors = [r.get("error") for r in reports if r.get("error")]
+    if errors:
+        return str(errors[0])
+    if ranks != want:
+        return f"{ranks} of {want} pilot reports; stderr: {_tail(o)}"
+    return f"exit code {o.get('exit_code')}; stderr: {_tail(o)}"
+
+
+def _queue_wait(queue: dict[str, float] | None, submitted_at: float) -> float | None:
+    # the job's wait counts for this run only if the job started after the run was sent
+    # (a later run on the same block found it running: no wait)
+    if not queue:
+        return None
+    return round(max(queue["start"] - max(queue["submit"], submitted_at), 0.0), 3)
 
 
 def _iso(epoch: float) -> str:

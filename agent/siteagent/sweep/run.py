@@ -128,45 +128,68 @@ def execute(
 ) -> SweepOutcome:
     """Run the runs the results file lacks, then rank every recorded run of these points."""
     from siteagent.sweep.objective import rank
-    from siteagent.sweep.results import ResultsFile, interrupted
-    from siteagent.sweep.runner import Runner, plan_runs
+    from siteagent.sweep.results import ResultsFile
+    from siteagent.sweep.runner import plan_runs
 
     opts = plan.options
     results = ResultsFile(opts.results)
-    previous = results.load()
-    mine = [r for r in previous if r["site"] == opts.site and r["payload"] == plan.payload.text]
+    mine = [r for r in results.load() if _of_this_sweep(r, plan)]
     runs, already = plan_runs(
         plan.points, opts.repetitions, opts.site, plan.payload.text, results.done_keys()
     )
     summary = RunSummary()
     if runs:
-        backend, tmp = make_backend(plan, backend_factory)
-        try:
-            runner = Runner(
-                backend,
-                opts.site,
-                plan.payload,
-                results,
-                parallel=opts.parallel,
-                max_node_hours=opts.max_node_hours,
-                spent_node_hours=sum(r.get("node_hours") or 0.0 for r in mine),
-                on_progress=on_progress,
-            )
-            summary = runner.run(runs)
-        finally:
-            backend.shutdown()
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-    keys = {p.key for p in plan.points}
+        spent = sum(r.get("node_hours") or 0.0 for r in mine)
+        summary = _run(plan, runs, results, spent, on_progress, backend_factory)
+    return SweepOutcome(plan, summary, already, rank(_measured(plan, results), plan.objective))
+
+
+def _of_this_sweep(record: dict[str, Any], plan: SweepPlan) -> bool:
+    return record["site"] == plan.options.site and record["payload"] == plan.payload.text
+
+
+def _run(
+    plan: SweepPlan,
+    runs: list[Any],
+    results: Any,
+    spent: float,
+    on_progress: Callable[[Progress], None] | None,
+    backend_factory: Callable[[str], Any] | None,
+) -> RunSummary:
+    """The runs through a backend made for the plan, shut down (and its files gone) after."""
+    from siteagent.sweep.runner import Runner
+
+    opts = plan.options
+    backend, tmp = make_backend(plan, backend_factory)
+    try:
+        runner = Runner(
+            backend,
+            opts.site,
+            plan.payload,
+            results,
+            parallel=opts.parallel,
+            max_node_hours=opts.max_node_hours,
+            spent_node_hours=spent,
+            on_progress=on_progress,
+        )
+        return runner.run(runs)
+    finally:
+        backend.shutdown()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _measured(plan: SweepPlan, results: Any) -> list[dict[str, Any]]:
+    """Every recorded, uninterrupted run of this sweep's points and repetitions."""
+    from siteagent.sweep.results import interrupted
     from siteagent.userconfig import config_key
 
-    records = [
+    keys = {p.key for p in plan.points}
+    return [
         r
         for r in results.load()
-        if r["site"] == opts.site
-        and r["payload"] == plan.payload.text
-        and r["rep"] < opts.repetitions
+        if _of_this_sweep(r, plan)
+        and r["rep"] < plan.options.repetitions
         and config_key(r["config"]) in keys
         and not interrupted(r)
     ]
-    return SweepOutcome(plan, summary, already, rank(records, plan.objective))

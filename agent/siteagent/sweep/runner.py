@@ -74,6 +74,21 @@ def plan_runs(
     return runs, have
 
 
+class _RunState:
+    """What one ``Runner.run`` holds while it goes: queued and in-flight runs, progress."""
+
+    def __init__(self, runs: list[Run], t0: float):
+        self.queue = list(runs)
+        self.left: dict[str, int] = {}
+        for r in runs:
+            self.left[r.point.key] = self.left.get(r.point.key, 0) + 1
+        self.inflight: dict[concurrent.futures.Future, tuple[Run, float]] = {}
+        self.progress = Progress(total=len(runs), queued=len(runs))
+        self.summary = RunSummary()
+        self.durations: list[float] = []
+        self.t0 = t0
+
+
 class Runner:
     """Submits runs to ``backend`` (a ``siteagent.harvester.backends.Backend``)."""
 
@@ -99,79 +114,79 @@ class Runner:
         self.on_progress = on_progress or (lambda p: None)
 
     def run(self, runs: list[Run]) -> RunSummary:
-        from siteagent.sweep.task import run_point
-
-        summary = RunSummary()
-        queue = list(runs)
-        left: dict[str, int] = {}
-        for r in runs:
-            left[r.point.key] = left.get(r.point.key, 0) + 1
-        inflight: dict[concurrent.futures.Future, tuple[Run, float]] = {}
-        progress = Progress(total=len(runs), queued=len(queue))
-        t0 = time.monotonic()
-        durations: list[float] = []
-
-        def tick(last: dict[str, Any] | None = None) -> None:
-            progress.running, progress.queued = len(inflight), len(queue)
-            progress.elapsed = time.monotonic() - t0
-            progress.last = last
-            if durations:
-                mean = sum(durations) / len(durations)
-                progress.eta = mean * (len(queue) + len(inflight)) / self.parallel
-            self.on_progress(progress)
-
-        def finish(run: Run, record: dict[str, Any]) -> None:
-            self.results.append(record)
-            summary.records.append(record)
-            self.spent += record["node_hours"] or 0.0
-            durations.append(record["turnaround_s"])
-            progress.done += 1
-            progress.failed += not record["ok"]
-            left[run.point.key] -= 1
-            if left[run.point.key] == 0:
-                # its user endpoint (on a batch site: its batch job) is not needed again
-                self.backend.release(run.point.config)
-            tick(record)
-
+        """Run ``runs`` to the end (or the budget); Ctrl-C raises SweepInterrupted."""
+        state = _RunState(runs, time.monotonic())
         try:
-            while queue or inflight:
-                while queue and len(inflight) < self.parallel:
-                    if self.max_node_hours is not None and self.spent >= self.max_node_hours:
-                        summary.budget_hit, summary.not_run = True, len(queue)
-                        queue.clear()
-                        break
-                    run = queue.pop(0)
-                    spec = task_spec(self.payload, self.site, _worker_id(run))
-                    submitted_at = time.time()
-                    try:
-                        future = self.backend.executor(run.point.config).submit(run_point, spec)
-                    except Exception as err:  # this point's user endpoint cannot start
-                        error = f"submit: {type(err).__name__}: {err}"
-                        finish(run, self._record(run, None, submitted_at, error))
-                        continue
-                    inflight[future] = (run, submitted_at)
-                    tick()
-                if not inflight:
-                    continue  # the loop ends unless a failed submission left work queued
-                finished, _ = concurrent.futures.wait(
-                    inflight, timeout=POLL, return_when=concurrent.futures.FIRST_COMPLETED
-                )
-                if not finished:
-                    tick()
-                    continue
-                for future in finished:
-                    run, submitted_at = inflight.pop(future)
-                    finish(run, self._record(run, future, submitted_at))
+            while state.queue or state.inflight:
+                self._submit_more(state)
+                if state.inflight:
+                    self._collect(state)
         except KeyboardInterrupt:
-            cancelled = len(inflight)
-            for future in inflight:
+            cancelled = len(state.inflight)
+            for future in state.inflight:
                 future.cancel()
             self.backend.shutdown()
             raise SweepInterrupted(
-                f"interrupted: {progress.done} run(s) finished and kept in {self.results.path}, "
-                f"{cancelled} in flight cancelled, {len(queue)} not started; rerun to resume"
+                f"interrupted: {state.progress.done} run(s) finished and kept in "
+                f"{self.results.path}, {cancelled} in flight cancelled, {len(state.queue)} not "
+                "started; rerun to resume"
             ) from None
-        return summary
+        return state.summary
+
+    def _submit_more(self, state: _RunState) -> None:
+        """Fill the free slots from the queue, unless the node-hour budget is spent."""
+        from siteagent.sweep.task import run_point
+
+        while state.queue and len(state.inflight) < self.parallel:
+            if self.max_node_hours is not None and self.spent >= self.max_node_hours:
+                state.summary.budget_hit, state.summary.not_run = True, len(state.queue)
+                state.queue.clear()
+                return
+            run = state.queue.pop(0)
+            spec = task_spec(self.payload, self.site, _worker_id(run))
+            submitted_at = time.time()
+            try:
+                future = self.backend.executor(run.point.config).submit(run_point, spec)
+            except Exception as err:  # this point's user endpoint cannot start
+                error = f"submit: {type(err).__name__}: {err}"
+                self._finish(state, run, self._record(run, None, submitted_at, error))
+                continue
+            state.inflight[future] = (run, submitted_at)
+            self._tick(state)
+
+    def _collect(self, state: _RunState) -> None:
+        """Wait a moment for runs to end; record those that did."""
+        finished, _ = concurrent.futures.wait(
+            state.inflight, timeout=POLL, return_when=concurrent.futures.FIRST_COMPLETED
+        )
+        if not finished:
+            self._tick(state)
+        for future in finished:
+            run, submitted_at = state.inflight.pop(future)
+            self._finish(state, run, self._record(run, future, submitted_at))
+
+    def _finish(self, state: _RunState, run: Run, record: dict[str, Any]) -> None:
+        self.results.append(record)
+        state.summary.records.append(record)
+        self.spent += record["node_hours"] or 0.0
+        state.durations.append(record["turnaround_s"])
+        state.progress.done += 1
+        state.progress.failed += not record["ok"]
+        state.left[run.point.key] -= 1
+        if state.left[run.point.key] == 0:
+            # its user endpoint (on a batch site: its batch job) is not needed again
+            self.backend.release(run.point.config)
+        self._tick(state, record)
+
+    def _tick(self, state: _RunState, last: dict[str, Any] | None = None) -> None:
+        progress = state.progress
+        progress.running, progress.queued = len(state.inflight), len(state.queue)
+        progress.elapsed = time.monotonic() - state.t0
+        progress.last = last
+        if state.durations:
+            mean = sum(state.durations) / len(state.durations)
+            progress.eta = mean * (len(state.queue) + len(state.inflight)) / self.parallel
+        self.on_progress(progress)
 
     def _record(
         self,
