@@ -7,6 +7,9 @@
 #   scripts/panda-devstack.sh status   what runs (exit 0: all up, 3: not all up)
 #   scripts/panda-devstack.sh down     stop exactly the processes `up` started
 #   scripts/panda-devstack.sh env      the variables clients need, as shell assignments
+#   scripts/panda-devstack.sh pilot-config PILOT3_DIR
+#                                      pilot3's default.cfg pointed at this stack, for
+#                                      HARVESTER_PILOT_CONFIG (`up` writes it for .cache/pilot3)
 #
 # Everything lives in one state directory, $PANDA_DEVSTACK_DIR (default
 # ~/.cache/site-agent/panda-devstack; /var/lib/site-agent/panda-devstack for root, because the
@@ -390,11 +393,8 @@ start_httpd() {
     return 0
   fi
   say "starting Apache httpd on 127.0.0.1:$HTTP_PORT (http) and :$HTTPS_PORT (https)"
-  # PANDA_HOME: where the server finds etc/panda/*.cfg. PANDA_BEHIND_REAL_LB and
-  # PANDACACHE_URL: panda-client (imported by the server) resolves pandacache.cern.ch at import
-  env PANDA_HOME="$STATE" PANDA_BEHIND_REAL_LB=1 PANDACACHE_URL="https://127.0.0.1:$HTTPS_PORT/server/panda" \
-    PANDA_URL="http://127.0.0.1:$HTTP_PORT/server/panda" PANDA_URL_SSL="https://127.0.0.1:$HTTPS_PORT/server/panda" \
-    /usr/sbin/apache2 -f "$STATE/etc/httpd.conf" -k start ||
+  # shellcheck disable=SC2046
+  env $(server_env) /usr/sbin/apache2 -f "$STATE/etc/httpd.conf" -k start ||
     die "Apache did not start: see $STATE/log/httpd_error.log"
   local i
   for i in $(seq 1 100); do
@@ -404,6 +404,49 @@ start_httpd() {
     sleep 0.2
   done
   die "the PanDA server does not answer http://127.0.0.1:$HTTP_PORT/server/panda/isAlive: see $STATE/log/httpd_error.log and $STATE/log/panda/"
+}
+
+pilot_config() { # PILOT_DIR -> $STATE/pilot/pilot.cfg: pilot3's default.cfg pointed here
+  local cfg=$1/pilot/util/default.cfg out=$STATE/pilot/pilot.cfg key url
+  [[ -f $cfg ]] || die "pilot-config: no pilot/util/default.cfg in $1"
+  mkdir -p "$STATE/pilot"
+  cp "$cfg" "$out.tmp"
+  for key in "queuedata_url=http://127.0.0.1:$HTTP_PORT/cache/schedconfig/{pandaqueue}.all.json" \
+    "queues_url=http://127.0.0.1:$HTTP_PORT/cric/{pandaqueue}.json" \
+    "storages_url=http://127.0.0.1:$HTTP_PORT/cric/ddmendpoints.json" \
+    "pandaserver=https://127.0.0.1:$HTTPS_PORT" "iddsserver=https://127.0.0.1:$HTTPS_PORT"; do
+    url=${key#*=} key=${key%%=*}
+    grep -q "^$key:" "$out.tmp" || die "pilot-config: no '$key:' in $cfg"
+    sed -i "s|^$key:.*|$key: $url|" "$out.tmp"
+  done
+  mv "$out.tmp" "$out"
+  echo "$out"
+}
+
+server_env() { # what the server's Python needs in its environment (Apache and the Adder)
+  # PANDA_HOME: where the server finds etc/panda/*.cfg. PANDA_BEHIND_REAL_LB and
+  # PANDACACHE_URL: panda-client (imported by the server) resolves pandacache.cern.ch at import
+  echo PANDA_HOME="$STATE" PANDA_BEHIND_REAL_LB=1 PANDACACHE_URL="https://127.0.0.1:$HTTPS_PORT/server/panda" \
+    PANDA_URL="http://127.0.0.1:$HTTP_PORT/server/panda" PANDA_URL_SSL="https://127.0.0.1:$HTTPS_PORT/server/panda"
+}
+
+adder_running() { [[ -f $STATE/run/adder.pid ]] && kill -0 "$(cat "$STATE/run/adder.pid")" 2>/dev/null; }
+
+start_adder() {
+  # the server's Adder turns pilots' final reports (jobs 'holding') into finished/failed jobs;
+  # panda_daemon is not run, this loop runs the same AdderGen (see panda_devstack_adder.py)
+  adder_running && return 0
+  say "starting the Adder loop"
+  mkdir -p "$STATE/bin"
+  cp "$REPO/scripts/panda_devstack_adder.py" "$STATE/bin/"
+  touch "$STATE/log/adder.log" && own "$WEB_USER" "$STATE/log/adder.log"
+  local run=()
+  # setpriv execs (no runuser parent): the pid file names the Adder itself
+  [[ $EUID -ne 0 ]] || run=(setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --init-groups)
+  # shellcheck disable=SC2046
+  (cd "$STATE/run" && exec setsid "${run[@]}" env $(server_env) "$STATE/venv/bin/python" \
+    "$STATE/bin/panda_devstack_adder.py" >>"$STATE/log/adder.log" 2>&1 </dev/null) &
+  echo $! >"$STATE/run/adder.pid"
 }
 
 # ---------------------------------------------------------------- commands
@@ -417,7 +460,8 @@ write_env() {
     "PANDACACHE_URL=https://127.0.0.1:$HTTPS_PORT/server/panda" "PANDA_BEHIND_REAL_LB=1" \
     "X509_USER_PROXY=$STATE/pki/userproxy.pem" "X509_CERT_DIR=$STATE/pki/certificates" \
     "PANDA_DEVSTACK_CA=$STATE/pki/ca.pem" "PANDA_DEVSTACK_HTTP_PROXY=http://127.0.0.1:$HTTP_PORT" \
-    "PANDA_DEVSTACK_TRF=http://pandaserver-doma.cern.ch:25080/trf/user/devstack-hello.sh"; do
+    "PANDA_DEVSTACK_TRF=http://pandaserver-doma.cern.ch:25080/trf/user/devstack-hello.sh" \
+    "HARVESTER_PILOT_CONFIG=$STATE/pilot/pilot.cfg"; do
     printf "%s='%s'\n" "${kv%%=*}" "${kv#*=}"
   done >"$STATE/devstack.env"
 }
@@ -435,6 +479,9 @@ cmd_up() {
   write_server_config
   write_httpd_config
   start_httpd
+  start_adder
+  local pilot_dir=${PANDA_DEVSTACK_PILOT_DIR:-$REPO/.cache/pilot3}
+  [[ ! -f $pilot_dir/pilot.py ]] || pilot_config "$pilot_dir" >/dev/null
   write_env
   say "up in $((SECONDS - t0))s"
   cat <<EOF
@@ -445,6 +492,7 @@ PanDA dev stack (state: $STATE)
   queuedata   http://127.0.0.1:$HTTP_PORT/cache/schedconfig/{pandaqueue}.all.json, CRIC: /cric/{pandaqueue}.json
   CA          $STATE/pki/ca.pem (X509_CERT_DIR=$STATE/pki/certificates)
   user        $USER_DN: X509_USER_PROXY=$STATE/pki/userproxy.pem
+  pilot3      HARVESTER_PILOT_CONFIG=$STATE/pilot/pilot.cfg ($0 pilot-config PILOT3_DIR); -q $QUEUE --url https://127.0.0.1 -p $HTTPS_PORT
   job script  http://pandaserver-doma.cern.ch:25080/trf/user/devstack-hello.sh (http_proxy=http://127.0.0.1:$HTTP_PORT)
   clients     set -a; . $STATE/devstack.env; set +a   (panda-client: $STATE/venv/bin/python)
   logs        $STATE/log/
@@ -452,12 +500,21 @@ EOF
 }
 
 cmd_down() {
+  local i
   if httpd_running; then
-    say "stopping Apache httpd (pid $(cat "$STATE/run/httpd.pid"))"
-    /usr/sbin/apache2 -f "$STATE/etc/httpd.conf" -k stop 2>/dev/null || kill "$(cat "$STATE/run/httpd.pid")"
-    local i
-    for i in $(seq 1 50); do httpd_running || break; sleep 0.1; done
+    local pid
+    pid=$(cat "$STATE/run/httpd.pid")
+    say "stopping Apache httpd (pid $pid)"
+    /usr/sbin/apache2 -f "$STATE/etc/httpd.conf" -k stop 2>/dev/null || kill "$pid"
+    # the parent exits after its children (the WSGI daemon gets a few seconds to finish)
+    for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
+  if adder_running; then
+    say "stopping the Adder loop (pid $(cat "$STATE/run/adder.pid"))"
+    kill "$(cat "$STATE/run/adder.pid")"
+    for i in $(seq 1 50); do adder_running || break; sleep 0.1; done
+  fi
+  rm -f "$STATE/run/adder.pid"
   if pg_running; then
     say "stopping PostgreSQL ($STATE/pgdata)"
     as_db "$PG_BIN/pg_ctl" -D "$STATE/pgdata" -m fast -w stop >/dev/null
@@ -478,6 +535,7 @@ cmd_status() {
   else
     echo "httpd     stopped"; ok=3
   fi
+  if adder_running; then echo "adder     running  pid $(cat "$STATE/run/adder.pid")"; else echo "adder     stopped"; ok=3; fi
   [[ -f $STATE/devstack.env ]] && echo "env       $STATE/devstack.env"
   return $ok
 }
@@ -486,6 +544,7 @@ case ${1:-} in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  pilot-config) [[ -n ${2:-} ]] || die "pilot-config: give pilot3's directory"; pilot_config "$2" ;;
   env) [[ -f $STATE/devstack.env ]] || die "not set up: run $0 up"; sed 's/^/export /' "$STATE/devstack.env" ;;
   *) usage ;;
 esac
