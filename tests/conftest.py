@@ -45,3 +45,11 @@ def slurm(tmp_path_factory):
         pytest.skip(f"Slurm cannot start here: {err}")
     yield cluster
     stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def panda_stack():
+    """The real PanDA server of scripts/panda-devstack.sh, up (see pandastack.py)."""
+    from .pandastack import stack_session
+
+    yield from stack_session()
