@@ -7,6 +7,7 @@
 #   scripts/panda-devstack.sh status   what runs (exit 0: all up, 3: not all up)
 #   scripts/panda-devstack.sh down     stop exactly the processes `up` started
 #   scripts/panda-devstack.sh env      the variables clients need, as shell assignments
+#   scripts/panda-devstack.sh psql [ARGS]  psql on panda_db as the database superuser
 #   scripts/panda-devstack.sh pilot-config PILOT3_DIR
 #                                      pilot3's default.cfg pointed at this stack, for
 #                                      HARVESTER_PILOT_CONFIG (`up` writes it for .cache/pilot3)
@@ -162,6 +163,9 @@ port = $PG_PORT
 unix_socket_directories = '$STATE/run'
 shared_preload_libraries = 'pg_cron'
 cron.database_name = 'postgres'
+# pg_cron's jobs (the job statistics behind the server's statistics API, every minute) connect
+# through the socket in the state directory, where local connections need no password
+cron.host = '$STATE/run'
 fsync = off
 EOF
   fi
@@ -204,6 +208,8 @@ create_schema() {
   psql_su -d panda_db -c "INSERT INTO doma_panda.pandadb_version (component, major, minor, patch) VALUES ('PanDA', '$major', '$minor', '$patch')" >/dev/null
   psql_su -d panda_db -f "$dir/sqls/post_step_panda.sql" >>"$STATE/log/schema.log" 2>&1
   psql_su -d postgres -f "$dir/sqls/post_step_cron.sql" >>"$STATE/log/schema.log" 2>&1
+  # upstream sets nodename '' (libpq's default socket directory): ours is in the state directory
+  psql_su -d postgres -c "UPDATE cron.job SET nodename = '$STATE/run' WHERE nodename = ''" >/dev/null
   seed_database
   touch "$STATE/etc/.db-done"
 }
@@ -544,6 +550,7 @@ case ${1:-} in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  psql) shift; psql_su -d panda_db "$@" ;;
   pilot-config) [[ -n ${2:-} ]] || die "pilot-config: give pilot3's directory"; pilot_config "$2" ;;
   env) [[ -f $STATE/devstack.env ]] || die "not set up: run $0 up"; sed 's/^/export /' "$STATE/devstack.env" ;;
   *) usage ;;

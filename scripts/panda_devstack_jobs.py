@@ -38,7 +38,7 @@ def fail(msg: str) -> None:
     sys.exit(2)
 
 
-def submit(queue: str, trf: str, args: list[str], label: str) -> dict:
+def submit(queue: str, trf: str, args: list[str], label: str, resource_type: str) -> dict:
     from pandaclient import Client
     from pandaserver.taskbuffer.JobSpec import JobSpec
 
@@ -52,8 +52,8 @@ def submit(queue: str, trf: str, args: list[str], label: str) -> dict:
     job.computingSite = queue
     job.prodSourceLabel = label
     job.currentPriority = 1000
-    job.coreCount = 1
-    job.resource_type = "SCORE"
+    job.coreCount = 1 if resource_type.startswith("SCORE") else 2
+    job.resource_type = resource_type
     job.AtlasRelease = ""
     job.homepackage = ""
     job.VO = "wlcg"
@@ -87,9 +87,11 @@ def main() -> None:
     s.add_argument("--queue", default=os.environ.get("PANDA_DEVSTACK_QUEUE"))
     s.add_argument("--trf", default=DEFAULT_TRF)
     s.add_argument("--label", default="managed", help="prodSourceLabel (pilot3 -j)")
+    s.add_argument("--resource-type", default="SCORE")
     s.add_argument("args", nargs="*")
     t = sub.add_parser("status")
     t.add_argument("ids", nargs="+", type=int)
+
     a = parser.parse_args()
     for var in ("PANDA_URL_SSL", "X509_USER_PROXY"):
         if not os.environ.get(var):
@@ -97,7 +99,7 @@ def main() -> None:
     if a.cmd == "submit":
         if not a.queue:
             fail("--queue: no queue (or PANDA_DEVSTACK_QUEUE)")
-        result = submit(a.queue, a.trf, a.args, a.label)
+        result = submit(a.queue, a.trf, a.args, a.label, a.resource_type)
     else:
         result = status(a.ids)
     print(json.dumps(result))

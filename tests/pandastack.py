@@ -57,9 +57,12 @@ class PandaStack:
         assert r.returncode == 0, f"panda_devstack_jobs.py {args}: {r.stderr[-2000:]}"
         return json.loads(r.stdout.splitlines()[-1])
 
-    def submit(self, *job_args: str, queue: str | None = None) -> int:
+    def submit(self, *job_args: str, queue: str | None = None, resource_type: str = "SCORE") -> int:
         """One job through panda-client's submitJobs; returns its PandaID."""
-        return self._jobs("submit", "--queue", queue or self.queue, *job_args)["PandaID"]
+        q = queue or self.queue
+        return self._jobs(
+            "submit", "--queue", q, "--resource-type", resource_type, "--", *job_args
+        )["PandaID"]
 
     def job(self, panda_id: int) -> dict:
         """The job as panda-client's getJobStatus sees it (jobStatus, pilotErrorCode, ...)."""
@@ -70,6 +73,23 @@ class PandaStack:
         r = devstack("pilot-config", str(pilot3_dir))
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
+
+    def psql(self, sql: str) -> str:
+        """SQL on panda_db as the database superuser (the stack's own psql)."""
+        r = devstack("psql", "-At", "-c", sql)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def refresh_job_stats(self) -> None:
+        """What pg_cron does every minute: the statistics behind the server's statistics API."""
+        self.psql("CALL doma_panda.update_jobsact_stats_by_gshare()")
+
+    def drop_job(self, panda_id: int) -> None:
+        """Remove a job that no pilot will take. panda-client's killJobs cannot: on PostgreSQL,
+        panda-server 0.8.1's killJob raises LockNotAvailable for any job not in jobsDefined4
+        (its emulation of Oracle's NOWAIT counts the rows of the first table it looks in)."""
+        self.psql(f"DELETE FROM doma_panda.jobsactive4 WHERE pandaid = {int(panda_id)}")
+        self.refresh_job_stats()
 
     def wait_job(self, panda_id: int, states: tuple[str, ...], timeout: float = 60) -> dict:
         end = time.monotonic() + timeout

@@ -60,6 +60,11 @@ def run_checks(
         urls = list(dict.fromkeys([*profile.section("check")["targets"], *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
         jobs += [(t.label, lambda t=t: probe(t, proxies, timeout, ca_file)) for t in targets]
+        pilot = profile.section("pilot")
+        if pilot.get("panda_queue"):  # the pilot's own questions to its PanDA server
+            from siteagent.checks.panda import probe_panda
+
+            jobs.append(("panda", lambda: probe_panda(pilot, timeout, ca_file)))
     if local:
         min_gb = profile.section("check")["min_free_gb"]
         jobs += [
