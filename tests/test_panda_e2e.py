@@ -13,6 +13,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,6 @@ from siteagent.harvester.registry import REGISTRY
 from siteagent.harvester.submitter import GlobusComputeSubmitter
 
 from .test_harvester import WorkSpec
-from .test_panda_pilot import pilot3_dir  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.panda, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ endpoint:
   max_blocks: 1
   init_blocks: 1
   strategy_period: 0.5
-  max_workers_per_node: 3
+  max_workers_per_node: 4
 limits: {{max_nodes: 1, max_walltime: "04:00:00"}}
 node:
   cores: 4
@@ -67,7 +67,7 @@ PILOT_ARGS = ["--noproxyverification", "--getjobrequests=1", "-j", "managed"]
 
 
 @pytest.fixture(scope="module")
-def harvester(panda_stack, pilot3_dir, tmp_path_factory):  # noqa: F811 (imported fixture)
+def harvester(panda_stack, pilot3_dir, tmp_path_factory):
     """Submitter and monitor for the dev stack's queue, and the worker state directory. The
     engine's workers inherit this process's environment: the pilot's certificates, CA
     directory, pilot3 and its configuration, the fake GPUs."""
@@ -130,9 +130,9 @@ class Run:
     output: str
 
 
-def start_worker(plugins, worker_id: int, **keys):
+def start_worker(plugins, worker_id: int, resource_type: str = "SCORE", **keys):
     submitter, monitor = plugins(**keys)
-    ws = WorkSpec(workerID=worker_id, nCore=1, maxWalltime=1800, resourceType="SCORE")
+    ws = WorkSpec(workerID=worker_id, nCore=1, maxWalltime=1800, resourceType=resource_type)
     assert submitter.submit_workers([ws]) == [(True, "")]
     return ws, monitor
 
@@ -149,9 +149,10 @@ def wait_done(ws, monitor, timeout: float = 300) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def runs(panda_stack, harvester) -> dict[str, Run]:
-    """The three cases at once (pilot3 waits about two minutes before its final update of a
-    failed job): a good job, then a failing one once the first pilot holds the first job (so
-    each pilot gets the job meant for it), and a pilot for the offline queue."""
+    """The cases at once (pilot3 waits about two minutes before its final update of a failed
+    job): a good job, then a failing one once the first pilot holds the first job (so each pilot
+    gets the job meant for it), a pilot for the offline queue, and one for a resource type no job
+    has (SCORE_HIMEM)."""
     plugins, state = harvester
     good = panda_stack.submit("world")
     assert panda_stack.job(good)["jobStatus"] == "activated"
@@ -164,6 +165,9 @@ def runs(panda_stack, harvester) -> dict[str, Run]:
         None,
         *start_worker(plugins, 3, pandaQueue=panda_stack.offline_queue),
     )
+    # one "no job" answer ends it (else pilot3 sleeps 60 s and asks again)
+    no_job_args = [*PILOT_ARGS, "--getjobfailures=1"]
+    workers["nojob"] = (None, *start_worker(plugins, 4, "SCORE_HIMEM", pilotArgs=no_job_args))
     out = {}
     for name, (panda_id, ws, monitor) in workers.items():
         status, diag = wait_done(ws, monitor)
@@ -227,3 +231,24 @@ def test_offline_queue_gives_the_pilot_own_exit_code(panda_stack, runs):
     assert run.status == ST_FAILED
     assert run.diag.startswith("exit 1"), run.diag
     assert (run.report["reason"], run.report["exit_code"]) == ("failed", 1)
+
+
+def test_no_job_for_the_resource_type_ends_the_pilot_with_zero(panda_stack, runs):
+    run = runs["nojob"]
+    # pilot3 ends with 0 when its getjob requests are used up with "no job" (StatusCode 20)
+    assert (run.status, run.diag) == (ST_FINISHED, ""), run.output[-3000:]
+    assert "'StatusCode': 20" in run.output
+    assert (run.report["reason"], run.report["exit_code"]) == ("finished", 0)
+    argv = run.report["argv"]
+    assert argv[:2] == ["python3", str(Path(os.environ["SITE_AGENT_PILOT_DIR"]) / "pilot.py")]
+    # the wrapper's lifetime for pilot3: the worker's 30 minutes less margin and grace
+    assert argv[argv.index("-l") + 1] == str(1800 - 90)
+    # what the server was asked for: this queue and resource type, with the user's DN
+    dispatcher = (panda_stack.state / "log" / "panda" / "panda-JobDispatcher.log").read_text()
+    dn = panda_stack.env["PANDA_DEVSTACK_USER_DN"]
+    assert any(
+        f" {panda_stack.queue},nJobs=" in line
+        and ",rt=SCORE_HIMEM," in line
+        and f"DN={dn},role=True" in line
+        for line in dispatcher.splitlines()
+    ), dispatcher[-2000:]
