@@ -125,8 +125,8 @@ schema_dir() {
   # the PanDA schema is in no package: a local copy (CI: ../shared/panda-database next to the
   # clone), else the upstream repository where this machine has internet
   local d
-  for d in "${PANDA_DEVSTACK_SCHEMA:-}" "$REPO/../shared/panda-database" \
-    "$(dirname "$(git -C "$REPO" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || echo /nonexistent/x)")/../shared/panda-database"; do
+  # (../../shared: from a git worktree one level below the clone's parent)
+  for d in "${PANDA_DEVSTACK_SCHEMA:-}" "$REPO/../shared/panda-database" "$REPO/../../shared/panda-database"; do
     [[ -n $d && -f $d/panda-database-postgres-schema.tgz ]] || continue
     mkdir -p "$STATE/schema"
     tar xzf "$d/panda-database-postgres-schema.tgz" -C "$STATE/schema"
@@ -507,8 +507,8 @@ EOF
 
 cmd_down() {
   local i
+  local pid
   if httpd_running; then
-    local pid
     pid=$(cat "$STATE/run/httpd.pid")
     say "stopping Apache httpd (pid $pid)"
     /usr/sbin/apache2 -f "$STATE/etc/httpd.conf" -k stop 2>/dev/null || kill "$pid"
@@ -516,9 +516,12 @@ cmd_down() {
     for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   if adder_running; then
-    say "stopping the Adder loop (pid $(cat "$STATE/run/adder.pid"))"
-    kill "$(cat "$STATE/run/adder.pid")"
-    for i in $(seq 1 50); do adder_running || break; sleep 0.1; done
+    pid=$(cat "$STATE/run/adder.pid")
+    say "stopping the Adder loop (pid $pid)"
+    # its own process group (setsid): the server's helper processes it forked go with it
+    kill -TERM -- "-$pid" 2>/dev/null || kill "$pid"
+    for i in $(seq 1 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
   fi
   rm -f "$STATE/run/adder.pid"
   if pg_running; then

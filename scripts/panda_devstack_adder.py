@@ -37,8 +37,17 @@ def main() -> None:
     from pandaserver.taskbuffer.TaskBuffer import taskBuffer
 
     taskBuffer.init(panda_config.dbhost, panda_config.dbpasswd, nDBConnection=1, useTimeout=True)
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    stop: list[int] = []
+    busy: list[int] = []
+
+    def on_term(*_: object) -> None:
+        # between reports there is nothing to finish: leave at once (the TaskBuffer's own
+        # clean-up takes seconds); inside AdderGen, finish that report first
+        stop.append(1)
+        if not busy:
+            os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
     lock_pool = LockPool()
     pid = f"devstack-adder-{os.getpid()}"
     print(f"panda_devstack_adder: running every {a.interval:g}s", flush=True)
@@ -55,6 +64,7 @@ def main() -> None:
                     panda_id=panda_id, attempt_nr=attempt_nr, pid=pid, time_limit=LOCK_MINUTES
                 ):
                     continue
+                busy.append(1)
                 AdderGen(
                     taskBuffer,
                     panda_id,
@@ -67,11 +77,13 @@ def main() -> None:
                     lock_offset=LOCK_MINUTES - 1,
                     lock_pool=lock_pool,
                 ).run()
+                busy.clear()
                 print(f"panda_devstack_adder: job {panda_id} ({job_status}) added", flush=True)
         except Exception:
+            busy.clear()
             traceback.print_exc()
         time.sleep(a.interval)
-    taskBuffer.cleanup()
+    os._exit(0)
 
 
 if __name__ == "__main__":
