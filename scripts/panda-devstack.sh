@@ -18,6 +18,8 @@
 # cannot enter /root). `down` then `rm -rf` of that directory removes all of it; the server
 # venv in it is reused by the next `up`.
 set -euo pipefail
+# as root, the venv, configuration and logs must be readable by www-data and postgres
+umask 022
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [[ $EUID -eq 0 ]]; then
@@ -556,5 +558,6 @@ case ${1:-} in
   psql) shift; psql_su -d panda_db "$@" ;;
   pilot-config) [[ -n ${2:-} ]] || die "pilot-config: give pilot3's directory"; pilot_config "$2" ;;
   env) [[ -f $STATE/devstack.env ]] || die "not set up: run $0 up"; sed 's/^/export /' "$STATE/devstack.env" ;;
-  *) usage ;;
+  "" | -h | --help) usage ;;
+  *) say "error: unknown command '$1' (up, down, status, env, psql, pilot-config)"; exit 2 ;;
 esac
