@@ -37,7 +37,7 @@ OFFLINE_QUEUE=${QUEUE}_OFFLINE
 USER_DN="/C=XX/O=site-agent/OU=devstack/CN=devstack user"
 PG_BIN=/usr/lib/postgresql/15/bin
 APT_PACKAGES=(postgresql-15 postgresql-15-cron postgresql-15-partman apache2
-  libapache2-mod-wsgi-py3 openssl curl)
+  libapache2-mod-wsgi-py3 python3-venv openssl curl)
 # the server venv: panda-server-source 0.8.1 (1.0.x forbids the getJob that pilot3 calls), the
 # modules its WSGI app imports (it declares none), panda-client 2.2.0 to submit jobs; all pinned
 REQUIREMENTS=$REPO/scripts/panda-devstack-requirements.txt
