@@ -416,7 +416,8 @@ def check(
     as_json: bool,
 ) -> None:
     """Validate this node: outbound connectivity through the proxy (DNS, TCP, proxy CONNECT,
-    TLS), scheduler, GPUs, container runtime, cvmfsexec prerequisites, disk, Python.
+    TLS), the PanDA queue as the pilot sees it (when the profile sets pilot.panda_queue),
+    scheduler, GPUs, container runtime, cvmfsexec prerequisites, disk, Python.
     Exit 0 when nothing failed (warnings pass), 1 when something failed."""
     from siteagent.checks.runner import run_checks
     from siteagent.profiles import load_profile

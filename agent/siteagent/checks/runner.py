@@ -61,6 +61,10 @@ def run_checks(
         urls = list(dict.fromkeys([*profile.check.targets, *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
         jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
+        if profile.pilot.panda_queue:  # the pilot's own questions to its PanDA server
+            from siteagent.checks.panda import probe_panda
+
+            jobs.append(("panda", partial(probe_panda, profile.pilot, timeout, ca_file)))
     if local:
         jobs += _local_jobs(profile, timeout)
     report = CheckReport(site=profile.name, proxy_source=proxies.source)

@@ -1,0 +1,218 @@
+"""The PanDA probe: asks the profile's PanDA server about its queue the way pilot3 would, so
+"the pilot cannot fetch jobs" is diagnosed before a pilot runs.
+
+Steps, in pilot3's order; the first failing one is reported (``step``):
+
+- ``tcp``: the server (``pilot.server_url``/``server_port``) is reachable
+- ``tls``: its certificate is trusted by the CA directory pilot3 uses (``X509_CERT_DIR``, or
+  ``--ca-file``, else the system's) and ``/server/panda/isAlive`` answers
+- ``certificate``: the client certificate pilot3 sends (``X509_USER_PROXY``) is accepted and
+  its DN may fetch production jobs (``/api/v1/system/get_user_attributes``)
+- ``queue``: the queue's queuedata (pilot3's ``queuedata_url``, read from
+  ``$HARVESTER_PILOT_CONFIG`` when set) says ``state: ACTIVE``; pilot3 exits at start otherwise
+- ``jobs``: activated jobs for the queue and resource type (``/api/v1/statistics``); none is a
+  warning: pilots would start and end without work
+
+Requests go straight to the server (no proxy): this runs on the login node, where pilot3's
+server traffic is not proxied for loopback or site-local servers.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import ssl
+import time
+import urllib.parse
+from http.client import HTTPConnection, HTTPResponse, HTTPSConnection
+from typing import Any
+
+from siteagent.checks.model import FAIL, PASS, WARN, CheckResult
+from siteagent.sections import PilotSection
+
+# pilot3's default.cfg: queuedata comes from the server's cache port over plain HTTP
+DEFAULT_QUEUEDATA = "http://{host}:25085/cache/schedconfig/{pandaqueue}.all.json"
+STATS_WINDOW_MIN = 720
+
+HINTS = {
+    "tcp": "is the PanDA server up, and are pilot.server_url/server_port right? outbound "
+    "traffic may be blocked on this node",
+    "tls": "set X509_CERT_DIR to the CA directory pilot3 uses (or --ca-file to a CA bundle)",
+    "certificate": "set X509_USER_PROXY to a valid proxy or certificate+key file; ask the PanDA "
+    "admins to allow its DN for pilots (production_dns / pilot_owners)",
+    "queue": "pilots exit at start for a queue that is not ACTIVE: ask the queue's admins",
+    "jobs": "pilots would start and end without work: no job is waiting for this queue and "
+    "resource type",
+}
+
+
+class ProbeError(Exception):
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(reason)
+        self.step = step
+        self.reason = reason
+
+
+def _context(ca_file: str | None, environ: dict[str, str]) -> ssl.SSLContext:
+    capath = environ.get("X509_CERT_DIR") or None
+    if ca_file or capath:
+        ctx = ssl.create_default_context(cafile=ca_file, capath=None if ca_file else capath)
+    else:
+        ctx = ssl.create_default_context()
+    proxy = environ.get("X509_USER_PROXY")
+    if proxy:
+        try:
+            ctx.load_cert_chain(proxy)
+        except (OSError, ssl.SSLError) as err:
+            raise ProbeError(
+                "certificate", f"X509_USER_PROXY {proxy}: cannot load it: {err}"
+            ) from None
+    return ctx
+
+
+def _get(url: str, ctx: ssl.SSLContext, deadline: float, step: str) -> tuple[int, bytes]:
+    """GET with what is left of the probe's one deadline (``time.monotonic()`` based)."""
+    timeout = deadline - time.monotonic()
+    if timeout <= 0:
+        raise ProbeError(step, "no time left for this step (raise --timeout)")
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port
+    conn: HTTPConnection
+    if parts.scheme == "https":
+        conn = HTTPSConnection(host, port or 443, timeout=timeout, context=ctx)
+    else:
+        conn = HTTPConnection(host, port or 80, timeout=timeout)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        conn.request("GET", path, headers={"Accept": "application/json"})
+        resp: HTTPResponse = conn.getresponse()
+        return resp.status, resp.read()
+    except ssl.SSLCertVerificationError as err:
+        raise ProbeError(
+            "tls", f"{host}:{port}: server certificate not trusted: {err.verify_message}"
+        ) from None
+    except ssl.SSLError as err:
+        raise ProbeError("tls", f"{host}:{port}: TLS failed: {err.reason or err}") from None
+    except TimeoutError:
+        raise ProbeError(step, f"{host}:{port}: no answer in time") from None
+    except OSError as err:
+        raise ProbeError("tcp", f"{host}:{port}: unreachable: {err.strerror or err}") from None
+    finally:
+        conn.close()
+
+
+def _json(body: bytes, what: str, step: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ProbeError(step, f"{what}: not JSON: {body[:80]!r}") from None
+
+
+def queuedata_url(server_host: str, queue: str, environ: dict[str, str]) -> str:
+    """pilot3's queuedata URL for ``queue``: from its configuration file when Harvester gives
+    one (``HARVESTER_PILOT_CONFIG``), else pilot3's default on the server's host."""
+    template = DEFAULT_QUEUEDATA.replace("{host}", server_host)
+    cfg = environ.get("HARVESTER_PILOT_CONFIG")
+    if cfg and os.path.isfile(cfg):
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            parser.read(cfg)
+            template = parser.get("Information", "queuedata_url", fallback=template)
+        except configparser.Error:
+            pass
+    return template.replace("{pandaqueue}", queue)
+
+
+def _steps(
+    server: str, queue: str, resource_type: str, ctx: ssl.SSLContext, deadline: float,
+    environ: dict[str, str],
+) -> tuple[str, str, str]:  # fmt: skip
+    """Run the steps; returns (status, step, reason) of the last one."""
+    status, body = _get(f"{server}/server/panda/isAlive", ctx, deadline, "tcp")
+    if status != 200 or b"alive=yes" not in body:
+        raise ProbeError("tls", f"isAlive answered HTTP {status}: {body[:80]!r}")
+
+    if not environ.get("X509_USER_PROXY"):
+        raise ProbeError("certificate", "X509_USER_PROXY is not set: pilot3 authenticates with it")
+    status, body = _get(f"{server}/api/v1/system/get_user_attributes", ctx, deadline, "certificate")
+    attrs = _json(body, "get_user_attributes", "certificate") if status == 200 else {}
+    if not attrs.get("success"):
+        raise ProbeError(
+            "certificate",
+            f"the server did not accept the certificate: {attrs.get('message') or f'HTTP {status}'}",
+        )
+    data = attrs.get("data") or {}
+    dn = data.get("user_dn_raw", "?")
+    if not data.get("is_production_user"):
+        raise ProbeError("certificate", f"DN {dn} may not fetch production jobs on this server")
+
+    host = urllib.parse.urlsplit(server).hostname or ""
+    url = queuedata_url(host, queue, environ)
+    status, body = _get(url, ctx, deadline, "queue")
+    if status == 404:
+        raise ProbeError("queue", f"queue {queue} is unknown to the server ({url}: HTTP 404)")
+    if status != 200:
+        raise ProbeError("queue", f"{url}: HTTP {status}")
+    queuedata = _json(body, url, "queue")
+    if isinstance(queuedata, dict) and queue in queuedata and "state" not in queuedata:
+        queuedata = queuedata[queue]  # CRIC shape {queue: {...}}
+    state = str(queuedata.get("state", "?")) if isinstance(queuedata, dict) else "?"
+    if state != "ACTIVE":
+        raise ProbeError("queue", f"queue {queue} is {state}, not ACTIVE: pilots exit at start")
+
+    status, body = _get(
+        f"{server}/api/v1/statistics/job_stats_by_site_and_resource_type?time_window={STATS_WINDOW_MIN}",
+        ctx, deadline, "jobs",
+    )  # fmt: skip
+    stats = _json(body, "job_stats_by_site_and_resource_type", "jobs") if status == 200 else {}
+    if not stats.get("success"):
+        raise ProbeError(
+            "jobs", f"job statistics unavailable: {stats.get('message') or f'HTTP {status}'}"
+        )
+    per_queue = (stats.get("data") or {}).get(queue) or {}
+    waiting = int((per_queue.get(resource_type) or {}).get("activated") or 0)
+    if not waiting:
+        return (
+            WARN,
+            "jobs",
+            f"queue {queue} ACTIVE, DN {dn} accepted; no job waiting for {resource_type}",
+        )
+    return (
+        PASS,
+        "jobs",
+        f"queue {queue} ACTIVE, DN {dn} accepted; {waiting} job(s) waiting for {resource_type}",
+    )
+
+
+def probe_panda(
+    pilot: PilotSection,
+    timeout: float = 5.0,
+    ca_file: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> CheckResult:
+    """One ``panda`` check for the profile's pilot section (``panda_queue``, ``server_url``,
+    ``server_port``, ``resource_type``); all steps share one ``timeout``."""
+    environ = dict(os.environ if environ is None else environ)
+    if not pilot.panda_queue:
+        raise ValueError("probe_panda: the pilot section names no panda_queue")
+    queue = pilot.panda_queue
+    resource_type = pilot.resource_type or "SCORE"
+    server = f"{pilot.server_url.rstrip('/')}:{pilot.server_port}"
+    target = f"{server} {queue}/{resource_type}"
+    t0 = time.monotonic()
+    try:
+        ctx = _context(ca_file, environ)
+        deadline = t0 + timeout
+        status, step, reason = _steps(server, queue, resource_type, ctx, deadline, environ)
+    except ProbeError as err:
+        status, step, reason = FAIL, err.step, err.reason
+    return CheckResult(
+        name="panda",
+        status=status,
+        seconds=time.monotonic() - t0,
+        reason=reason,
+        hint="" if status == PASS else HINTS[step],
+        target=target,
+        step=step,
+    )
