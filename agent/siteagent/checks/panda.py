@@ -71,6 +71,15 @@ def _context(ca_file: str | None, environ: dict[str, str]) -> ssl.SSLContext:
     return ctx
 
 
+def _connection(
+    parts: urllib.parse.SplitResult, ctx: ssl.SSLContext, timeout: float
+) -> HTTPConnection:
+    host = parts.hostname or ""
+    if parts.scheme == "https":
+        return HTTPSConnection(host, parts.port or 443, timeout=timeout, context=ctx)
+    return HTTPConnection(host, parts.port or 80, timeout=timeout)
+
+
 def _get(url: str, ctx: ssl.SSLContext, deadline: float, step: str) -> tuple[int, bytes]:
     """GET with what is left of the probe's one deadline (``time.monotonic()`` based)."""
     timeout = deadline - time.monotonic()
@@ -78,11 +87,7 @@ def _get(url: str, ctx: ssl.SSLContext, deadline: float, step: str) -> tuple[int
         raise ProbeError(step, "no time left for this step (raise --timeout)")
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "", parts.port
-    conn: HTTPConnection
-    if parts.scheme == "https":
-        conn = HTTPSConnection(host, port or 443, timeout=timeout, context=ctx)
-    else:
-        conn = HTTPConnection(host, port or 80, timeout=timeout)
+    conn = _connection(parts, ctx, timeout)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     try:
         conn.request("GET", path, headers={"Accept": "application/json"})
@@ -128,11 +133,21 @@ def _steps(
     server: str, queue: str, resource_type: str, ctx: ssl.SSLContext, deadline: float,
     environ: dict[str, str],
 ) -> tuple[str, str, str]:  # fmt: skip
-    """Run the steps; returns (status, step, reason) of the last one."""
+    """Run the steps in the order pilot3 meets them; (status, step, reason) of the last one."""
     status, body = _get(f"{server}/server/panda/isAlive", ctx, deadline, "tcp")
     if status != 200 or b"alive=yes" not in body:
         raise ProbeError("tls", f"isAlive answered HTTP {status}: {body[:80]!r}")
+    dn = _accepted_dn(server, ctx, deadline, environ)
+    _queue_active(server, queue, ctx, deadline, environ)
+    waiting = _jobs_waiting(server, queue, resource_type, ctx, deadline)
+    where = f"queue {queue} ACTIVE, DN {dn} accepted;"
+    if not waiting:
+        return WARN, "jobs", f"{where} no job waiting for {resource_type}"
+    return PASS, "jobs", f"{where} {waiting} job(s) waiting for {resource_type}"
 
+
+def _accepted_dn(server: str, ctx: ssl.SSLContext, deadline: float, environ: dict[str, str]) -> str:
+    """The certificate's DN, when the server accepts it for production jobs."""
     if not environ.get("X509_USER_PROXY"):
         raise ProbeError("certificate", "X509_USER_PROXY is not set: pilot3 authenticates with it")
     status, body = _get(f"{server}/api/v1/system/get_user_attributes", ctx, deadline, "certificate")
@@ -143,12 +158,17 @@ def _steps(
             f"the server did not accept the certificate: {attrs.get('message') or f'HTTP {status}'}",
         )
     data = attrs.get("data") or {}
-    dn = data.get("user_dn_raw", "?")
+    dn = str(data.get("user_dn_raw", "?"))
     if not data.get("is_production_user"):
         raise ProbeError("certificate", f"DN {dn} may not fetch production jobs on this server")
+    return dn
 
-    host = urllib.parse.urlsplit(server).hostname or ""
-    url = queuedata_url(host, queue, environ)
+
+def _queue_active(
+    server: str, queue: str, ctx: ssl.SSLContext, deadline: float, environ: dict[str, str]
+) -> None:
+    """The queue's queuedata, where pilot3 reads it, must say ACTIVE."""
+    url = queuedata_url(urllib.parse.urlsplit(server).hostname or "", queue, environ)
     status, body = _get(url, ctx, deadline, "queue")
     if status == 404:
         raise ProbeError("queue", f"queue {queue} is unknown to the server ({url}: HTTP 404)")
@@ -161,6 +181,11 @@ def _steps(
     if state != "ACTIVE":
         raise ProbeError("queue", f"queue {queue} is {state}, not ACTIVE: pilots exit at start")
 
+
+def _jobs_waiting(
+    server: str, queue: str, resource_type: str, ctx: ssl.SSLContext, deadline: float
+) -> int:
+    """Activated jobs of the queue for the resource type, by the server's statistics."""
     status, body = _get(
         f"{server}/api/v1/statistics/job_stats_by_site_and_resource_type?time_window={STATS_WINDOW_MIN}",
         ctx, deadline, "jobs",
@@ -171,18 +196,7 @@ def _steps(
             "jobs", f"job statistics unavailable: {stats.get('message') or f'HTTP {status}'}"
         )
     per_queue = (stats.get("data") or {}).get(queue) or {}
-    waiting = int((per_queue.get(resource_type) or {}).get("activated") or 0)
-    if not waiting:
-        return (
-            WARN,
-            "jobs",
-            f"queue {queue} ACTIVE, DN {dn} accepted; no job waiting for {resource_type}",
-        )
-    return (
-        PASS,
-        "jobs",
-        f"queue {queue} ACTIVE, DN {dn} accepted; {waiting} job(s) waiting for {resource_type}",
-    )
+    return int((per_queue.get(resource_type) or {}).get("activated") or 0)
 
 
 def probe_panda(
