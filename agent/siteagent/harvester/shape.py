@@ -91,7 +91,8 @@ def worker_shape(qc: QueueConfig, profile: Profile, workspec: Any) -> tuple[dict
     if qc.conda_env:
         config["conda_env"] = qc.conda_env
     config = canonicalize(profile, config)
-    said = [f"{text}: {key} {config.get(key, 'unset')}" for text, key in notes]
+    unset = "not set (the scheduler's default)"
+    said = [f"{text}: {key} {config.get(key, unset)}" for text, key in notes]
     return config, "; ".join(said)
 
 
