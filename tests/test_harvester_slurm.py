@@ -71,7 +71,7 @@ def test_worker_runs_as_a_slurm_job_with_bound_gpus(site, slurm):
     assert submitter.submit_workers([ws]) == [(True, "")]
     states = wait_status(monitor, [ws], ST_FINISHED, timeout=120)
     assert states == [(ST_FINISHED, "")], states
-    result = REGISTRY.get(ws.batchID).future.result()
+    result = REGISTRY.get(ws.batchID).result()
     lines = sorted(ln for ln in result.stdout.splitlines() if ln.startswith("rank="))
     jobs = {ln.split("job=")[1] for ln in lines}
     assert len(jobs) == 1 and jobs != {""}, lines  # both ranks in one batch job

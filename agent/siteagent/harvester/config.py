@@ -153,7 +153,7 @@ class QueueConfig:
         "resultTimeout",
         30.0,
         _seconds,
-        "Seconds to wait for a task id, or for a stop task's answer.",
+        "Seconds to wait for a task id, or for a control task's (stop, clean-up) answer.",
     )
     user_endpoint_config: dict[str, Any] = _key(  # noqa: RUF009 (a default_factory)
         "userEndpointConfig",
