@@ -44,6 +44,7 @@ class WorkSpec:
     nativeStatus: str | None = None
     nativeExitCode: int | None = None
     diagMessage: str | None = None
+    killTime: object = None
 
 
 @pytest.fixture(scope="module")

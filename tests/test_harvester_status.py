@@ -171,3 +171,18 @@ def test_one_batched_call_for_every_worker_that_has_not_ended_here():
         ("success", 82),
         ("waiting-for-nodes", None),
     ]
+
+
+def test_a_worker_harvester_asked_to_kill_that_fails_is_cancelled():
+    from types import SimpleNamespace
+
+    from siteagent.harvester.status import after_kill
+
+    lost = from_task({"pending": False, "status": "failed", "exception": "ManagerLost: gone"})
+    marked, unmarked = SimpleNamespace(killTime="2026-01-01"), SimpleNamespace(killTime=None)
+    assert after_kill(lost, marked) == WorkerState(
+        ST_CANCELLED, "killed by Harvester: ManagerLost: gone", "failed"
+    )
+    assert after_kill(lost, unmarked) == lost
+    finished = from_result(ShellResult(0))
+    assert after_kill(finished, marked) == finished

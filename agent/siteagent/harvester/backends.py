@@ -214,7 +214,7 @@ class TableExecutor(concurrent.futures.Executor):
     def __init__(self, inner: EngineExecutor, table: TaskTable):
         self.inner, self.table = inner, table
 
-    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:  # type: ignore[no-untyped-def]
+    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
         future = self.inner.submit(fn, *args, **kwargs)
         task_id = str(future.task_id)  # type: ignore[attr-defined]
         self.table.queued(task_id)  # before the callback, which may run at once

@@ -39,6 +39,7 @@ HARVESTER_ATTRIBUTES = frozenset(
         "middleware",
         "original_config",
         "bareFunctions",
+        "bare_impl",
     }
 )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from siteagent.harvester.base import worker_logger
 from siteagent.harvester.plugin import GlobusComputePlugin
+from siteagent.harvester.status import after_kill
 
 # Harvester's "could not check now": it keeps the worker's status and, after checkTimeout of
 # such answers (harvesterbody/monitor.py, Monitor.check_workers), kills it
@@ -26,6 +27,7 @@ class GlobusComputeMonitor(GlobusComputePlugin):
             if state is None:
                 out.append(UNCHECKED)
                 continue
+            state = after_kill(state, ws)
             out.append((state.status, state.diag))
             if getattr(ws, "nativeStatus", None) != state.native:  # one line per change
                 log = worker_logger(__name__, ws.workerID, "check_workers")

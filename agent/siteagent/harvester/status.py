@@ -109,3 +109,14 @@ def from_task(info: dict[str, Any] | None) -> WorkerState:
         return from_result(info.get("result"), state)
     why = info.get("exception") or info.get("reason") or state
     return WorkerState(ST_FAILED, _last_line(str(why)), state)
+
+
+def after_kill(state: WorkerState, workspec: Any) -> WorkerState:
+    """A worker Harvester asked to kill (``killTime`` set, harvestercore/db_proxy.py:
+    mark_workers_to_kill_*) that then fails was cancelled: its batch job was cancelled under
+    it, or the endpoint lost it with the job."""
+    if state.status != ST_FAILED or getattr(workspec, "killTime", None) is None:
+        return state
+    return WorkerState(
+        ST_CANCELLED, f"killed by Harvester: {state.diag}", state.native, state.exit_code
+    )

@@ -93,7 +93,10 @@ def _note(ws: Any, key: str, value: str) -> None:
     else:
         ws.workAttributes = (getattr(ws, "workAttributes", None) or {}) | {key: value}
     if key == SHAPE_KEY:  # and in its diagnostic, which the monitor's "" does not overwrite
-        ws.diagMessage = value[:500]
+        if hasattr(ws, "set_dialog_message"):
+            ws.set_dialog_message(value)
+        else:
+            ws.diagMessage = value[:500]
 
 
 def _task_id(future: Any, deadline: float) -> Any:
