@@ -223,6 +223,7 @@ def test_a_stopped_worker_is_cancelled_and_the_sweep_leaves_nothing_behind(site,
     assert harvester.rows == {}
     assert sorted(p.name for p in workers.glob("TEST_SITEAGENT-*")) == []
     assert REGISTRY.get(ws.batchID) is None
+    assert not (site[0] / "tasks" / f"{ws.batchID}.json").exists()  # the engine's table, too
 
 
 def test_the_placeholder_shape_and_too_many_cores_on_a_real_node():

@@ -57,6 +57,9 @@ class Backend(Generic[ExecutorT]):
         "exception"}}``); None when the endpoint cannot be reached now."""
         raise NotImplementedError
 
+    def forget(self, task_id: str) -> None:
+        """Drop what this backend keeps of an ended task (the service keeps its own)."""
+
     def shutdown(self) -> None:
         with self._lock:
             executors, self._executors = list(self._executors.values()), {}
@@ -159,6 +162,9 @@ class EngineBackend(Backend["TableExecutor"]):
     def task_status(self, tasks: dict[str, str]) -> dict[str, dict[str, Any]] | None:
         return {task_id: self.table.status(task_id, worker) for task_id, worker in tasks.items()}
 
+    def forget(self, task_id: str) -> None:
+        self.table.forget(task_id)
+
 
 class TaskTable:
     """The local engine's task states on disk, in the web service's ``get_batch_result`` form."""
@@ -200,6 +206,9 @@ class TaskTable:
         if entry["pending"] and _started(worker, entry["at"]):
             entry["status"] = "running"
         return entry
+
+    def forget(self, task_id: str) -> None:
+        (self.dir / f"{_safe(task_id)}.json").unlink(missing_ok=True)
 
     def _write(self, task_id: str, entry: dict[str, Any]) -> None:
         from siteagent.fileio import atomic_write

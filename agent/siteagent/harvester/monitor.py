@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from siteagent.errors import SiteAgentError
 from siteagent.harvester.base import worker_logger
 from siteagent.harvester.plugin import GlobusComputePlugin
 from siteagent.harvester.status import after_kill
@@ -22,8 +23,12 @@ class GlobusComputeMonitor(GlobusComputePlugin):
         Tasks that have not ended in this process are asked about in one batched status call
         for all of them; a task the endpoint does not know is failed as lost.
         """
+        try:
+            states = self.gc_states(workspec_list)
+        except SiteAgentError as err:  # a bad queue config: Harvester's checkTimeout applies
+            return True, [(None, str(err))] * len(workspec_list)
         out: list[tuple[Any, str]] = []
-        for ws, state in zip(workspec_list, self.gc_states(workspec_list), strict=True):
+        for ws, state in zip(workspec_list, states, strict=True):
             if state is None:
                 out.append(UNCHECKED)
                 continue

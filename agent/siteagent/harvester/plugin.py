@@ -49,6 +49,14 @@ class GlobusComputePlugin(PluginBase):
         attributes = getattr(workspec, "workAttributes", None) or {}
         return attributes.get(WORKER_KEY) or worker_id(self.gc_queue, self.gc_profile, workspec)
 
+    def _name_if_any(self, workspec: Any) -> str:
+        from siteagent.errors import SiteAgentError
+
+        try:
+            return self.gc_worker_name(workspec)
+        except SiteAgentError:  # only the local engine uses it, to see the worker started
+            return ""
+
     def gc_states(self, workspec_list: list[Any]) -> list[WorkerState | None]:
         """Each worker's state, in order; None where it cannot be learned now.
 
@@ -63,7 +71,7 @@ class GlobusComputePlugin(PluginBase):
             future = self.registry.get(batch_id)
             state = from_future(future) if future is not None else None
             if state is None and batch_id is not None:
-                ask[str(batch_id)] = self.gc_worker_name(ws)
+                ask[str(batch_id)] = self._name_if_any(ws)
             out.append(state if batch_id is not None else NEVER_SUBMITTED)
         if not ask:
             return out

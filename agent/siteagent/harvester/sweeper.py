@@ -90,6 +90,8 @@ class GlobusComputeSweeper(GlobusComputePlugin):
                 ok, detail = self._answer(future)
             except Exception as err:
                 ok, detail = False, f"cannot send the clean-up task: {type(err).__name__}: {err}"
+        if ok:
+            self.gc_backend.forget(str(workspec.batchID))
         (log.info if ok else log.warning)("worker %s swept: %s", wid, detail)
         return ok, "" if ok else detail
 
