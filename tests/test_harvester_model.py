@@ -33,7 +33,9 @@ from .harvester_model import (
     ST_SUBMITTED,
     Harvester,
     WorkSpec,
+    get_plugin,
     now,
+    plugin_configs,
 )
 from .test_pilot import report_state, wait_for
 
@@ -332,7 +334,21 @@ def test_an_unreachable_service_is_unknown_per_worker_and_harvester_times_the_wo
     assert service.calls == [sorted(ids), [ids[1]]]
 
 
-def test_readme_recommends_the_common_section():
+def test_readme_queue_config_puts_shared_keys_in_common(caplog):
+    """README's example, through Harvester's queue config mapper and plugin factory: every
+    plugin gets the shared keys from "common", and none is unknown."""
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Harvester plugins") :]
-    assert '"common": {' in section
+    example = section[
+        section.index("```json") + 7 : section.index("```", section.index("```json") + 7)
+    ]
+    example = example.replace("<template endpoint uuid>", str(uuid.uuid4()))
+    [(queue_name, queue)] = json.loads("{" + example + "}").items()
+    assert set(queue) == {"common", *PLUGINS}
+    assert all(set(queue[kind]) == {"module", "name"} for kind in PLUGINS)
+    configs = plugin_configs(queue_name, queue)
+    with caplog.at_level(logging.WARNING):
+        for kind in PLUGINS:
+            qc = queue_config(get_plugin(configs[kind]))
+            assert (qc.site, qc.panda_queue, qc.gpus_per_worker) == ("polaris", queue_name, 4)
+    assert caplog.messages == []
