@@ -126,7 +126,7 @@ class GlobusBackend(Backend[concurrent.futures.Executor]):
         return out
 
 
-class EngineBackend(Backend["TableExecutor"]):
+class EngineBackend(Backend["concurrent.futures.Executor"]):
     """The real engine in this process, one per config, from the endpoint rendered for ``site``.
 
     It keeps a task table in ``workdir/tasks`` as the web service does (a file per task: queued,
@@ -145,7 +145,7 @@ class EngineBackend(Backend["TableExecutor"]):
     def __str__(self) -> str:
         return f"engine in {self.workdir}"
 
-    def _make_executor(self, config: dict[str, Any]) -> TableExecutor:
+    def _make_executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
         from siteagent.endpoint.engine import EngineExecutor
         from siteagent.endpoint.render import render_endpoint, write_endpoint
         from siteagent.endpoint.validate import validate_endpoint
@@ -157,7 +157,10 @@ class EngineBackend(Backend["TableExecutor"]):
             self._rendered = True
         loaded = validate_endpoint(self.endpoint_dir, config).config
         run = self.workdir / "run" / hashlib.sha256(config_key(config).encode()).hexdigest()[:12]
-        return TableExecutor(EngineExecutor(loaded.engine, run), self.table)
+        executor = EngineExecutor(loaded.engine, run)
+        if "control" in config:  # the sweeper waits for its control tasks: no table entry
+            return executor
+        return TableExecutor(executor, self.table)
 
     def task_status(self, tasks: dict[str, str]) -> dict[str, dict[str, Any]] | None:
         return {task_id: self.table.status(task_id, worker) for task_id, worker in tasks.items()}
@@ -244,7 +247,10 @@ def _started(worker: str, since: float) -> bool:
     """The worker script's record (while it runs) or its first pilot report (after) on this
     host, as the endpoint's manager learns that a task runs."""
     from siteagent.harvester.control import state_dir
+    from siteagent.names import WORKER_ID_RE
 
+    if not WORKER_ID_RE.match(worker):  # a name from the WorkSpec, used in a path
+        return False
     state = state_dir()
     if (state / "workers" / f"{worker}.json").exists():
         return True
