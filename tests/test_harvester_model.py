@@ -149,7 +149,6 @@ def test_worker_goes_submitted_running_finished_and_a_second_monitor_agrees(site
 
     go.touch()
     # the plugin says finished; Harvester holds it as running one cycle to post-process
-    ws = monitor_until(harvester, ws.workerID, ST_RUNNING)
     ws = wait_for(lambda: _final(harvester, ws.workerID), timeout=60)
     [held] = monitor_elsewhere(harvester, running_rows)
     assert held["workParams"] == {"finalMonStatus": ST_FINISHED}
