@@ -53,7 +53,7 @@ class InstantBackend(Backend):
     def _make_executor(self, config):
         return InstantExecutor()
 
-    def remote_status(self, task_ids):
+    def task_status(self, tasks):
         return {}
 
 

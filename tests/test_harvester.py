@@ -17,8 +17,9 @@ import pytest
 from siteagent.endpoint.render import render_endpoint, write_endpoint
 from siteagent.errors import ConfigError
 from siteagent.harvester.backends import shutdown_backends
-from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_SUBMITTED
+from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_RUNNING
 from siteagent.harvester.config import KEYS, QueueConfig, keys_table, queue_config
+from siteagent.harvester.control import stop_worker
 from siteagent.harvester.monitor import GlobusComputeMonitor
 from siteagent.harvester.registry import REGISTRY
 from siteagent.harvester.shape import worker_command, worker_config
@@ -39,6 +40,11 @@ class WorkSpec:
     minRamCount: int | None = None
     resourceType: str | None = None
     batchID: str | None = None
+    workAttributes: dict | None = None
+    nativeStatus: str | None = None
+    nativeExitCode: int | None = None
+    diagMessage: str | None = None
+    killTime: object = None
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +84,19 @@ def wait_status(monitor, workers, want, timeout=60.0):
 pytestmark = pytest.mark.slow
 
 
+def sleeping_payloads(cmdline, state):
+    """Processes running ``cmdline`` for workers of this test's state directory (other
+    checkouts on the machine may run the same test at the same time)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if p.info["cmdline"] == cmdline and p.environ().get("SITE_AGENT_STATE") == str(state):
+                found.append(p)
+        except psutil.Error:  # ended meanwhile
+            continue
+    return found
+
+
 def test_workers_run_through_the_execution_wrapper_and_finish(engine_dir):
     submitter, monitor, _ = plugins(
         engine_dir,
@@ -89,7 +108,7 @@ def test_workers_run_through_the_execution_wrapper_and_finish(engine_dir):
     assert len({w.batchID for w in workers}) == 3
     states = wait_status(monitor, workers, ST_FINISHED)
     assert states == [(ST_FINISHED, "")] * 3
-    result = REGISTRY.get(workers[0].batchID).future.result()
+    result = REGISTRY.get(workers[0].batchID).result()
     assert set(result.stdout.splitlines()) == {f"rank={r} worker=local-1" for r in range(2)}
 
 
@@ -110,54 +129,56 @@ def test_failing_payload_is_failed_with_the_pilot_meaning(engine_dir):
 def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir, caplog):
     caplog.set_level(logging.INFO, logger="siteagent.harvester")
     _, state = engine_dir
-    submitter, monitor, sweeper = plugins(
-        engine_dir, payload=["sleep", "271"], lostAfterSeconds=0.2
-    )
+    submitter, monitor, sweeper = plugins(engine_dir, payload=["sleep", "271"])
     ws = WorkSpec(workerID=20)
     assert submitter.submit_workers([ws]) == [(True, "")]
     record = state / "workers" / "local-20.json"
     report_path = state / "pilots" / "local-20-r0.json"
     assert wait_for(lambda: report_state(report_path) == "running"), "the worker never started"
     assert record.exists()
-    time.sleep(0.3)
-    # pending past lostAfterSeconds: the monitor asks the engine, which still holds the task
-    assert monitor.check_workers([ws]) == (True, [(ST_SUBMITTED, "")])
-    assert REGISTRY.get(ws.batchID).confirmed_at is not None
+    # its pilot runs: the monitor says so, from the endpoint's word on the task
+    assert monitor.check_workers([ws]) == (True, [(ST_RUNNING, "")])
+    assert ws.nativeStatus == "running"
     [(ok, detail)] = sweeper.kill_workers([ws])
     assert ok, detail
     assert detail.startswith("signalled: SIGTERM to pid")
     [(status, diag)] = wait_status(monitor, [ws], ST_CANCELLED)
-    assert status == ST_CANCELLED and "stopped by the sweeper" in diag
+    assert status == ST_CANCELLED and diag.startswith("exit 143; terminated (SIGTERM)")
+    assert (ws.nativeStatus, ws.nativeExitCode) == ("success", 143)
     assert wait_for(lambda: report_state(report_path) == "done")
     assert wait_for(lambda: not record.exists())
-    sleeping = [
-        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "271"]
-    ]
-    assert sleeping == []
+    assert sleeping_payloads(["sleep", "271"], state) == []
     report = json.loads(report_path.read_text())
     assert (report["reason"], report["signal"]) == ("signalled", "SIGTERM")
     assert sweeper.sweep_worker(ws) == (True, "")
     assert REGISTRY.get(ws.batchID) is None
     # one line per worker action in Harvester's log, from each plugin's own logger
-    lines = [(r.name, r.getMessage()) for r in caplog.records if "local-20" in r.getMessage()]
+    lines = [(r.name, r.getMessage()) for r in caplog.records if "<workerID=20>" in r.getMessage()]
     task = ws.batchID
     assert lines == [
-        ("siteagent.harvester.submitter", f"worker local-20: submitted as task {task}"),
-        ("siteagent.harvester.monitor", f"worker local-20 (task {task}): submitted"),
-        ("siteagent.harvester.sweeper", f"worker local-20: {detail}"),
         (
-            "siteagent.harvester.monitor",
-            f"worker local-20 (task {task}): cancelled: stopped by the sweeper ({detail})",
+            "siteagent.harvester.submitter",
+            f"<workerID=20> worker local-20 submitted as task {task}",
         ),
-        ("siteagent.harvester.sweeper", f"worker local-20: swept (task {task} forgotten)"),
+        ("siteagent.harvester.monitor", f"<workerID=20> task {task} running: running"),
+        ("siteagent.harvester.sweeper", f"<workerID=20> worker local-20: {detail}"),
+        ("siteagent.harvester.monitor", f"<workerID=20> task {task} success: cancelled: {diag}"),
+        (
+            "siteagent.harvester.sweeper",
+            "<workerID=20> worker local-20 swept: forgot: nothing left on the site",
+        ),
     ]
 
 
-def test_sweeper_keeps_a_queued_worker_from_starting(engine_dir, tmp_path):
+def test_stop_task_keeps_a_queued_worker_from_starting(engine_dir, tmp_path):
     _, state = engine_dir
-    _, _, sweeper = plugins(engine_dir)
-    [(ok, detail)] = sweeper.kill_workers([WorkSpec(workerID=30, batchID="not-yet-started")])
-    assert (ok, detail) == (True, "marked: not running: will not start")
+    # what the sweeper's control task does for a worker whose task is still queued
+    answer = stop_worker("local-30")
+    assert answer == {
+        "worker": "local-30",
+        "action": "marked",
+        "detail": "not running: will not start",
+    }
     assert (state / "workers" / "local-30.stop").exists()
     # when its batch job starts at last, the worker ends at once and cleans the mark
     endpoint = tmp_path / "ep"
@@ -169,6 +190,17 @@ def test_sweeper_keeps_a_queued_worker_from_starting(engine_dir, tmp_path):
     assert "stopped before it started" in out.stderr
     assert not (tmp_path / "ran").exists()
     assert not (state / "workers" / "local-30.stop").exists()
+
+
+def test_sweeper_sends_no_stop_for_a_task_the_endpoint_does_not_know(engine_dir):
+    _, state = engine_dir
+    _, _, sweeper = plugins(engine_dir)
+    [(ok, detail)] = sweeper.kill_workers([WorkSpec(workerID=31, batchID="forgotten")])
+    assert (ok, detail) == (
+        True,
+        "nothing to stop: lost: the endpoint does not know this task (restarted?)",
+    )
+    assert not (state / "workers" / "local-31.stop").exists()
 
 
 def test_unknown_task_is_lost_not_running_forever(engine_dir):
@@ -194,7 +226,7 @@ def test_bad_worker_shape_is_a_permanent_error_naming_the_key(engine_dir):
         ({"ranksPerNode": 0}, "queue config: ranksPerNode: must be a whole number"),
         ({"backend": "cloud"}, "queue config: backend: must be"),
         ({"pilotArgs": ["-q", "x;rm"]}, "queue config: pilotArgs: must be a list of words"),
-        ({"lostAfterSeconds": -1}, "queue config: lostAfterSeconds: must be a positive"),
+        ({"resultTimeout": -1}, "queue config: resultTimeout: must be a positive"),
     ],
 )
 def test_queue_config_errors_name_the_key(keys, message):

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import logging
+import re
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -56,10 +59,14 @@ class Backend(Generic[ExecutorT]):
         if ex is not None:
             ex.shutdown(wait=False, cancel_futures=True)
 
-    def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
-        """Status of tasks this process holds no future for (after a Harvester restart), as
-        ``{task_id: {"pending": bool, "status": str, ...}}``; None when it cannot be known now."""
+    def task_status(self, tasks: dict[str, str]) -> dict[str, dict[str, Any]] | None:
+        """One batched status request for ``{task_id: worker name}``, answered as the web
+        service's ``get_batch_result`` (``{task_id: {"pending", "status", "result" |
+        "exception"}}``); None when the endpoint cannot be reached now."""
         raise NotImplementedError
+
+    def forget(self, task_id: str) -> None:
+        """Drop what this backend keeps of an ended task (the service keeps its own)."""
 
     def shutdown(self) -> None:
         with self._lock:
@@ -100,52 +107,165 @@ class GlobusBackend(Backend[concurrent.futures.Executor]):
             batch_size=self.batch_size,
         )
 
-    def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
+    def task_status(self, tasks: dict[str, str]) -> dict[str, dict[str, Any]] | None:
+        ids = list(tasks)
         out: dict[str, dict[str, Any]] = {}
         try:
-            for i in range(0, len(task_ids), STATUS_CHUNK):
-                out.update(self.client.get_batch_result(task_ids[i : i + STATUS_CHUNK]))
+            for i in range(0, len(ids), STATUS_CHUNK):
+                out.update(self._chunk_status(ids[i : i + STATUS_CHUNK]))
         except Exception as err:  # the service is unreachable now: Harvester retries the check
             log.warning("%s: task status unavailable: %s: %s", self, type(err).__name__, err)
             return None
         return out
 
+    def _chunk_status(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        from globus_compute_sdk.errors import TaskExecutionFailed
 
-class EngineBackend(Backend["EngineExecutor"]):
-    """The real engine in this process, one per config, from the endpoint rendered for ``site``."""
+        try:
+            return self.client.get_batch_result(ids)
+        except TaskExecutionFailed:
+            pass  # the SDK raises for the whole batch when one task raised: ask one by one
+        out: dict[str, dict[str, Any]] = {}
+        for task_id in ids:
+            try:
+                out.update(self.client.get_batch_result([task_id]))
+            except TaskExecutionFailed as err:
+                out[task_id] = {"pending": False, "status": "failed", "exception": str(err)}
+        return out
+
+
+class EngineBackend(Backend["concurrent.futures.Executor"]):
+    """The real engine in this process, one per config, from the endpoint rendered for ``site``.
+
+    It keeps a task table in ``workdir/tasks`` as the web service does (a file per task: queued,
+    then its result), so a monitor or sweeper in another process, or after a restart, gets the
+    same answers; a queued task is running once its worker left its record on the site.
+    """
 
     def __init__(self, site: str, workdir: Path | None = None):
         super().__init__()
-        from siteagent.endpoint.render import render_endpoint, write_endpoint
-        from siteagent.profiles import load_profile
-
+        self.site = site
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="site-agent-harvester-"))
         self.endpoint_dir = self.workdir / "endpoint"
-        profile = load_profile(site)
-        write_endpoint(render_endpoint(profile, self.endpoint_dir), self.endpoint_dir, force=True)
+        self.table = TaskTable(self.workdir / "tasks")
+        self._rendered = False
 
     def __str__(self) -> str:
         return f"engine in {self.workdir}"
 
-    def _make_executor(self, config: dict[str, Any]) -> EngineExecutor:
+    def _make_executor(self, config: dict[str, Any]) -> concurrent.futures.Executor:
         from siteagent.endpoint.engine import EngineExecutor
+        from siteagent.endpoint.render import render_endpoint, write_endpoint
         from siteagent.endpoint.validate import validate_endpoint
+        from siteagent.profiles import load_profile
 
+        if not self._rendered:  # only a process that submits needs the endpoint
+            endpoint = render_endpoint(load_profile(self.site), self.endpoint_dir)
+            write_endpoint(endpoint, self.endpoint_dir, force=True)
+            self._rendered = True
         loaded = validate_endpoint(self.endpoint_dir, config).config
         run = self.workdir / "run" / hashlib.sha256(config_key(config).encode()).hexdigest()[:12]
-        return EngineExecutor(loaded.engine, run)
+        executor = EngineExecutor(loaded.engine, run)
+        if "control" in config:  # the sweeper waits for its control tasks: no table entry
+            return executor
+        return TableExecutor(executor, self.table)
 
-    def remote_status(self, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:
-        # an in-process engine knows only the tasks it still holds: any other id is lost
-        with self._lock:
-            executors = list(self._executors.values())
-        held = set().union(*(ex.pending_ids() for ex in executors)) if executors else set()
-        return {
-            tid: {"pending": True, "status": "waiting"}
-            if tid in held
-            else {"pending": False, "status": "unknown"}
-            for tid in task_ids
-        }
+    def task_status(self, tasks: dict[str, str]) -> dict[str, dict[str, Any]] | None:
+        return {task_id: self.table.status(task_id, worker) for task_id, worker in tasks.items()}
+
+    def forget(self, task_id: str) -> None:
+        self.table.forget(task_id)
+
+
+class TaskTable:
+    """The local engine's task states on disk, in the web service's ``get_batch_result`` form."""
+
+    # the last this many characters of a task's stdout and stderr are kept
+    KEEP = 4000
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+
+    def queued(self, task_id: str) -> None:
+        self._write(task_id, {"pending": True, "status": "waiting-for-nodes", "at": time.time()})
+
+    def ended(self, task_id: str, future: concurrent.futures.Future) -> None:
+        if future.cancelled():
+            entry: dict[str, Any] = {"pending": False, "status": "failed", "exception": "cancelled"}
+        elif future.exception() is not None:
+            err = future.exception()
+            entry = {
+                "pending": False,
+                "status": "failed",
+                "exception": f"{type(err).__name__}: {err}",
+            }
+        else:
+            res = future.result()
+            result = {
+                "returncode": getattr(res, "returncode", None),
+                "stdout": (getattr(res, "stdout", None) or "")[-self.KEEP :],
+                "stderr": (getattr(res, "stderr", None) or "")[-self.KEEP :],
+            }
+            entry = {"pending": False, "status": "success", "result": result}
+        self._write(task_id, entry | {"completion_t": time.time()})
+
+    def status(self, task_id: str, worker: str) -> dict[str, Any]:
+        try:
+            entry = json.loads((self.dir / f"{_safe(task_id)}.json").read_text())
+        except (OSError, ValueError):
+            return {"pending": True, "status": "unknown"}  # what the service says, too
+        if entry["pending"] and _started(worker, entry["at"]):
+            entry["status"] = "running"
+        return entry
+
+    def forget(self, task_id: str) -> None:
+        (self.dir / f"{_safe(task_id)}.json").unlink(missing_ok=True)
+
+    def _write(self, task_id: str, entry: dict[str, Any]) -> None:
+        from siteagent.fileio import atomic_write
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.dir / f"{_safe(task_id)}.json", json.dumps(entry), mode=0o600)
+
+
+class TableExecutor(concurrent.futures.Executor):
+    """An engine executor that notes each task in the task table: queued, then ended."""
+
+    def __init__(self, inner: EngineExecutor, table: TaskTable):
+        self.inner, self.table = inner, table
+
+    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
+        future = self.inner.submit(fn, *args, **kwargs)
+        task_id = str(future.task_id)  # type: ignore[attr-defined]
+        self.table.queued(task_id)  # before the callback, which may run at once
+        future.add_done_callback(lambda f: self.table.ended(task_id, f))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.inner.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def _safe(task_id: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_.-]{1,128}$", task_id):
+        return hashlib.sha256(task_id.encode()).hexdigest()
+    return task_id
+
+
+def _started(worker: str, since: float) -> bool:
+    """The worker script's record (while it runs) or its first pilot report (after) on this
+    host, as the endpoint's manager learns that a task runs."""
+    from siteagent.harvester.control import state_dir
+    from siteagent.names import WORKER_ID_RE
+
+    if not WORKER_ID_RE.match(worker):  # a name from the WorkSpec, used in a path
+        return False
+    state = state_dir()
+    if (state / "workers" / f"{worker}.json").exists():
+        return True
+    try:
+        return (state / "pilots" / f"{worker}-r0.json").stat().st_mtime >= since - 1
+    except OSError:
+        return False
 
 
 _cache: dict[tuple, Backend[Any]] = {}

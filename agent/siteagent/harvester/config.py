@@ -30,7 +30,17 @@ BACKENDS = ("globus", "local-engine")
 
 # attributes Harvester itself sets on a plugin besides the queue-config keys
 HARVESTER_ATTRIBUTES = frozenset(
-    {"module", "name", "dbInterface", "queueName", "middleware", "original_config", "bareFunctions"}
+    {
+        "module",
+        "name",
+        "dbInterface",
+        "queueName",
+        "siteName",
+        "middleware",
+        "original_config",
+        "bareFunctions",
+        "bare_impl",
+    }
 )
 
 Check = Callable[[str, Any], Any]
@@ -128,7 +138,8 @@ class QueueConfig:
         "pandaQueue",
         None,
         _matching(TOKEN, "a PanDA queue name"),
-        "PanDA queue the pilots serve; also names the workers.",
+        "PanDA queue the pilots serve; also names the workers (default: Harvester's own "
+        "`siteName`, its `queueName` without a `/resourceType`).",
     )
     backend: str = _key(
         "backend",
@@ -139,17 +150,11 @@ class QueueConfig:
     workdir: str | None = _key(
         "workdir", None, _directory, "Directory of the `local-engine` backend."
     )
-    lost_after_seconds: float = _key(
-        "lostAfterSeconds",
-        7200,
-        _seconds,
-        "Pending this long since last confirmed: ask the endpoint whether it still has the task.",
-    )
     result_timeout: float = _key(
         "resultTimeout",
         30.0,
         _seconds,
-        "Seconds to wait for a task id, or for a stop task's answer.",
+        "Seconds to wait for a task id, or for a control task's (stop, clean-up) answer.",
     )
     user_endpoint_config: dict[str, Any] = _key(  # noqa: RUF009 (a default_factory)
         "userEndpointConfig",
@@ -200,6 +205,8 @@ def queue_config(plugin: Any) -> QueueConfig:
     for f in FIELDS:
         raw = getattr(plugin, f.metadata["key"], _default(f))
         values[f.name] = f.metadata["check"](f.metadata["key"], raw)
+    if values["panda_queue"] is None:
+        values["panda_queue"] = harvester_queue(plugin)
     unknown = sorted(
         name
         for name in vars(plugin)
@@ -208,6 +215,18 @@ def queue_config(plugin: Any) -> QueueConfig:
     if unknown:  # a misspelt key would silently take its default
         log.warning("queue config: unknown keys ignored: %s", ", ".join(unknown))
     return QueueConfig(**values)
+
+
+def harvester_queue(plugin: Any) -> str | None:
+    """The PanDA queue Harvester set on the plugin (queue_config_mapper fills in ``siteName``
+    and ``queueName`` = ``siteName[/resourceType]``); None outside Harvester."""
+    name = getattr(plugin, "siteName", None) or str(getattr(plugin, "queueName", "") or "")
+    name = name.split("/")[0]
+    if not name:
+        return None
+    if not TOKEN.match(name):
+        raise _fail("queueName", f"{name!r} is not a PanDA queue name ({TOKEN_WHAT})")
+    return name
 
 
 def keys_table() -> str:

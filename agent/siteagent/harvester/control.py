@@ -3,21 +3,29 @@ the login node). They run on the site, so they import only what the site-agent i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+
+def state_dir() -> Path:
+    """Where workers leave their records and the pilots their reports on this host."""
+    import os
+
+    from siteagent.names import Var
+
+    return Path(os.environ.get(Var.STATE) or Path.home() / ".site-agent")
 
 
 def stop_worker(worker_id: str) -> dict[str, Any]:
     """Stop one worker wherever it is: a signal when it runs on this host, its batch job
     otherwise, and a stop mark that keeps a still-queued worker from starting."""
     import json
-    import os
     import socket
-    from pathlib import Path
 
     from siteagent.fileio import atomic_write
-    from siteagent.names import Var
+    from siteagent.harvester.control import state_dir
 
-    state = Path(os.environ.get(Var.STATE) or Path.home() / ".site-agent") / "workers"
+    state = state_dir() / "workers"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     record_path = state / f"{worker_id}.json"
     try:
@@ -68,3 +76,22 @@ def _cancel_job(worker_id: str, record: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError(
         f"worker {worker_id} runs on {record.get('host')} with no batch job to cancel"
     )
+
+
+def forget_worker(worker_id: str) -> dict[str, Any]:
+    """Remove what a worker that has ended left on the site: its stop mark (a reused worker
+    id would otherwise refuse to start) and a record its killed batch job could not remove."""
+    from siteagent.harvester.control import state_dir
+
+    state = state_dir() / "workers"
+    gone = []
+    # and a record being written (``.json.<pid>``) when its batch job was killed
+    for path in (state / f"{worker_id}.stop", state / f"{worker_id}.json"):
+        if path.exists():
+            path.unlink(missing_ok=True)
+            gone.append(path.name)
+    for path in state.glob(f"{worker_id}.json.*"):
+        path.unlink(missing_ok=True)
+        gone.append(path.name)
+    detail = f"removed {', '.join(gone)}" if gone else "nothing left on the site"
+    return {"worker": worker_id, "action": "forgot", "detail": detail}

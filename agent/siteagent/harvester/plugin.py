@@ -1,4 +1,5 @@
-"""What the three plugins share: the checked queue config, the profile and the backend."""
+"""What the three plugins share: the checked queue config, the profile, the backend, and
+each worker's state from the WorkSpec and the endpoint alone."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from siteagent.harvester.backends import Backend, backend_for
 from siteagent.harvester.base import PluginBase
 from siteagent.harvester.config import QueueConfig, queue_config
 from siteagent.harvester.registry import REGISTRY, Registry
+from siteagent.harvester.status import NEVER_SUBMITTED, WorkerState, from_future, from_task
+
+# the WorkSpec's workAttributes key holding the worker's name on the site
+WORKER_KEY = "siteAgentWorker"
+# ... and what the submitter changed of the shape Harvester asked for
+SHAPE_KEY = "siteAgentShape"
 
 
 class GlobusComputePlugin(PluginBase):
@@ -33,3 +40,43 @@ class GlobusComputePlugin(PluginBase):
     @property
     def gc_backend(self) -> Backend[Any]:
         return backend_for(self.gc_queue)
+
+    def gc_worker_name(self, workspec: Any) -> str:
+        """The worker's name on the site: as the submitter wrote it on the WorkSpec, else
+        made again from the queue config (a WorkSpec from before it was written there)."""
+        from siteagent.harvester.shape import worker_id
+
+        attributes = getattr(workspec, "workAttributes", None) or {}
+        return attributes.get(WORKER_KEY) or worker_id(self.gc_queue, self.gc_profile, workspec)
+
+    def _name_if_any(self, workspec: Any) -> str:
+        from siteagent.errors import SiteAgentError
+
+        try:
+            return self.gc_worker_name(workspec)
+        except SiteAgentError:  # only the local engine uses it, to see the worker started
+            return ""
+
+    def gc_states(self, workspec_list: list[Any]) -> list[WorkerState | None]:
+        """Each worker's state, in order; None where it cannot be learned now.
+
+        A task that ended in this process is read from its future; every other one is asked
+        about in one batched status call to the endpoint (``get_batch_result``), so a plugin
+        in another process, or after a restart, gives the same answers.
+        """
+        out: list[WorkerState | None] = []
+        ask: dict[str, str] = {}
+        for ws in workspec_list:
+            batch_id = getattr(ws, "batchID", None)
+            future = self.registry.get(batch_id)
+            state = from_future(future) if future is not None else None
+            if state is None and batch_id is not None:
+                ask[str(batch_id)] = self._name_if_any(ws)
+            out.append(state if batch_id is not None else NEVER_SUBMITTED)
+        if not ask:
+            return out
+        remote = self.gc_backend.task_status(ask)
+        for i, ws in enumerate(workspec_list):
+            if out[i] is None:
+                out[i] = from_task(remote.get(str(ws.batchID))) if remote is not None else None
+        return out

@@ -1,55 +1,40 @@
-"""The futures of the workers this Harvester process submitted, shared by its plugins.
+"""The futures of the tasks this process submitted: a cache, never the only record.
 
-Harvester builds the submitter, the monitor and the sweeper as separate objects; they meet
-here, keyed by the worker's batchID (the Globus Compute task id).
+A future that has ended saves the monitor a question to the endpoint. Everything else the
+monitor and the sweeper need is on the WorkSpec (``batchID``, ``workAttributes``) or at the
+endpoint, so a plugin in another process, or after a restart, gives the same answers.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-
-
-@dataclass
-class TaskRecord:
-    batch_id: str
-    worker_id: str
-    future: Future
-    submitted_at: float = field(default_factory=time.time)
-    # when the endpoint last said it still has the task (the monitor asks again after a while)
-    confirmed_at: float | None = None
-    stopped_at: float | None = None
-    stop_detail: str = ""
-    # the status the monitor last reported (it logs changes only)
-    last_status: str | None = None
 
 
 class Registry:
-    """Thread-safe map of batchID to TaskRecord."""
+    """Thread-safe map of batchID (the task id) to the task's future."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._records: dict[str, TaskRecord] = {}
+        self._futures: dict[str, Future] = {}
 
-    def add(self, record: TaskRecord) -> None:
+    def add(self, batch_id: str, future: Future) -> None:
         with self._lock:
-            self._records[record.batch_id] = record
+            self._futures[batch_id] = future
 
-    def get(self, batch_id: str | None) -> TaskRecord | None:
+    def get(self, batch_id: str | None) -> Future | None:
         if batch_id is None:
             return None
         with self._lock:
-            return self._records.get(batch_id)
+            return self._futures.get(batch_id)
 
     def forget(self, batch_id: str | None) -> None:
         with self._lock:
-            self._records.pop(str(batch_id), None)
+            self._futures.pop(str(batch_id), None)
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._records)
+            return len(self._futures)
 
 
 REGISTRY = Registry()

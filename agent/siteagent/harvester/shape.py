@@ -24,7 +24,12 @@ WORKER_ID = WORKER_ID_RE
 # Seconds the ShellFunction waits past the worker's walltime: the pilot wrapper's own walltime
 # kill comes first; this only stops a worker whose wrapper failed to end it.
 SHELL_WALLTIME_MARGIN = 300
-# where the batch systems put the job id, first set wins (the worker record's job_id)
+# Below these, a WorkSpec value is Harvester's placeholder (simple_worker_maker sets nCore=1,
+# maxWalltime=1, minRamCount=1 when CRIC has no value), not a request: the defaults apply.
+# A 1-core worker is a whole-node pilot's placeholder here; a pilot needs minutes, not seconds.
+CORES_FLOOR = 2
+WALLTIME_FLOOR = 600
+RAM_FLOOR_MB = 1024
 
 
 def worker_id(qc: QueueConfig, profile: Profile, workspec: Any) -> str:
@@ -46,8 +51,20 @@ def shape_key(workspec: Any) -> tuple:
 
 
 def worker_config(qc: QueueConfig, profile: Profile, workspec: Any) -> dict[str, Any]:
-    """The canonical user_endpoint_config of one worker: the queue's static options, then
-    the shape Harvester asked for (nCore, maxWalltime, minRamCount)."""
+    """The canonical user_endpoint_config of one worker (see ``worker_shape``)."""
+    return worker_shape(qc, profile, workspec)[0]
+
+
+def worker_shape(qc: QueueConfig, profile: Profile, workspec: Any) -> tuple[dict[str, Any], str]:
+    """The canonical user_endpoint_config of one worker, and what was changed of the shape
+    Harvester asked for ("" when nothing was).
+
+    The queue's static options come first, then the WorkSpec's nCore, maxWalltime and
+    minRamCount. Harvester's placeholders (simple_worker_maker without CRIC: nCore=1,
+    maxWalltime=1, minRamCount=1) and other values below a floor are taken as unspecified,
+    so the queue's or the profile's defaults apply; values above what the node or the site
+    offers are clamped to it.
+    """
     ranks = qc.nodes * qc.ranks_per_node
     config: dict[str, Any] = dict(qc.user_endpoint_config)
     config["nodes"] = qc.nodes
@@ -58,23 +75,79 @@ def worker_config(qc: QueueConfig, profile: Profile, workspec: Any) -> dict[str,
             f"{qc.nodes} node(s) x {qc.ranks_per_node} rank(s)"
         )
     config["gpus_per_rank"] = qc.gpus_per_worker // ranks
-    n_core = getattr(workspec, "nCore", None)
-    if n_core:
-        config["cores_per_rank"] = max(math.ceil(int(n_core) / ranks), 1)
-    walltime = getattr(workspec, "maxWalltime", None)
-    if walltime:
-        # whole minutes: workers asking 3599 s and 3600 s share a user endpoint
-        config["walltime"] = format_walltime(math.ceil(int(walltime) / 60) * 60)
-    ram_mb = getattr(workspec, "minRamCount", None)
-    if ram_mb and "mem_per_node_gb" in user_config_schema(profile)["properties"]:
-        config["mem_per_node_gb"] = max(math.ceil(int(ram_mb) / qc.nodes / 1024), 1)
+    notes = [
+        note
+        for note in (
+            _cores(qc, profile, config, _number(workspec, "nCore")),
+            _walltime(profile, config, _number(workspec, "maxWalltime")),
+            _memory(qc, profile, config, _number(workspec, "minRamCount")),
+        )
+        if note
+    ]
     if qc.container:
         config["container"] = qc.container
     if qc.cvmfs_repos is not None:
         config["cvmfs_repos"] = list(qc.cvmfs_repos)
     if qc.conda_env:
         config["conda_env"] = qc.conda_env
-    return canonicalize(profile, config)
+    config = canonicalize(profile, config)
+    unset = "not set (the scheduler's default)"
+    said = [f"{text}: {key} {config.get(key, unset)}" for text, key in notes]
+    return config, "; ".join(said)
+
+
+def _number(workspec: Any, name: str) -> int:
+    value = getattr(workspec, name, None)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a whole number") from None
+
+
+def _cores(qc: QueueConfig, profile: Profile, config: dict, n_core: int) -> tuple | None:
+    if not n_core:
+        return None
+    if n_core < CORES_FLOOR:
+        return f"nCore {n_core} taken as unspecified", "cores_per_rank"
+    ranks = qc.nodes * qc.ranks_per_node
+    per_rank = math.ceil(n_core / ranks)
+    most = max(profile.node.usable_cores * profile.node.threads_per_core // qc.ranks_per_node, 1)
+    config["cores_per_rank"] = min(per_rank, most)
+    if per_rank > most:
+        return f"nCore {n_core} is more than a {profile.name} node offers", "cores_per_rank"
+    return None
+
+
+def _walltime(profile: Profile, config: dict, seconds: int) -> tuple | None:
+    from siteagent.userconfig import walltime_seconds
+
+    if not seconds:
+        return None
+    if seconds < WALLTIME_FLOOR:
+        return (
+            f"maxWalltime {seconds} s taken as unspecified (below {WALLTIME_FLOOR} s)",
+            "walltime",
+        )
+    # whole minutes: workers asking 3599 s and 3600 s share a user endpoint
+    minutes = math.ceil(seconds / 60) * 60
+    limit = walltime_seconds(profile.limits.max_walltime)
+    config["walltime"] = format_walltime(min(minutes, limit))
+    if minutes > limit:
+        return f"maxWalltime {seconds} s is beyond the site limit", "walltime"
+    return None
+
+
+def _memory(qc: QueueConfig, profile: Profile, config: dict, ram_mb: int) -> tuple | None:
+    if not ram_mb or "mem_per_node_gb" not in user_config_schema(profile)["properties"]:
+        return None
+    if ram_mb < RAM_FLOOR_MB:
+        return f"minRamCount {ram_mb} MB taken as unspecified", "mem_per_node_gb"
+    per_node = max(math.ceil(ram_mb / qc.nodes / 1024), 1)
+    node_gb = int(profile.node.memory_gb or 0)
+    config["mem_per_node_gb"] = min(per_node, node_gb) if node_gb else per_node
+    if node_gb and per_node > node_gb:
+        return f"minRamCount {ram_mb} MB is more than a {profile.name} node has", "mem_per_node_gb"
+    return None
 
 
 def payload_argv(qc: QueueConfig, workspec: Any) -> list[str]:

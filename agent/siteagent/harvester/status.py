@@ -1,11 +1,12 @@
-"""From a task's future (or the web service's word on it) to Harvester's (status, diagnostic)."""
+"""From a task's outcome (this process's future, or the endpoint's word on it) to Harvester's
+worker status, diagnostic, ``nativeStatus`` and ``nativeExitCode``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_RUNNING, ST_SUBMITTED
-from siteagent.harvester.registry import TaskRecord
 
 # PanDA pilot exit codes worth a word in the diagnostic (pilot3's own meaning)
 PILOT_EXIT = {
@@ -20,10 +21,38 @@ PILOT_EXIT = {
 }
 # exit codes that end a worker normally: it ran, or found nothing to run
 NORMAL_EXIT = {0, 82}
-# a task the endpoint no longer knows: never running forever
-LOST = (ST_FAILED, "lost: the endpoint does not know this task (restarted?)")
-# web-service task states that mean the task is on a worker now
-REMOTE_RUNNING = {"running", "exec-start", "exec-end"}
+# SIGTERM: the sweeper's stop (signal, scancel/qdel, or the stop mark of a queued worker)
+CANCELLED_EXIT = {143}
+# Globus Compute task states (globus_compute_common.tasks.TaskState) of a task on a worker
+# now; every other pending state (received, waiting-for-ep, waiting-for-nodes,
+# waiting-for-launch) is still queued
+RUNNING_STATES = {"running", "execution-start", "execution-end"}
+# the endpoint's answer for a task id it does not know
+UNKNOWN = "unknown"
+LOST_DIAG = "lost: the endpoint does not know this task (restarted?)"
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """One worker's answer to Harvester: ``status`` and ``diag`` go back from check_workers,
+    ``native`` and ``exit_code`` onto the WorkSpec (nativeStatus, nativeExitCode)."""
+
+    status: str
+    diag: str = ""
+    native: str = UNKNOWN
+    exit_code: int | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in (ST_FINISHED, ST_FAILED, ST_CANCELLED)
+
+    @property
+    def lost(self) -> bool:
+        return self.status == ST_FAILED and self.native == UNKNOWN
+
+
+LOST = WorkerState(ST_FAILED, LOST_DIAG, UNKNOWN)
+NEVER_SUBMITTED = WorkerState(ST_FAILED, "no batchID: never submitted", UNKNOWN)
 
 
 def _last_line(text: str | None, count: int = 1) -> str:
@@ -31,52 +60,63 @@ def _last_line(text: str | None, count: int = 1) -> str:
     return " | ".join(lines[-count:])
 
 
-def from_result(result: Any) -> tuple[str, str]:
-    """The status of a worker whose ShellFunction returned ``result``."""
-    rc = getattr(result, "returncode", None)
-    if rc is None and isinstance(result, dict):
-        rc = result.get("returncode")
+def _field(result: Any, name: str) -> Any:
+    if isinstance(result, dict):
+        return result.get(name)
+    return getattr(result, name, None)
+
+
+def from_result(result: Any, native: str = "success") -> WorkerState:
+    """The state of a worker whose ShellFunction returned ``result`` (a ShellResult, or its
+    fields as a dict)."""
+    rc = _field(result, "returncode")
     if rc is None:
-        return ST_FINISHED, ""
+        return WorkerState(ST_FINISHED, "", native)
     if rc in NORMAL_EXIT:
-        return ST_FINISHED, "" if rc == 0 else f"exit {rc}: {PILOT_EXIT[rc]}"
-    stderr = getattr(result, "stderr", None) or (
-        result.get("stderr") if isinstance(result, dict) else ""
-    )
-    why = PILOT_EXIT.get(rc, "")
+        return WorkerState(
+            ST_FINISHED, "" if rc == 0 else f"exit {rc}: {PILOT_EXIT[rc]}", native, rc
+        )
     # the payload's last word, then the pilot wrapper's summary (reason, report path)
-    tail = _last_line(stderr, 2)
-    return ST_FAILED, "; ".join(x for x in (f"exit {rc}", why, tail) if x)
+    tail = _last_line(_field(result, "stderr"), 2)
+    diag = "; ".join(x for x in (f"exit {rc}", PILOT_EXIT.get(rc, ""), tail) if x)
+    return WorkerState(ST_CANCELLED if rc in CANCELLED_EXIT else ST_FAILED, diag, native, rc)
 
 
-def from_record(record: TaskRecord) -> tuple[str, str]:
-    """The status of a worker this process submitted, from its future."""
-    fut = record.future
-    if record.stopped_at is not None:
-        # the stop task did its part (signal, scancel/qdel, or a mark that keeps it from
-        # starting): the worker is over even before its batch system or engine says so
-        return ST_CANCELLED, record.stop_detail or "stopped by the sweeper"
-    if fut.cancelled():
-        return ST_CANCELLED, "cancelled before it started"
+def from_future(fut: Any) -> WorkerState | None:
+    """The state of a task whose future ended in this process; None while it has not."""
     if not fut.done():
-        return (ST_RUNNING if fut.running() else ST_SUBMITTED), ""
+        return None
+    if fut.cancelled():
+        return WorkerState(ST_CANCELLED, "cancelled before it was sent", "cancelled")
     err = fut.exception()
     if err is not None:
-        return ST_FAILED, f"{type(err).__name__}: {_last_line(str(err)) or 'no message'}"
+        why = _last_line(str(err)) or "no message"
+        return WorkerState(ST_FAILED, f"{type(err).__name__}: {why}", "failed")
     return from_result(fut.result())
 
 
-def from_remote(info: dict[str, Any] | None) -> tuple[str, str]:
-    """The status of a task known only by its id, from the web service's batch status."""
+def from_task(info: dict[str, Any] | None) -> WorkerState:
+    """The state of a task from the endpoint's batch status (``get_batch_result``'s entry:
+    ``{"pending": bool, "status": TaskState value, "result" | "exception": ...}``)."""
     if not info:
         return LOST
-    state = str(info.get("status", "unknown")).lower()
-    if info.get("pending", True):
-        if state == "unknown":
-            return LOST
-        return (ST_RUNNING if state in REMOTE_RUNNING else ST_SUBMITTED), ""
-    if state == "success":
-        return from_result(info.get("result"))
-    if state == "unknown":
+    state = str(info.get("status", UNKNOWN)).lower()
+    if state == UNKNOWN:
         return LOST
-    return ST_FAILED, _last_line(str(info.get("exception") or state))
+    if info.get("pending", True):
+        return WorkerState(ST_RUNNING if state in RUNNING_STATES else ST_SUBMITTED, "", state)
+    if state == "success":
+        return from_result(info.get("result"), state)
+    why = info.get("exception") or info.get("reason") or state
+    return WorkerState(ST_FAILED, _last_line(str(why)), state)
+
+
+def after_kill(state: WorkerState, workspec: Any) -> WorkerState:
+    """A worker Harvester asked to kill (``killTime`` set, harvestercore/db_proxy.py:
+    mark_workers_to_kill_*) that then fails was cancelled: its batch job was cancelled under
+    it, or the endpoint lost it with the job."""
+    if state.status != ST_FAILED or getattr(workspec, "killTime", None) is None:
+        return state
+    return WorkerState(
+        ST_CANCELLED, f"killed by Harvester: {state.diag}", state.native, state.exit_code
+    )

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from siteagent.errors import SiteAgentError
-from siteagent.harvester.plugin import GlobusComputePlugin
-from siteagent.harvester.registry import TaskRecord
+from siteagent.harvester.base import worker_logger
+from siteagent.harvester.plugin import SHAPE_KEY, WORKER_KEY, GlobusComputePlugin
 from siteagent.harvester.shape import (
     payload_argv,
     shape_key,
     shell_walltime,
     worker_command,
-    worker_config,
     worker_id,
+    worker_shape,
 )
-
-log = logging.getLogger(__name__)
 
 
 class GlobusComputeSubmitter(GlobusComputePlugin):
@@ -26,59 +23,80 @@ class GlobusComputeSubmitter(GlobusComputePlugin):
 
     def submit_workers(self, workspec_list: list[Any]) -> list[tuple[bool | None, str]]:
         """Per worker, in order: (True, "") submitted, (False, why) never will be, (None, why)
-        try again later. Sets ``batchID`` to the task id."""
+        try again later. Sets ``batchID`` to the task id, and in ``workAttributes`` the
+        worker's name on the site (all the monitor and the sweeper need besides the id)."""
         results: list[tuple[bool | None, str]] = [(None, "")] * len(workspec_list)
         try:
             qc, profile, backend = self.gc_queue, self.gc_profile, self.gc_backend
         except SiteAgentError as err:
             return [(False, str(err))] * len(workspec_list)
         pending: list[tuple[int, Any, str, Any]] = []
-        configs: dict[tuple, dict[str, Any]] = {}
+        shapes: dict[tuple, tuple[dict[str, Any], str]] = {}
         for i, ws in enumerate(workspec_list):
+            log = worker_logger(__name__, ws.workerID, "submit_workers")
             try:
-                wid, config, fn = self._task(ws, profile, configs)
+                wid, config, fn, changed = self._task(ws, profile, shapes)
             except SiteAgentError as err:
                 results[i] = (False, str(err))
-                log.error("worker %s: not submitted: %s", ws.workerID, err)
+                log.error("not submitted: %s", err)
                 continue
             try:
                 future = backend.executor(config).submit(fn)
             except Exception as err:  # the service or engine is down now: Harvester retries
                 results[i] = (None, f"submit failed: {type(err).__name__}: {err}")
-                log.warning("worker %s: %s (will retry)", wid, results[i][1])
+                log.warning("%s (will retry)", results[i][1])
                 continue
             pending.append((i, ws, wid, future))
+            if changed:
+                _note(ws, SHAPE_KEY, changed)
+                log.info("shape changed: %s", changed)
 
         # the SDK sends tasks in batches from a background thread; ids arrive with the batch
         deadline = time.monotonic() + qc.result_timeout
         for i, ws, wid, future in pending:
+            log = worker_logger(__name__, ws.workerID, "submit_workers")
             task_id = _task_id(future, deadline)
             if task_id is None:
                 future.cancel()
                 results[i] = (None, f"no task id within {qc.result_timeout:g} s: not submitted")
-                log.warning("worker %s: %s (will retry)", wid, results[i][1])
+                log.warning("%s (will retry)", results[i][1])
                 continue
             ws.batchID = str(task_id)
-            self.registry.add(TaskRecord(batch_id=ws.batchID, worker_id=wid, future=future))
+            _note(ws, WORKER_KEY, wid)
+            self.registry.add(ws.batchID, future)
             results[i] = (True, "")
-            log.info("worker %s: submitted as task %s", wid, ws.batchID)
+            log.info("worker %s submitted as task %s", wid, ws.batchID)
         return results
 
     def _task(
-        self, ws: Any, profile: Any, configs: dict[tuple, dict[str, Any]]
-    ) -> tuple[str, dict, Any]:
-        """The worker's name, user endpoint config and ShellFunction (SiteAgentError if the
-        worker cannot be made). ``configs`` caches one config per shape."""
+        self, ws: Any, profile: Any, shapes: dict[tuple, tuple[dict[str, Any], str]]
+    ) -> tuple[str, dict, Any, str]:
+        """The worker's name, user endpoint config, ShellFunction and what was changed of its
+        shape (SiteAgentError if the worker cannot be made). ``shapes`` caches one config
+        per shape."""
         from globus_compute_sdk import ShellFunction
 
         qc = self.gc_queue
         wid = worker_id(qc, profile, ws)
         key = shape_key(ws)
-        if key not in configs:  # validate each shape once, not each worker
-            configs[key] = worker_config(qc, profile, ws)
-        config = configs[key]
+        if key not in shapes:  # validate each shape once, not each worker
+            shapes[key] = worker_shape(qc, profile, ws)
+        config, changed = shapes[key]
         command = worker_command(wid, payload_argv(qc, ws))
-        return wid, config, ShellFunction(command, walltime=shell_walltime(config))
+        return wid, config, ShellFunction(command, walltime=shell_walltime(config)), changed
+
+
+def _note(ws: Any, key: str, value: str) -> None:
+    """Keep ``key`` in the WorkSpec's workAttributes (Harvester saves them with the worker)."""
+    if hasattr(ws, "set_work_attributes"):
+        ws.set_work_attributes({key: value})
+    else:
+        ws.workAttributes = (getattr(ws, "workAttributes", None) or {}) | {key: value}
+    if key == SHAPE_KEY:  # and in its diagnostic, which the monitor's "" does not overwrite
+        if hasattr(ws, "set_dialog_message"):
+            ws.set_dialog_message(value)
+        else:
+            ws.diagMessage = value[:500]
 
 
 def _task_id(future: Any, deadline: float) -> Any:

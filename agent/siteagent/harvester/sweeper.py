@@ -1,70 +1,123 @@
-"""Harvester sweeper: stop workers through a control task on the site's login node."""
+"""Harvester sweeper: stop workers, and clean up after them, through control tasks on the
+site's login node."""
 
 from __future__ import annotations
 
-import logging
-import time
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
+from functools import cached_property
 from typing import Any
 
-from siteagent.harvester.control import stop_worker
+from siteagent.harvester.base import worker_logger
+from siteagent.harvester.control import forget_worker, stop_worker
 from siteagent.harvester.plugin import GlobusComputePlugin
-from siteagent.harvester.registry import TaskRecord
-from siteagent.harvester.shape import worker_id
+from siteagent.harvester.status import WorkerState
 from siteagent.userconfig import CONTROL_CONFIG
-
-log = logging.getLogger(__name__)
 
 
 class GlobusComputeSweeper(GlobusComputePlugin):
+    @cached_property
+    def gc_cleaned(self) -> set[str]:
+        """Workers whose site files this instance already removed (Harvester's sweeper uses
+        one instance for a round of kill_workers, then sweep_worker on each worker)."""
+        return set()
+
     def kill_workers(self, workspec_list: list[Any]) -> list[tuple[bool, str]]:
-        """Per worker, in order: (True, what was done) or (False, why it could not be)."""
+        """Per worker, in order: (True, what was done) or (False, why it could not be).
+
+        Only workers whose task is still queued or running get a stop task: Harvester also
+        calls this for workers that ended, or were never submitted, before sweeping them.
+        Workers that ended get their site files removed here, all at once, rather than one
+        control task at a time in sweep_worker.
+        """
         results: list[tuple[bool, str]] = [(False, "")] * len(workspec_list)
-        stops: list[tuple[int, str, Any, Any]] = []
+        stops: list[tuple[int, Any, str, Future]] = []
+        cleanups: list[tuple[str, Future]] = []
+        states = iter(self.gc_states([ws for ws in workspec_list if ws.batchID is not None]))
         for i, ws in enumerate(workspec_list):
-            record = self.registry.get(ws.batchID)
-            if record is not None and record.future.done():
-                results[i] = (True, "already ended")
-                log.info("worker %s (task %s): already ended", record.worker_id, ws.batchID)
-                continue
-            # no local cancel: the task is with the endpoint already (it has an id), so only a
-            # stop task on the site can end it, or keep it from starting
-            wid = record.worker_id if record else worker_id(self.gc_queue, self.gc_profile, ws)
-            try:
-                future = self.gc_backend.executor(CONTROL_CONFIG).submit(stop_worker, wid)
-            except Exception as err:
-                results[i] = (False, f"cannot send the stop task: {type(err).__name__}: {err}")
-                log.error("worker %s: %s", wid, results[i][1])
-                continue
-            stops.append((i, wid, record, future))
-        wait([f for *_, f in stops], timeout=self.gc_queue.result_timeout)
-        for i, wid, record, future in stops:
-            results[i] = self._answer(record, future)
-            log_as = log.info if results[i][0] else log.error
-            log_as("worker %s: %s", wid, results[i][1])
+            state = next(states) if ws.batchID is not None else None
+            answer = _without_stop(ws, state)
+            if answer is None:
+                wid = self.gc_worker_name(ws)
+                try:
+                    stops.append((i, ws, wid, self._control(stop_worker, wid)))
+                    continue
+                except Exception as err:
+                    answer = (False, f"cannot send the stop task: {type(err).__name__}: {err}")
+            elif state is not None and state.ended:
+                cleanups += self._clean_up_soon(ws)
+            results[i] = answer
+            log = worker_logger(__name__, ws.workerID, "kill_workers")
+            (log.info if answer[0] else log.warning)("task %s: %s", ws.batchID, answer[1])
+        wait(
+            [f for *_, f in stops] + [f for _, f in cleanups], timeout=self.gc_queue.result_timeout
+        )
+        for i, ws, wid, future in stops:
+            results[i] = self._answer(future)
+            log = worker_logger(__name__, ws.workerID, "kill_workers")
+            (log.info if results[i][0] else log.error)("worker %s: %s", wid, results[i][1])
+        for wid, future in cleanups:
+            if self._answer(future)[0]:
+                self.gc_cleaned.add(wid)
         return results
 
-    def _answer(self, record: TaskRecord | None, future: Any) -> tuple[bool, str]:
-        """What the stop task did, from its future; notes the stop on the worker's record."""
-        if not future.done():
-            future.cancel()
-            return False, f"stop task gave no answer in {self.gc_queue.result_timeout:g} s"
-        if future.exception() is not None:
-            return False, f"stop failed: {future.exception()}"
-        answer = future.result()
-        detail = f"{answer['action']}: {answer['detail']}"
-        if record is not None:
-            record.stopped_at = time.time()
-            record.stop_detail = f"stopped by the sweeper ({detail})"
-        return True, detail
+    def _clean_up_soon(self, ws: Any) -> list[tuple[str, Future]]:
+        """The clean-up task of a worker that ended; none if it cannot be sent now
+        (sweep_worker sends it again)."""
+        wid = self.gc_worker_name(ws)
+        try:
+            return [(wid, self._control(forget_worker, wid))]
+        except Exception:
+            return []
 
     def kill_worker(self, workspec: Any) -> tuple[bool, str]:
         return self.kill_workers([workspec])[0]
 
     def sweep_worker(self, workspec: Any) -> tuple[bool, str]:
-        """Forget the worker's task; its files on the site are removed by the worker itself."""
-        record = self.registry.get(workspec.batchID)
+        """Remove what the worker left on the site (stop mark, record) and forget its task.
+        (False, why) keeps the worker in Harvester's table, to be swept again later."""
+        log = worker_logger(__name__, workspec.workerID, "sweep_worker")
         self.registry.forget(workspec.batchID)
-        name = record.worker_id if record else workspec.workerID
-        log.info("worker %s: swept (task %s forgotten)", name, workspec.batchID)
-        return True, ""
+        if workspec.batchID is None:
+            log.info("swept: never submitted, nothing on the site")
+            return True, ""
+        wid = self.gc_worker_name(workspec)
+        if wid in self.gc_cleaned:
+            ok, detail = True, "site files removed with kill_workers"
+        else:
+            try:
+                future = self._control(forget_worker, wid)
+                wait([future], timeout=self.gc_queue.result_timeout)
+                ok, detail = self._answer(future)
+            except Exception as err:
+                ok, detail = False, f"cannot send the clean-up task: {type(err).__name__}: {err}"
+        if ok:
+            self.gc_backend.forget(str(workspec.batchID))
+        (log.info if ok else log.warning)("worker %s swept: %s", wid, detail)
+        return ok, "" if ok else detail
+
+    def _control(self, fn: Any, wid: str) -> Future:
+        return self.gc_backend.executor(CONTROL_CONFIG).submit(fn, wid)
+
+    def _answer(self, future: Future) -> tuple[bool, str]:
+        """What a control task did, from its future."""
+        if not future.done():
+            future.cancel()
+            return False, f"control task gave no answer in {self.gc_queue.result_timeout:g} s"
+        if future.exception() is not None:
+            return False, f"control task failed: {future.exception()}"
+        answer = future.result()
+        return True, f"{answer['action']}: {answer['detail']}"
+
+
+def _without_stop(ws: Any, state: WorkerState | None) -> tuple[bool, str] | None:
+    """The answer for a worker that needs no stop task; None when it does (its task is
+    queued or running)."""
+    if ws.batchID is None:
+        return True, "never submitted: nothing to stop"
+    if state is None:
+        return False, "task status unavailable: will try again"
+    if state.lost:
+        return True, f"nothing to stop: {state.diag}"
+    if state.ended:
+        return True, f"already ended ({state.status})"
+    return None
