@@ -35,16 +35,11 @@ class GlobusComputeSweeper(GlobusComputePlugin):
         states = iter(self.gc_states([ws for ws in workspec_list if ws.batchID is not None]))
         for i, ws in enumerate(workspec_list):
             state = next(states) if ws.batchID is not None else None
-            answer = _without_stop(ws, state)
-            if answer is None:
-                wid = self.gc_worker_name(ws)
-                try:
-                    stops.append((i, ws, wid, self._control(stop_worker, wid)))
-                    continue
-                except Exception as err:
-                    answer = (False, f"cannot send the stop task: {type(err).__name__}: {err}")
-            elif state is not None and state.ended:
-                cleanups += self._clean_up_soon(ws)
+            answer, stop, cleanup = self._kill_one(ws, state)
+            cleanups += cleanup
+            if stop is not None:
+                stops.append((i, ws, *stop))
+                continue
             results[i] = answer
             log = worker_logger(__name__, ws.workerID, "kill_workers")
             (log.info if answer[0] else log.warning)("task %s: %s", ws.batchID, answer[1])
@@ -55,10 +50,23 @@ class GlobusComputeSweeper(GlobusComputePlugin):
             results[i] = self._answer(future)
             log = worker_logger(__name__, ws.workerID, "kill_workers")
             (log.info if results[i][0] else log.error)("worker %s: %s", wid, results[i][1])
-        for wid, future in cleanups:
-            if self._answer(future)[0]:
-                self.gc_cleaned.add(wid)
+        self.gc_cleaned.update(wid for wid, f in cleanups if self._answer(f)[0])
         return results
+
+    def _kill_one(
+        self, ws: Any, state: Any
+    ) -> tuple[tuple[bool, str], tuple[str, Future] | None, list[tuple[str, Future]]]:
+        """For one worker: the answer when no stop is sent, the stop sent (its name and
+        future) if one is, and the clean-up tasks of a worker that ended."""
+        answer = _without_stop(ws, state)
+        if answer is not None:
+            ended = state is not None and state.ended
+            return answer, None, self._clean_up_soon(ws) if ended else []
+        wid = self.gc_worker_name(ws)
+        try:
+            return (True, ""), (wid, self._control(stop_worker, wid)), []
+        except Exception as err:
+            return (False, f"cannot send the stop task: {type(err).__name__}: {err}"), None, []
 
     def _clean_up_soon(self, ws: Any) -> list[tuple[str, Future]]:
         """The clean-up task of a worker that ended; none if it cannot be sent now
