@@ -58,14 +58,3 @@ def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBindi
         unset=tuple(binding.unset),
     )
 
-
-def bind_node(node: NodeShape, ranks_per_node: int, gpus_per_rank: int) -> list[RankBinding]:
-    """Bindings for every local rank of a node; refuses shapes that do not fit."""
-    if ranks_per_node < 1:
-        raise ConfigError(f"ranks_per_node: must be >= 1, got {ranks_per_node}")
-    if ranks_per_node * gpus_per_rank > node.gpu_slots:
-        raise ConfigError(
-            f"gpus_per_rank: {ranks_per_node} ranks x {gpus_per_rank} GPUs needs "
-            f"{ranks_per_node * gpus_per_rank} per node, but a node has {node.gpu_slots}"
-        )
-    return [bind_rank(node, r, gpus_per_rank) for r in range(ranks_per_node)]
