@@ -57,4 +57,3 @@ def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBindi
         set={**binding.env, binding.variable: value},
         unset=tuple(binding.unset),
     )
-
