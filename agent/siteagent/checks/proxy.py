@@ -56,8 +56,6 @@ def bypasses_proxy(host: str, no_proxy: tuple[str, ...] | list[str]) -> bool:
         host_ip = None
     for raw in no_proxy:
         entry = raw.strip().lower()
-        if not entry:
-            continue
         if entry == "*":
             return True
         if host_ip is not None:
@@ -67,9 +65,8 @@ def bypasses_proxy(host: str, no_proxy: tuple[str, ...] | list[str]) -> bool:
             except ValueError:
                 pass
             continue
-        name = entry.lstrip(".").rstrip(".")
-        if ":" in name and not name.startswith("["):
-            name = name.rsplit(":", 1)[0]
+        # a name (empty, or an IPv6 entry, matches no name); its port is ignored
+        name = entry.rsplit(":", 1)[0].strip(".")
         if host == name or host.endswith("." + name):
             return True
     return False
