@@ -46,7 +46,7 @@ class UserEditedError(SiteAgentError):
 
 
 def read_manifest(directory: Path) -> dict[str, str]:
-    path = Path(directory) / MANIFEST
+    path = directory / MANIFEST
     if not path.is_file():
         return {}
     try:
@@ -58,7 +58,6 @@ def read_manifest(directory: Path) -> dict[str, str]:
 
 def edited_files(directory: Path, names: list[str] | None = None) -> list[str]:
     """Files present in ``directory`` whose content is not what we last wrote."""
-    directory = Path(directory)
     manifest = read_manifest(directory)
     out = []
     for name in names if names is not None else sorted(manifest):
@@ -69,10 +68,9 @@ def edited_files(directory: Path, names: list[str] | None = None) -> list[str]:
 
 
 def write_managed(
-    directory: Path, files: dict[str, ManagedFile], *, force: bool = False, dir_mode: int = 0o700
+    directory: Path, files: dict[str, ManagedFile], *, force: bool = False
 ) -> WriteReport:
     """Write ``files`` (relative path -> content) into ``directory``; see module docstring."""
-    directory = Path(directory)
     report = WriteReport(directory=directory)
     manifest = read_manifest(directory)
     wanted = {name: sha256_text(f.text) for name, f in files.items()}
@@ -106,7 +104,8 @@ def write_managed(
             shutil.copy2(directory / name, dest)
             report.backed_up.append(name)
 
-    directory.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    # owner-only: what we manage holds configs and secrets
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name in todo:
         atomic_write(directory / name, files[name].text, files[name].mode)
         report.written.append(name)
@@ -122,7 +121,6 @@ def write_managed(
 
 def remove_managed(directory: Path, *, force: bool = False) -> list[str]:
     """Remove exactly the files the manifest lists (refusing edited ones unless ``force``)."""
-    directory = Path(directory)
     manifest = read_manifest(directory)
     edited = edited_files(directory)
     if edited and not force:
@@ -137,7 +135,9 @@ def remove_managed(directory: Path, *, force: bool = False) -> list[str]:
             p.unlink()
             removed.append(name)
     (directory / MANIFEST).unlink(missing_ok=True)
-    for d in sorted({(directory / n).parent for n in manifest}, key=lambda x: -len(x.parts)):
-        if d != directory and d.is_dir() and not any(d.iterdir()):
+    # the subdirectories the files were in, deepest first, once they are empty
+    subdirs = {directory / p for n in manifest for p in Path(n).parents if p.parts}
+    for d in sorted(subdirs, key=lambda x: -len(x.parts)):
+        if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
     return removed
