@@ -253,3 +253,33 @@ def test_local_canonical_config_has_no_batch_fields():
     c = canonicalize(load_profile("local"), {"walltime": "0:10:00"})
     assert c["walltime"] == "00:10:00"
     assert not {"account", "queue"} & set(c)
+
+
+def test_list_and_map_values_must_be_strings():
+    with pytest.raises(ConfigError, match=r"^user_endpoint_config: cvmfs_repos\[0\]: .*string"):
+        validate(POLARIS[0], POLARIS[1] | {"cvmfs_repos": [5]})
+    with pytest.raises(ConfigError, match=r"^user_endpoint_config: env\.A: .*string"):
+        validate(POLARIS[0], POLARIS[1] | {"env": {"A": 5}})
+
+
+def test_the_schema_alone_holds_the_boundary():
+    # the endpoint enforces user_config_schema.json itself, before site-agent code runs
+    check = Draft202012Validator(user_config_schema(POLARIS[0]))
+    assert check.is_valid({"control": True})
+    assert check.is_valid({"account": "a", "nodes": 2})
+    for bad in ([], "x", {"control": True, "nodes": 1}, {"nodes": 2}, {"account": "a", "x": 1}):
+        assert not check.is_valid(bad), bad
+
+
+def test_control_config_needs_no_worker_shape():
+    # a site whose limit is below the default walltime still runs control tasks
+    short = load_profile("local", {"limits": {"max_walltime": "00:30:00"}})
+    with pytest.raises(ConfigError, match=r"walltime: 01:00:00 exceeds the site limit 00:30:00"):
+        validate(short, {})
+    validate(short, {"control": True})
+    assert canonicalize(short, {"control": True}) == {"control": True}
+
+
+def test_canonicalize_refuses_what_validate_refuses():
+    with pytest.raises(ConfigError, match=r"^user_endpoint_config: nodes: must be <= 496$"):
+        canonicalize(POLARIS[0], POLARIS[1] | {"nodes": 497})
