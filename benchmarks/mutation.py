@@ -372,8 +372,15 @@ def summarise(module: str, all_mutants: list[Mutant], results: dict, equivalent:
     scored = counts["killed"] + counts["survived"] + counts["timeout"]
     # a mutant that hangs the tests is caught (a real run would hit the walltime)
     score = (counts["killed"] + counts["timeout"]) / scored if scored else 1.0
+    used = {
+        (module, m.line, op)
+        for m in all_mutants
+        for op in (m.operator, f"{m.operator}: {m.detail}")
+    }
+    stale = [e for e in equivalent if e[0] == module and e[:3] not in used]
     return {
         "module": module,
+        "stale": stale,
         "mutants": len(all_mutants),
         **counts,
         "score": score,
@@ -396,6 +403,9 @@ def print_summary(summaries: list[dict]) -> None:
     for s in summaries:
         for m, reason in s["equivalents"]:
             print(f"equivalent: {s['module']}:{m.line} {m.operator}: {m.detail} ({reason})")
+    for s in summaries:
+        for module, line, op, _ in s["stale"]:
+            print(f"stale equivalent entry (no such mutant): {module} | {line} | {op}")
 
 
 def main(argv: list[str] | None = None) -> int:
