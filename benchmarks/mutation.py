@@ -107,7 +107,7 @@ class Mutant:
 
 def _skipped(tree: ast.Module) -> set[int]:
     """Nodes never mutated: annotations (not evaluated under ``from __future__ import
-    annotations``), docstrings and ``__future__`` imports."""
+    annotations``), docstrings, ``__future__`` imports and ``if TYPE_CHECKING:`` blocks."""
     skip: set[int] = set()
 
     def all_of(node: ast.AST | None) -> None:
@@ -121,6 +121,8 @@ def _skipped(tree: ast.Module) -> set[int]:
             all_of(node.returns)
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
             all_of(node)
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            all_of(node)  # imports for the type checker only
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             first = node.body[0] if node.body else None
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
