@@ -235,21 +235,29 @@ def tests_hash(args: list[str]) -> str:
     return _sha(*files, *((REPO / f).read_text() for f in files))
 
 
-def load_equivalent(path: Path = EQUIVALENT) -> list[tuple[str, int, str, str]]:
-    """(module, line, operator, reason) lines of ``path``: ``module | line | operator | reason``;
-    operator is a kind (``cmp``) or a kind with its detail (``cmp: < -> <=``)."""
-    out = []
+def load_equivalent(path: Path = EQUIVALENT) -> list[tuple[str, int | str, str, str]]:
+    """Entries of ``path``, one a line: ``module | where | operator | reason``. ``where`` is a
+    line number, or a piece of the line's source text (which survives edits above it);
+    ``operator`` is a kind (``cmp``) or a kind with its detail (``cmp: < -> <=``)."""
+    out: list[tuple[str, int | str, str, str]] = []
     if path.is_file():
         for raw in path.read_text().splitlines():
             if raw.strip() and not raw.lstrip().startswith("#"):
-                module, line, op, reason = (x.strip() for x in raw.split("|", 3))
-                out.append((module, int(line), op, reason))
+                module, where, op, reason = (x.strip() for x in raw.split("|", 3))
+                out.append((module, int(where) if where.isdigit() else where, op, reason))
     return out
 
 
-def equivalent_reason(module: str, m: Mutant, equivalent: list) -> str | None:
-    for mod, line, op, reason in equivalent:
-        if mod == module and line == m.line and op in (m.operator, f"{m.operator}: {m.detail}"):
+def equivalent_reason(
+    module: str, m: Mutant, equivalent: list, lines: list[str] | None = None
+) -> str | None:
+    """The reason ``m`` is listed as equivalent, or None; ``lines``: the module's source."""
+    for mod, where, op, reason in equivalent:
+        if mod != module or op not in (m.operator, f"{m.operator}: {m.detail}"):
+            continue
+        if where == m.line or (
+            isinstance(where, str) and lines is not None and where in lines[m.line - 1]
+        ):
             return reason
     return None
 
@@ -341,7 +349,7 @@ def run_module(module: str, sandbox: Sandbox, equivalent: list, fresh: bool) -> 
         old = results.get(m.key)
         if old and (old["status"] == "killed" or old["tests"] == thash):
             continue
-        if equivalent_reason(module, m, equivalent) and old:
+        if equivalent_reason(module, m, equivalent, source.splitlines()) and old:
             continue
         status, seconds = sandbox.run(module, apply(source, m), tests, timeout)
         results[m.key] = {"status": status, "tests": thash, "seconds": round(seconds, 2)}
@@ -355,14 +363,16 @@ def run_module(module: str, sandbox: Sandbox, equivalent: list, fresh: bool) -> 
     cache = _load_cache()
     cache[key] = results
     _save_cache(cache)
-    return summarise(module, all_mutants, results, equivalent)
+    return summarise(module, all_mutants, results, equivalent, source.splitlines())
 
 
-def summarise(module: str, all_mutants: list[Mutant], results: dict, equivalent: list) -> dict:
+def summarise(
+    module: str, all_mutants: list[Mutant], results: dict, equivalent: list, lines: list[str]
+) -> dict:
     counts = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
     survivors, equivalents = [], []
     for m in all_mutants:
-        reason = equivalent_reason(module, m, equivalent)
+        reason = equivalent_reason(module, m, equivalent, lines)
         status = results.get(m.key, {}).get("status", "not run")
         if reason is not None and status != "killed":
             counts["equivalent"] += 1
@@ -374,12 +384,11 @@ def summarise(module: str, all_mutants: list[Mutant], results: dict, equivalent:
     scored = counts["killed"] + counts["survived"] + counts["timeout"]
     # a mutant that hangs the tests is caught (a real run would hit the walltime)
     score = (counts["killed"] + counts["timeout"]) / scored if scored else 1.0
-    used = {
-        (module, m.line, op)
-        for m in all_mutants
-        for op in (m.operator, f"{m.operator}: {m.detail}")
-    }
-    stale = [e for e in equivalent if e[0] == module and e[:3] not in used]
+    stale = [
+        e
+        for e in equivalent
+        if e[0] == module and not any(equivalent_reason(module, m, [e], lines) for m in all_mutants)
+    ]
     return {
         "module": module,
         "stale": stale,

@@ -90,6 +90,12 @@ def test_equivalent_entries_match_line_and_operator(mutation, tmp_path):
     assert reasons[(13, "< -> >=")] is None
     assert reasons[(14, "return X -> return None")] == "why"
     assert mutation.equivalent_reason("other.py", ms[0], entries) is None
+    # a piece of the line's source instead of its number
+    listed.write_text("m.py | total = x * 3 | arith: * -> // | moved lines\n")
+    entries = mutation.load_equivalent(listed)
+    lines = SOURCE.splitlines()
+    found = [m for m in ms if mutation.equivalent_reason("m.py", m, entries, lines)]
+    assert [(m.line, m.detail) for m in found] == [(15, "* -> //")]
 
 
 def test_a_run_kills_a_breaking_mutant_and_leaves_the_tree_alone(mutation):
