@@ -9,6 +9,8 @@ import os
 import stat
 import time
 
+import pytest
+
 from siteagent.pilot.report import LayerReport, PilotReport, read_report, write_report
 
 
@@ -64,3 +66,14 @@ def test_proxy_passwords_never_reach_the_report(tmp_path):
     text = (tmp_path / "r.json").read_text()
     assert "hunter2" not in text
     assert read_report(tmp_path / "r.json")["error"] == "cannot reach http://alice:***@proxy:3128"
+
+
+def test_the_report_says_which_image_the_rank_ran_in(tmp_path, monkeypatch):
+    image = pytest.importorskip("siteagent.image")  # the appliance image (issue #7)
+    marker = tmp_path / "IMAGE"
+    monkeypatch.setattr(image, "MARKER", marker)
+    monkeypatch.setenv("APPTAINER_CONTAINER", "/sif/site-agent.sif")
+    assert PilotReport(pilot_id="p", site="s", host="h", pid=1).to_dict()["image"] is None
+    marker.write_text("site-agent\n")
+    report = PilotReport(pilot_id="p", site="s", host="h", pid=1)
+    assert report.to_dict()["image"] == {"runtime": "apptainer", "uri": "/sif/site-agent.sif"}
