@@ -47,7 +47,7 @@ class UserEditedError(SiteAgentError):
 
 
 def read_manifest(directory: Path) -> dict[str, str]:
-    path = Path(directory) / MANIFEST
+    path = directory / MANIFEST
     if not path.is_file():
         return {}
     try:
@@ -59,7 +59,6 @@ def read_manifest(directory: Path) -> dict[str, str]:
 
 def edited_files(directory: Path, names: list[str] | None = None) -> list[str]:
     """Files present in ``directory`` whose content is not what we last wrote."""
-    directory = Path(directory)
     manifest = read_manifest(directory)
     out = []
     for name in names if names is not None else sorted(manifest):
@@ -70,10 +69,9 @@ def edited_files(directory: Path, names: list[str] | None = None) -> list[str]:
 
 
 def write_managed(
-    directory: Path, files: dict[str, ManagedFile], *, force: bool = False, dir_mode: int = 0o700
+    directory: Path, files: dict[str, ManagedFile], *, force: bool = False
 ) -> WriteReport:
     """Write ``files`` (relative path -> content) into ``directory``; see module docstring."""
-    directory = Path(directory)
     report = WriteReport(directory=directory)
     manifest = read_manifest(directory)
     wanted = {name: sha256_text(f.text) for name, f in files.items()}
@@ -88,7 +86,8 @@ def write_managed(
     if conflicts:
         _back_up(directory, conflicts, report)
 
-    directory.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    # owner-only: what we manage holds configs and secrets
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name in todo:
         atomic_write(directory / name, files[name].text, files[name].mode)
         report.written.append(name)
@@ -137,7 +136,6 @@ def _back_up(directory: Path, names: list[str], report: WriteReport) -> None:
 
 def remove_managed(directory: Path, *, force: bool = False) -> list[str]:
     """Remove exactly the files the manifest lists (refusing edited ones unless ``force``)."""
-    directory = Path(directory)
     manifest = read_manifest(directory)
     edited = edited_files(directory)
     if edited and not force:
@@ -159,7 +157,7 @@ def remove_managed(directory: Path, *, force: bool = False) -> list[str]:
 def _remove_empty_parents(directory: Path, names: Iterable[str]) -> None:
     """Remove the sub-directories of ``directory`` that held ``names`` and are empty now,
     deepest first (the endpoint directory itself stays)."""
-    parents = {(directory / n).parent for n in names} - {directory}
+    parents = {directory / p for n in names for p in Path(n).parents if p.parts}
     for d in sorted(parents, key=lambda x: -len(x.parts)):
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()

@@ -26,8 +26,8 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
     threads = node.usable_cores * node.threads_per_core
     props: dict[str, Any] = {
         "nodes": {"type": "integer", "minimum": 1, "maximum": limits.max_nodes},
-        "ranks_per_node": {"type": "integer", "minimum": 1, "maximum": max(threads, 1)},
-        "cores_per_rank": {"type": "integer", "minimum": 1, "maximum": max(threads, 1)},
+        "ranks_per_node": {"type": "integer", "minimum": 1, "maximum": threads},
+        "cores_per_rank": {"type": "integer", "minimum": 1, "maximum": threads},
         "gpus_per_rank": {"type": "integer", "minimum": 0, "maximum": node.gpu_slots},
         "walltime": {"type": "string", "pattern": WALLTIME},
         "max_blocks": {
@@ -95,15 +95,17 @@ def defaults(profile: Profile) -> dict[str, Any]:
 
 def default_cores_per_rank(profile: Profile, ranks_per_node: int) -> int:
     """The node's usable cores shared evenly among its ranks."""
-    return max(profile.node.usable_cores // max(ranks_per_node, 1), 1)
+    return max(profile.node.usable_cores // ranks_per_node, 1)
 
 
 def walltime_seconds(value: str) -> int:
+    """``H:MM:SS`` (hours may exceed 24) in seconds."""
     h, m, s = (int(x) for x in value.split(":"))
     return h * 3600 + m * 60 + s
 
 
 def format_walltime(seconds: int) -> str:
+    """Seconds as ``HH:MM:SS``, the canonical walltime."""
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
@@ -164,11 +166,10 @@ def canonicalize(profile: Profile, config: dict[str, Any]) -> dict[str, Any]:
         return dict(CONTROL_CONFIG)
     out = scheduler_for(profile).canonicalize(defaults(profile) | config)
     out["walltime"] = format_walltime(walltime_seconds(out["walltime"]))
-    out["cvmfs_repos"] = sorted(set(out.get("cvmfs_repos", [])))
-    out["env"] = dict(sorted(out.get("env", {}).items()))
+    out["cvmfs_repos"] = sorted(set(out["cvmfs_repos"]))
     if "cores_per_rank" not in out:
         out["cores_per_rank"] = default_cores_per_rank(profile, out["ranks_per_node"])
-    # sort keys: the JSON text, and so its hash, is the same for equal shapes
+    # sort keys (env's too): the JSON text, and so its hash, is the same for equal shapes
     return json.loads(json.dumps(out, sort_keys=True))
 
 

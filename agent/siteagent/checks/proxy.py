@@ -89,9 +89,7 @@ def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> boo
 
 def _name_in(host: str, entry: str) -> bool:
     """A host name against a no_proxy entry: itself or a subdomain, the entry's port ignored."""
-    name = entry.lstrip(".").rstrip(".")
-    if ":" in name and not name.startswith("["):
-        name = name.rsplit(":", 1)[0]
+    name = entry.rsplit(":", 1)[0].strip(".")  # an IPv6 entry matches no name either way
     return host == name or host.endswith("." + name)
 
 

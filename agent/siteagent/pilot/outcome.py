@@ -36,7 +36,7 @@ class Happened:
 
 @dataclass(frozen=True)
 class Outcome:
-    reason: str  # one of report.REASONS
+    reason: str  # finished, failed, signalled, walltime or setup-error (PilotReport.reason)
     exit_code: int
     signal: str | None = None  # the signal that ended the payload, if one did
 

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 REPORT_VERSION = 1
-# Why the wrapper ended; "setup-error" means the payload never ran.
-REASONS = ("finished", "failed", "signalled", "walltime", "setup-error")
 
 
 @dataclass
@@ -35,6 +33,8 @@ class PilotReport:
     local_rank: int = 0
     rank: int = 0
     state: str = "starting"  # starting, running, done
+    # why the wrapper ended: finished, failed, signalled, walltime, or setup-error (the
+    # payload never ran)
     reason: str | None = None
     exit_code: int | None = None
     signal: str | None = None  # the signal that ended the payload, if one did
