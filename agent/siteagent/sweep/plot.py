@@ -69,9 +69,10 @@ def _panel(
 ) -> list[str]:
     """One panel: its title, axis and a bar per point (panel 1, time, also a dot per run)."""
     x0 = LABEL_W + p * (PANEL_W + GAP)
+    with_runs = p == 1  # the time panel also shows each run as a dot
     totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
-    if p == 1:  # the time panel also shows each run as a dot
-        totals += [r["seconds"] for e in ranked for r in e.ok_runs if r.get("seconds")]
+    if with_runs:
+        totals += [s for e in ranked for s in _run_seconds(e)]
     scale = (PANEL_W - VALUE_W) / (max(totals) or 1.0)
     out = [
         f'<text x="{x0}" y="{TOP - 12}" font-weight="bold">{html.escape(name)}</text>',
@@ -82,18 +83,26 @@ def _panel(
         x, bar = _bar(e, segments_of(e), float(x0), y, scale)
         out += bar
         total: float = sum(v or 0 for v, _ in segments_of(e))
-        if p == 1:  # the median run's time, right of the bar and of every run's dot
+        if with_runs:  # the median run's time, right of the bar and of every run's dot
             total = e.median("seconds") or 0.0
-            x = max([x, *(x0 + r["seconds"] * scale for r in e.ok_runs if r.get("seconds"))])
+            x = max([x, *(x0 + s * scale for s in _run_seconds(e))])
         text = "failed" if e.rank is None else fmt(total, digits)
         out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
-        if p == 1:
-            out += [
-                f'<circle cx="{x0 + r["seconds"] * scale:.1f}" cy="{y + (ROW - 8) / 2}" r="3" '
-                f'fill="none" stroke="#000"><title>rep {r["rep"]}: {r["seconds"]:.3f}s</title></circle>'
-                for r in e.ok_runs
-            ]
+        if with_runs:
+            out += _run_dots(e, x0, y, scale)
     return out
+
+
+def _run_seconds(e: Ranked) -> list[float]:
+    return [r["seconds"] for r in e.ok_runs if r.get("seconds")]
+
+
+def _run_dots(e: Ranked, x0: int, y: int, scale: float) -> list[str]:
+    return [
+        f'<circle cx="{x0 + r["seconds"] * scale:.1f}" cy="{y + (ROW - 8) / 2}" r="3" '
+        f'fill="none" stroke="#000"><title>rep {r["rep"]}: {r["seconds"]:.3f}s</title></circle>'
+        for r in e.ok_runs
+    ]
 
 
 def _bar(
