@@ -221,7 +221,7 @@ def test_equal_worker_shapes_share_one_user_endpoint_config():
 OLD_WORKER_COMMAND = (
     "W=ANALY_X-42\n"
     'd="${{SITE_AGENT_STATE:-$HOME/.site-agent}}/workers"\n'
-    'mkdir -p "$d" && chmod 700 "$d" || exit 70\n'
+    'mkdir -p "$d" && chmod 700 "$d" || exit 64\n'
     'if [ -e "$d/$W.stop" ]; then rm -f "$d/$W.stop"; echo "site-agent: worker $W was stopped'
     ' before it started" >&2; exit 143; fi\n'
     'SITE_AGENT_WORKER_ID=$W "$SITE_AGENT_EXEC" -- site-agent pilot --site polaris --queue'

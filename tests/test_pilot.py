@@ -159,7 +159,7 @@ def test_bad_input_is_one_line_and_still_reported(site, args, message, tmp_path)
     assert message in r.stderr
     assert len([line for line in r.stderr.splitlines() if "error" in line]) == 1
     data = json.loads(report.read_text())
-    assert (data["state"], data["reason"], data["exit_code"]) == ("done", "setup-error", 70)
+    assert (data["state"], data["reason"], data["exit_code"]) == ("done", "setup-error", 64)
     assert message in data["error"]
 
 
@@ -274,7 +274,7 @@ def test_setup_error_when_a_layer_fails(site, tmp_path):
     report = tmp_path / "r.json"
     (site.cvmfsexec / "makedist").write_text("#!/bin/sh\necho 'no network' >&2\nexit 1\n")
     r = run(site, "--report", str(report), "--", "true")
-    assert r.returncode == 70
+    assert r.returncode == 64
     data = json.loads(report.read_text())
     assert data["reason"] == "setup-error"
     assert data["error"] == "cvmfs: makedist exited 1: no network"

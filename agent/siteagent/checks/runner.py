@@ -54,11 +54,13 @@ def run_checks(
     """All checks at once in threads; the whole run takes about the slowest one."""
     from siteagent.checks.network import parse_target, probe
     from siteagent.checks.proxy import proxy_settings
+    from siteagent.pilot.instances import check_targets
 
     proxies = proxy_settings(profile.proxy)
     jobs: list[Job] = []
     if network:
-        urls = list(dict.fromkeys([*profile.check.targets, *extra_targets]))
+        panda = check_targets(profile.pilot)  # the profile's PanDA instance (CERN, BNL)
+        urls = list(dict.fromkeys([*profile.check.targets, *panda, *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
         jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
     if local:

@@ -49,6 +49,9 @@ class PilotReport:
     gpus: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerReport] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
+    pilot: dict[str, str] | None = None  # pilot3's source and version
+    logs: str | None = None  # where the logs of a run that did not finish are kept
+    log_tail: list[str] = field(default_factory=list)  # the last lines of its pilotlog.txt
     # the site-agent image this rank ran in ({"runtime", "uri"}), None outside it
     image: dict[str, Any] | None = field(default_factory=lambda: _running_image())
     report_version: int = REPORT_VERSION
