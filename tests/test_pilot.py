@@ -89,8 +89,10 @@ def test_dry_run_shows_layers_in_order_with_every_command(site):
     )
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    layer_lines = re.findall(r"(?m)^  [1-6]\. (\S+)", out)
-    assert layer_lines == ["gpu-binding", "proxy", "cvmfs", "container", "env", "payload"]
+    layer_lines = re.findall(r"(?m)^  [1-8]\. (\S+)", out)
+    assert layer_lines == [
+        "gpu-binding", "proxy", "cvmfs", "container", "env", "credentials", "identity", "payload",
+    ]  # fmt: skip
     assert "set     CUDA_VISIBLE_DEVICES=2" in out  # reverse order: local rank 1 -> GPU 2
     assert "set     http_proxy=http://proxy.example.org:3128" in out  # compute scope applies
     exe = site.cvmfsexec / "cvmfsexec"
@@ -135,7 +137,7 @@ def test_dry_run_json_and_default_pilot_command(site, tmp_path):
     assert pairs["-q"] == "SITEAGENT_TEST" and pairs["--pilot-user"] == "generic"
     assert pairs["--resource-type"] == "SCORE" and pairs["-w"] == "generic"
     assert pairs["--harvester-submit-mode"] == "PULL"
-    assert pairs["-l"] == str(1800 - 60 - 30)  # the pilot ends itself before the wrapper must
+    assert pairs["-l"] == str(1800 - 60 - 180)  # the pilot ends itself before the wrapper must
     assert argv[-1] == "--noproxyverification"
     assert [layer["name"] for layer in plan["layers"]][2] == "cvmfs"
     assert plan["layers"][2]["command"] == []
@@ -235,7 +237,10 @@ def test_all_layers_run_in_order_and_second_run_reuses_setup(site, tmp_path):
         "set": {"CUDA_VISIBLE_DEVICES": "0"},
     }
     names = [layer["name"] for layer in data["layers"]]
-    assert names == ["plan", "gpu-binding", "proxy", "cvmfs", "container", "env", "payload"]
+    assert names == [
+        "plan", "gpu-binding", "proxy", "cvmfs", "container", "env", "credentials", "identity",
+        "payload",
+    ]  # fmt: skip
     actions = {layer["name"]: layer["actions"] for layer in data["layers"]}
     assert actions["cvmfs"][0] == f"{site.cvmfsexec}/makedist default"
     assert actions["env"] == ["created"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from siteagent.checks.model import FAIL, CheckResult
 from siteagent.profiles import Profile
+from siteagent.sections import CheckSection
 
 
 @dataclass
@@ -43,6 +44,9 @@ def endpoint_dir(profile: Profile) -> Path:
 Job = tuple[str, Callable[[], CheckResult]]  # (target label, or "" for a local check)
 
 
+DEFAULT_TARGETS = CheckSection().targets
+
+
 def run_checks(
     profile: Profile,
     extra_targets: list[str] | tuple[str, ...] = (),
@@ -59,7 +63,8 @@ def run_checks(
     proxies = proxy_settings(profile.proxy)
     jobs: list[Job] = []
     if network:
-        panda = check_targets(profile.pilot)  # the profile's PanDA instance (CERN, BNL)
+        # the profile's PanDA instance (CERN, BNL) unless check.targets lists its own
+        panda = check_targets(profile.pilot) if profile.check.targets == DEFAULT_TARGETS else ()
         urls = list(dict.fromkeys([*profile.check.targets, *panda, *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
         jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]

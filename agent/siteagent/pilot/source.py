@@ -158,7 +158,10 @@ def ensure_unpacked(source: PilotSource) -> str | None:
 def pilot_version(pilot_dir: Path) -> str:
     """pilot3's version from its own ``pilot/util/constants.py`` (RELEASE.VERSION.REVISION.BUILD,
     what it logs as "PanDA Pilot version")."""
-    text = (pilot_dir / "pilot" / "util" / "constants.py").read_text()
+    try:
+        text = (pilot_dir / "pilot" / "util" / "constants.py").read_text()
+    except OSError:
+        return "unknown"
     parts = [
         re.search(rf"^{name}\s*=\s*['\"]([^'\"]*)['\"]", text, re.M)
         for name in ("RELEASE", "VERSION", "REVISION", "BUILD")
@@ -175,9 +178,10 @@ def pilot_users(pilot_dir: Path) -> list[str]:
 
 
 def check_pilot_user(pilot_dir: Path, user: str) -> None:
-    """Refuse a ``--pilot-user`` this pilot3 does not have, in one line."""
+    """Refuse a ``--pilot-user`` this pilot3 does not have, in one line (a directory without
+    pilot3's ``pilot/user`` package cannot say, and is let through)."""
     users = pilot_users(pilot_dir)
-    if user.lower() not in users:
+    if users and user.lower() not in users:
         raise ConfigError(
             f"--pilot-user: '{user}' is not a user of PanDA pilot {pilot_version(pilot_dir)} in "
             f"{pilot_dir} (it has {', '.join(users)})"
