@@ -103,7 +103,7 @@ def test_dry_run_shows_layers_in_order_with_every_command(site):
     env_line = next(line for line in out.splitlines() if "micromamba create" in line)
     assert env_line.split()[-2:] == ["numpy", "scipy=1.13"]
     assert "command my-payload --flag" in out
-    assert "SIGTERM to the payload's process group at 3540s, SIGKILL 30s later" in out
+    assert "SIGTERM to the payload's process group at 3540s, SIGKILL 180s later" in out
     full = out.splitlines()[out.splitlines().index("full command:") + 1].strip()
     assert full.startswith(f"{exe} atlas.cern.ch sft.cern.ch -- apptainer exec --nv")
     assert full.endswith("docker://ghcr.io/x/y:1 my-payload --flag")
