@@ -86,6 +86,7 @@ def _local_jobs(profile: Profile, timeout: float) -> list[Job]:
         ("", lambda: lc.check_gpus(profile)),
         ("", lambda: lc.check_container(profile, timeout)),
         ("", lambda: lc.check_cvmfs(profile, timeout)),
+        ("", lambda: lc.check_credentials(profile)),
         ("", lc.check_python),
         ("", lambda: lc.check_disk(endpoint_dir(profile), min_gb, "endpoint")),
     ]

@@ -247,7 +247,10 @@ def load_profile_cached(site: str) -> Profile:
 
 
 def check_options(opts: PilotOptions) -> None:
-    """Refuse bad ``--queue``/``--resource-type`` before anything is loaded."""
+    """Refuse bad ``--queue``/``--resource-type``/labels before anything is loaded."""
+    from siteagent.pilot.layers.payload import check_labels
+
+    check_labels(opts)
     if opts.queue is not None and not QUEUE.match(opts.queue):
         raise ConfigError(f"--queue: '{opts.queue}' has characters that are not allowed")
     if opts.resource_type is not None and opts.resource_type not in RESOURCE_TYPES:

@@ -17,6 +17,7 @@ from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from siteagent.pilot.plan import PilotOptions
     from siteagent.pilot.source import PilotSource
     from siteagent.profiles import Profile
 
@@ -100,22 +101,22 @@ class Labels:
         return args
 
 
-def labels_of(profile: Profile, opts: object) -> Labels:
-    """The options (from the WorkSpec and queue config) over the profile's defaults."""
-    p = profile.pilot
-    pilot_type = getattr(opts, "pilot_type", None) or p.pilot_type
-    if pilot_type is not None and pilot_type not in PILOT_TYPES:
-        raise ConfigError(f"--pilot-type: '{pilot_type}' is not one of {', '.join(PILOT_TYPES)}")
-    for flag, value in (
-        ("--job-label", getattr(opts, "job_label", None)),
-        ("--job-type", getattr(opts, "job_type", None)),
-    ):
+def check_labels(opts: PilotOptions) -> None:
+    """Refuse a bad ``--job-label``, ``--job-type`` or ``--pilot-type`` in one line."""
+    if opts.pilot_type is not None and opts.pilot_type not in PILOT_TYPES:
+        raise ConfigError(
+            f"--pilot-type: '{opts.pilot_type}' is not one of {', '.join(PILOT_TYPES)}"
+        )
+    for flag, value in (("--job-label", opts.job_label), ("--job-type", opts.job_type)):
         if value is not None and not WORD_RE.match(value):
             raise ConfigError(f"{flag}: '{value}' has characters that are not allowed")
+
+
+def labels_of(profile: Profile, opts: PilotOptions) -> Labels:
+    """The options (from the WorkSpec and queue config) over the profile's defaults."""
+    p = profile.pilot
     return Labels(
-        getattr(opts, "job_label", None) or p.job_label,
-        getattr(opts, "job_type", None) or p.job_type,
-        pilot_type,
+        opts.job_label or p.job_label, opts.job_type or p.job_type, opts.pilot_type or p.pilot_type
     )
 
 
