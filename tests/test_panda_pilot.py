@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,24 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO
+from .gridproxy import GridCA
 from .pandaserver import PandaServer
 from .pilotsite import clean_env, make_site
 
 QUEUE = "SITEAGENT_TEST"
+
+
+def own_pid_namespace() -> list[str]:
+    """``unshare`` into a PID namespace of its own, where this machine allows it: whatever
+    pilot3 does to "orphans" (the wrapper sets PILOT_NOKILL=1 as well) stays inside."""
+    cmd = ["unshare", "--pid", "--fork", "--mount-proc"]
+    try:
+        ok = subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok and os.environ.get("CI") == "true":
+        pytest.fail("unshare --pid --fork --mount-proc does not work here")
+    return cmd if ok else []
 
 
 @pytest.fixture(scope="session")
@@ -32,22 +47,26 @@ def pilot3_dir() -> Path:
 
 
 def run_pilot(
-    site, server, pilot3_dir, tmp_path, *args: str
+    site, server, pilot3_dir, tmp_path, *args: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess, Path]:
-    """`site-agent pilot` on the test site with the real pilot3, configured for ``server``;
-    returns the finished process and its report path."""
+    """`site-agent pilot` on the test site with the real pilot3, configured for ``server``,
+    with a valid X509 proxy from a test CA, in a PID namespace of its own; returns the
+    finished process and its report path."""
     config = server.pilot_config(
         pilot3_dir / "pilot" / "util" / "default.cfg", tmp_path / "pilot.cfg"
     )
     report = tmp_path / "r.json"
+    proxy = GridCA().proxy(tmp_path / "x509up", 86400)
+    env = {"HARVESTER_PILOT_CONFIG": str(config), "X509_USER_PROXY": str(proxy)} | (env or {})
     r = subprocess.run(
         [
+            *own_pid_namespace(),
             *(sys.executable, "-m", "siteagent", "pilot", "--site", str(site.profile)),
             *("--pilot-dir", str(pilot3_dir), "--cvmfs", "none", "--report", str(report)),
             "--pilot-arg=--use-https=False",
             *args,
         ],
-        env=clean_env(site.env | {"HARVESTER_PILOT_CONFIG": str(config)}),
+        env=clean_env(site.env | env),
         capture_output=True,
         text=True,
         timeout=400,
@@ -83,7 +102,7 @@ def test_real_pilot_asks_for_a_job_and_exits_with_its_own_code(tmp_path, pilot3_
     assert (data["reason"], data["exit_code"]) == ("finished", 0)
     pilot_argv = data["argv"]
     assert pilot_argv[:2] == ["python3", str(pilot3_dir / "pilot.py")]
-    assert "-l" in pilot_argv and pilot_argv[pilot_argv.index("-l") + 1] == str(600 - 90)
+    assert "-l" in pilot_argv and pilot_argv[pilot_argv.index("-l") + 1] == str(600 - 240)
     # the pilot worked in the per-pilot directory, which is gone now
     assert list(site.scratch.iterdir()) == []
 
@@ -107,6 +126,58 @@ def test_real_pilot_for_an_offline_queue_fails_with_its_own_code(tmp_path, pilot
     assert "AttributeError" in log
     assert r.returncode == data["exit_code"] == 1
     assert data["reason"] == "failed"
+    # the failed pilot's own log survives the workdir, its tail is in the report
+    kept = Path(data["logs"])
+    assert "specified queue is NOT ACTIVE" in (kept / "pilotlog.txt").read_text()
+    assert any("NOT ACTIVE" in line or "AttributeError" in line for line in data["log_tail"])
+    assert (kept / "wrapper.log").is_file()
+
+
+@pytest.mark.slow
+def test_real_pilot_sends_harvester_identity_and_asks_for_managed_jobs(tmp_path, pilot3_dir):
+    """pilot3 itself, run as a Harvester worker's rank 3: getJob carries prodSourceLabel
+    managed (the profile's default, pilot3's own is ptest) and the worker and Harvester ids,
+    and it reports the worker started and finished (updateWorkerPilotStatus)."""
+    with PandaServer(QUEUE) as server:
+        site = make_site(
+            tmp_path / "site",
+            pilot_extra=f"  server_url: http://127.0.0.1\n  server_port: {server.port}\n",
+        )
+        state = tmp_path / "state"
+        r, report = run_pilot(
+            site, server, pilot3_dir, tmp_path,
+            *("--harvester-id", "CERN_central_k8s", "--harvester-worker-id", "4242"),
+            *("--walltime", "00:20:00", "--pilot-arg=--noproxyverification"),
+            "--pilot-arg=--getjobrequests=1",
+            env={"SITE_AGENT_STATE": str(state), "SITE_AGENT_RANK": "3",
+                 "SITE_AGENT_WORKER_ID": "SITEAGENT_TEST-4242"},
+        )  # fmt: skip
+        get_job = server.calls("/server/panda/getJob")
+        worker = server.calls("/server/panda/updateWorkerPilotStatus")
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-3000:]
+    assert len(get_job) == 1, log[-3000:]
+    assert get_job[0]["prodSourceLabel"] == "managed"
+    assert (get_job[0]["harvester_id"], get_job[0]["worker_id"]) == ("CERN_central_k8s", "4242")
+    assert [w["status"] for w in worker] == ["started", "finished"]
+    assert {(w["harvesterID"], w["workerID"]) for w in worker} == {("CERN_central_k8s", "4242")}
+    data = json.loads(report.read_text())
+    assert data["pilot_id"] == "SITEAGENT_TEST-4242-r3" and data["rank"] == 3
+    assert data["pilot"]["version"] == "3.7.0.36"
+    assert data["logs"] is None  # finished: nothing kept
+    # each rank's GTAG (the pilotID PanDA records with its jobs) is its own
+    plan = subprocess.run(
+        [sys.executable, "-m", "siteagent", "pilot", "--site", str(site.profile), "--dry-run",
+         "--json", "--pilot-dir", str(pilot3_dir), "--harvester-id", "H1"],
+        env=clean_env(site.env | {"SITE_AGENT_STATE": str(state), "SITE_AGENT_RANK": "3",
+                                  "SITE_AGENT_WORKER_ID": "Q-7", "HARVESTER_WORKER_ID": "7"}),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    identity = next(x for x in json.loads(plan.stdout)["layers"] if x["name"] == "identity")
+    assert identity["env"] == {
+        "GTAG": f"file://{socket.gethostname().split('.')[0]}{state}/pilot-logs/Q-7-r3",
+        "HARVESTER_ID": "H1", "PANDA_JSID": "harvester-H1", "HARVESTER_WORKER_ID": "7",
+    }  # fmt: skip
 
 
 TRF = "http://pandaserver-doma.cern.ch:25080/trf/user/hello.sh"  # a base URL pilot3 accepts
