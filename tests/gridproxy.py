@@ -36,10 +36,12 @@ def _cert(subject, issuer, key, signer, start, end, ca=False) -> x509.Certificat
 
 class GridCA:
     def __init__(self) -> None:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = _name("Test Grid CA")
-        self.cert = _cert(self.name, self.name, self.key, self.key, now, now + dt.timedelta(days=9), True)
+        self.cert = _cert(
+            self.name, self.name, self.key, self.key, now, now + dt.timedelta(days=9), True
+        )
         self.user_key = ec.generate_private_key(ec.SECP256R1())
         self.user_name = _name("Test User")
         self.user = _cert(
@@ -48,7 +50,7 @@ class GridCA:
 
     def proxy(self, path: Path, seconds: float, mode: int = 0o600) -> Path:
         """A proxy valid for ``seconds`` more (negative: expired that long ago)."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         key = ec.generate_private_key(ec.SECP256R1())
         end = now + dt.timedelta(seconds=seconds)
         cert = _cert(

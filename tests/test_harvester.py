@@ -193,7 +193,8 @@ def test_bad_worker_shape_is_a_permanent_error_naming_the_key(engine_dir):
         ({"endpointId": "not-a-uuid"}, "queue config: endpointId: must be a UUID"),
         ({"ranksPerNode": 0}, "queue config: ranksPerNode: must be a whole number"),
         ({"backend": "cloud"}, "queue config: backend: must be"),
-        ({"pilotArgs": ["-q", "x;rm"]}, "queue config: pilotArgs: must be a list of words"),
+        ({"pilotArgs": ["-q", "x rm"]}, "queue config: pilotArgs: must be a list of printable"),
+        ({"pilotType": "XX"}, "queue config: pilotType: must be PR, RC, ALRB or PT"),
         ({"lostAfterSeconds": -1}, "queue config: lostAfterSeconds: must be a positive"),
     ],
 )

@@ -79,7 +79,11 @@ QUEUE_TYPES = {
 @pytest.mark.parametrize("site", SITES)
 @pytest.mark.parametrize("queue_type", sorted(QUEUE_TYPES))
 def test_pilot_command_parses_with_pilot3s_own_argparse(
-    site, queue_type, tmp_path, pilot3_dir, pilot3_args  # noqa: F811
+    site,
+    queue_type,
+    tmp_path,
+    pilot3_dir,
+    pilot3_args,  # noqa: F811
 ):
     section, options, (label, job_type, tag) = QUEUE_TYPES[queue_type]
     opts = PilotOptions(
@@ -218,7 +222,7 @@ def test_missing_expiring_or_open_credentials_are_named(tmp_path, grid_ca, requi
 
 def test_token_needs_origin_and_lifetime(tmp_path):
     tok = token(tmp_path / "t", 300)
-    with pytest.raises(SiteAgentError, match="PanDA token .* expires in 5 min"):
+    with pytest.raises(SiteAgentError, match=r"PanDA token .* expires in 5 min"):
         check(creds(tmp_path, "token", tok=tok))
     with pytest.raises(SiteAgentError, match="has no origin"):
         check(creds(tmp_path, "token", tok=token(tmp_path / "u", 9e4), origin=None))
@@ -313,7 +317,9 @@ def test_failed_pilot_keeps_its_logs_with_a_retention_limit(tmp_path):
 
 # ---------------------------------------------------------------- 5: pilot source, version
 def test_pilot_from_the_cvmfs_tarball_is_unpacked_once_and_its_version_reported(
-    tmp_path, pilot3_dir, grid_ca  # noqa: F811
+    tmp_path,
+    pilot3_dir,
+    grid_ca,  # noqa: F811
 ):
     cvmfs = tmp_path / "cvmfsroot"
     tar_dir = cvmfs / "atlas.cern.ch/repo/sw/PandaPilot/tar"
@@ -347,9 +353,10 @@ def test_pilot_from_the_cvmfs_tarball_is_unpacked_once_and_its_version_reported(
         actions = next(lay["actions"] for lay in data["layers"] if lay["name"] == "payload")
         unpacked = [a for a in actions if a.startswith("unpacked")]
         assert len(unpacked) == (1 if run == 1 else 0) and "PanDA pilot 3.7.0.36" in actions
-        assert data["logs"] and "ended: failed, exit code 2" in (
-            Path(data["logs"]) / "wrapper.log"
-        ).read_text()
+        assert (
+            data["logs"]
+            and "ended: failed, exit code 2" in (Path(data["logs"]) / "wrapper.log").read_text()
+        )
 
 
 def test_pilot_source_choices(tmp_path, pilot3_dir):  # noqa: F811
@@ -363,9 +370,9 @@ def test_pilot_source_choices(tmp_path, pilot3_dir):  # noqa: F811
     assert (src.kind, src.dir) == ("dir", pilot3_dir)
     src = choose_source(PilotSection(source="https://example.org/pilot3.tar.gz"), None, env)
     assert src.kind == "url" and src.dir.parent == tmp_path / ".cache/site-agent/pilot3"
-    with pytest.raises(ConfigError, match="pilot.source: cvmfs, but .* is not there"):
+    with pytest.raises(ConfigError, match=r"pilot\.source: cvmfs, but .* is not there"):
         choose_source(PilotSection(source="cvmfs"), None, env)
-    with pytest.raises(ConfigError, match="--pilot-dir: no pilot.py in /nonexistent"):
+    with pytest.raises(ConfigError, match=r"--pilot-dir: no pilot\.py in /nonexistent"):
         choose_source(PilotSection(), "/nonexistent", env)
 
 

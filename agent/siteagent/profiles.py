@@ -19,8 +19,8 @@ import yaml
 from siteagent.errors import ConfigError
 from siteagent.sections import (
     CheckSection,
-    CredentialsSection,
     ContainerSection,
+    CredentialsSection,
     CvmfsSection,
     Directives,
     EndpointSection,

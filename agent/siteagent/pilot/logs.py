@@ -50,7 +50,9 @@ def wrapper_log(report: PilotReport) -> str:
         f"pilot {report.pilot_id} on {report.host}, started {report.started}",
         f"command: {' '.join(report.argv)}",
     ]
-    lines += [f"layer {lay.name}: {lay.summary} ({'; '.join(lay.actions)})" for lay in report.layers]
+    lines += [
+        f"layer {lay.name}: {lay.summary} ({'; '.join(lay.actions)})" for lay in report.layers
+    ]
     if report.received_signals:
         lines.append(f"signals received: {', '.join(report.received_signals)}")
     lines.append(f"ended: {report.reason}, exit code {report.exit_code}")

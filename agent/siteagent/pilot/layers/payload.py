@@ -78,7 +78,12 @@ def find_pilot(pilot_dir: str | None) -> Path:
 
 # Harvester's pilot types (submitter_common.get_complicated_pilot_options): PT is a PR pilot
 # asking for ptest jobs; pilot3 itself knows the version tags PR and RC (pilot.py get_args -i)
-PILOT_TYPES = {"PR": ("PR", None), "RC": ("RC", None), "ALRB": ("ALRB", None), "PT": ("PR", "ptest")}
+PILOT_TYPES = {
+    "PR": ("PR", None),
+    "RC": ("RC", None),
+    "ALRB": ("ALRB", None),
+    "PT": ("PR", "ptest"),
+}
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,9 @@ def with_shutdowntime(payload: Payload, workdir: str, now: float) -> Payload:
     if payload.walltime_s is None:
         return payload
     end = int(now + payload.walltime_s)
-    return replace(payload, shutdowntime=end, machinefeatures=str(Path(workdir) / "machinefeatures"))
+    return replace(
+        payload, shutdowntime=end, machinefeatures=str(Path(workdir) / "machinefeatures")
+    )
 
 
 def write_machinefeatures(payload: Payload, site_dir: str | None) -> str:
