@@ -82,7 +82,7 @@ def harvester_id() -> str | None:
     import os
 
     try:
-        from pandaharvester.harvesterconfig import harvester_config  # type: ignore[import-not-found]
+        from pandaharvester.harvesterconfig import harvester_config
 
         return str(harvester_config.master.harvester_id)
     except (ImportError, AttributeError):
