@@ -95,6 +95,7 @@ def test_pilot_command_parses_with_pilot3s_own_argparse(
     assert (args.job_label, args.jobtype, args.version_tag) == (label, job_type, tag)
     assert args.pilot_user == section.get("pilot_user", "ATLAS")
     assert args.queue == "SITE_Q" and args.harvester_submitmode == "PULL"
+    assert args.cleanup is False  # pilotlog.txt outlives pilot3 (the wrapper cleans up)
     assert args.debug is bool(section.get("debug"))
     assert int(args.lifetime) == 7200 - 60 - 180  # margin + the 180 s default grace
     if queue_type == "epic":  # PanDAWMS/pilot-wrapper eic branch: BNL's server and cache

@@ -146,6 +146,10 @@ def pilot_command(
         "-p", str(ends.server_port),
         "--harvester-submit-mode", "PULL",
         "-a", workdir,
+        # pilot3 removes its main workdir (-a/PanDA_Pilot3_*, with pilotlog.txt) at the end
+        # (pilot.py wrap_up); the wrapper removes the workdir itself, after keeping the logs
+        # of a failed pilot (pilot/logs.py)
+        "--cleanup", "False",
     ]  # fmt: skip
     # pilot.py get_args: --queuedata-url, --storagedata-url (default "": its default.cfg's)
     if ends.queuedata_url:
