@@ -405,13 +405,15 @@ def test_shutdowntime_is_the_batch_jobs_end_and_keeps_the_sites_machine_features
 
 
 def test_stopping_signals_and_exit_codes():
-    assert {signal.SIGQUIT, signal.SIGXCPU} <= set(STOPPING)
+    assert {signal.SIGQUIT, signal.SIGXCPU, signal.SIGUSR2} <= set(STOPPING)
     assert decide(Happened(setup_error="x")).exit_code == 64
     assert decide(Happened(received=(signal.SIGXCPU,))).exit_code == 128 + 24
     q = decide(Happened(received=(signal.SIGQUIT,), returncode=131))
     assert (q.reason, q.exit_code) == ("signalled", 131)  # pilot3's own SIGQUIT code
-    u = decide(Happened(received=(signal.SIGUSR2,), returncode=0))
-    assert u.reason == "finished"  # USR2 is only passed on
+    # pilot3 has no SIGUSR2 handler: forwarded, it ends the pilot, so it is a stop
+    u = decide(Happened(received=(signal.SIGUSR2,), returncode=-12))
+    assert (u.reason, u.exit_code, u.signal) == ("signalled", 140, "SIGUSR2")
+    assert decide(Happened(received=(signal.SIGUSR1,), returncode=0)).reason == "finished"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGXCPU, signal.SIGQUIT, signal.SIGUSR2])
@@ -420,10 +422,16 @@ def test_more_signals_are_forwarded(tmp_path, sig):
     report = tmp_path / "r.json"
     seen = tmp_path / "seen"
     name = signal.Signals(sig).name[3:]
-    script = f'trap "echo {name} > {seen}; exit 5" {name}; echo up > {seen}.up; while :; do sleep 0.1; done'
+    script = (
+        "import pathlib, signal, sys, time\n"
+        f"seen = pathlib.Path({str(seen)!r})\n"
+        f"signal.signal({int(sig)}, lambda *_: (seen.write_text({name!r}), sys.exit(5)))\n"
+        "pathlib.Path(str(seen) + '.up').write_text('up')\n"
+        "while True:\n    time.sleep(0.1)\n"
+    )
     p = subprocess.Popen(
         [*CLI, "--site", str(site.profile), "--cvmfs", "none", "--report", str(report),
-         "--", "sh", "-c", script],
+         "--", sys.executable, "-c", script],
         env=clean_env(site.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30

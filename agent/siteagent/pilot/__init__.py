@@ -9,7 +9,7 @@ EARLY_SIGNALS: list[int] = []
 
 
 def catch_early_signals() -> None:
-    """Remember the stopping signals (TERM, INT, HUP, QUIT, XCPU) from now on instead of
+    """Remember the stopping signals (TERM, INT, HUP, QUIT, XCPU, USR2) from now on instead of
     dying without a report; the Supervisor reads them and ends as "signalled" before the
     payload starts."""
     from siteagent.pilot.outcome import STOPPING

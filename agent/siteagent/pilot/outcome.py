@@ -4,13 +4,13 @@ processes, no clock), so every combination is testable.
 The rules, first match wins:
 
 1. a setup error (a layer, the workdir or starting the payload failed): ``setup-error``, 64;
-2. the payload never started because a stopping signal (TERM, INT, HUP, QUIT, XCPU) came first:
+2. the payload never started because a stopping signal (TERM, INT, HUP, QUIT, XCPU, USR2)
+   came first:
    ``signalled``, 128 + the first signal received;
 3. the payload ran; its exit code is kept, and a death by signal N (return code -N) becomes
    128 + N with the signal's name recorded. The reason is ``walltime`` when the walltime
    margin was reached (this wins over signals), else ``signalled`` when a stopping signal
-   came, or any signal (SIGUSR1, SIGUSR2) with a non-zero exit, else ``finished`` (0) or
-   ``failed``.
+   came, or any signal (SIGUSR1) with a non-zero exit, else ``finished`` (0) or ``failed``.
 
 Exit codes a caller (Harvester) sees: 64 the wrapper's setup failed (Harvester's wrapper
 convention for CVMFS/setup trouble, PanDAWMS/pilot-wrapper ``runpilot2-wrapper.sh``: 64 setup,
@@ -26,9 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 SETUP_ERROR_EXIT = 64  # the payload never ran (Harvester: CVMFS/setup trouble)
-# these start the grace period, then SIGKILL; SIGUSR1/SIGUSR2 are only passed on. pilot3
-# stops on SIGQUIT and SIGXCPU as on SIGTERM (pilot/workflow/generic.py run: register_signals)
-STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGXCPU)
+# these start the grace period, then SIGKILL; SIGUSR1 is only passed on. pilot3 stops on
+# SIGQUIT and SIGXCPU as on SIGTERM (pilot/workflow/generic.py run: register_signals). It does
+# not handle SIGUSR2 (neither 3.7 nor 3.11), so SIGUSR2, forwarded as the ATLAS wrapper does
+# (runpilot2-wrapper.sh trap_handler), ends it like any process without a handler.
+STOPPING = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGXCPU, signal.SIGUSR2,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ class Supervisor:
         walltime = plan.walltime_s
         self.deadline = self.t0 + walltime - plan.margin_s if walltime else None
         self._previous: dict[int, Any] = {}
+        self._passed = 0  # how many of ``received`` were forwarded to the payload
 
     def run(self) -> PilotReport:
         """Run to the end and return the final report (also written to disk)."""
@@ -161,6 +162,7 @@ class Supervisor:
             os.makedirs(self.plan.workdir, exist_ok=True)
         except (SiteAgentError, OSError) as err:
             return str(err)
+        self._passed = len(self.received)  # what came before is the wrapper's business
         if stopped(self.received):  # stopped before the payload began
             return None
         self.started = time.monotonic()
@@ -172,6 +174,7 @@ class Supervisor:
             )
         except OSError as err:
             return f"payload: cannot start {self.plan.argv[0]}: {err.strerror}"
+        self._pass_on()  # what came while Popen ran (a fast shell payload may be waiting)
         self.report.state, self.report.payload_pid = "running", self.proc.pid
         self.report.pilot = pilot_record(self.plan)
         write_report(self.plan.report_path, self.report)
@@ -211,6 +214,15 @@ class Supervisor:
         """Remember the signal and pass it to the payload's group; a stop starts the grace."""
         self.received.append(signum)
         if self.proc is not None:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        """Forward each received signal not forwarded yet, once: an index claimed before the
+        kill, so a handler running in the middle does not send it again."""
+        assert self.proc is not None
+        while self._passed < len(self.received):
+            signum = self.received[self._passed]
+            self._passed += 1
             _killpg(self.proc.pid, signum)
             if signum in STOPPING and self.kill_at is None:
                 self.kill_at = time.monotonic() + self.plan.grace_s
