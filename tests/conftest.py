@@ -45,3 +45,16 @@ def slurm(tmp_path_factory):
         pytest.skip(f"Slurm cannot start here: {err}")
     yield cluster
     stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def pilot3_dir() -> Path:
+    """pilot3 with pilot.py, unpacked by scripts/get-panda-pilot.sh (CI runs it at install
+    time: the wheel has no pilot.py and tests may not download)."""
+    path = Path(os.environ.get("SITE_AGENT_TEST_PILOT_DIR") or REPO / ".cache" / "pilot3")
+    if not (path / "pilot.py").is_file():
+        msg = f"no pilot3 in {path}: run scripts/get-panda-pilot.sh {path}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
 from .gridproxy import GridCA
 from .pandaserver import PandaServer
 from .pilotsite import clean_env, make_site
@@ -31,19 +30,6 @@ def own_pid_namespace() -> list[str]:
     if not ok and os.environ.get("CI") == "true":
         pytest.fail("unshare --pid --fork --mount-proc does not work here")
     return cmd if ok else []
-
-
-@pytest.fixture(scope="session")
-def pilot3_dir() -> Path:
-    """pilot3 with pilot.py, unpacked by scripts/get-panda-pilot.sh (CI runs it at install
-    time: the wheel has no pilot.py and tests may not download)."""
-    path = Path(os.environ.get("SITE_AGENT_TEST_PILOT_DIR") or REPO / ".cache" / "pilot3")
-    if not (path / "pilot.py").is_file():
-        msg = f"no pilot3 in {path}: run scripts/get-panda-pilot.sh {path}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 def run_pilot(

@@ -26,7 +26,6 @@ from siteagent.profiles import find_profile, parse_profile
 from .conftest import REPO
 from .gridproxy import GridCA, token
 from .pilotsite import clean_env, make_site
-from .test_panda_pilot import pilot3_dir  # noqa: F401 (a fixture)
 
 CLI = [sys.executable, "-m", "siteagent", "pilot"]
 SITES = ("aurora", "frontier", "local", "perlmutter", "polaris")
@@ -34,7 +33,7 @@ SITES = ("aurora", "frontier", "local", "perlmutter", "polaris")
 
 # ---------------------------------------------------------------- 1, 6: the pilot command
 @pytest.fixture(scope="module")
-def pilot3_args(pilot3_dir):  # noqa: F811
+def pilot3_args(pilot3_dir):
     """pilot3's own ``get_args`` (pilot.py), parsing a command line as the pilot would."""
     sys.path.insert(0, str(pilot3_dir))
     try:
@@ -83,7 +82,7 @@ def test_pilot_command_parses_with_pilot3s_own_argparse(
     queue_type,
     tmp_path,
     pilot3_dir,
-    pilot3_args,  # noqa: F811
+    pilot3_args,
 ):
     section, options, (label, job_type, tag) = QUEUE_TYPES[queue_type]
     opts = PilotOptions(
@@ -110,7 +109,7 @@ def test_pilot_command_parses_with_pilot3s_own_argparse(
         )  # fmt: skip
 
 
-def test_pilot_user_the_pilot_lacks_is_refused_in_one_line(tmp_path, pilot3_dir):  # noqa: F811
+def test_pilot_user_the_pilot_lacks_is_refused_in_one_line(tmp_path, pilot3_dir):
     site = make_site(tmp_path / "site", pilot_extra="  pilot_user: eic\n")
     r = subprocess.run(
         [*CLI, "--site", str(site.profile), "--pilot-dir", str(pilot3_dir), "--dry-run"],
@@ -255,7 +254,7 @@ def run_wrapper(site, *args, env=None, timeout=120):
     )  # fmt: skip
 
 
-def test_wrapper_refuses_to_start_the_pilot_without_credentials(tmp_path, pilot3_dir):  # noqa: F811
+def test_wrapper_refuses_to_start_the_pilot_without_credentials(tmp_path, pilot3_dir):
     site = make_site(tmp_path / "site")
     report = tmp_path / "r.json"
     missing = tmp_path / "x509up_missing"
@@ -320,7 +319,7 @@ def test_failed_pilot_keeps_its_logs_with_a_retention_limit(tmp_path):
 def test_pilot_from_the_cvmfs_tarball_is_unpacked_once_and_its_version_reported(
     tmp_path,
     pilot3_dir,
-    grid_ca,  # noqa: F811
+    grid_ca,
 ):
     cvmfs = tmp_path / "cvmfsroot"
     tar_dir = cvmfs / "atlas.cern.ch/repo/sw/PandaPilot/tar"
@@ -360,7 +359,7 @@ def test_pilot_from_the_cvmfs_tarball_is_unpacked_once_and_its_version_reported(
         )
 
 
-def test_pilot_source_choices(tmp_path, pilot3_dir):  # noqa: F811
+def test_pilot_source_choices(tmp_path, pilot3_dir):
     from siteagent.pilot.source import choose_source, pilot_users, pilot_version
     from siteagent.sections import PilotSection
 
