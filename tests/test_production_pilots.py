@@ -245,6 +245,22 @@ def test_credentials_come_from_the_profile_or_harvesters_variables(tmp_path):
     }  # fmt: skip
     c = find_credentials(CredentialsSection(x509_proxy="/q"), {})
     assert (c.proxy, c.token) == ("/q", None)
+    c = find_credentials(CredentialsSection(panda_token_key="/k/key"), environ)
+    assert credential_env(c)["PANDA_AUTH_TOKEN_KEY"] == "/k/key"
+
+
+def test_token_key_must_be_private(tmp_path):
+    tok = token(tmp_path / "t", 9e4)
+    key = tmp_path / "key"
+    key.write_text("k")
+    key.chmod(0o644)
+    c = creds(tmp_path, "token", tok=tok)
+    from dataclasses import replace
+
+    with pytest.raises(SiteAgentError, match=r"PanDA token key .*/key has mode 0644"):
+        check(replace(c, token_key=str(key)))
+    key.chmod(0o400)
+    assert check(replace(c, token_key=str(key)))
 
 
 def run_wrapper(site, *args, env=None, timeout=120):

@@ -170,6 +170,7 @@ class CredentialsSection:
     x509_proxy: str | None = None  # default: $X509_USER_PROXY, else /tmp/x509up_u<uid>
     panda_token: str | None = None  # default: $PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN
     panda_origin: str | None = None  # default: $PANDA_AUTH_ORIGIN
+    panda_token_key: str | None = None  # newer pilot3 renews the token with it
     min_lifetime: int = 3600  # seconds either must still be valid when the pilot starts
 
 

@@ -9,7 +9,9 @@ pilot3 reads, in its own code:
   pilot/util/auxiliary.py ``get_error_code_translation_dictionary``);
 - the token as the file name ``$PANDA_AUTH_TOKEN`` in ``dirname($PANDA_AUTH_DIR)`` with the
   origin string ``$PANDA_AUTH_ORIGIN``, used only when both are set (pilot/util/https.py
-  ``get_curl_command`` and ``locate_token``: the dirname is why the directory ends in ``/``).
+  ``get_curl_command`` and ``locate_token``: the dirname is why the directory ends in ``/``);
+- 3.11 also renews the token with the key file ``$PANDA_AUTH_TOKEN_KEY`` (pilot/util/https.py
+  ``refresh_oidc_token``, read through ``locate_token``; Harvester's submit templates export it).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Credentials:
     token: str | None
     origin: str | None
     min_lifetime: int
+    token_key: str | None = None
 
 
 def find_credentials(section: CredentialsSection, environ: Mapping[str, str]) -> Credentials:
@@ -52,12 +55,14 @@ def find_credentials(section: CredentialsSection, environ: Mapping[str, str]) ->
         name = environ["PANDA_AUTH_TOKEN"]
         token = str(Path(environ.get("PANDA_AUTH_DIR") or ".") / name)
     origin = section.panda_origin or environ.get("PANDA_AUTH_ORIGIN") or None
+    key = section.panda_token_key or environ.get("PANDA_AUTH_TOKEN_KEY") or None
     return Credentials(
         section.require,
         str(Path(proxy).expanduser()),
         str(Path(token).expanduser()) if token else None,
         origin,
         section.min_lifetime,
+        str(Path(key).expanduser()) if key else None,
     )
 
 
@@ -129,6 +134,9 @@ def _assess_token(creds: Credentials, now: float) -> str:
     problem = _private_file(creds.token, "PanDA token")
     if problem:
         raise ValueError(problem)
+    problem = _private_file(creds.token_key, "PanDA token key") if creds.token_key else None
+    if problem:
+        raise ValueError(problem)
     if not creds.origin:
         raise ValueError(
             f"PanDA token {creds.token} has no origin (credentials.panda_origin or "
@@ -176,6 +184,8 @@ def credential_env(creds: Credentials, good: Mapping[str, str] | None = None) ->
             "PANDA_AUTH_TOKEN": token.name,
             "PANDA_AUTH_ORIGIN": creds.origin,
         }
+        if creds.token_key:  # an absolute path: os.path.join(dir, it) in locate_token is it
+            env["PANDA_AUTH_TOKEN_KEY"] = creds.token_key
     return env
 
 
