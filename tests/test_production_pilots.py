@@ -392,6 +392,46 @@ def test_pilot_source_choices(tmp_path, pilot3_dir):
         choose_source(PilotSection(), "/nonexistent", env)
 
 
+def test_pilot_from_a_url_is_downloaded_once(tmp_path, pilot3_dir):
+    """A tarball URL (here a loopback server) is fetched and unpacked by setup, once."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from siteagent.pilot.source import choose_source, ensure_unpacked, pilot_version
+    from siteagent.sections import PilotSection
+
+    served = tmp_path / "www"
+    served.mkdir()
+    with tarfile.open(served / "pilot3.tar.gz", "w:gz") as tar:  # pilot.py at the top
+        for name in ("pilot.py", "pilot"):
+            tar.add(pilot3_dir / name, name)
+    hits = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            hits.append(self.path)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/pilot3.tar.gz"
+        src = choose_source(PilotSection(source=url), None, {"HOME": str(tmp_path)})
+        # a proxy that does not exist, bypassed for this host by no_proxy
+        env = {"http_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1"}
+        assert ensure_unpacked(src, env) == f"unpacked {url} into {src.dir}"
+        assert ensure_unpacked(src) is None and len(hits) == 1
+        assert pilot_version(src.dir) == "3.7.0.36"
+        missing = choose_source(PilotSection(source=url + ".nope"), None, {"HOME": str(tmp_path)})
+        with pytest.raises(SiteAgentError, match=r"pilot\.source: cannot download .*404"):
+            ensure_unpacked(missing, {})
+        with pytest.raises(SiteAgentError, match=r"cannot download .*(refused|Errno)"):
+            ensure_unpacked(missing, {"http_proxy": "http://127.0.0.1:9"})  # the proxy is used
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 # ---------------------------------------------------------------- 7: walltime, signals, codes
 def test_shutdowntime_is_the_batch_jobs_end_and_keeps_the_sites_machine_features(tmp_path):
     site = make_site(tmp_path / "site")

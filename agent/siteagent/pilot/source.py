@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import Var
@@ -107,24 +107,41 @@ def choose_source(
     return _directory(source, "pilot.source")
 
 
-def _fetch(source: PilotSource, into: Path) -> Path:
+def _opener(env: Mapping[str, str], url: str) -> Any:
+    """urllib with the proxy the pilot gets (the proxy layer's variables, ``no_proxy`` too)."""
+    import urllib.parse
+    import urllib.request
+
+    proxies = {
+        scheme: env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY") or ""
+        for scheme in ("http", "https")
+    }
+    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
+        proxies = {}
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({k: v for k, v in proxies.items() if v})
+    )
+
+
+def _fetch(source: PilotSource, into: Path, env: Mapping[str, str]) -> Path:
     """The tarball of ``source`` as a local file (downloaded into ``into`` for URLs)."""
     if source.kind == "tarball":
         return Path(source.origin)
-    import urllib.request
-
     target = into / "pilot3.tar.gz"
     try:
-        with urllib.request.urlopen(source.origin, timeout=60) as r, open(target, "wb") as f:
+        opener = _opener(env, source.origin)
+        with opener.open(source.origin, timeout=60) as r, open(target, "wb") as f:
             f.write(r.read())
     except OSError as err:
         raise SiteAgentError(f"pilot.source: cannot download {source.origin}: {err}") from None
     return target
 
 
-def ensure_unpacked(source: PilotSource) -> str | None:
-    """Unpack a tarball or URL source once (ranks racing: the first rename wins); what it
-    did, None when nothing was needed."""
+def ensure_unpacked(source: PilotSource, env: Mapping[str, str] | None = None) -> str | None:
+    """Unpack a tarball or URL source once (ranks racing: the first rename wins), downloading
+    through the proxy in ``env``; what it did, None when nothing was needed."""
     import shutil
     import tarfile
     import tempfile
@@ -134,7 +151,7 @@ def ensure_unpacked(source: PilotSource) -> str | None:
     source.dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=source.dir.parent))
     try:
-        tarball = _fetch(source, tmp)
+        tarball = _fetch(source, tmp, env if env is not None else os.environ)
         try:
             with tarfile.open(tarball) as tar:
                 tar.extractall(tmp / "x", filter="data")

@@ -302,7 +302,7 @@ class PayloadLayer(PilotLayer):
         payload: Payload = layer.detail
         done: list[str] = []
         if payload.source is not None:
-            unpacked = ensure_unpacked(payload.source)
+            unpacked = ensure_unpacked(payload.source, env)  # through the site's proxy
             done += [unpacked] if unpacked else []
             check_pilot_user(payload.source.dir, payload.pilot_user or "")
             done.append(f"PanDA pilot {pilot_version(payload.source.dir)}")
