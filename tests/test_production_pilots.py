@@ -70,7 +70,8 @@ QUEUE_TYPES = {
     "unified": ({}, {"job_label": "unified", "job_type": "unified"}, ("unified", "unified", "PR")),
     "analysis": ({"job_label": "user"}, {"job_type": "user"}, ("user", "user", "PR")),
     "ptest": ({}, {"pilot_type": "PT"}, ("ptest", "", "PR")),
-    "rc": ({"pilot_type": "RC", "debug": True}, {}, ("managed", "", "RC")),
+    "rc": ({"pilot_type": "RC", "debug": True}, {}, ("rc_test2", "", "RC")),
+    "alrb": ({}, {"pilot_type": "ALRB"}, ("rc_alrb", "", "ALRB")),
     "epic": ({"instance": "bnl", "pilot_user": "generic"}, {}, ("managed", "", "PR")),
 }
 

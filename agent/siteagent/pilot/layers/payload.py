@@ -76,14 +76,12 @@ def find_pilot(pilot_dir: str | None) -> Path:
     return (_directory(pilot_dir, "--pilot-dir") if pilot_dir else _package()).script
 
 
-# Harvester's pilot types (submitter_common.get_complicated_pilot_options): PT is a PR pilot
-# asking for ptest jobs; pilot3 itself knows the version tags PR and RC (pilot.py get_args -i)
+# Harvester's pilot types -> (pilot3 -i, the job label they ask for; None: the queue's), as
+# harvestersubmitter/submitter_common.py get_complicated_pilot_options maps them: release
+# candidates and ALRB tests ask for their own test jobs, PT is a PR pilot asking for ptest
 PILOT_TYPES = {
-    "PR": ("PR", None),
-    "RC": ("RC", None),
-    "ALRB": ("ALRB", None),
-    "PT": ("PR", "ptest"),
-}
+    "PR": ("PR", None), "RC": ("RC", "rc_test2"), "ALRB": ("ALRB", "rc_alrb"), "PT": ("PR", "ptest"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
