@@ -501,6 +501,39 @@ def test_more_signals_are_forwarded(tmp_path, sig):
     assert (data["reason"], data["exit_code"]) == ("signalled", 5)
 
 
+RACE = """
+import os, signal, subprocess, sys
+from siteagent.pilot.plan import PilotOptions, build_plan
+from siteagent.pilot.run import run_plan
+
+real = subprocess.Popen
+
+def popen(*args, **kwargs):  # SIGTERM lands while the payload is being started
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+
+subprocess.Popen = popen
+script = 'trap "exit 7" TERM; while :; do sleep 0.1; done'
+plan = build_plan(PilotOptions(site=sys.argv[1], cvmfs="none", walltime="00:01:15",
+                               payload=("sh", "-c", script), report=sys.argv[2]))
+report = run_plan(plan)
+print(report.reason, report.exit_code)
+"""
+
+
+def test_a_signal_during_the_payloads_start_reaches_it(tmp_path):
+    """Before, a signal that came while Popen ran was recorded but never passed on: the
+    payload ran on until the walltime margin (here 15 s)."""
+    site = make_site(tmp_path / "site")
+    r = subprocess.run(
+        [sys.executable, "-c", RACE, str(site.profile), str(tmp_path / "r.json")],
+        env=clean_env(site.env), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    reason, code = r.stdout.split()
+    # the TERM reaches sh before or after its trap is set: either way it ends it at once
+    assert (reason, code in ("7", "143")) == ("signalled", True), r.stderr
+
+
 def test_readme_documents_exit_codes_credentials_and_logs():
     readme = (REPO / "README.md").read_text()
     for text in ("| 64 |", "X509_USER_PROXY", "PANDA_AUTH_TOKEN", "pilot-logs/", "shutdowntime"):
