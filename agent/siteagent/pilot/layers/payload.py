@@ -68,14 +68,6 @@ def remaining_walltime(
     return None if left is None else max(int(left), 0)
 
 
-def find_pilot(pilot_dir: str | None) -> Path:
-    """``pilot.py`` of PanDA pilot3 in ``pilot_dir``, else next to an importable ``pilot``
-    package (the profile's ``pilot.source`` chooses more: ``siteagent.pilot.source``)."""
-    from siteagent.pilot.source import _directory, _package
-
-    return (_directory(pilot_dir, "--pilot-dir") if pilot_dir else _package()).script
-
-
 # Harvester's pilot types -> (pilot3 -i, the job label they ask for; None: the queue's), as
 # harvestersubmitter/submitter_common.py get_complicated_pilot_options maps them: release
 # candidates and ALRB tests ask for their own test jobs, PT is a PR pilot asking for ptest
