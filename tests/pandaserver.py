@@ -125,7 +125,8 @@ class PandaServer:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
-                elif self.path == f"/cache/schedconfig/{q}.all.json":
+                elif self.path.endswith(f"/cache/schedconfig/{q}.all.json"):  # any prefix:
+                    # a queue's --queuedata-url may name another server's cache
                     self._send(server.queuedata())
                 elif self.path == f"/cric/{q}.json":
                     self._send({q: server.queuedata()})

@@ -166,6 +166,33 @@ def test_real_pilot_sends_harvester_identity_and_asks_for_managed_jobs(tmp_path,
     }  # fmt: skip
 
 
+@pytest.mark.slow
+def test_real_epic_pilot_reads_its_queue_from_the_instances_queuedata_url(tmp_path, pilot3_dir):
+    """An ePIC queue (pilot.instance: bnl) passes --queuedata-url and --storagedata-url, as the
+    pilot wrapper's eic branch does; pilot3 reads the queue from there, not its default.cfg."""
+    with PandaServer(QUEUE) as server:
+        site = make_site(
+            tmp_path / "site",
+            pilot_extra=(
+                f"  instance: bnl\n  server_url: http://127.0.0.1\n  server_port: {server.port}\n"
+                f"  queuedata_url: {server.url}/bnl/cache/schedconfig/{{queue}}.all.json\n"
+                f"  storagedata_url: {server.url}/cric/ddmendpoints.json\n"
+            ),
+        )
+        r, _ = run_pilot(
+            site, server, pilot3_dir, tmp_path,
+            *("--walltime", "00:20:00", "--pilot-arg=--noproxyverification"),
+            *("--pilot-arg=--noserverupdate", "--pilot-arg=--getjobrequests=1"),
+        )  # fmt: skip
+        gets = [path for method, path, _ in server.requests if method == "GET"]
+        get_job = server.calls("/server/panda/getJob")
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-3000:]
+    assert f"/bnl/cache/schedconfig/{QUEUE}.all.json" in gets, gets
+    assert f"/cache/schedconfig/{QUEUE}.all.json" not in gets  # default.cfg's is not used
+    assert len(get_job) == 1 and get_job[0]["prodSourceLabel"] == "managed"
+
+
 TRF = "http://pandaserver-doma.cern.ch:25080/trf/user/hello.sh"  # a base URL pilot3 accepts
 JOB = {
     "PandaID": 4242,
