@@ -294,7 +294,7 @@ def test_check_reports_credentials(tmp_path, grid_ca):
     profile = parse_profile(base + f"credentials: {{x509_proxy: {proxy}}}\n", "t.yaml")
     r = check_credentials(profile)
     assert (r.status, r.name) == ("fail", "credentials")
-    assert f"X509 proxy {proxy} expires in 10 min" in r.reason and "mode 0600" in r.hint
+    assert f"X509 proxy {proxy} expires in 10 min" in r.reason and "Credentials" in r.hint
     grid_ca.proxy(proxy, 86400)
     assert check_credentials(profile).status == "pass"
     none = parse_profile(base + "credentials: {require: none}\n", "t.yaml")

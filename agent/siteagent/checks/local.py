@@ -127,10 +127,7 @@ def check_credentials(profile: Profile) -> CheckResult:
         if creds.require == "none":
             return SKIP, "credentials.require is none", ""
         good, problems = assess(creds)
-        hint = (
-            "put the proxy where credentials.x509_proxy or $X509_USER_PROXY says (mode 0600), "
-            "the token where credentials.panda_token or $PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN says"
-        )
+        hint = "mode 0600 files where the profile's credentials section says (README: Credentials)"
         if problems:
             return FAIL, "; ".join(problems), hint
         return PASS, "; ".join(good.values()), ""
