@@ -105,8 +105,8 @@ def test_pilot_command_parses_with_pilot3s_own_argparse(
         )
         assert args.storagedata_url == "https://datalake-cric.cern.ch/cache/ddmendpoints.json"
     else:
-        assert (args.url, args.queuedata_url, args.storagedata_url) == (
-            "https://pandaserver.cern.ch", "", "",
+        assert (args.url, args.port, args.queuedata_url, args.storagedata_url) == (
+            "https://pandaserver.cern.ch", "25443", "", "",
         )  # fmt: skip
 
 
@@ -175,7 +175,9 @@ def test_check_probes_the_queues_panda_instance():
     bnl = parse_profile(base + "pilot: {instance: bnl}\n", "t.yaml")
     assert "https://pandaserver01.sdcc.bnl.gov:25443" in check_targets(bnl.pilot)
     cern = parse_profile(base, "t.yaml")
-    assert check_targets(cern.pilot)[0] == "https://pandaserver.cern.ch:25443"
+    assert check_targets(cern.pilot) == (
+        "https://pandaserver.cern.ch:25443", "http://pandaserver.cern.ch:25080",
+    )  # fmt: skip
     own = parse_profile(base + "pilot: {server_url: 'https://p.example', server_port: 8443}\n", "t")
     assert check_targets(own.pilot) == ("https://p.example:8443",)
 

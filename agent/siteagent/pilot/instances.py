@@ -32,7 +32,8 @@ INSTANCES: dict[str, Instance] = {
         25443,
         None,
         None,
-        ("https://pandaserver.cern.ch:25443", "https://pandaserver.cern.ch:25080"),
+        # 25080 is PanDA's plain-HTTP port (an HTTPS probe of it fails on TLS)
+        ("https://pandaserver.cern.ch:25443", "http://pandaserver.cern.ch:25080"),
     ),
     # ePIC: PanDAWMS/pilot-wrapper, branch eic, runpilot2-wrapper.sh (pandaurl, cricurl for
     # expt eic, and the --storagedata-url every pilot of that branch gets)
