@@ -144,10 +144,12 @@ class PilotSection:
     resource_type: str = "SCORE"
     workflow: str = "generic"
     # the PanDA instance the queues belong to (pilot/instances.py): its server, queuedata and
-    # storagedata URLs and the check targets; server_url/port/... override it one by one
+    # storagedata URLs and the check targets; server_url/port/... override it one by one.
+    # Left out (None), server_url/server_port are the instance's once the section is built,
+    # so code reads them as str/int (hence the ignores)
     instance: str = "cern"
-    server_url: str | None = None
-    server_port: int | None = None
+    server_url: str = None  # type: ignore[assignment]
+    server_port: int = None  # type: ignore[assignment]
     queuedata_url: str | None = None  # {queue} is replaced by the PanDA queue
     storagedata_url: str | None = None
     lifetime: int | None = None
@@ -160,6 +162,15 @@ class PilotSection:
     source: str = "auto"
     cvmfs_tarball: str = "/cvmfs/atlas.cern.ch/repo/sw/PandaPilot/tar/pilot3.tar.gz"
     failed_logs_kept: int = 50  # failed pilots whose logs stay under <state>/pilot-logs
+
+    def __post_init__(self) -> None:
+        from siteagent.pilot.instances import INSTANCES
+
+        inst = INSTANCES[self.instance]
+        if self.server_url is None:
+            object.__setattr__(self, "server_url", inst.server_url)
+        if self.server_port is None:
+            object.__setattr__(self, "server_port", inst.server_port)
 
 
 @dataclass(frozen=True)

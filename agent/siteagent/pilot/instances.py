@@ -66,16 +66,17 @@ def endpoints(pilot: PilotSection, queue: str) -> Endpoints:
     inst = INSTANCES[pilot.instance]
     queuedata = pilot.queuedata_url or inst.queuedata_url
     return Endpoints(
-        server_url=pilot.server_url or inst.server_url,
-        server_port=pilot.server_port or inst.server_port,
+        server_url=pilot.server_url,  # the instance's unless the profile names one
+        server_port=pilot.server_port,
         queuedata_url=queuedata.replace("{queue}", queue) if queuedata else None,
         storagedata_url=pilot.storagedata_url or inst.storagedata_url,
     )
 
 
 def check_targets(pilot: PilotSection) -> tuple[str, ...]:
-    """What ``site-agent check`` probes for the profile's PanDA instance."""
-    if pilot.server_url is None and pilot.server_port is None:
-        return INSTANCES[pilot.instance].check_targets
-    e = endpoints(pilot, "QUEUE")
-    return (f"{e.server_url}:{e.server_port}",)
+    """What ``site-agent check`` probes for the profile's PanDA instance (its own server
+    only when the profile names another)."""
+    inst = INSTANCES[pilot.instance]
+    if (pilot.server_url, pilot.server_port) == (inst.server_url, inst.server_port):
+        return inst.check_targets
+    return (f"{pilot.server_url}:{pilot.server_port}",)
