@@ -58,3 +58,11 @@ def pilot3_dir() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session")
+def panda_stack():
+    """The real PanDA server of scripts/panda-devstack.sh, up (see pandastack.py)."""
+    from .pandastack import stack_session
+
+    yield from stack_session()
