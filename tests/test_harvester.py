@@ -225,7 +225,8 @@ def test_bad_worker_shape_is_a_permanent_error_naming_the_key(engine_dir):
         ({"endpointId": "not-a-uuid"}, "queue config: endpointId: must be a UUID"),
         ({"ranksPerNode": 0}, "queue config: ranksPerNode: must be a whole number"),
         ({"backend": "cloud"}, "queue config: backend: must be"),
-        ({"pilotArgs": ["-q", "x;rm"]}, "queue config: pilotArgs: must be a list of words"),
+        ({"pilotArgs": ["-q", "x rm"]}, "queue config: pilotArgs: must be a list of printable"),
+        ({"pilotType": "XX"}, "queue config: pilotType: must be PR, RC, ALRB or PT"),
         ({"resultTimeout": -1}, "queue config: resultTimeout: must be a positive"),
     ],
 )
@@ -253,7 +254,7 @@ def test_equal_worker_shapes_share_one_user_endpoint_config():
 OLD_WORKER_COMMAND = (
     "W=ANALY_X-42\n"
     'd="${{SITE_AGENT_STATE:-$HOME/.site-agent}}/workers"\n'
-    'mkdir -p "$d" && chmod 700 "$d" || exit 70\n'
+    'mkdir -p "$d" && chmod 700 "$d" || exit 64\n'
     'if [ -e "$d/$W.stop" ]; then rm -f "$d/$W.stop"; echo "site-agent: worker $W was stopped'
     ' before it started" >&2; exit 143; fi\n'
     'SITE_AGENT_WORKER_ID=$W "$SITE_AGENT_EXEC" -- site-agent pilot --site polaris --queue'

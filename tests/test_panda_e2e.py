@@ -241,8 +241,8 @@ def test_no_job_for_the_resource_type_ends_the_pilot_with_zero(panda_stack, runs
     assert (run.report["reason"], run.report["exit_code"]) == ("finished", 0)
     argv = run.report["argv"]
     assert argv[:2] == ["python3", str(Path(os.environ["SITE_AGENT_PILOT_DIR"]) / "pilot.py")]
-    # the wrapper's lifetime for pilot3: the worker's 30 minutes less margin and grace
-    assert argv[argv.index("-l") + 1] == str(1800 - 90)
+    # the wrapper's lifetime for pilot3: the worker's 30 minutes less margin (60 s) and grace (180 s)
+    assert argv[argv.index("-l") + 1] == str(1800 - 60 - 180)
     # what the server was asked for: this queue and resource type, with the user's DN
     dispatcher = (panda_stack.state / "log" / "panda" / "panda-JobDispatcher.log").read_text()
     dn = panda_stack.env["PANDA_DEVSTACK_USER_DN"]

@@ -89,8 +89,10 @@ def test_dry_run_shows_layers_in_order_with_every_command(site):
     )
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    layer_lines = re.findall(r"(?m)^  [1-6]\. (\S+)", out)
-    assert layer_lines == ["gpu-binding", "proxy", "cvmfs", "container", "env", "payload"]
+    layer_lines = re.findall(r"(?m)^  [1-8]\. (\S+)", out)
+    assert layer_lines == [
+        "gpu-binding", "proxy", "cvmfs", "container", "env", "credentials", "identity", "payload",
+    ]  # fmt: skip
     assert "set     CUDA_VISIBLE_DEVICES=2" in out  # reverse order: local rank 1 -> GPU 2
     assert "set     http_proxy=http://proxy.example.org:3128" in out  # compute scope applies
     exe = site.cvmfsexec / "cvmfsexec"
@@ -101,7 +103,7 @@ def test_dry_run_shows_layers_in_order_with_every_command(site):
     env_line = next(line for line in out.splitlines() if "micromamba create" in line)
     assert env_line.split()[-2:] == ["numpy", "scipy=1.13"]
     assert "command my-payload --flag" in out
-    assert "SIGTERM to the payload's process group at 3540s, SIGKILL 30s later" in out
+    assert "SIGTERM to the payload's process group at 3540s, SIGKILL 180s later" in out
     full = out.splitlines()[out.splitlines().index("full command:") + 1].strip()
     assert full.startswith(f"{exe} atlas.cern.ch sft.cern.ch -- apptainer exec --nv")
     assert full.endswith("docker://ghcr.io/x/y:1 my-payload --flag")
@@ -135,7 +137,7 @@ def test_dry_run_json_and_default_pilot_command(site, tmp_path):
     assert pairs["-q"] == "SITEAGENT_TEST" and pairs["--pilot-user"] == "generic"
     assert pairs["--resource-type"] == "SCORE" and pairs["-w"] == "generic"
     assert pairs["--harvester-submit-mode"] == "PULL"
-    assert pairs["-l"] == str(1800 - 60 - 30)  # the pilot ends itself before the wrapper must
+    assert pairs["-l"] == str(1800 - 60 - 180)  # the pilot ends itself before the wrapper must
     assert argv[-1] == "--noproxyverification"
     assert [layer["name"] for layer in plan["layers"]][2] == "cvmfs"
     assert plan["layers"][2]["command"] == []
@@ -159,7 +161,7 @@ def test_bad_input_is_one_line_and_still_reported(site, args, message, tmp_path)
     assert message in r.stderr
     assert len([line for line in r.stderr.splitlines() if "error" in line]) == 1
     data = json.loads(report.read_text())
-    assert (data["state"], data["reason"], data["exit_code"]) == ("done", "setup-error", 70)
+    assert (data["state"], data["reason"], data["exit_code"]) == ("done", "setup-error", 64)
     assert message in data["error"]
 
 
@@ -235,7 +237,10 @@ def test_all_layers_run_in_order_and_second_run_reuses_setup(site, tmp_path):
         "set": {"CUDA_VISIBLE_DEVICES": "0"},
     }
     names = [layer["name"] for layer in data["layers"]]
-    assert names == ["plan", "gpu-binding", "proxy", "cvmfs", "container", "env", "payload"]
+    assert names == [
+        "plan", "gpu-binding", "proxy", "cvmfs", "container", "env", "credentials", "identity",
+        "payload",
+    ]  # fmt: skip
     actions = {layer["name"]: layer["actions"] for layer in data["layers"]}
     assert actions["cvmfs"][0] == f"{site.cvmfsexec}/makedist default"
     assert actions["env"] == ["created"]
@@ -274,7 +279,7 @@ def test_setup_error_when_a_layer_fails(site, tmp_path):
     report = tmp_path / "r.json"
     (site.cvmfsexec / "makedist").write_text("#!/bin/sh\necho 'no network' >&2\nexit 1\n")
     r = run(site, "--report", str(report), "--", "true")
-    assert r.returncode == 70
+    assert r.returncode == 64
     data = json.loads(report.read_text())
     assert data["reason"] == "setup-error"
     assert data["error"] == "cvmfs: makedist exited 1: no network"

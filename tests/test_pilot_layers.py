@@ -268,9 +268,11 @@ def test_layers_are_planned_after_the_layers_they_read():
     order = [cls.name for cls in planning_order(STACK)]
     # stacked: container outside env; planned: env (and the payload's pilot.py) first
     assert [cls.name for cls in STACK] == [
-        "gpu-binding", "proxy", "cvmfs", "container", "env", "payload",
+        "gpu-binding", "proxy", "cvmfs", "container", "env", "credentials", "identity", "payload",
     ]  # fmt: skip
-    assert order == ["gpu-binding", "proxy", "cvmfs", "env", "payload", "container"]
+    assert order == [
+        "gpu-binding", "proxy", "cvmfs", "env", "credentials", "identity", "payload", "container",
+    ]  # fmt: skip
 
     class A(PilotLayer):
         name, after = "a", ("b",)

@@ -37,7 +37,7 @@ CASES = list(itertools.product(RECEIVED, RETURN_CODES, (False, True), (None, "bo
         (Happened(returncode=-9, walltime_hit=True), Outcome("walltime", 137, "SIGKILL")),
         (Happened(received=(TERM,), returncode=0, walltime_hit=True), Outcome("walltime", 0)),
         (Happened(received=(TERM,), setup_error="x"), Outcome("setup-error", SETUP_ERROR_EXIT)),
-        (Happened(returncode=0, setup_error="x"), Outcome("setup-error", 70)),
+        (Happened(returncode=0, setup_error="x"), Outcome("setup-error", 64)),
     ],
 )
 def test_outcome_examples(happened, expected):

@@ -183,10 +183,13 @@ def test_a_minimal_profile_reads_every_default_through_its_sections():
     assert p.container.runtime == "none" and p.container.env == {}
     assert p.cvmfs.quota_mb == 4000 and p.cvmfs.repositories == ()
     assert p.environment.conda.manager == "auto"
+    assert (p.pilot.instance, p.pilot.job_label) == ("cern", "managed")
+    # left out, the server is the instance's (as the PanDA check reads it)
     assert (p.pilot.server_url, p.pilot.server_port) == ("https://pandaserver.cern.ch", 25443)
+    assert p.credentials.require == "any" and p.credentials.min_lifetime == 3600
     assert p.check.min_free_gb == 5 and p.check.scratch_dirs == ()
     # the same defaults are what `profiles show` prints
-    assert p.data["pilot"]["server_port"] == 25443
+    assert p.data["pilot"]["instance"] == "cern"
     assert p.data["environment"]["conda"] == {"manager": "auto"}
     assert "display_name" not in p.data["endpoint"]
 

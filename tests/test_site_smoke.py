@@ -103,11 +103,13 @@ def test_logged_in_but_not_registered(run_cli, home):
 
 
 def _polaris_here():
-    """Polaris as data, minus what this machine cannot answer (internet, apptainer, FUSE)."""
+    """Polaris as data, minus what this machine cannot answer (internet, apptainer, FUSE,
+    a grid proxy)."""
     return load_profile(
         "polaris",
         overrides={
             "check": {"targets": [], "scratch_dirs": []},
+            "credentials": {"require": "none"},
             "container": {"runtime": "none"},
             "cvmfs": {"mode": "none"},
         },

@@ -302,6 +302,23 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
     help="PanDA resource type for the pilot (default: the profile's pilot.resource_type).",
 )
 @click.option(
+    "--job-label",
+    help="pilot3 -j, the prodSourceLabel it asks for (default: the profile's pilot.job_label).",
+)
+@click.option("--job-type", help="pilot3 --job-type (default: the profile's pilot.job_type).")
+@click.option(
+    "--pilot-type",
+    help="Harvester's pilot type PR, RC, ALRB or PT (default: the profile's pilot.pilot_type).",
+)
+@click.option(
+    "--debug/--no-debug", default=None, help="pilot3 -d (default: the profile's pilot.debug)."
+)
+@click.option("--harvester-id", help="Exported as HARVESTER_ID (default: $HARVESTER_ID).")
+@click.option(
+    "--harvester-worker-id",
+    help="Exported as HARVESTER_WORKER_ID (default: $HARVESTER_WORKER_ID).",
+)
+@click.option(
     "--gpus-per-rank",
     type=click.IntRange(0, 64),
     help=f"Default: ${Var.GPUS_PER_RANK}, else 1 when the node has GPUs.",
@@ -316,7 +333,7 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
 @click.option(
     "--grace",
     type=click.FloatRange(0, 3600),
-    default=30.0,
+    default=180.0,
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL.",
 )
@@ -332,8 +349,8 @@ def pilot(
 ) -> None:
     """GPU pilot wrapper for one rank: bind GPUs, set the proxy, enter CVMFS, the container
     and the environment, then run the PanDA pilot, or PAYLOAD after -- (what follows -- and
-    starts with '-' is more pilot arguments instead). Forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1,
-    stops the payload at the walltime margin, exits with its exit code and always writes a
+    starts with '-' is more pilot arguments instead). Forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/
+    SIGXCPU/SIGUSR1/SIGUSR2, stops the payload at the walltime margin, exits with its exit code and always writes a
     JSON report."""
     import time
 

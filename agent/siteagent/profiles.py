@@ -20,6 +20,7 @@ from siteagent.errors import ConfigError
 from siteagent.sections import (
     CheckSection,
     ContainerSection,
+    CredentialsSection,
     CvmfsSection,
     Directives,
     EndpointSection,
@@ -86,6 +87,10 @@ class Profile:
     @cached_property
     def pilot(self) -> PilotSection:
         return build_section(PilotSection, self.data["pilot"])
+
+    @cached_property
+    def credentials(self) -> CredentialsSection:
+        return build_section(CredentialsSection, self.data["credentials"])
 
     @cached_property
     def check(self) -> CheckSection:

@@ -143,9 +143,46 @@ class PilotSection:
     pilot_user: str = "ATLAS"
     resource_type: str = "SCORE"
     workflow: str = "generic"
-    server_url: str = "https://pandaserver.cern.ch"
-    server_port: int = 25443
+    # the PanDA instance the queues belong to (pilot/instances.py): its server, queuedata and
+    # storagedata URLs and the check targets; server_url/port/... override it one by one.
+    # Left out (None), server_url/server_port are the instance's once the section is built,
+    # so code reads them as str/int (hence the ignores)
+    instance: str = "cern"
+    server_url: str = None  # type: ignore[assignment]
+    server_port: int = None  # type: ignore[assignment]
+    queuedata_url: str | None = None  # {queue} is replaced by the PanDA queue
+    storagedata_url: str | None = None
     lifetime: int | None = None
+    job_label: str = "managed"  # pilot3 -j (prodSourceLabel); pilot3's own default is ptest
+    job_type: str | None = None  # pilot3 --job-type (managed, user, unified)
+    pilot_type: str | None = None  # pilot3 -i (PR, RC, ALRB; Harvester's PT means PR + ptest)
+    debug: bool = False  # pilot3 -d
+    # where pilot3 comes from: auto (--pilot-dir/$SITE_AGENT_PILOT_DIR, else the CVMFS tarball
+    # when /cvmfs has it, else the installed panda-pilot), cvmfs, a URL, a directory or tarball
+    source: str = "auto"
+    cvmfs_tarball: str = "/cvmfs/atlas.cern.ch/repo/sw/PandaPilot/tar/pilot3.tar.gz"
+    failed_logs_kept: int = 50  # failed pilots whose logs stay under <state>/pilot-logs
+
+    def __post_init__(self) -> None:
+        from siteagent.pilot.instances import INSTANCES
+
+        inst = INSTANCES[self.instance]
+        if self.server_url is None:
+            object.__setattr__(self, "server_url", inst.server_url)
+        if self.server_port is None:
+            object.__setattr__(self, "server_port", inst.server_port)
+
+
+@dataclass(frozen=True)
+class CredentialsSection:
+    """Where the pilot's X509 proxy and PanDA token are (None: from the environment)."""
+
+    require: str = "any"  # any, proxy, token, both, none: what the PanDA pilot must have
+    x509_proxy: str | None = None  # default: $X509_USER_PROXY, else /tmp/x509up_u<uid>
+    panda_token: str | None = None  # default: $PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN
+    panda_origin: str | None = None  # default: $PANDA_AUTH_ORIGIN
+    panda_token_key: str | None = None  # newer pilot3 renews the token with it
+    min_lifetime: int = 3600  # seconds either must still be valid when the pilot starts
 
 
 @dataclass(frozen=True)
@@ -154,9 +191,7 @@ class CheckSection:
         "https://compute.api.globus.org:443",
         "amqps://compute.amqps.globus.org:443",
         "https://auth.globus.org:443",
-        "https://pandaserver.cern.ch:25443",
-        "https://pandaserver.cern.ch:25080",
-    )
+    )  # + the PanDA instance's own (pilot/instances.py)
     scratch_dirs: tuple[str, ...] = ()
     min_free_gb: float = 5
 
@@ -172,6 +207,7 @@ SECTIONS: dict[str, type] = {
     "cvmfs": CvmfsSection,
     "environment": EnvironmentSection,
     "pilot": PilotSection,
+    "credentials": CredentialsSection,
     "check": CheckSection,
 }
 

@@ -116,6 +116,25 @@ def check_container(profile: Profile, timeout: float) -> CheckResult:
     return _timed("container", run)
 
 
+def check_credentials(profile: Profile) -> CheckResult:
+    """The X509 proxy and PanDA token the pilots get (pilot/layers/credentials.py), as this
+    node sees them: present, private, and valid for ``credentials.min_lifetime`` more."""
+
+    def run() -> tuple[str, str, str]:
+        from siteagent.pilot.layers.credentials import assess, find_credentials
+
+        creds = find_credentials(profile.credentials, os.environ)
+        if creds.require == "none":
+            return SKIP, "credentials.require is none", ""
+        good, problems = assess(creds)
+        hint = "mode 0600 files where the profile's credentials section says (README: Credentials)"
+        if problems:
+            return FAIL, "; ".join(problems), hint
+        return PASS, "; ".join(good.values()), ""
+
+    return _timed("credentials", run)
+
+
 def check_cvmfs(profile: Profile, timeout: float) -> CheckResult:
     def run() -> tuple[str, str, str]:
         cvmfs = profile.cvmfs

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from siteagent.checks.model import FAIL, CheckResult
 from siteagent.profiles import Profile
+from siteagent.sections import CheckSection
 
 
 @dataclass
@@ -43,6 +44,9 @@ def endpoint_dir(profile: Profile) -> Path:
 Job = tuple[str, Callable[[], CheckResult]]  # (target label, or "" for a local check)
 
 
+DEFAULT_TARGETS = CheckSection().targets
+
+
 def run_checks(
     profile: Profile,
     extra_targets: list[str] | tuple[str, ...] = (),
@@ -54,11 +58,14 @@ def run_checks(
     """All checks at once in threads; the whole run takes about the slowest one."""
     from siteagent.checks.network import parse_target, probe
     from siteagent.checks.proxy import proxy_settings
+    from siteagent.pilot.instances import check_targets
 
     proxies = proxy_settings(profile.proxy)
     jobs: list[Job] = []
     if network:
-        urls = list(dict.fromkeys([*profile.check.targets, *extra_targets]))
+        # the profile's PanDA instance (CERN, BNL) unless check.targets lists its own
+        panda = check_targets(profile.pilot) if profile.check.targets == DEFAULT_TARGETS else ()
+        urls = list(dict.fromkeys([*profile.check.targets, *panda, *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
         jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
         if profile.pilot.panda_queue:  # the pilot's own questions to its PanDA server
@@ -83,6 +90,7 @@ def _local_jobs(profile: Profile, timeout: float) -> list[Job]:
         ("", lambda: lc.check_gpus(profile)),
         ("", lambda: lc.check_container(profile, timeout)),
         ("", lambda: lc.check_cvmfs(profile, timeout)),
+        ("", lambda: lc.check_credentials(profile)),
         ("", lc.check_python),
         ("", lambda: lc.check_disk(endpoint_dir(profile), min_gb, "endpoint")),
     ]

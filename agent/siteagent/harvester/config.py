@@ -22,6 +22,8 @@ UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 TOKEN = re.compile(r"^[A-Za-z0-9_.,:/@+=-]{1,256}$")
 TOKEN_WHAT = "words of letters, digits and _.,:/@+=-"
 SITE = re.compile(r"^[A-Za-z0-9_./-]{1,256}$")
+# a pilot argument may be a URL (--queuedata-url=https://.../x.json?y=1): any printable word
+PILOT_ARG = re.compile(r"^[^\x00-\x20\x7f]{1,1024}$")
 # the payload is the admin's own command line: any printable words, each shell-quoted
 PAYLOAD_WORD = re.compile(r"^[^\x00-\x1f\x7f]{1,4096}$")
 
@@ -176,7 +178,28 @@ class QueueConfig:
     )
     conda_env: str | None = _key("condaEnv", None, _any, "Conda packages or environment file.")
     pilot_args: tuple[str, ...] = _key(
-        "pilotArgs", (), _words(TOKEN, TOKEN_WHAT), "Extra PanDA pilot arguments."
+        "pilotArgs",
+        (),
+        _words(PILOT_ARG, "printable words without spaces"),
+        "Extra PanDA pilot arguments (URLs allowed).",
+    )
+    prod_source_label: str | None = _key(
+        "prodSourceLabel",
+        None,
+        _matching(TOKEN, "a prodSourceLabel (managed, user, unified, ...)"),
+        "Jobs the pilots ask for, pilot3 `-j` (default: the profile's `pilot.job_label`).",
+    )
+    job_type: str | None = _key(
+        "jobType",
+        None,
+        _matching(TOKEN, "a job type"),
+        "pilot3 `--job-type` when the WorkSpec has none (default: the profile's).",
+    )
+    pilot_type: str | None = _key(
+        "pilotType",
+        None,
+        _matching(re.compile(r"^(PR|RC|ALRB|PT)$"), "PR, RC, ALRB or PT"),
+        "Pilot type when the WorkSpec has none (default: the profile's).",
     )
     payload: tuple[str, ...] = _key(
         "payload",

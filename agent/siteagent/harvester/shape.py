@@ -150,15 +150,49 @@ def _memory(qc: QueueConfig, profile: Profile, config: dict, ram_mb: int) -> tup
     return None
 
 
-def payload_argv(qc: QueueConfig, workspec: Any) -> list[str]:
+def harvester_id() -> str | None:
+    """This Harvester instance's id (its ``master.harvester_id``), else ``$HARVESTER_ID``."""
+    import os
+
+    try:
+        from pandaharvester.harvesterconfig import harvester_config
+
+        return str(harvester_config.master.harvester_id)
+    except (ImportError, AttributeError):
+        return os.environ.get("HARVESTER_ID") or None
+
+
+def _plain(value: Any) -> str | None:
+    """``value`` as a word safe on a command line, else None (left to the profile)."""
+    if value is None or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", str(value)):
+        return None
+    return str(value)
+
+
+def _pilot_type(value: Any) -> str | None:
+    return value if value in ("PR", "RC", "ALRB", "PT") else None
+
+
+def payload_argv(qc: QueueConfig, workspec: Any, hid: str | None = None) -> list[str]:
     """What each rank runs: the pilot wrapper (GPU binding, CVMFS, container, environment,
-    report) around the PanDA pilot, or around the queue's own payload."""
+    report) around the PanDA pilot, or around the queue's own payload. The job label, job
+    type and pilot type come from the WorkSpec, then the queue config (else the profile's);
+    the Harvester and worker ids become the pilot's HARVESTER_ID/HARVESTER_WORKER_ID."""
     argv = ["site-agent", "pilot", "--site", qc.site]
     if qc.panda_queue:
         argv += ["--queue", qc.panda_queue]
     resource_type = getattr(workspec, "resourceType", None)
     if resource_type and re.match(r"^[A-Za-z0-9_]{1,64}$", str(resource_type)):
         argv += ["--resource-type", str(resource_type)]
+    for flag, value in (
+        ("--job-label", qc.prod_source_label),
+        ("--job-type", _plain(getattr(workspec, "jobType", None)) or qc.job_type),
+        ("--pilot-type", _pilot_type(getattr(workspec, "pilotType", None)) or qc.pilot_type),
+        ("--harvester-id", _plain(hid or harvester_id())),
+        ("--harvester-worker-id", _plain(getattr(workspec, "workerID", None))),
+    ):
+        if value:
+            argv += [flag, value]
     argv += [f"--pilot-arg={arg}" for arg in qc.pilot_args]
     if qc.payload:
         argv += ["--", *qc.payload]

@@ -9,7 +9,10 @@ EARLY_SIGNALS: list[int] = []
 
 
 def catch_early_signals() -> None:
-    """Remember SIGTERM/SIGINT/SIGHUP from now on instead of dying without a report;
-    the Supervisor reads them and ends as "signalled" before the payload starts."""
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    """Remember the stopping signals (TERM, INT, HUP, QUIT, XCPU, USR2) from now on instead of
+    dying without a report; the Supervisor reads them and ends as "signalled" before the
+    payload starts."""
+    from siteagent.pilot.outcome import STOPPING
+
+    for sig in STOPPING:
         signal.signal(sig, lambda signum, _frame: EARLY_SIGNALS.append(signum))

@@ -3,13 +3,20 @@ processes, no clock), so every combination is testable.
 
 The rules, first match wins:
 
-1. a setup error (a layer, the workdir or starting the payload failed): ``setup-error``, 70;
-2. the payload never started because a stopping signal (TERM, INT, HUP) came first:
+1. a setup error (a layer, the workdir or starting the payload failed): ``setup-error``, 64;
+2. the payload never started because a stopping signal (TERM, INT, HUP, QUIT, XCPU, USR2)
+   came first:
    ``signalled``, 128 + the first signal received;
 3. the payload ran; its exit code is kept, and a death by signal N (return code -N) becomes
    128 + N with the signal's name recorded. The reason is ``walltime`` when the walltime
    margin was reached (this wins over signals), else ``signalled`` when a stopping signal
    came, or any signal (SIGUSR1) with a non-zero exit, else ``finished`` (0) or ``failed``.
+
+Exit codes a caller (Harvester) sees: 64 the wrapper's setup failed (Harvester's wrapper
+convention for CVMFS/setup trouble, PanDAWMS/pilot-wrapper ``runpilot2-wrapper.sh``: 64 setup,
+1 retryable, 2 fatal); anything else is pilot3's own code (pilot/util/auxiliary.py
+``get_error_code_translation_dictionary``: 65-79, e.g. 68 no proxy, 70 UNKNOWNEXCEPTION, which
+is why the wrapper no longer uses 70) or 128 + the signal that killed it.
 """
 
 from __future__ import annotations
@@ -18,9 +25,14 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-SETUP_ERROR_EXIT = 70  # EX_SOFTWARE: the payload never ran
-# these start the grace period, then SIGKILL; SIGUSR1 is only passed on
-STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+SETUP_ERROR_EXIT = 64  # the payload never ran (Harvester: CVMFS/setup trouble)
+# these start the grace period, then SIGKILL; SIGUSR1 is only passed on. pilot3 stops on
+# SIGQUIT and SIGXCPU as on SIGTERM (pilot/workflow/generic.py run: register_signals). It does
+# not handle SIGUSR2 (neither 3.7 nor 3.11), so SIGUSR2, forwarded as the ATLAS wrapper does
+# (runpilot2-wrapper.sh trap_handler), ends it like any process without a handler.
+STOPPING = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGXCPU, signal.SIGUSR2,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ class Happened:
 
 @dataclass(frozen=True)
 class Outcome:
-    reason: str  # finished, failed, signalled, walltime or setup-error (PilotReport.reason)
+    reason: str  # one of report.REASONS
     exit_code: int
     signal: str | None = None  # the signal that ended the payload, if one did
 

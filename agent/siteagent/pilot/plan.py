@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from siteagent.profiles import Profile
 
 WORKER_ID = WORKER_ID_RE
+GRACE = 180.0  # default seconds from SIGTERM to SIGKILL (see PilotOptions.grace)
 RESOURCE_TYPES = ("SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM")
 
 
@@ -50,9 +51,17 @@ class PilotOptions:
     pilot_args: tuple[str, ...] = ()
     pilot_dir: str | None = None
     resource_type: str | None = None
+    job_label: str | None = None  # prodSourceLabel (default: the profile's pilot.job_label)
+    job_type: str | None = None
+    pilot_type: str | None = None
+    debug: bool | None = None
+    harvester_id: str | None = None  # default: $HARVESTER_ID
+    harvester_worker_id: str | None = None  # default: $HARVESTER_WORKER_ID
     gpus_per_rank: int | None = None
     margin: float = 60.0
-    grace: float = 30.0
+    # pilot3 waits up to MAX_KILL_WAIT_TIME (120 s) + 60 s after a signal for its threads,
+    # last job update and log stage-out (pilot/workflow/generic.py interrupt)
+    grace: float = GRACE
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class PilotPlan:
     report_path: str
     margin_s: float
     grace_s: float
+    logs_dir: str = ""  # where the logs of a failed run are kept (pilot/logs.py)
+    logs_kept: int = 0  # how many failed runs' logs stay there
 
     def layer(self, name: str) -> Layer:
         return next(layer for layer in self.layers if layer.name == name)
@@ -145,6 +156,7 @@ class PilotPlan:
                 "walltime_s": self.walltime_s,
                 "margin_s": self.margin_s,
                 "grace_s": self.grace_s,
+                "logs_dir": self.logs_dir,
             }
         )
 
@@ -188,9 +200,9 @@ def pilot_id(environ: Mapping[str, str], host: str, rank: int, pid: int) -> str:
 def default_report_path(environ: Mapping[str, str], pid_: str) -> Path:
     """``<root>/pilots/<id>.json`` with root ``$SITE_AGENT_WORKDIR``, else ``$SITE_AGENT_STATE``
     (where the Harvester worker command keeps its records), else ``~/.site-agent``."""
-    base = environ.get(Var.WORKDIR) or environ.get(Var.STATE)
-    root = Path(base).expanduser() if base else Path.home() / ".site-agent"
-    return root / "pilots" / f"{pid_}.json"
+    from siteagent.pilot.logs import state_root
+
+    return state_root(environ) / "pilots" / f"{pid_}.json"
 
 
 def report_path(opts: PilotOptions, environ: Mapping[str, str], pid_: str) -> Path:
@@ -235,7 +247,10 @@ def load_profile_cached(site: str) -> Profile:
 
 
 def check_options(opts: PilotOptions) -> None:
-    """Refuse bad ``--queue``/``--resource-type`` before anything is loaded."""
+    """Refuse bad ``--queue``/``--resource-type``/labels before anything is loaded."""
+    from siteagent.pilot.layers.payload import check_labels
+
+    check_labels(opts)
     if opts.queue is not None and not QUEUE.match(opts.queue):
         raise ConfigError(f"--queue: '{opts.queue}' has characters that are not allowed")
     if opts.resource_type is not None and opts.resource_type not in RESOURCE_TYPES:
@@ -248,6 +263,8 @@ def build_plan(
     opts: PilotOptions, environ: dict[str, str] | None = None, *, pid: int | None = None
 ) -> PilotPlan:
     """Everything the run will do, decided up front; raises ConfigError on bad input."""
+    from siteagent.pilot.logs import log_dir
+
     environ = dict(os.environ if environ is None else environ)
     check_options(opts)
     profile = load_profile_cached(opts.site)
@@ -269,4 +286,6 @@ def build_plan(
         report_path=str(report_path(opts, environ, pid_).absolute()),
         margin_s=opts.margin,
         grace_s=opts.grace,
+        logs_dir=str(log_dir(environ, pid_)),
+        logs_kept=profile.pilot.failed_logs_kept,
     )

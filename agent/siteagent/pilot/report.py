@@ -16,6 +16,10 @@ from typing import Any
 REPORT_VERSION = 1
 
 
+# why the wrapper ended; setup-error: the payload never ran
+REASONS = ("finished", "failed", "signalled", "walltime", "setup-error")
+
+
 @dataclass
 class LayerReport:
     name: str
@@ -33,9 +37,7 @@ class PilotReport:
     local_rank: int = 0
     rank: int = 0
     state: str = "starting"  # starting, running, done
-    # why the wrapper ended: finished, failed, signalled, walltime, or setup-error (the
-    # payload never ran)
-    reason: str | None = None
+    reason: str | None = None  # one of REASONS
     exit_code: int | None = None
     signal: str | None = None  # the signal that ended the payload, if one did
     received_signals: list[str] = field(default_factory=list)
@@ -49,6 +51,9 @@ class PilotReport:
     gpus: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerReport] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
+    pilot: dict[str, str] | None = None  # pilot3's source and version
+    logs: str | None = None  # where the logs of a run that did not finish are kept
+    log_tail: list[str] = field(default_factory=list)  # the last lines of its pilotlog.txt
     # the site-agent image this rank ran in ({"runtime", "uri"}), None outside it
     image: dict[str, Any] | None = field(default_factory=lambda: _running_image())
     report_version: int = REPORT_VERSION

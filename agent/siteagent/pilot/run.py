@@ -3,8 +3,9 @@ forward signals to that group, enforce the walltime margin, clean up, report.
 
 Guarantees, on every exit path: the report ends in state ``done`` with a reason; no process
 started by the payload survives (the wrapper is a child subreaper, so even daemonised
-grandchildren come back to it and are killed); the per-pilot workdir is removed. CVMFS mounts
-made by cvmfsexec live in its namespace and go with its processes.
+grandchildren come back to it and are killed); the per-pilot workdir is removed, after the
+logs of a run that did not finish are kept (pilot/logs.py). CVMFS mounts made by cvmfsexec
+live in its namespace and go with its processes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
 
     from siteagent.pilot.plan import PilotOptions, PilotPlan
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+# what batch systems send before the end (SIGXCPU, SIGUSR2 on some), and what pilot3 handles
+# (pilot/workflow/generic.py run: register_signals INT TERM QUIT SEGV XCPU USR1 BUS)
+FORWARDED = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGXCPU,
+    signal.SIGUSR1, signal.SIGUSR2,
+)  # fmt: skip
 POLL = 0.05
 LEFTOVER_GRACE = 2.0
 
@@ -109,6 +115,7 @@ class Supervisor:
         walltime = plan.walltime_s
         self.deadline = self.t0 + walltime - plan.margin_s if walltime else None
         self._previous: dict[int, Any] = {}
+        self._passed = 0  # how many of ``received`` were forwarded to the payload
 
     def run(self) -> PilotReport:
         """Run to the end and return the final report (also written to disk)."""
@@ -155,6 +162,7 @@ class Supervisor:
             os.makedirs(self.plan.workdir, exist_ok=True)
         except (SiteAgentError, OSError) as err:
             return str(err)
+        self._passed = len(self.received)  # what came before is the wrapper's business
         if stopped(self.received):  # stopped before the payload began
             return None
         self.started = time.monotonic()
@@ -166,7 +174,9 @@ class Supervisor:
             )
         except OSError as err:
             return f"payload: cannot start {self.plan.argv[0]}: {err.strerror}"
+        self._pass_on()  # what came while Popen ran (a fast shell payload may be waiting)
         self.report.state, self.report.payload_pid = "running", self.proc.pid
+        self.report.pilot = pilot_record(self.plan)
         write_report(self.plan.report_path, self.report)
         return None
 
@@ -204,6 +214,15 @@ class Supervisor:
         """Remember the signal and pass it to the payload's group; a stop starts the grace."""
         self.received.append(signum)
         if self.proc is not None:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        """Forward each received signal not forwarded yet, once: an index claimed before the
+        kill, so a handler running in the middle does not send it again."""
+        assert self.proc is not None
+        while self._passed < len(self.received):
+            signum = self.received[self._passed]
+            self._passed += 1
             _killpg(self.proc.pid, signum)
             if signum in STOPPING and self.kill_at is None:
                 self.kill_at = time.monotonic() + self.plan.grace_s
@@ -221,12 +240,30 @@ class Supervisor:
         report.exit_code = report.exit_code if report.exit_code is not None else SETUP_ERROR_EXIT
         report.error = report.error or f"{type(err).__name__}: {err}"
 
+    def keep_logs(self) -> None:
+        """Keep the logs of a run that did not finish cleanly (pilot/logs.py)."""
+        from pathlib import Path
+
+        from siteagent.pilot.logs import keep_logs
+
+        report = self.report
+        if report.reason == "finished" or not self.plan.logs_dir:
+            return
+        try:
+            report.log_tail = keep_logs(
+                self.plan.workdir, Path(self.plan.logs_dir), report, self.plan.logs_kept
+            )
+            report.logs = self.plan.logs_dir if self.plan.logs_kept > 0 else None
+        except OSError as err:  # a full disk must not hide how the pilot ended
+            report.logs = f"not kept: {err}"
+
     def finish(self) -> None:
         """End every leftover process, remove the workdir, restore the signal handlers and
         write the final report (state ``done``)."""
         import shutil
 
         _end_leftovers(self.proc.pid if self.proc is not None else None)
+        self.keep_logs()
         shutil.rmtree(self.plan.workdir, ignore_errors=True)
         for s, handler in self._previous.items():
             signal.signal(s, handler)
@@ -236,6 +273,20 @@ class Supervisor:
         report.finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         report.seconds = round(time.monotonic() - self.t0, 3)
         write_report(self.plan.report_path, report)
+
+
+def pilot_record(plan: PilotPlan) -> dict[str, str] | None:
+    """Which pilot3 ran: its source and version (None for a command given after --)."""
+    from siteagent.pilot.source import pilot_version
+
+    source = plan.layer("payload").detail.source
+    if source is None:
+        return None
+    try:
+        version = pilot_version(source.dir)
+    except OSError:
+        version = "unknown"
+    return {"source": source.kind, "origin": source.origin, "version": version}
 
 
 def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:

@@ -3,6 +3,8 @@ with the time left in the batch job."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from siteagent.pilot.plan import PilotOptions
+    from siteagent.pilot.source import PilotSource
     from siteagent.profiles import Profile
 
 QUEUE = WORD_RE
@@ -64,52 +68,104 @@ def remaining_walltime(
     return None if left is None else max(int(left), 0)
 
 
-def find_pilot(pilot_dir: str | None) -> Path:
-    """``pilot.py`` of PanDA pilot3: in ``pilot_dir`` (``--pilot-dir``,
-    ``$SITE_AGENT_PILOT_DIR``), else next to an importable ``pilot`` package (an unpacked
-    pilot3 tarball or sdist on PYTHONPATH). The panda-pilot wheel ships the package but not
-    pilot.py, which is why a directory is needed."""
-    if pilot_dir:
-        path = Path(pilot_dir).expanduser() / "pilot.py"
-        if not path.is_file():
-            raise ConfigError(f"--pilot-dir: no pilot.py in {pilot_dir}")
-        return path.absolute()
-    import importlib.util
+# Harvester's pilot types -> (pilot3 -i, the job label they ask for; None: the queue's), as
+# harvestersubmitter/submitter_common.py get_complicated_pilot_options maps them: release
+# candidates and ALRB tests ask for their own test jobs, PT is a PR pilot asking for ptest
+PILOT_TYPES = {
+    "PR": ("PR", None), "RC": ("RC", "rc_test2"), "ALRB": ("ALRB", "rc_alrb"), "PT": ("PR", "ptest"),
+}  # fmt: skip
 
-    spec = importlib.util.find_spec("pilot")
-    if spec and spec.origin:
-        path = Path(spec.origin).parent.parent / "pilot.py"
-        if path.is_file():
-            return path
-    raise ConfigError(
-        "--pilot-dir: PanDA pilot3 not found; unpack a pilot3 release (it has pilot.py) and "
-        "give its directory with --pilot-dir or SITE_AGENT_PILOT_DIR"
+
+@dataclass(frozen=True)
+class Labels:
+    """What kind of jobs the pilot asks for: pilot3's ``-j``, ``--job-type``, ``-i``."""
+
+    job_label: str
+    job_type: str | None = None
+    pilot_type: str | None = None
+
+    def args(self) -> list[str]:
+        """pilot3's options (pilot.py get_args: -j/--joblabel dest job_label, --job-type dest
+        jobtype, -i/--versiontag dest version_tag)."""
+        tag, label = PILOT_TYPES.get(self.pilot_type or "", (None, None))
+        args = ["-j", label or self.job_label]
+        if self.job_type:
+            args += ["--job-type", self.job_type]
+        if tag:
+            args += ["-i", tag]
+        return args
+
+
+def check_labels(opts: PilotOptions) -> None:
+    """Refuse a bad ``--job-label``, ``--job-type`` or ``--pilot-type`` in one line."""
+    if opts.pilot_type is not None and opts.pilot_type not in PILOT_TYPES:
+        raise ConfigError(
+            f"--pilot-type: '{opts.pilot_type}' is not one of {', '.join(PILOT_TYPES)}"
+        )
+    for flag, value in (("--job-label", opts.job_label), ("--job-type", opts.job_type)):
+        if value is not None and not WORD_RE.match(value):
+            raise ConfigError(f"{flag}: '{value}' has characters that are not allowed")
+
+
+def labels_of(profile: Profile, opts: PilotOptions) -> Labels:
+    """The options (from the WorkSpec and queue config) over the profile's defaults."""
+    p = profile.pilot
+    return Labels(
+        opts.job_label or p.job_label, opts.job_type or p.job_type, opts.pilot_type or p.pilot_type
     )
 
 
 def pilot_command(
     profile: Profile, queue: str, lifetime: int | None, workdir: str, script: Path,
     extra: tuple[str, ...], environ: Mapping[str, str], resource_type: str | None = None,
+    labels: Labels | None = None, debug: bool | None = None,
 ) -> tuple[str, ...]:  # fmt: skip
+    from siteagent.pilot.instances import endpoints
+
     p = profile.pilot
-    url = p.server_url
+    ends = endpoints(p, queue)
+    labels = labels or Labels(p.job_label, p.job_type, p.pilot_type)
     args = [
         "python3", str(script),
         "-q", queue,
+        *labels.args(),
         "--pilot-user", p.pilot_user,
         "-w", p.workflow,
         "--resource-type", resource_type or p.resource_type,
-        "--url", url,
-        "-p", str(p.server_port),
+        "--url", ends.server_url,
+        "-p", str(ends.server_port),
         "--harvester-submit-mode", "PULL",
         "-a", workdir,
+        # pilot3 removes its main workdir (-a/PanDA_Pilot3_*, with pilotlog.txt) at the end
+        # (pilot.py wrap_up); the wrapper removes the workdir itself, after keeping the logs
+        # of a failed pilot (pilot/logs.py)
+        "--cleanup", "False",
     ]  # fmt: skip
+    # pilot.py get_args: --queuedata-url, --storagedata-url (default "": its default.cfg's)
+    if ends.queuedata_url:
+        args += ["--queuedata-url", ends.queuedata_url]
+    if ends.storagedata_url:
+        args += ["--storagedata-url", ends.storagedata_url]
+    if p.debug if debug is None else debug:
+        args.append("-d")
     if lifetime:
         args += ["-l", str(lifetime)]
     hw = environ.get(Var.HARVESTER_WORKDIR)
     if hw:
         args += ["--harvester-workdir", hw]
     return (*args, *extra)
+
+
+def pilot_user_of(profile: Profile, extra: tuple[str, ...]) -> str:
+    """The ``--pilot-user`` pilot3 will see: the last one in ``--pilot-arg``, else the profile's
+    (argparse keeps the last of a repeated option)."""
+    user = profile.pilot.pilot_user
+    for i, arg in enumerate(extra):
+        if arg == "--pilot-user" and i + 1 < len(extra):
+            user = extra[i + 1]
+        elif arg.startswith("--pilot-user="):
+            user = arg.split("=", 1)[1]
+    return user
 
 
 def walltime_left(ctx: PlanContext) -> int | None:
@@ -143,6 +199,10 @@ class Payload:
     argv: tuple[str, ...]
     script: Path | None  # pilot3's pilot.py (None: a command given after --)
     walltime_s: int | None  # seconds left in the batch job (None: unknown)
+    source: PilotSource | None = None  # where pilot3 comes from (None: a command after --)
+    pilot_user: str | None = None
+    shutdowntime: int | None = None  # the batch job's end (epoch seconds), when known
+    machinefeatures: str | None = None  # the directory pilot3 reads it from
 
 
 def given_payload(ctx: PlanContext) -> Payload:
@@ -152,8 +212,16 @@ def given_payload(ctx: PlanContext) -> Payload:
 
 def panda_pilot(ctx: PlanContext) -> Payload:
     """PanDA pilot3 for the queue, told to stop by itself before the job's walltime."""
+    from siteagent.pilot.source import check_pilot_user, choose_source
+
     opts = ctx.opts
-    script = find_pilot(opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR))
+    source = choose_source(
+        ctx.profile.pilot, opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR), ctx.environ
+    )
+    script = source.script
+    user = pilot_user_of(ctx.profile, tuple(opts.pilot_args))
+    if script.is_file():  # else checked by setup, once the tarball is unpacked
+        check_pilot_user(source.dir, user)
     walltime_s = walltime_left(ctx)
     queue = panda_queue(ctx)
     lifetime = ctx.profile.pilot.lifetime
@@ -163,16 +231,71 @@ def panda_pilot(ctx: PlanContext) -> Payload:
         lifetime = max(min(own, lifetime or own), 60)
     argv = pilot_command(
         ctx.profile, queue, lifetime, ctx.workdir, script, tuple(opts.pilot_args), ctx.environ,
-        opts.resource_type,
+        opts.resource_type, labels_of(ctx.profile, opts), opts.debug,
     )  # fmt: skip
-    return Payload(f"PanDA pilot {script} for queue {queue}", argv, script, walltime_s)
+    summary = f"PanDA pilot {script} ({source.kind} {source.origin}) for queue {queue}"
+    return Payload(summary, argv, script, walltime_s, source, user)
+
+
+def with_shutdowntime(payload: Payload, workdir: str, now: float) -> Payload:
+    """``payload`` with the batch job's end as machine features: pilot3 stops asking for work
+    and aborts 10 minutes before ``$MACHINEFEATURES/shutdowntime`` (pilot/control/monitor.py
+    ``run_shutdowntime_minute_check``, read by pilot/util/features.py ``MachineFeatures``)
+    instead of trusting its queue's CRIC maxtime over ``-l``."""
+    from dataclasses import replace
+
+    if payload.walltime_s is None:
+        return payload
+    end = int(now + payload.walltime_s)
+    return replace(
+        payload, shutdowntime=end, machinefeatures=str(Path(workdir) / "machinefeatures")
+    )
+
+
+def write_machinefeatures(payload: Payload, site_dir: str | None) -> str:
+    """Write ``shutdowntime`` (copying the site's own machine features, keeping its earlier
+    shutdown time); what it did."""
+    import shutil
+
+    assert payload.machinefeatures is not None and payload.shutdowntime is not None
+    mf = Path(payload.machinefeatures)
+    mf.mkdir(parents=True, exist_ok=True)
+    end = payload.shutdowntime
+    if site_dir and Path(site_dir).is_dir() and Path(site_dir) != mf:
+        for f in Path(site_dir).iterdir():
+            if f.is_file():
+                shutil.copy2(f, mf / f.name)
+        with contextlib.suppress(OSError, ValueError):
+            end = min(end, int((mf / "shutdowntime").read_text().split()[0]))
+    (mf / "shutdowntime").write_text(f"{end}\n")
+    return f"shutdowntime {end} in {mf}"
 
 
 class PayloadLayer(PilotLayer):
     name = "payload"
 
     def plan(self, ctx: PlanContext) -> Layer:
+        import time
+
         payload = given_payload(ctx) if ctx.opts.payload else panda_pilot(ctx)
-        return Layer(
-            self.name, payload.summary, command=payload.argv, env=dict(PAYLOAD_ENV), detail=payload
-        )
+        payload = with_shutdowntime(payload, ctx.workdir, time.time())
+        env = dict(PAYLOAD_ENV)
+        if payload.machinefeatures:
+            env["MACHINEFEATURES"] = payload.machinefeatures
+        return Layer(self.name, payload.summary, command=payload.argv, env=env, detail=payload)
+
+    def setup(self, layer: Layer, env: dict[str, str]) -> list[str]:
+        """Unpack pilot3 when it comes as a tarball, check its --pilot-user, write the
+        shutdown time; what it did."""
+        from siteagent.pilot.source import check_pilot_user, ensure_unpacked, pilot_version
+
+        payload: Payload = layer.detail
+        done: list[str] = []
+        if payload.source is not None:
+            unpacked = ensure_unpacked(payload.source, env)  # through the site's proxy
+            done += [unpacked] if unpacked else []
+            check_pilot_user(payload.source.dir, payload.pilot_user or "")
+            done.append(f"PanDA pilot {pilot_version(payload.source.dir)}")
+        if payload.machinefeatures:
+            done.append(write_machinefeatures(payload, os.environ.get("MACHINEFEATURES")))
+        return done

@@ -1,0 +1,206 @@
+"""Credentials layer: the X509 proxy and the PanDA token reach pilot3 as Harvester delivers
+them to its workers (files named by variables, never their contents in argv or logs), and are
+checked for presence, file mode and lifetime before the pilot starts.
+
+pilot3 reads, in its own code:
+
+- the proxy from ``$X509_USER_PROXY`` (its ``--cacert`` default and curl's ``--cert``:
+  pilot/util/https.py ``get_curl_command``); without one it exits 68 (NOPROXY,
+  pilot/util/auxiliary.py ``get_error_code_translation_dictionary``);
+- the token as the file name ``$PANDA_AUTH_TOKEN`` in ``dirname($PANDA_AUTH_DIR)`` with the
+  origin string ``$PANDA_AUTH_ORIGIN``, used only when both are set (pilot/util/https.py
+  ``get_curl_command`` and ``locate_token``: the dirname is why the directory ends in ``/``);
+- 3.11 also renews the token with the key file ``$PANDA_AUTH_TOKEN_KEY`` (pilot/util/https.py
+  ``refresh_oidc_token``, read through ``locate_token``; Harvester's submit templates export it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from siteagent.errors import SiteAgentError
+from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from siteagent.sections import CredentialsSection
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the credentials are (paths only) and what the pilot needs of them."""
+
+    require: str  # any, proxy, token, both, none
+    proxy: str  # the path looked at (it may not exist)
+    token: str | None
+    origin: str | None
+    min_lifetime: int
+    token_key: str | None = None
+
+
+def find_credentials(section: CredentialsSection, environ: Mapping[str, str]) -> Credentials:
+    """The profile's paths, else the environment's (``X509_USER_PROXY``; ``PANDA_AUTH_DIR`` +
+    ``PANDA_AUTH_TOKEN``; ``PANDA_AUTH_ORIGIN``), else voms-proxy-init's default proxy."""
+    proxy = section.x509_proxy or environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
+    token = section.panda_token
+    if token is None and environ.get("PANDA_AUTH_TOKEN"):
+        name = environ["PANDA_AUTH_TOKEN"]
+        token = str(Path(environ.get("PANDA_AUTH_DIR") or ".") / name)
+    origin = section.panda_origin or environ.get("PANDA_AUTH_ORIGIN") or None
+    key = section.panda_token_key or environ.get("PANDA_AUTH_TOKEN_KEY") or None
+    return Credentials(
+        section.require,
+        str(Path(proxy).expanduser()),
+        str(Path(token).expanduser()) if token else None,
+        origin,
+        section.min_lifetime,
+        str(Path(key).expanduser()) if key else None,
+    )
+
+
+def _private_file(path: str, what: str) -> str | None:
+    """Why ``path`` cannot serve as the ``what`` (None: it is a private regular file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"{what} {path} is missing"
+    except OSError as err:
+        return f"{what} {path}: {err.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{what} {path} is not a file"
+    if st.st_mode & 0o077:
+        return f"{what} {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must be 0400 or 0600"
+    return None
+
+
+def proxy_expiry(path: str) -> float:
+    """When the proxy's own certificate (the first in the file) stops being valid (epoch)."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    return cert.not_valid_after_utc.timestamp()
+
+
+def token_expiry(path: str) -> float | None:
+    """A JWT's ``exp`` claim (epoch); None for a token that is not a JWT or has none."""
+    parts = Path(path).read_text().strip().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def _lifetime(what: str, path: str, expiry: float | None, creds: Credentials, now: float) -> str:
+    """The credential's state in words; raises ValueError with the problem when it expires."""
+    if expiry is None:
+        return f"{what} {path}: lifetime unknown"
+    left = expiry - now
+    if left <= 0:
+        raise ValueError(f"{what} {path} expired {time.strftime('%FT%TZ', time.gmtime(expiry))}")
+    if left < creds.min_lifetime:
+        raise ValueError(
+            f"{what} {path} expires in {left / 60:.0f} min, less than the "
+            f"{creds.min_lifetime}s credentials.min_lifetime"
+        )
+    return f"{what} {path}: valid for {left / 3600:.1f} h"
+
+
+def _assess_proxy(creds: Credentials, now: float) -> str:
+    problem = _private_file(creds.proxy, "X509 proxy")
+    if problem:
+        raise ValueError(problem)
+    try:
+        expiry = proxy_expiry(creds.proxy)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"X509 proxy {creds.proxy} is not a PEM certificate: {err}") from None
+    return _lifetime("X509 proxy", creds.proxy, expiry, creds, now)
+
+
+def _assess_token(creds: Credentials, now: float) -> str:
+    if creds.token is None:
+        raise ValueError("no PanDA token (credentials.panda_token or $PANDA_AUTH_TOKEN)")
+    problem = _private_file(creds.token, "PanDA token")
+    if problem:
+        raise ValueError(problem)
+    problem = _private_file(creds.token_key, "PanDA token key") if creds.token_key else None
+    if problem:
+        raise ValueError(problem)
+    if not creds.origin:
+        raise ValueError(
+            f"PanDA token {creds.token} has no origin (credentials.panda_origin or "
+            "$PANDA_AUTH_ORIGIN): pilot3 ignores a token without one"
+        )
+    return _lifetime("PanDA token", creds.token, token_expiry(creds.token), creds, now)
+
+
+def assess(creds: Credentials, now: float | None = None) -> tuple[dict[str, str], list[str]]:
+    """``({credential: state}, [problems])``; a problem that ``require`` cannot do without
+    makes the list of problems the error (see ``check``)."""
+    now = time.time() if now is None else now
+    good: dict[str, str] = {}
+    bad: dict[str, str] = {}
+    for name, fn in (("proxy", _assess_proxy), ("token", _assess_token)):
+        try:
+            good[name] = fn(creds, now)
+        except ValueError as err:
+            bad[name] = str(err)
+    needed = {"proxy": ["proxy"], "token": ["token"], "both": ["proxy", "token"]}.get(
+        creds.require, []
+    )
+    problems = [bad[n] for n in needed if n in bad]
+    if creds.require == "any" and not good:
+        problems = [bad["proxy"], bad["token"]]
+    return good, problems
+
+
+def check(creds: Credentials, now: float | None = None) -> list[str]:
+    """What the pilot will use, in words; raises SiteAgentError naming what is missing or
+    expiring when ``creds.require`` is not met."""
+    good, problems = assess(creds, now)
+    if problems:
+        raise SiteAgentError(f"credentials ({creds.require} required): " + "; ".join(problems))
+    return list(good.values())
+
+
+def credential_env(creds: Credentials, good: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables pilot3 reads the credentials from (paths and the origin: no secrets)."""
+    env = {"X509_USER_PROXY": creds.proxy}
+    if creds.token and creds.origin:
+        token = Path(creds.token)
+        env |= {
+            "PANDA_AUTH_DIR": f"{token.parent}/",  # pilot3 takes its dirname (locate_token)
+            "PANDA_AUTH_TOKEN": token.name,
+            "PANDA_AUTH_ORIGIN": creds.origin,
+        }
+        if creds.token_key:  # an absolute path: os.path.join(dir, it) in locate_token is it
+            env["PANDA_AUTH_TOKEN_KEY"] = creds.token_key
+    return env
+
+
+class CredentialsLayer(PilotLayer):
+    name = "credentials"
+
+    def plan(self, ctx: PlanContext) -> Layer:
+        creds = find_credentials(ctx.profile.credentials, ctx.environ)
+        if ctx.opts.payload:  # a command of the admin's own, not the PanDA pilot
+            from dataclasses import replace
+
+            creds = replace(creds, require="none")
+        what = [f"proxy {creds.proxy}"] + ([f"token {creds.token}"] if creds.token else [])
+        summary = f"{', '.join(what)} ({creds.require} required)"
+        return Layer(self.name, summary, env=credential_env(creds), detail=creds)
+
+    def setup(self, layer: Layer, env: dict[str, str]) -> list[str]:
+        return check(layer.detail)
