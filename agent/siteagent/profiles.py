@@ -10,11 +10,8 @@ import json
 import os
 from dataclasses import dataclass
 from functools import cache, cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from siteagent.errors import ConfigError
 from siteagent.sections import (
@@ -99,6 +96,8 @@ class Profile:
 @cache
 def profile_schema() -> dict[str, Any]:
     """The profile JSON schema, with the scheduler and launcher names of the registries."""
+    from importlib import resources
+
     from siteagent.launchers import launcher_names
     from siteagent.schedulers import scheduler_names
 
@@ -173,6 +172,8 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
 
 
 def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = None) -> Profile:
+    import yaml  # here, not above: the pilot's cached-profile path never parses YAML
+
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -205,6 +206,8 @@ def _validate(raw: dict[str, Any], text: str, source: str) -> None:
 
 def _line_of(text: str, dotted: str) -> int:
     """Line (1-based) of the deepest YAML node along a dotted field path."""
+    import yaml
+
     try:
         node = yaml.compose(text)
     except yaml.YAMLError:
@@ -220,6 +223,8 @@ def _line_of(text: str, dotted: str) -> int:
 
 def _child(node: Any, part: str) -> tuple[int, Any] | None:
     """``(line, node)`` of a mapping key or a list index below ``node``, None if absent."""
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         return next(((k.start_mark.line + 1, v) for k, v in node.value if k.value == part), None)
     if isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,6 +202,12 @@ def workdir_of(environ: Mapping[str, str], pid_: str) -> str:
     return str(Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}")
 
 
+def hostname() -> str:
+    """This node's name, as ``socket.gethostname()`` gives it (both read uname's nodename),
+    without importing socket on the per-rank path."""
+    return os.uname().nodename
+
+
 def load_profile_cached(site: str) -> Profile:
     """``load_profile``, with the validated result cached per profile text, schema, version
     and host (``auto`` values are the host's), so every rank after the first skips YAML
@@ -217,7 +222,7 @@ def load_profile_cached(site: str) -> Profile:
     schema = Path(__file__).resolve().parents[1] / "schemas" / "profile.schema.json"
     key = sha256_text(
         "\0".join(
-            (__version__, socket.gethostname(), str(path.absolute()), path.read_text(),
+            (__version__, hostname(), str(path.absolute()), path.read_text(),
              schema.read_text() if schema.is_file() else "")
         )
     )  # fmt: skip
@@ -230,7 +235,9 @@ def load_profile_cached(site: str) -> Profile:
         pass
     profile = load_profile(str(path))
     with contextlib.suppress(OSError):  # a read-only home only costs time
-        atomic_write(cached, json.dumps({"source": profile.source, "data": profile.data}), 0o600)
+        # a cache: a crash may lose it (the next rank rebuilds it), so no fsync
+        text = json.dumps({"source": profile.source, "data": profile.data})
+        atomic_write(cached, text, 0o600, durable=False)
     return profile
 
 
@@ -251,7 +258,7 @@ def build_plan(
     environ = dict(os.environ if environ is None else environ)
     check_options(opts)
     profile = load_profile_cached(opts.site)
-    host = socket.gethostname().split(".")[0]
+    host = hostname().split(".")[0]
     lrank, grank = local_rank(profile, environ)
     pid_ = pilot_id(environ, host, grank, os.getpid() if pid is None else pid)
     ctx = PlanContext(profile, opts, environ, pid_, lrank, workdir_of(environ, pid_))
