@@ -193,6 +193,7 @@ def exec_command(
     from siteagent.profiles import load_profile
     from siteagent.userconfig import validate
     from siteagent.wrappers.cache import cached_wrapper
+    from siteagent.wrappers.exec_cache import remember
 
     profile = load_profile(site)
     request = {"nodes": nodes, "ranks_per_node": ranks_per_node, "gpus_per_rank": gpus_per_rank}
@@ -204,6 +205,7 @@ def exec_command(
         field, _, problem = str(err).removeprefix("user_endpoint_config: ").partition(": ")
         raise ConfigError(f"--{field.replace('_', '-')}: {problem}") from None
     wrapper = cached_wrapper(profile)
+    remember(site, request, wrapper)  # the next call with this line execs it at once
     args = [
         str(wrapper),
         "--nodes",

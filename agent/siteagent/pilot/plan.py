@@ -8,7 +8,6 @@ IMAGE``), software environment (variables), payload (the PanDA pilot by default)
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from siteagent.errors import ConfigError
 from siteagent.names import WORKER_ID_RE, Var
 from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
+from siteagent.profilecache import load_profile_cached
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -206,39 +206,6 @@ def hostname() -> str:
     """This node's name, as ``socket.gethostname()`` gives it (both read uname's nodename),
     without importing socket on the per-rank path."""
     return os.uname().nodename
-
-
-def load_profile_cached(site: str) -> Profile:
-    """``load_profile``, with the validated result cached per profile text, schema, version
-    and host (``auto`` values are the host's), so every rank after the first skips YAML
-    parsing, jsonschema and its import: the start-up of each rank stays light."""
-    import json
-
-    from siteagent import __version__
-    from siteagent.fileio import atomic_write, sha256_text
-    from siteagent.profiles import Profile, find_profile, load_profile
-
-    path = find_profile(site)
-    schema = Path(__file__).resolve().parents[1] / "schemas" / "profile.schema.json"
-    key = sha256_text(
-        "\0".join(
-            (__version__, hostname(), str(path.absolute()), path.read_text(),
-             schema.read_text() if schema.is_file() else "")
-        )
-    )  # fmt: skip
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    cached = Path(base) / "site-agent" / "profiles" / f"{key[:32]}.json"
-    try:
-        entry = json.loads(cached.read_text())
-        return Profile(name=entry["data"]["name"], source=entry["source"], data=entry["data"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    profile = load_profile(str(path))
-    with contextlib.suppress(OSError):  # a read-only home only costs time
-        # a cache: a crash may lose it (the next rank rebuilds it), so no fsync
-        text = json.dumps({"source": profile.source, "data": profile.data})
-        atomic_write(cached, text, 0o600, durable=False)
-    return profile
 
 
 def check_options(opts: PilotOptions) -> None:
