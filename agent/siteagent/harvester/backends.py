@@ -36,14 +36,23 @@ class Backend(Generic[ExecutorT]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._executors: dict[str, ExecutorT] = {}
+        self._making: dict[str, threading.Lock] = {}  # one per config being created
 
     def executor(self, config: dict[str, Any]) -> ExecutorT:
         key = config_key(config)
         with self._lock:
-            if key not in self._executors:
-                log.info("%s: executor for user endpoint config %s", self, mask_data(config))
-                self._executors[key] = self._make_executor(config)
-            return self._executors[key]
+            making = self._making.setdefault(key, threading.Lock())
+        # created under its config's own lock, not the backend's: executors of different
+        # configs (an engine and its worker pool each) start at the same time
+        with making:
+            with self._lock:
+                if key in self._executors:
+                    return self._executors[key]
+            log.info("%s: executor for user endpoint config %s", self, mask_data(config))
+            created = self._make_executor(config)
+            with self._lock:
+                self._executors[key] = created
+            return created
 
     def _make_executor(self, config: dict[str, Any]) -> ExecutorT:
         raise NotImplementedError

@@ -3,6 +3,7 @@ the plugins, monitor them to the end, stop one, and read each pilot wrapper's re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -39,21 +40,48 @@ class HarvesterRound:
         self.workers, self.victim = [Worker(1), Worker(2)], Worker(3)
         self.deadline = 0.0
 
-    def run(self) -> str:
-        """Run the round with ``$SITE_AGENT_STATE`` set (the engine's workers inherit it)."""
+    def start(self) -> None:
+        """Set ``$SITE_AGENT_STATE`` (the engine's workers inherit it) and start, in the
+        background and at the same time, the engines and worker pools of the workers'
+        config and of the control config, so the round finds them running."""
+        import threading
+
+        from siteagent.harvester.shape import worker_config
+        from siteagent.userconfig import CONTROL_CONFIG
+
+        self._saved_state = os.environ.get(Var.STATE)
+        os.environ[Var.STATE] = str(self.state)
+        backend, queue = self.submitter.gc_backend, self.submitter.gc_queue
+        configs = [worker_config(queue, self.submitter.gc_profile, self.workers[0]), CONTROL_CONFIG]
+        for config in configs:
+            threading.Thread(target=self._prestart, args=(backend, config), daemon=True).start()
+
+    @staticmethod
+    def _prestart(backend: Any, config: dict[str, Any]) -> None:
+        # a failure here is met again, and reported, by the round's own call
+        with contextlib.suppress(Exception):
+            backend.executor(config)
+
+    def close(self) -> None:
+        """Stop the engines and restore ``$SITE_AGENT_STATE``."""
         from siteagent.harvester.backends import shutdown_backends
 
-        saved = os.environ.get(Var.STATE)
-        os.environ[Var.STATE] = str(self.state)
+        shutdown_backends()
+        saved = getattr(self, "_saved_state", None)
+        if saved is None:
+            os.environ.pop(Var.STATE, None)
+        else:
+            os.environ[Var.STATE] = saved
+
+    def run(self) -> str:
+        """Run the round (starting it unless ``start`` already did), then close it."""
+        if os.environ.get(Var.STATE) != str(self.state):
+            self.start()
         t0 = time.monotonic()
         try:
             detail, reasons = self.submit_stop_and_wait()
         finally:
-            shutdown_backends()
-            if saved is None:
-                os.environ.pop(Var.STATE, None)
-            else:
-                os.environ[Var.STATE] = saved
+            self.close()
         return (
             f"2 workers submitted and finished, 1 stopped by the sweeper ({detail}); "
             f"pilot wrapper reports {reasons} in {time.monotonic() - t0:.1f}s"

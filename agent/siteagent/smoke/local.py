@@ -33,12 +33,14 @@ class LocalSmokeTest(SmokeTest):
         self.profile: Any = None
         self.config: Any = None  # the loaded user endpoint config (holds the engine)
         self.executor: Any = None
+        self.round: Any = None  # the Harvester round, started early with --harvester
 
     def run(self, harvester: bool) -> SmokeReport:
         try:
-            ok = self.step("render endpoint", self.render) and self.step(
-                "render user endpoint", self.user_endpoint
-            )
+            ok = self.step("render endpoint", self.render)
+            if ok and harvester:  # its engines start while this one does and runs its tasks
+                self.start_harvester_round()
+            ok = ok and self.step("render user endpoint", self.user_endpoint)
             if ok and self.step("start engine", self.start):
                 ok = self.step("python function", self.python_function) and self.step(
                     "shell command", self.shell_command
@@ -46,6 +48,8 @@ class LocalSmokeTest(SmokeTest):
                 if ok and harvester:
                     self.step("harvester workers", self.harvester_workers)
         finally:
+            if self.round is not None:  # the harvester step did not run (an earlier failure)
+                self.round.close()
             if self.executor is not None:
                 self.step("stop engine", self.stop)
             elif self.config is not None:
@@ -114,10 +118,15 @@ class LocalSmokeTest(SmokeTest):
             f"payload's, reports in {reports / 'pilots'}"
         )
 
-    def harvester_workers(self) -> str:
+    def start_harvester_round(self) -> None:
         from siteagent.smoke.harvester import HarvesterRound
 
-        return HarvesterRound(self.site, self.base, self.timeout).run()
+        self.round = HarvesterRound(self.site, self.base, self.timeout)
+        self.round.start()
+
+    def harvester_workers(self) -> str:
+        round_, self.round = self.round, None
+        return round_.run()
 
     def stop(self) -> str:
         executor, self.executor = self.executor, None
