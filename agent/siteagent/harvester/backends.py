@@ -37,6 +37,7 @@ class Backend(Generic[ExecutorT]):
         self._lock = threading.Lock()
         self._executors: dict[str, ExecutorT] = {}
         self._making: dict[str, threading.Lock] = {}  # one per config being created
+        self._borrowed: set[str] = set()  # executors of others: never shut down here
 
     def executor(self, config: dict[str, Any]) -> ExecutorT:
         key = config_key(config)
@@ -54,6 +55,14 @@ class Backend(Generic[ExecutorT]):
                 self._executors[key] = created
             return created
 
+    def adopt(self, config: dict[str, Any], executor: ExecutorT) -> None:
+        """Send ``config``'s tasks to ``executor``, which its owner shuts down (the smoke
+        test's engine, already running for the same user endpoint config)."""
+        key = config_key(config)
+        with self._lock:
+            self._executors[key] = executor
+            self._borrowed.add(key)
+
     def _make_executor(self, config: dict[str, Any]) -> ExecutorT:
         raise NotImplementedError
 
@@ -64,7 +73,8 @@ class Backend(Generic[ExecutorT]):
 
     def shutdown(self) -> None:
         with self._lock:
-            executors, self._executors = list(self._executors.values()), {}
+            executors = [ex for k, ex in self._executors.items() if k not in self._borrowed]
+            self._executors, self._borrowed = {}, set()
         for ex in executors:
             ex.shutdown(wait=False, cancel_futures=True)
         if executors:

@@ -17,15 +17,18 @@ from siteagent.names import Var
 class Worker:
     """The WorkSpec fields the plugins read and write."""
 
-    def __init__(self, worker_id: int):
-        self.workerID, self.nCore, self.maxWalltime = worker_id, 1, 600
+    def __init__(self, worker_id: int, n_core: int = 1, walltime: int = 600):
+        self.workerID, self.nCore, self.maxWalltime = worker_id, n_core, walltime
         self.batchID: str | None = None
 
 
 class HarvesterRound:
     """Two workers that finish and one the sweeper stops while its payload runs."""
 
-    def __init__(self, site: str, base: Path, timeout: float):
+    def __init__(
+        self, site: str, base: Path, timeout: float, shape: tuple[int, int] = (1, 600)
+    ) -> None:
+        """``shape``: the workers' ``(nCore, maxWalltime)``."""
         from siteagent.harvester.monitor import GlobusComputeMonitor
         from siteagent.harvester.submitter import GlobusComputeSubmitter
         from siteagent.harvester.sweeper import GlobusComputeSweeper
@@ -37,30 +40,39 @@ class HarvesterRound:
         self.monitor = GlobusComputeMonitor(**keys)
         self.sweeper = GlobusComputeSweeper(**keys)
         self.site, self.state, self.timeout = site, base / "state", timeout
-        self.workers, self.victim = [Worker(1), Worker(2)], Worker(3)
+        self.workers = [Worker(1, *shape), Worker(2, *shape)]
+        self.victim = Worker(3, *shape)
         self.deadline = 0.0
+        self.shared = False  # the workers run on an engine the caller lent (share)
 
-    def start(self) -> None:
+    def start(self, running: dict[str, Any] | None = None) -> None:
         """Set ``$SITE_AGENT_STATE`` (the engine's workers inherit it) and start, in the
-        background and at the same time, the engines and worker pools of the workers'
-        config and of the control config, so the round finds them running."""
+        background and at the same time, the engines and worker pools of the control config
+        and of the workers' config, unless that is ``running``'s (then see ``share``)."""
         import threading
 
         from siteagent.harvester.shape import worker_config
-        from siteagent.userconfig import CONTROL_CONFIG
+        from siteagent.userconfig import CONTROL_CONFIG, config_key
 
         self._saved_state = os.environ.get(Var.STATE)
         os.environ[Var.STATE] = str(self.state)
         backend, queue = self.submitter.gc_backend, self.submitter.gc_queue
-        configs = [worker_config(queue, self.submitter.gc_profile, self.workers[0]), CONTROL_CONFIG]
-        for config in configs:
+        workers = worker_config(queue, self.submitter.gc_profile, self.workers[0])
+        self.shared = running is not None and config_key(running) == config_key(workers)
+        for config in [CONTROL_CONFIG] if self.shared else [workers, CONTROL_CONFIG]:
             threading.Thread(target=self._prestart, args=(backend, config), daemon=True).start()
+
+    def share(self, config: dict[str, Any], executor: Any) -> None:
+        """Run the workers on ``executor``, already running for their user endpoint config
+        (as equal configs share one user endpoint on a real endpoint); its owner stops it."""
+        if self.shared:
+            self.submitter.gc_backend.adopt(config, executor)
 
     @staticmethod
     def _prestart(backend: Any, config: dict[str, Any]) -> None:
         # a failure here is met again, and reported, by the round's own call
         with contextlib.suppress(Exception):
-            backend.executor(config)
+            backend.executor(config).submit(_warm_up).result(timeout=120)
 
     def close(self) -> None:
         """Stop the engines and restore ``$SITE_AGENT_STATE``."""
@@ -138,3 +150,11 @@ class HarvesterRound:
         if all(r.get("state") == "done" for r in reports.values()):
             return {w: r["reason"] for w, r in reports.items()}
         return None
+
+
+def _warm_up() -> str:
+    """A first task for a started worker pool: its worker loads what the stop task needs, so
+    the sweeper's stop is answered as fast as it would be by an endpoint that ran before."""
+    import siteagent.harvester.control
+
+    return siteagent.harvester.control.__name__
