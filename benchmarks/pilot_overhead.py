@@ -32,14 +32,18 @@ def site_agent() -> str:
 def measure(runs: int = 21) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(
-            os.environ, HOME=tmp, TMPDIR=tmp, XDG_CACHE_HOME=f"{tmp}/cache", SITE_AGENT_CVMFS_REPOS=""
+            os.environ,
+            HOME=tmp,
+            TMPDIR=tmp,
+            XDG_CACHE_HOME=f"{tmp}/cache",
+            SITE_AGENT_CVMFS_REPOS="",
         )
         floor_cmd = [sys.executable, "-I", "-S", str(FLOOR), f"{tmp}/floor.json", "--", "true"]
         pilot = [site_agent(), "pilot", "--site", "local", "--", "true"]
         median_cpu(pilot, 2, env)  # warm the page cache and the profile cache
-        floor, floor_wall = median_cpu(floor_cmd, runs, env)
-        warm, warm_wall = median_cpu(pilot, runs, env)
-        cold, cold_wall = median_cpu(
+        floor, _ = median_cpu(floor_cmd, runs, env)
+        warm, _ = median_cpu(pilot, runs, env)
+        cold, _ = median_cpu(
             pilot,
             max(runs // 2, 5),
             env,

@@ -9,6 +9,7 @@ group; SIGTERM/SIGINT/SIGHUP/SIGUSR1 forwarded to that group; leftovers swept th
 Usage: python -I -S pilot_floor.py REPORT -- CMD...
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -59,10 +60,8 @@ def main():
     write(report, data, False)
     rc = proc.wait()
     for pid in children(os.getpid()):
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     code = 128 - rc if rc < 0 else rc
     data.update(state="done", exit_code=code, finished=time.time())
     write(report, data, True)
