@@ -7,9 +7,12 @@ from pathlib import Path
 
 
 def sha256_text(text: str) -> str:
-    import hashlib  # here: the pilot's per-rank path writes files but hashes nothing
-
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The SHA-256 of ``text`` (UTF-8), in hex."""
+    try:  # CPython's own SHA-256: hashlib would load OpenSSL (3 ms), on every rank's cache key
+        from _sha256 import sha256  # type: ignore[import-not-found]
+    except ImportError:  # Python 3.12+ (_sha2), or another implementation
+        from hashlib import sha256
+    return sha256(text.encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""The sweep that ends whatever a payload left behind, read straight from /proc.
+"""The sweep that ends whatever a payload left behind (processes, read straight from /proc,
+and the per-pilot workdir).
 
 The wrapper is the payload's subreaper, so every process the payload started is below it:
 its children are listed in ``/proc/<pid>/task/<tid>/children`` (a walk of a few small files,
@@ -123,3 +124,17 @@ def end_leftovers(pgid: int | None, grace: float = LEFTOVER_GRACE) -> list[int]:
     _send(late, signal.SIGKILL)
     _wait_gone(late, grace)
     return procs + late
+
+
+def remove_workdir(path: str) -> None:
+    """Remove the per-pilot workdir and everything in it; nothing if it is gone already.
+    Most payloads leave it empty: ``rmdir`` then, without importing shutil (and its
+    compression modules) on every rank."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)

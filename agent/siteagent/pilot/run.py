@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
-from siteagent.pilot.leftovers import end_leftovers
+from siteagent.pilot.leftovers import end_leftovers, remove_workdir
 from siteagent.pilot.outcome import SETUP_ERROR_EXIT, STOPPING, Happened, decide, stopped
 from siteagent.pilot.report import LayerReport, PilotReport, write_report
 
@@ -199,10 +199,8 @@ class Supervisor:
     def finish(self) -> None:
         """End every leftover process, remove the workdir, restore the signal handlers and
         write the final report (state ``done``)."""
-        import shutil
-
         end_leftovers(self.proc.pid if self.proc is not None else None)
-        shutil.rmtree(self.plan.workdir, ignore_errors=True)
+        remove_workdir(self.plan.workdir)
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         report = self.report
