@@ -255,3 +255,26 @@ def test_one_tls_context_per_ca_bundle(tmp_path, monkeypatch):
     assert a is tls_context(str(bundle)) and a is not tls_context(None)
     bundle.write_text(bundle.read_text() + "\n")  # edited: loaded again
     assert tls_context(str(bundle)) is not a
+
+
+def test_profile_cache_is_per_host_only_where_the_profile_says_auto(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from siteagent import profilecache
+
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(
+        "name: fixed\nscheduler: local\nlauncher: none\nendpoint: {name: f}\n"
+        "node: {cores: 2, gpus: 0}\n"
+    )
+    auto = tmp_path / "auto.yaml"
+    auto.write_text(fixed.read_text().replace("cores: 2", "cores: auto"))
+    keys = {}
+    for host in ("node1", "node2"):
+        monkeypatch.setattr(profilecache.os, "uname", lambda h=host: SimpleNamespace(nodename=h))
+        keys[host] = (
+            profilecache.profile_key(str(fixed))[1],
+            profilecache.profile_key(str(auto))[1],
+        )
+    assert keys["node1"][0] == keys["node2"][0]  # a site's profile: one entry for every node
+    assert keys["node1"][1] != keys["node2"][1]  # auto values are each host's own

@@ -1,8 +1,11 @@
 """Validated profiles cached on disk, so the per-rank pilot and per-task ``exec`` paths skip
 YAML, jsonschema and their imports after the first call on a host.
 
-An entry is keyed by everything its content follows from: site-agent's version, the host
-(``auto`` values are the host's), the profile's path and text, and the profile schema.
+An entry is keyed by everything its content follows from: site-agent's version, the
+profile's path and text, the profile schema, and the host when the profile says ``auto``
+anywhere (``auto`` values are the host's). Without ``auto`` (every real site's profile) the
+entry holds for every node: with a shared home, only the first rank of a site's first node
+pays for YAML and jsonschema, not the first rank of every node.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ def profile_key(site: str) -> tuple[Path, str]:
     from siteagent.profile_path import find_profile
 
     path = find_profile(site)
+    text = path.read_text()
+    host = os.uname().nodename if "auto" in text else ""
     key = sha256_text(
         "\0".join(
-            (__version__, os.uname().nodename, str(path.absolute()), path.read_text(),
+            (__version__, host, str(path.absolute()), text,
              SCHEMA.read_text() if SCHEMA.is_file() else "")
         )
     )  # fmt: skip
