@@ -114,7 +114,7 @@ class EngineExecutor(concurrent.futures.Executor):
 
         with self._lock:
             self._futures.pop(gc_future.gc_task_id, None)
-        if out.cancelled():  # by shutdown(cancel_futures=True), which has settled it
+        if out.done():  # settled by shutdown() already: cancelled, or lost with the engine
             return
         try:
             if not out.set_running_or_notify_cancel():

@@ -3,7 +3,6 @@ the plugins, monitor them to the end, stop one, and read each pilot wrapper's re
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -46,33 +45,28 @@ class HarvesterRound:
         self.shared = False  # the workers run on an engine the caller lent (share)
 
     def start(self, running: dict[str, Any] | None = None) -> None:
-        """Set ``$SITE_AGENT_STATE`` (the engine's workers inherit it) and start, in the
-        background and at the same time, the engines and worker pools of the control config
-        and of the workers' config, unless that is ``running``'s (then see ``share``)."""
-        import threading
-
+        """Set ``$SITE_AGENT_STATE`` (the engine's workers inherit it: call this before the
+        engine they run on starts). ``running``: the user endpoint config of the caller's
+        engine, which the round may share (see ``share``)."""
         from siteagent.harvester.shape import worker_config
-        from siteagent.userconfig import CONTROL_CONFIG, config_key
+        from siteagent.userconfig import config_key
 
         self._saved_state = os.environ.get(Var.STATE)
         os.environ[Var.STATE] = str(self.state)
-        backend, queue = self.submitter.gc_backend, self.submitter.gc_queue
-        workers = worker_config(queue, self.submitter.gc_profile, self.workers[0])
+        queue, profile = self.submitter.gc_queue, self.submitter.gc_profile
+        workers = worker_config(queue, profile, self.workers[0])
         self.shared = running is not None and config_key(running) == config_key(workers)
-        for config in [CONTROL_CONFIG] if self.shared else [workers, CONTROL_CONFIG]:
-            threading.Thread(target=self._prestart, args=(backend, config), daemon=True).start()
 
     def share(self, config: dict[str, Any], executor: Any) -> None:
-        """Run the workers on ``executor``, already running for their user endpoint config
-        (as equal configs share one user endpoint on a real endpoint); its owner stops it."""
-        if self.shared:
-            self.submitter.gc_backend.adopt(config, executor)
+        """Run the workers, and the sweeper's control tasks, on ``executor``: it already runs
+        the workers' user endpoint config (equal configs share one user endpoint), and on this
+        one machine the control endpoint's LocalProvider would only start the same kind of
+        worker pool a second time. Its owner stops it."""
+        from siteagent.userconfig import CONTROL_CONFIG
 
-    @staticmethod
-    def _prestart(backend: Any, config: dict[str, Any]) -> None:
-        # a failure here is met again, and reported, by the round's own call
-        with contextlib.suppress(Exception):
-            backend.executor(config).submit(_warm_up).result(timeout=120)
+        if self.shared:
+            for each in (config, CONTROL_CONFIG):
+                self.submitter.gc_backend.adopt(each, executor)
 
     def close(self) -> None:
         """Stop the engines and restore ``$SITE_AGENT_STATE``."""
@@ -150,11 +144,3 @@ class HarvesterRound:
         if all(r.get("state") == "done" for r in reports.values()):
             return {w: r["reason"] for w, r in reports.items()}
         return None
-
-
-def _warm_up() -> str:
-    """A first task for a started worker pool: its worker loads what the stop task needs, so
-    the sweeper's stop is answered as fast as it would be by an endpoint that ran before."""
-    import siteagent.harvester.control
-
-    return siteagent.harvester.control.__name__
