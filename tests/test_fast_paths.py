@@ -278,3 +278,41 @@ def test_profile_cache_is_per_host_only_where_the_profile_says_auto(tmp_path, mo
         )
     assert keys["node1"][0] == keys["node2"][0]  # a site's profile: one entry for every node
     assert keys["node1"][1] != keys["node2"][1]  # auto values are each host's own
+
+
+# ---------------------------------------------------------------- smoke-test --harvester
+def test_backend_creates_configs_concurrently_and_never_stops_a_lent_executor():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from siteagent.harvester.backends import Backend
+
+    b_started = threading.Event()
+
+    class Slow(Backend):
+        def _make_executor(self, config):
+            if config == {"a": 1}:  # finishes only once b's creation has begun
+                assert b_started.wait(10), "creations were serialised"
+            else:
+                b_started.set()
+            return ThreadPoolExecutor(1)
+
+    backend = Slow()
+    made = {}
+    threads = [
+        threading.Thread(target=lambda c=c: made.update({str(c): backend.executor(c)}))
+        for c in ({"a": 1}, {"b": 2})
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len(made) == 2 and backend.executor({"a": 1}) is made[str({"a": 1})]
+    lent = ThreadPoolExecutor(1)
+    backend.adopt({"c": 3}, lent)
+    assert backend.executor({"c": 3}) is lent
+    backend.shutdown()
+    assert lent.submit(lambda: 3).result() == 3  # its owner stops it, not the backend
+    with pytest.raises(RuntimeError):
+        made[str({"b": 2})].submit(lambda: 3)
+    lent.shutdown()
