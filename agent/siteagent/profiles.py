@@ -198,12 +198,23 @@ def _resolve_auto(data: dict[str, Any]) -> dict[str, Any]:
     if node["cores"] == "auto":
         node["cores"] = os.cpu_count() or 1
     if node["memory_gb"] == "auto":
-        import psutil
-
-        node["memory_gb"] = int(psutil.virtual_memory().total // 2**30)
+        node["memory_gb"] = _memory_gb()
     if "auto" in (node["gpus"], node["gpu_vendor"]):
         _resolve_gpus(node)
     return data
+
+
+def _memory_gb() -> int:
+    """This machine's memory in whole GiB: MemTotal of /proc/meminfo, which is what psutil
+    reads on Linux (without importing psutil on a pilot's first start on a host)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            kib = next(int(line.split()[1]) for line in fh if line.startswith("MemTotal:"))
+        return kib * 1024 // 2**30
+    except (OSError, ValueError, IndexError, StopIteration):
+        import psutil
+
+        return int(psutil.virtual_memory().total // 2**30)
 
 
 def _resolve_gpus(node: dict[str, Any]) -> None:
