@@ -148,7 +148,7 @@ def test_orphaned_grandchild_is_found_and_ended(subreaper_child):
     pid, found, ended, seconds = subreaper_child
     assert pid in found and pid in ended
     assert not _alive(pid)
-    assert seconds < 1.5  # sleep dies of TERM: no grace period spent
+    assert seconds < 1.9  # sleep dies of TERM: the 2 s grace is not waited out
 
 
 def test_descendants_without_children_files_reads_parents(monkeypatch):
