@@ -64,13 +64,19 @@ def parsl_htex(base: Path, n: int) -> tuple[float, float]:
         dfk.cleanup()
 
 
+def compare(tasks: int = 2000) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((submit CPU/task, first result) of EngineExecutor, the same of Parsl HTEX)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = engine_executor(Path(tmp) / "engine", tasks)
+        floor = parsl_htex(Path(tmp) / "htex", tasks)
+    return ours, floor
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=2000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = engine_executor(Path(tmp) / "engine", args.tasks)
-        floor = parsl_htex(Path(tmp) / "htex", args.tasks)
+    ours, floor = compare(args.tasks)
     print(f"{'':24}{'submit CPU/task':>18}{'first result':>14}")
     print(f"{'EngineExecutor':24}{ours[0] * 1e3:15.3f} ms{ours[1]:12.2f} s")
     print(f"{'Parsl HTEX (floor)':24}{floor[0] * 1e3:15.3f} ms{floor[1]:12.2f} s")

@@ -1,10 +1,14 @@
-"""Shared by the benchmark scripts: the median wall time of a whole command."""
+"""Shared by the benchmark scripts: median wall and CPU time of whole commands, and the row
+each benchmark hands to ``run_all.py``."""
 
 from __future__ import annotations
 
+import resource
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def median_run(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> float:
@@ -17,3 +21,53 @@ def median_run(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> 
         )
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_cpu(
+    cmd: list[str],
+    runs: int,
+    env: dict[str, str] | None = None,
+    before: Callable[[], None] | None = None,
+    check: bool = True,
+) -> tuple[float, float]:
+    """Median ``(CPU seconds, wall seconds)`` of ``runs`` runs of ``cmd``: user + system time
+    of the command and everything it waited for. ``before`` runs ahead of each run, untimed."""
+    cpus, walls = [], []
+    for _ in range(runs):
+        if before:
+            before()
+        c0, t0 = _children_cpu(), time.perf_counter()
+        subprocess.run(
+            cmd, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        walls.append(time.perf_counter() - t0)
+        cpus.append(_children_cpu() - c0)
+    return statistics.median(cpus), statistics.median(walls)
+
+
+@dataclass
+class Row:
+    """One line of the summary: site-agent's figure beside its floor, and the goal."""
+
+    path: str
+    ours: float
+    floor: float
+    unit: str  # "ms CPU", "s wall", ...
+    goal: float  # the highest ratio that passes (ours / floor)
+    floor_name: str = ""
+    absolute: float | None = None  # or a goal in ``unit`` instead of a ratio
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.floor if self.floor else float("inf")
+
+    @property
+    def ok(self) -> bool:
+        if self.absolute is not None:
+            return self.ours < self.absolute
+        return self.ratio <= self.goal

@@ -1,3 +1,3 @@
-from siteagent.cli import main
+from siteagent.entry import main
 
 main()

@@ -26,7 +26,6 @@ from siteagent.cli_options import (
     site_option,
 )
 from siteagent.errors import ConfigError, SiteAgentError
-from siteagent.names import Var
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -194,6 +193,7 @@ def exec_command(
     from siteagent.profiles import load_profile
     from siteagent.userconfig import validate
     from siteagent.wrappers.cache import cached_wrapper
+    from siteagent.wrappers.exec_cache import remember
 
     profile = load_profile(site)
     request = {"nodes": nodes, "ranks_per_node": ranks_per_node, "gpus_per_rank": gpus_per_rank}
@@ -205,6 +205,7 @@ def exec_command(
         field, _, problem = str(err).removeprefix("user_endpoint_config: ").partition(": ")
         raise ConfigError(f"--{field.replace('_', '-')}: {problem}") from None
     wrapper = cached_wrapper(profile)
+    remember(site, request, wrapper)  # the next call with this line execs it at once
     args = [
         str(wrapper),
         "--nodes",
@@ -263,141 +264,28 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
 
 
 # ---------------------------------------------------------------- pilot
-@cli.command(
-    "pilot",
-    context_settings=PASSTHROUGH,
-)
-@site_option()
-@click.option("--queue", help="PanDA queue (default: the profile's pilot.panda_queue).")
-@click.option(
-    "--container",
-    metavar="IMAGE",
-    help=f"Image to run in, or 'none' (default: ${Var.CONTAINER}, container.default_image).",
-)
-@click.option(
-    "--cvmfs",
-    metavar="REPO,...",
-    help="Repositories or lists (atlas, epic), or 'none' "
-    f"(default: ${Var.CVMFS_REPOS}, cvmfs.repositories).",
-)
-@click.option(
-    "--conda-env",
-    metavar="SPEC",
-    help=f"Packages (a,b=1.2) or an environment.yml/requirements.txt (default: ${Var.CONDA_ENV}).",
-)
-@click.option("--walltime", metavar="HH:MM:SS", help=f"Default: ${Var.WALLTIME}.")
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False),
-    help=f"JSON report (default: ${Var.WORKDIR}/pilots/ID.json or ~/.site-agent/pilots/ID.json).",
-)
-@click.option(
-    "--pilot-dir",
-    type=click.Path(file_okay=False),
-    help=f"Unpacked PanDA pilot3 with pilot.py (default: ${Var.PILOT_DIR}).",
-)
-@click.option("--pilot-arg", "pilot_args", multiple=True, help="Extra pilot argument (repeatable).")
-@click.option(
-    "--resource-type",
-    help="PanDA resource type for the pilot (default: the profile's pilot.resource_type).",
-)
-@click.option(
-    "--job-label",
-    help="pilot3 -j, the prodSourceLabel it asks for (default: the profile's pilot.job_label).",
-)
-@click.option("--job-type", help="pilot3 --job-type (default: the profile's pilot.job_type).")
-@click.option(
-    "--pilot-type",
-    help="Harvester's pilot type PR, RC, ALRB or PT (default: the profile's pilot.pilot_type).",
-)
-@click.option(
-    "--debug/--no-debug", default=None, help="pilot3 -d (default: the profile's pilot.debug)."
-)
-@click.option("--harvester-id", help="Exported as HARVESTER_ID (default: $HARVESTER_ID).")
-@click.option(
-    "--harvester-worker-id",
-    help="Exported as HARVESTER_WORKER_ID (default: $HARVESTER_WORKER_ID).",
-)
-@click.option(
-    "--gpus-per-rank",
-    type=click.IntRange(0, 64),
-    help=f"Default: ${Var.GPUS_PER_RANK}, else 1 when the node has GPUs.",
-)
-@click.option(
-    "--margin",
-    type=click.FloatRange(0, 86400),
-    default=60.0,
-    show_default=True,
-    help="Seconds before the walltime at which the payload gets SIGTERM.",
-)
-@click.option(
-    "--grace",
-    type=click.FloatRange(0, 3600),
-    default=180.0,
-    show_default=True,
-    help="Seconds between SIGTERM and SIGKILL.",
-)
-@click.option("--dry-run", is_flag=True, help="Print the layers and command lines; run nothing.")
-@json_option("With --dry-run: the plan as JSON.")
-@click.argument("payload", nargs=-1, type=click.UNPROCESSED)
-def pilot(
-    pilot_args: tuple[str, ...],
-    dry_run: bool,
-    as_json: bool,
-    payload: tuple[str, ...],
-    **options: Any,
-) -> None:
-    """GPU pilot wrapper for one rank: bind GPUs, set the proxy, enter CVMFS, the container
-    and the environment, then run the PanDA pilot, or PAYLOAD after -- (what follows -- and
-    starts with '-' is more pilot arguments instead). Forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/
-    SIGXCPU/SIGUSR1/SIGUSR2, stops the payload at the walltime margin, exits with its exit code and always writes a
-    JSON report."""
-    import time
+class _Forward(click.Command):
+    """A command that hands its arguments, untouched (``--`` included), to its callback."""
 
-    if not dry_run:
-        from siteagent.pilot import catch_early_signals
-
-        catch_early_signals()  # a stop during start-up still ends with a report
-    from siteagent.pilot.plan import PilotOptions, build_plan
-
-    if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
-        pilot_args, payload = (*pilot_args, *payload), ()
-    # the other options are named as PilotOptions' fields
-    opts = PilotOptions(payload=payload, pilot_args=pilot_args, **options)
-    t = time.monotonic()
-    try:
-        plan = build_plan(opts)
-    except SiteAgentError as err:
-        if not dry_run:
-            from siteagent.pilot.run import report_plan_error
-
-            report_plan_error(opts, err)  # the monitor learns why; the user sees one line
-        raise
-    if dry_run:
-        _show_plan(plan, as_json)
-    else:
-        _run_plan_and_exit(plan, plan_seconds=round(time.monotonic() - t, 4))
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.args = list(args)
+        return []
 
 
-def _show_plan(plan: Any, as_json: bool) -> None:
-    from siteagent.pilot.show import format_plan
-    from siteagent.secrets import mask_url
+def _pilot_help() -> str:
+    from siteagent.pilot.cli import DESCRIPTION
 
-    text = json.dumps(plan.to_dict(), indent=2) if as_json else format_plan(plan)
-    click.echo(mask_url(text))
+    return DESCRIPTION
 
 
-def _run_plan_and_exit(plan: Any, plan_seconds: float) -> None:
-    """Run the pilot plan, say in one line how it ended, exit with the payload's code."""
-    from siteagent.pilot.run import run_plan
+@cli.command("pilot", cls=_Forward, add_help_option=False, help=_pilot_help())
+@click.pass_context
+def pilot(ctx: click.Context) -> None:
+    """The pilot wrapper of one rank, parsed by ``siteagent.pilot.cli`` (``main`` sends it
+    there before click is even imported: it runs once per rank)."""
+    from siteagent.pilot.cli import main as pilot_main
 
-    sys.stdout.flush()
-    result = run_plan(plan, plan_seconds=plan_seconds)
-    line = f"site-agent pilot: {result.reason}, exit code {result.exit_code}"
-    if result.error:
-        line += f": {result.error}"
-    click.echo(f"{line}; report {plan.report_path}", err=True)
-    sys.exit(result.exit_code if result.exit_code is not None else 1)
+    pilot_main(ctx.args)
 
 
 # ---------------------------------------------------------------- check
@@ -637,6 +525,11 @@ cli.add_command(sweep_command)
 
 
 def main() -> None:
+    """The command line; ``pilot`` goes to its light parser, as in ``siteagent.entry``."""
+    if sys.argv[1:2] == ["pilot"]:
+        from siteagent.pilot.cli import main as pilot_main
+
+        pilot_main(sys.argv[2:])
     cli(prog_name="site-agent")
 
 

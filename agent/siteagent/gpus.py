@@ -9,6 +9,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class GpuInventory:
+    """The GPUs this node has."""
+
     vendor: str  # nvidia, amd, intel or none
     count: int
 

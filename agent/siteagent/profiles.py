@@ -10,13 +10,16 @@ import json
 import os
 from dataclasses import dataclass
 from functools import cache, cached_property
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from siteagent.errors import ConfigError
+from siteagent.profile_path import (  # noqa: F401 (re-exported: where profiles are found)
+    PROFILE_SUFFIXES,
+    builtin_profile_dir,
+    find_profile,
+    list_profiles,
+    search_path,
+)
 from siteagent.sections import (
     CheckSection,
     ContainerSection,
@@ -32,8 +35,6 @@ from siteagent.sections import (
     build_section,
     profile_defaults,
 )
-
-PROFILE_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class Profile:
 @cache
 def profile_schema() -> dict[str, Any]:
     """The profile JSON schema, with the scheduler and launcher names of the registries."""
+    from importlib import resources
+
     from siteagent.launchers import launcher_names
     from siteagent.schedulers import scheduler_names
 
@@ -112,51 +115,6 @@ def profile_schema() -> dict[str, Any]:
     schema["properties"]["scheduler"]["enum"] = list(scheduler_names())
     schema["properties"]["launcher"]["enum"] = list(launcher_names())
     return schema
-
-
-def builtin_profile_dir() -> Path:
-    """The shipped profiles: inside the wheel, or ``site-profiles/`` of a source checkout."""
-    packaged = Path(__file__).with_name("site_profiles")
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "site-profiles"
-
-
-def search_path() -> list[Path]:
-    """Directories searched for ``NAME.yaml``, first match wins."""
-    dirs = [Path(p) for p in os.environ.get("SITE_AGENT_PROFILE_PATH", "").split(":") if p]
-    config_home = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
-    dirs += [config_home / "site-agent" / "profiles", Path("/etc/site-agent/profiles")]
-    dirs.append(builtin_profile_dir())
-    return dirs
-
-
-def list_profiles() -> list[tuple[str, Path]]:
-    """All profile names visible on the search path, with the file each resolves to."""
-    found: dict[str, Path] = {}
-    for d in search_path():
-        if not d.is_dir():
-            continue
-        for p in sorted(d.iterdir()):
-            if p.suffix in PROFILE_SUFFIXES and p.stem not in found:
-                found[p.stem] = p
-    return sorted(found.items())
-
-
-def find_profile(name_or_path: str) -> Path:
-    """Resolve a profile name (``polaris``) or a path to a YAML file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in PROFILE_SUFFIXES or os.sep in name_or_path:
-        if not candidate.is_file():
-            raise ConfigError(f"site profile file not found: {name_or_path}")
-        return candidate
-    for d in search_path():
-        for suffix in PROFILE_SUFFIXES:
-            p = d / f"{name_or_path}{suffix}"
-            if p.is_file():
-                return p
-    known = ", ".join(n for n, _ in list_profiles()) or "none"
-    raise ConfigError(f"unknown site profile '{name_or_path}' (known: {known})")
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +136,8 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
 
 
 def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = None) -> Profile:
+    import yaml  # here, not above: the pilot's cached-profile path never parses YAML
+
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -210,6 +170,8 @@ def _validate(raw: dict[str, Any], text: str, source: str) -> None:
 
 def _line_of(text: str, dotted: str) -> int:
     """Line (1-based) of the deepest YAML node along a dotted field path."""
+    import yaml
+
     try:
         node = yaml.compose(text)
     except yaml.YAMLError:
@@ -225,6 +187,8 @@ def _line_of(text: str, dotted: str) -> int:
 
 def _child(node: Any, part: str) -> tuple[int, Any] | None:
     """``(line, node)`` of a mapping key or a list index below ``node``, None if absent."""
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         return next(((k.start_mark.line + 1, v) for k, v in node.value if k.value == part), None)
     if isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
@@ -239,12 +203,23 @@ def _resolve_auto(data: dict[str, Any]) -> dict[str, Any]:
     if node["cores"] == "auto":
         node["cores"] = os.cpu_count() or 1
     if node["memory_gb"] == "auto":
-        import psutil
-
-        node["memory_gb"] = int(psutil.virtual_memory().total // 2**30)
+        node["memory_gb"] = _memory_gb()
     if "auto" in (node["gpus"], node["gpu_vendor"]):
         _resolve_gpus(node)
     return data
+
+
+def _memory_gb() -> int:
+    """This machine's memory in whole GiB: MemTotal of /proc/meminfo, which is what psutil
+    reads on Linux (without importing psutil on a pilot's first start on a host)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            kib = next(int(line.split()[1]) for line in fh if line.startswith("MemTotal:"))
+        return kib * 1024 // 2**30
+    except (OSError, ValueError, IndexError, StopIteration):
+        import psutil
+
+        return int(psutil.virtual_memory().total // 2**30)
 
 
 def _resolve_gpus(node: dict[str, Any]) -> None:

@@ -20,6 +20,8 @@ def _nested(cls: type) -> Any:
 
 @dataclass(frozen=True)
 class EndpointSection:
+    """The endpoint's name and the engine settings of its user endpoints."""
+
     name: str
     display_name: str | None = None
     address: str | None = None  # interface (hsn0) or IP the workers reach the interchange on
@@ -55,6 +57,8 @@ class Directives:
 
 @dataclass(frozen=True)
 class Limits:
+    """What a user_endpoint_config may ask for at most."""
+
     max_nodes: int = 1
     max_walltime: str = "24:00:00"
     queues: tuple[str, ...] | None = None
@@ -73,6 +77,8 @@ class GpuBinding:
 
 @dataclass(frozen=True)
 class NodeShape:
+    """One compute node: cores, memory, GPUs and how ranks are bound to them."""
+
     cores: Any  # int once resolved; "auto" only before profiles._resolve_auto
     gpus: Any
     threads_per_core: int = 1
@@ -97,6 +103,8 @@ class NodeShape:
 
 @dataclass(frozen=True)
 class ProxySection:
+    """The site's HTTP proxy, and where it applies."""
+
     http: str | None = None
     https: str | None = None
     no_proxy: tuple[str, ...] = ()
@@ -105,6 +113,8 @@ class ProxySection:
 
 @dataclass(frozen=True)
 class ContainerSection:
+    """The container runtime the pilot enters, its binds, options and GPU flag."""
+
     runtime: str = "none"
     setup: tuple[str, ...] = ()
     binds: tuple[str, ...] = ()
@@ -116,6 +126,8 @@ class ContainerSection:
 
 @dataclass(frozen=True)
 class CvmfsSection:
+    """How CVMFS is reached on compute nodes: native mounts or cvmfsexec."""
+
     mode: str = "none"
     repositories: tuple[str, ...] = ()
     config: str = "default"
@@ -126,12 +138,16 @@ class CvmfsSection:
 
 @dataclass(frozen=True)
 class CondaSection:
+    """Which conda-like manager creates the pilot's environments, and where."""
+
     manager: str = "auto"
     root: str | None = None
 
 
 @dataclass(frozen=True)
 class EnvironmentSection:
+    """What every worker sets up: worker_init lines, variables, conda."""
+
     worker_init: tuple[str, ...] = ()
     variables: dict[str, str] = field(default_factory=dict)
     conda: CondaSection = field(default_factory=CondaSection, metadata=_nested(CondaSection))
@@ -139,6 +155,8 @@ class EnvironmentSection:
 
 @dataclass(frozen=True)
 class PilotSection:
+    """PanDA pilot3 defaults: queue, user, resource type, server."""
+
     panda_queue: str | None = None
     pilot_user: str = "ATLAS"
     resource_type: str = "SCORE"
@@ -187,6 +205,8 @@ class CredentialsSection:
 
 @dataclass(frozen=True)
 class CheckSection:
+    """`site-agent check` targets and the scratch directories it checks."""
+
     targets: tuple[str, ...] = (
         "https://compute.api.globus.org:443",
         "amqps://compute.amqps.globus.org:443",

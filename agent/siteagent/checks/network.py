@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -184,9 +185,34 @@ def _through_proxy(target: Target, proxy: ProxyURL, via: str, deadline: float) -
     return sock
 
 
+_CONTEXTS: dict[tuple, ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """One verifying client context per CA bundle, shared by every probe (and thread):
+    loading a bundle costs tens of milliseconds of CPU, and 50 probes at once would each
+    load it while they all wait on the same two cores. A bundle edited since, or another
+    SSL_CERT_FILE/SSL_CERT_DIR, makes a new one."""
+    import os
+
+    bundle = ca_file or os.environ.get("SSL_CERT_FILE")
+    try:
+        st = os.stat(bundle) if bundle else None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino) if st else None
+    except OSError:
+        stamp = None
+    key = (ca_file, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), stamp)
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(key)
+        if context is None:
+            context = _CONTEXTS[key] = ssl.create_default_context(cafile=ca_file)
+        return context
+
+
 def _tls_version(sock: socket.socket, target: Target, ca_file: str | None, deadline: float) -> str:
     """The TLS version the target speaks over ``sock`` (closed afterwards)."""
-    context = ssl.create_default_context(cafile=ca_file)
+    context = tls_context(ca_file)
     try:
         sock.settimeout(_remaining(deadline, "tls"))
         with context.wrap_socket(sock, server_hostname=target.host) as tls:

@@ -114,6 +114,8 @@ class EngineExecutor(concurrent.futures.Executor):
 
         with self._lock:
             self._futures.pop(gc_future.gc_task_id, None)
+        if out.done():  # settled by shutdown() already: cancelled, or lost with the engine
+            return
         try:
             if not out.set_running_or_notify_cancel():
                 return
@@ -145,6 +147,8 @@ class EngineExecutor(concurrent.futures.Executor):
         self.engine.shutdown()
         # what the engine never answered is lost with it: say so rather than hang a waiter
         for f in pending:
+            if f.cancelled() and cancel_futures:
+                continue  # cancel() told its waiters already
             try:
                 if f.set_running_or_notify_cancel():
                     f.set_exception(TaskLost(f.task_id))  # type: ignore[attr-defined]

@@ -39,14 +39,32 @@ class Backend(Generic[ExecutorT]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._executors: dict[str, ExecutorT] = {}
+        self._making: dict[str, threading.Lock] = {}  # one per config being created
+        self._borrowed: set[str] = set()  # executors of others: never shut down here
 
     def executor(self, config: dict[str, Any]) -> ExecutorT:
         key = config_key(config)
         with self._lock:
-            if key not in self._executors:
-                log.info("%s: executor for user endpoint config %s", self, mask_data(config))
-                self._executors[key] = self._make_executor(config)
-            return self._executors[key]
+            making = self._making.setdefault(key, threading.Lock())
+        # created under its config's own lock, not the backend's: executors of different
+        # configs (an engine and its worker pool each) start at the same time
+        with making:
+            with self._lock:
+                if key in self._executors:
+                    return self._executors[key]
+            log.info("%s: executor for user endpoint config %s", self, mask_data(config))
+            created = self._make_executor(config)
+            with self._lock:
+                self._executors[key] = created
+            return created
+
+    def adopt(self, config: dict[str, Any], executor: ExecutorT) -> None:
+        """Send ``config``'s tasks to ``executor``, which its owner shuts down (the smoke
+        test's engine, already running for the same user endpoint config)."""
+        key = config_key(config)
+        with self._lock:
+            self._executors[key] = executor
+            self._borrowed.add(key)
 
     def _make_executor(self, config: dict[str, Any]) -> ExecutorT:
         raise NotImplementedError
@@ -70,7 +88,8 @@ class Backend(Generic[ExecutorT]):
 
     def shutdown(self) -> None:
         with self._lock:
-            executors, self._executors = list(self._executors.values()), {}
+            executors = [ex for k, ex in self._executors.items() if k not in self._borrowed]
+            self._executors, self._borrowed = {}, set()
         for ex in executors:
             ex.shutdown(wait=False, cancel_futures=True)
         if executors:
@@ -169,6 +188,12 @@ class EngineBackend(Backend["concurrent.futures.Executor"]):
         if "control" in config:  # the sweeper waits for its control tasks: no table entry
             return executor
         return TableExecutor(executor, self.table)
+
+    def adopt(self, config: dict[str, Any], executor: Any) -> None:
+        # a lent engine's tasks go in the task table like those of the engines made here
+        if "control" not in config:
+            executor = TableExecutor(executor, self.table)
+        super().adopt(config, executor)
 
     def task_status(self, tasks: dict[str, str]) -> dict[str, dict[str, Any]] | None:
         return {task_id: self.table.status(task_id, worker) for task_id, worker in tasks.items()}

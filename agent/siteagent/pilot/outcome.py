@@ -48,6 +48,8 @@ class Happened:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How a run ended: its reason and exit code."""
+
     reason: str  # one of report.REASONS
     exit_code: int
     signal: str | None = None  # the signal that ended the payload, if one did

@@ -8,10 +8,8 @@ IMAGE``), software environment (variables), payload (the PanDA pilot by default)
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +18,7 @@ from siteagent.errors import ConfigError
 from siteagent.names import WORKER_ID_RE, Var
 from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
+from siteagent.profilecache import load_profile_cached
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -215,35 +214,10 @@ def workdir_of(environ: Mapping[str, str], pid_: str) -> str:
     return str(Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}")
 
 
-def load_profile_cached(site: str) -> Profile:
-    """``load_profile``, with the validated result cached per profile text, schema, version
-    and host (``auto`` values are the host's), so every rank after the first skips YAML
-    parsing, jsonschema and its import: the start-up of each rank stays light."""
-    import json
-
-    from siteagent import __version__
-    from siteagent.fileio import atomic_write, sha256_text
-    from siteagent.profiles import Profile, find_profile, load_profile
-
-    path = find_profile(site)
-    schema = Path(__file__).resolve().parents[1] / "schemas" / "profile.schema.json"
-    key = sha256_text(
-        "\0".join(
-            (__version__, socket.gethostname(), str(path.absolute()), path.read_text(),
-             schema.read_text() if schema.is_file() else "")
-        )
-    )  # fmt: skip
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    cached = Path(base) / "site-agent" / "profiles" / f"{key[:32]}.json"
-    try:
-        entry = json.loads(cached.read_text())
-        return Profile(name=entry["data"]["name"], source=entry["source"], data=entry["data"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    profile = load_profile(str(path))
-    with contextlib.suppress(OSError):  # a read-only home only costs time
-        atomic_write(cached, json.dumps({"source": profile.source, "data": profile.data}), 0o600)
-    return profile
+def hostname() -> str:
+    """This node's name, as ``socket.gethostname()`` gives it (both read uname's nodename),
+    without importing socket on the per-rank path."""
+    return os.uname().nodename
 
 
 def check_options(opts: PilotOptions) -> None:
@@ -268,7 +242,7 @@ def build_plan(
     environ = dict(os.environ if environ is None else environ)
     check_options(opts)
     profile = load_profile_cached(opts.site)
-    host = socket.gethostname().split(".")[0]
+    host = hostname().split(".")[0]
     lrank, grank = local_rank(profile, environ)
     pid_ = pilot_id(environ, host, grank, os.getpid() if pid is None else pid)
     ctx = PlanContext(profile, opts, environ, pid_, lrank, workdir_of(environ, pid_))

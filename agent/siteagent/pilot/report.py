@@ -1,5 +1,7 @@
 """The JSON report of one pilot rank: written atomically when the wrapper starts, when the
 payload starts, and when everything is over, so a monitor reading it never sees half a file.
+Only the last one (state ``done``) is also fsync'd: the intermediate ones are superseded
+within the run, and an fsync costs milliseconds on local disk, far more on Lustre/GPFS.
 
 Where: ``--report PATH``, else ``$SITE_AGENT_WORKDIR/pilots/<id>.json``, else
 ``~/.site-agent/pilots/<id>.json``; ``<id>`` is ``<job id>-<host>-r<rank>-<pid>``.
@@ -22,6 +24,8 @@ REASONS = ("finished", "failed", "signalled", "walltime", "setup-error")
 
 @dataclass
 class LayerReport:
+    """One layer's set-up: how long it took and what it did."""
+
     name: str
     summary: str
     seconds: float = 0.0
@@ -30,6 +34,8 @@ class LayerReport:
 
 @dataclass
 class PilotReport:
+    """Everything a monitor learns about one pilot rank (the JSON report)."""
+
     pilot_id: str
     site: str
     host: str
@@ -76,9 +82,11 @@ def _now() -> str:
 
 
 def write_report(path: str | Path, report: PilotReport) -> None:
+    """Write ``report`` atomically; durably (fsync before the rename) once it is ``done``."""
     from siteagent.fileio import atomic_write
 
-    atomic_write(Path(path), json.dumps(report.to_dict(), indent=2) + "\n", 0o644)
+    text = json.dumps(report.to_dict(), indent=2) + "\n"
+    atomic_write(Path(path), text, 0o644, durable=report.state == "done")
 
 
 def read_report(path: str | Path) -> dict[str, Any]:

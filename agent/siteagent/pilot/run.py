@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
+from siteagent.pilot.leftovers import end_leftovers, remove_workdir
 from siteagent.pilot.outcome import SETUP_ERROR_EXIT, STOPPING, Happened, decide, stopped
 from siteagent.pilot.report import LayerReport, PilotReport, write_report
 
@@ -32,7 +33,6 @@ FORWARDED = (
     signal.SIGUSR1, signal.SIGUSR2,
 )  # fmt: skip
 POLL = 0.05
-LEFTOVER_GRACE = 2.0
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -49,31 +49,6 @@ def _become_subreaper() -> None:
         libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass  # not Linux: process-group cleanup still applies
-
-
-def _end_leftovers(pgid: int | None) -> list[int]:
-    """TERM, then KILL, every process still below us or in the payload's group."""
-    import psutil
-
-    def send(procs: list, action: str) -> None:
-        for p in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                getattr(p, action)()
-
-    me = psutil.Process()
-    if pgid is not None:
-        _killpg(pgid, signal.SIGTERM)
-    procs = me.children(recursive=True)
-    send(procs, "terminate")
-    _, alive = psutil.wait_procs(procs, timeout=LEFTOVER_GRACE)
-    if pgid is not None:
-        _killpg(pgid, signal.SIGKILL)
-    send(alive, "kill")
-    psutil.wait_procs(alive, timeout=LEFTOVER_GRACE)
-    late = me.children(recursive=True)  # orphans that re-parented to us meanwhile
-    send(late, "kill")
-    psutil.wait_procs(late, timeout=LEFTOVER_GRACE)
-    return [p.pid for p in procs + late]
 
 
 def new_report(plan: PilotPlan, plan_seconds: float) -> PilotReport:
@@ -260,11 +235,9 @@ class Supervisor:
     def finish(self) -> None:
         """End every leftover process, remove the workdir, restore the signal handlers and
         write the final report (state ``done``)."""
-        import shutil
-
-        _end_leftovers(self.proc.pid if self.proc is not None else None)
+        end_leftovers(self.proc.pid if self.proc is not None else None)
         self.keep_logs()
-        shutil.rmtree(self.plan.workdir, ignore_errors=True)
+        remove_workdir(self.plan.workdir)
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         report = self.report

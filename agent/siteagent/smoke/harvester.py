@@ -16,15 +16,18 @@ from siteagent.names import Var
 class Worker:
     """The WorkSpec fields the plugins read and write."""
 
-    def __init__(self, worker_id: int):
-        self.workerID, self.nCore, self.maxWalltime = worker_id, 1, 600
+    def __init__(self, worker_id: int, n_core: int = 1, walltime: int = 600):
+        self.workerID, self.nCore, self.maxWalltime = worker_id, n_core, walltime
         self.batchID: str | None = None
 
 
 class HarvesterRound:
     """Two workers that finish and one the sweeper stops while its payload runs."""
 
-    def __init__(self, site: str, base: Path, timeout: float):
+    def __init__(
+        self, site: str, base: Path, timeout: float, shape: tuple[int, int] = (1, 600)
+    ) -> None:
+        """``shape``: the workers' ``(nCore, maxWalltime)``."""
         from siteagent.harvester.monitor import GlobusComputeMonitor
         from siteagent.harvester.submitter import GlobusComputeSubmitter
         from siteagent.harvester.sweeper import GlobusComputeSweeper
@@ -36,24 +39,55 @@ class HarvesterRound:
         self.monitor = GlobusComputeMonitor(**keys)
         self.sweeper = GlobusComputeSweeper(**keys)
         self.site, self.state, self.timeout = site, base / "state", timeout
-        self.workers, self.victim = [Worker(1), Worker(2)], Worker(3)
+        self.workers = [Worker(1, *shape), Worker(2, *shape)]
+        self.victim = Worker(3, *shape)
         self.deadline = 0.0
+        self.shared = False  # the workers run on an engine the caller lent (share)
 
-    def run(self) -> str:
-        """Run the round with ``$SITE_AGENT_STATE`` set (the engine's workers inherit it)."""
+    def start(self, running: dict[str, Any] | None = None) -> None:
+        """Set ``$SITE_AGENT_STATE`` (the engine's workers inherit it: call this before the
+        engine they run on starts). ``running``: the user endpoint config of the caller's
+        engine, which the round may share (see ``share``)."""
+        from siteagent.harvester.shape import worker_config
+        from siteagent.userconfig import config_key
+
+        self._saved_state = os.environ.get(Var.STATE)
+        os.environ[Var.STATE] = str(self.state)
+        queue, profile = self.submitter.gc_queue, self.submitter.gc_profile
+        workers = worker_config(queue, profile, self.workers[0])
+        self.shared = running is not None and config_key(running) == config_key(workers)
+
+    def share(self, config: dict[str, Any], executor: Any) -> None:
+        """Run the workers, and the sweeper's control tasks, on ``executor``: it already runs
+        the workers' user endpoint config (equal configs share one user endpoint), and on this
+        one machine the control endpoint's LocalProvider would only start the same kind of
+        worker pool a second time. Its owner stops it."""
+        from siteagent.userconfig import CONTROL_CONFIG
+
+        if self.shared:
+            for each in (config, CONTROL_CONFIG):
+                self.submitter.gc_backend.adopt(each, executor)
+
+    def close(self) -> None:
+        """Stop the engines and restore ``$SITE_AGENT_STATE``."""
         from siteagent.harvester.backends import shutdown_backends
 
-        saved = os.environ.get(Var.STATE)
-        os.environ[Var.STATE] = str(self.state)
+        shutdown_backends()
+        saved = getattr(self, "_saved_state", None)
+        if saved is None:
+            os.environ.pop(Var.STATE, None)
+        else:
+            os.environ[Var.STATE] = saved
+
+    def run(self) -> str:
+        """Run the round (starting it unless ``start`` already did), then close it."""
+        if os.environ.get(Var.STATE) != str(self.state):
+            self.start()
         t0 = time.monotonic()
         try:
             detail, reasons = self.submit_stop_and_wait()
         finally:
-            shutdown_backends()
-            if saved is None:
-                os.environ.pop(Var.STATE, None)
-            else:
-                os.environ[Var.STATE] = saved
+            self.close()
         return (
             f"2 workers submitted and finished, 1 stopped by the sweeper ({detail}); "
             f"pilot wrapper reports {reasons} in {time.monotonic() - t0:.1f}s"

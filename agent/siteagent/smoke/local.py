@@ -33,19 +33,26 @@ class LocalSmokeTest(SmokeTest):
         self.profile: Any = None
         self.config: Any = None  # the loaded user endpoint config (holds the engine)
         self.executor: Any = None
+        self.round: Any = None  # the Harvester round, started early with --harvester
+        self.canonical: dict[str, Any] = {}  # the user endpoint config, canonical
 
     def run(self, harvester: bool) -> SmokeReport:
         try:
-            ok = self.step("render endpoint", self.render) and self.step(
-                "render user endpoint", self.user_endpoint
-            )
+            ok = self.step("render endpoint", self.render)
+            if ok and harvester:  # its engines start while this one does and runs its tasks
+                self.start_harvester_round()
+            ok = ok and self.step("render user endpoint", self.user_endpoint)
             if ok and self.step("start engine", self.start):
+                if self.round is not None:  # its workers' config is this one: same engine
+                    self.round.share(self.canonical, self.executor)
                 ok = self.step("python function", self.python_function) and self.step(
                     "shell command", self.shell_command
                 )
                 if ok and harvester:
                     self.step("harvester workers", self.harvester_workers)
         finally:
+            if self.round is not None:  # the harvester step did not run (an earlier failure)
+                self.round.close()
             if self.executor is not None:
                 self.step("stop engine", self.stop)
             elif self.config is not None:
@@ -70,7 +77,7 @@ class LocalSmokeTest(SmokeTest):
         from siteagent.endpoint.validate import validate_endpoint
         from siteagent.userconfig import canonicalize
 
-        config = canonicalize(self.profile, self.user_config)
+        config = self.canonical = canonicalize(self.profile, self.user_config)
         result = validate_endpoint(self.base / "endpoint", config)
         self.config = result.config
         return f"{result.engine_type} with {result.provider_type}, config {config}"
@@ -114,10 +121,20 @@ class LocalSmokeTest(SmokeTest):
             f"payload's, reports in {reports / 'pilots'}"
         )
 
-    def harvester_workers(self) -> str:
+    def start_harvester_round(self) -> None:
         from siteagent.smoke.harvester import HarvesterRound
+        from siteagent.userconfig import canonicalize, walltime_seconds
 
-        return HarvesterRound(self.site, self.base, self.timeout).run()
+        # workers of this test's own shape: their user endpoint config is this test's, so
+        # they run on its engine, as equal configs share a user endpoint
+        config = canonicalize(self.profile, self.user_config)
+        shape = (config["cores_per_rank"], walltime_seconds(config["walltime"]))
+        self.round = HarvesterRound(self.site, self.base, self.timeout, shape)
+        self.round.start(running=config)
+
+    def harvester_workers(self) -> str:
+        round_, self.round = self.round, None
+        return round_.run()
 
     def stop(self) -> str:
         executor, self.executor = self.executor, None

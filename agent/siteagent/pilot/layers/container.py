@@ -35,6 +35,8 @@ INTEL_DEVICES = "/dev/dri"
 
 @dataclass(frozen=True)
 class ContainerPlan:
+    """The container a rank runs in and the command that enters it."""
+
     runtime: str
     image: str
     prefix: tuple[str, ...]  # runtime exec [flags] IMAGE

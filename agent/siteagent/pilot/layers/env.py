@@ -37,6 +37,8 @@ CREATE_TIMEOUT = 3600
 
 @dataclass(frozen=True)
 class EnvSpec:
+    """A software environment: packages, or a file that lists them."""
+
     packages: tuple[str, ...] = ()
     file: Path | None = None
 
@@ -72,6 +74,8 @@ def _packages(value: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class EnvPlan:
+    """How the environment is made: by which manager, from which spec."""
+
     manager: str  # micromamba, mamba, conda or venv
     executable: str
     spec: EnvSpec

@@ -13,6 +13,8 @@ from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 
 @dataclass(frozen=True)
 class GpuShare:
+    """The node's GPUs and this rank's share of them."""
+
     gpus: GpuInventory  # what the node has
     binding: RankBinding  # what this rank gets
 

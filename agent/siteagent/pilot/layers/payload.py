@@ -195,6 +195,8 @@ def panda_queue(ctx: PlanContext) -> str:
 
 @dataclass(frozen=True)
 class Payload:
+    """What the rank finally runs, and the walltime it has left."""
+
     summary: str
     argv: tuple[str, ...]
     script: Path | None  # pilot3's pilot.py (None: a command given after --)

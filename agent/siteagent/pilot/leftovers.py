@@ -1,0 +1,140 @@
+"""The sweep that ends whatever a payload left behind (processes, read straight from /proc,
+and the per-pilot workdir).
+
+The wrapper is the payload's subreaper, so every process the payload started is below it:
+its children are listed in ``/proc/<pid>/task/<tid>/children`` (a walk of a few small files,
+where psutil would import itself and scan all of /proc). Without that file (a kernel built
+without CONFIG_PROC_CHILDREN) the parent of every process is read from ``/proc/*/stat``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+LEFTOVER_GRACE = 2.0
+
+
+def _children_files(pid: int) -> list[int] | None:
+    """Direct children of ``pid`` from its tasks' ``children`` files; None where the kernel
+    has none."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                found += [int(c) for c in fh.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None
+        except OSError:
+            continue
+    return found
+
+
+def _parents() -> dict[int, list[int]]:
+    """Children of every process, from each one's parent in ``/proc/*/stat``."""
+    below: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                ppid = int(fh.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        below.setdefault(ppid, []).append(int(name))
+    return below
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first), zombies included."""
+    found: list[int] = []
+    todo = [pid]
+    table: dict[int, list[int]] | None = None
+    while todo:
+        parent = todo.pop(0)
+        kids = _children_files(parent) if table is None else None
+        if kids is None:
+            table = table if table is not None else _parents()
+            kids = table.get(parent, [])
+        new = [k for k in kids if k not in found]
+        found += new
+        todo += new
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """Reap ``pid`` if it is our child and ended; True when it no longer runs (a zombie that
+    is not ours counts as ended)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _send(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Wait up to ``timeout`` for ``pids`` to end (reaping our own); those still running."""
+    alive = [p for p in pids if not _gone(p)]
+    end, pause = time.monotonic() + timeout, 0.001
+    while alive and time.monotonic() < end:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.04)
+        alive = [p for p in alive if not _gone(p)]
+    return alive
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def end_leftovers(pgid: int | None, grace: float = LEFTOVER_GRACE) -> list[int]:
+    """TERM, then KILL after ``grace``, every process still below us or in the payload's
+    group ``pgid``; the pids found."""
+    me = os.getpid()
+    if pgid is not None:
+        _killpg(pgid, signal.SIGTERM)
+    procs = descendants(me)
+    _send(procs, signal.SIGTERM)
+    alive = _wait_gone(procs, grace)
+    if pgid is not None:
+        _killpg(pgid, signal.SIGKILL)
+    _send(alive, signal.SIGKILL)
+    _wait_gone(alive, grace)
+    late = [p for p in descendants(me) if p not in procs]  # orphans re-parented meanwhile
+    _send(late, signal.SIGKILL)
+    _wait_gone(late, grace)
+    return procs + late
+
+
+def remove_workdir(path: str) -> None:
+    """Remove the per-pilot workdir and everything in it; nothing if it is gone already.
+    Most payloads leave it empty: ``rmdir`` then, without importing shutil (and its
+    compression modules) on every rank."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)

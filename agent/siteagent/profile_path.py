@@ -1,0 +1,56 @@
+"""Where site profiles are found: the search path and name resolution, without loading one
+(so cache lookups on the per-rank and per-task paths need neither YAML nor the schema)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from siteagent.errors import ConfigError
+
+PROFILE_SUFFIXES = (".yaml", ".yml")
+
+
+def builtin_profile_dir() -> Path:
+    """The shipped profiles: inside the wheel, or ``site-profiles/`` of a source checkout."""
+    packaged = Path(__file__).with_name("site_profiles")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "site-profiles"
+
+
+def search_path() -> list[Path]:
+    """Directories searched for ``NAME.yaml``, first match wins."""
+    dirs = [Path(p) for p in os.environ.get("SITE_AGENT_PROFILE_PATH", "").split(":") if p]
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    dirs += [config_home / "site-agent" / "profiles", Path("/etc/site-agent/profiles")]
+    dirs.append(builtin_profile_dir())
+    return dirs
+
+
+def list_profiles() -> list[tuple[str, Path]]:
+    """All profile names visible on the search path, with the file each resolves to."""
+    found: dict[str, Path] = {}
+    for d in search_path():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            if p.suffix in PROFILE_SUFFIXES and p.stem not in found:
+                found[p.stem] = p
+    return sorted(found.items())
+
+
+def find_profile(name_or_path: str) -> Path:
+    """Resolve a profile name (``polaris``) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in PROFILE_SUFFIXES or os.sep in name_or_path:
+        if not candidate.is_file():
+            raise ConfigError(f"site profile file not found: {name_or_path}")
+        return candidate
+    for d in search_path():
+        for suffix in PROFILE_SUFFIXES:
+            p = d / f"{name_or_path}{suffix}"
+            if p.is_file():
+                return p
+    known = ", ".join(n for n, _ in list_profiles()) or "none"
+    raise ConfigError(f"unknown site profile '{name_or_path}' (known: {known})")

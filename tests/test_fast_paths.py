@@ -1,0 +1,318 @@
+"""The per-rank and per-task paths (issue #16): `site-agent pilot` parsed without click and
+run without yaml/jsonschema/jinja2/psutil, the leftover sweep from /proc, `exec` from its
+cache, reports fsync'd only when final, one TLS context per CA bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from siteagent.pilot import cli as pilot_cli
+from siteagent.pilot import leftovers
+
+HEAVY = ("click", "yaml", "jsonschema", "jinja2", "psutil", "rich", "tempfile")
+
+
+# ---------------------------------------------------------------- pilot's own parser
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (["--site", "s", "--", "true", "x"], {"payload": ("true", "x")}),
+        (["--site=s", "true", "--queue", "q"], {"payload": ("true", "--queue", "q")}),
+        (["--site", "s", "--queue", "q", "--", "--pilot-opt"], {"queue": "q"}),
+        (["--site", "s", "--unknown", "v"], {"payload": ("--unknown", "v")}),
+        (["--site", "s", "--pilot-arg", "a", "--pilot-arg=b"], {"pilot_args": ("a", "b")}),
+        (["--site", "s", "--gpus-per-rank", "2", "--margin", "5"], {"gpus_per_rank": 2}),
+        (["--site", "s", "--dry-run", "--json"], {"dry_run": True, "as_json": True}),
+        (["--site", "s"], {"margin": 60.0, "grace": 180.0, "payload": ()}),
+    ],
+)
+def test_pilot_options_parse_as_click_passes_them_through(argv, want):
+    values = pilot_cli.parse(argv)
+    assert values["site"] == "s"
+    assert {k: values[k] for k in want} == want
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        ([], "Missing option '--site'."),
+        (["--site"], "Option '--site' requires an argument."),
+        (["--site", "s", "--gpus-per-rank", "x"], "'x' is not a valid integer range."),
+        (["--site", "s", "--gpus-per-rank", "65"], "65 is not in the range 0<=x<=64."),
+        (["--site", "s", "--grace", "-1"], "-1.0 is not in the range 0<=x<=3600."),
+        (["--site", "s", "--dry-run=yes"], "Option '--dry-run' does not take a value."),
+    ],
+)
+def test_pilot_usage_errors_in_clicks_words(argv, error):
+    with pytest.raises(pilot_cli.UsageError, match=re.escape(error) + "$"):
+        pilot_cli.parse(argv)
+
+
+def test_pilot_usage_error_is_exit_2_with_usage(run_cli):
+    r = run_cli("pilot", "--site", "local", "--margin", "x")
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        "Usage: site-agent pilot [OPTIONS] [PAYLOAD]...",
+        "Try 'site-agent pilot -h' for help.",
+        "",
+        "Error: Invalid value for '--margin': 'x' is not a valid float range.",
+    ]
+
+
+def test_pilot_help_names_every_option_and_the_top_level_help_lists_pilot(run_cli):
+    r = run_cli("pilot", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: site-agent pilot [OPTIONS]")
+    for opt in pilot_cli.OPTIONS:
+        assert f"  {opt.column()}" in r.stdout
+    assert "[default: 60.0;" in r.stdout and "[required]" in r.stdout
+    assert run_cli("pilot", "-h").stdout == r.stdout
+    top = run_cli("--help").stdout
+    assert "pilot       GPU pilot wrapper for one rank" in top
+
+
+def test_click_command_forwards_pilot_arguments_untouched(tmp_path):
+    """`cli` invoked directly (CliRunner, an old console script) still reaches the same
+    parser, `--` included."""
+    report = tmp_path / "r.json"
+    code = (
+        "import sys; from siteagent.cli import cli; "
+        f"sys.argv = ['site-agent']; cli(['pilot', '--site', 'local', '--report', {str(report)!r},"
+        " '--', 'sh', '-c', 'exit 4'], prog_name='site-agent')"
+    )
+    env = os.environ | {"SITE_AGENT_CVMFS_REPOS": "", "HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 4, r.stderr
+    assert json.loads(report.read_text())["argv"] == ["sh", "-c", "exit 4"]
+
+
+def test_pilot_run_imports_nothing_heavy(tmp_path):
+    """A whole rank, warm profile cache: none of the heavy modules is imported."""
+    env = os.environ | {
+        "SITE_AGENT_CVMFS_REPOS": "",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+    }
+    cmd = [sys.executable, "-X", "importtime", "-m", "siteagent", "pilot", "--site", "local"]
+    subprocess.run([*cmd, "--", "true"], env=env, capture_output=True, check=True)  # cache
+    r = subprocess.run([*cmd, "--", "true"], env=env, capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "siteagent.pilot.run" in imported  # the probe sees the run
+    assert not {m for m in imported if m.split(".")[0] in HEAVY}
+
+
+# ---------------------------------------------------------------- leftovers from /proc
+def _spawn_daemon(tmp_path: Path) -> int:
+    """A grandchild that outlives its parent (re-parented to us: we are its subreaper)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    pidfile = tmp_path / "pid"
+    subprocess.run(
+        ["sh", "-c", f"sleep 300 & echo $! > {pidfile}"], check=True, start_new_session=True
+    )
+    return int(pidfile.read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.fixture
+def subreaper_child(tmp_path):
+    # in a child process: being a subreaper must not leak into the test process
+    code = (
+        "import json, os, sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from test_fast_paths import _spawn_daemon; from siteagent.pilot import leftovers; "
+        "pid = _spawn_daemon(Path(sys.argv[2])); found = leftovers.descendants(os.getpid()); "
+        "t = time.monotonic(); ended = leftovers.end_leftovers(None, grace=2.0); "
+        "print(json.dumps([pid, found, ended, time.monotonic() - t]))"
+    )
+    argv = [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_orphaned_grandchild_is_found_and_ended(subreaper_child):
+    pid, found, ended, seconds = subreaper_child
+    assert pid in found and pid in ended
+    assert not _alive(pid)
+    assert seconds < 1.9  # sleep dies of TERM: the 2 s grace is not waited out
+
+
+def test_descendants_without_children_files_reads_parents(monkeypatch):
+    """Kernels without CONFIG_PROC_CHILDREN: the parent of every process from /proc/*/stat."""
+    proc = subprocess.Popen(["sh", "-c", "sleep 30 & wait"])
+    try:
+        deadline = time.monotonic() + 5
+        while len(leftovers.descendants(os.getpid())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with_files = leftovers.descendants(os.getpid())
+        monkeypatch.setattr(leftovers, "_children_files", lambda pid: None)
+        assert sorted(leftovers.descendants(os.getpid())) == sorted(with_files)
+        assert proc.pid in with_files and len(with_files) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# ---------------------------------------------------------------- durability of reports
+def test_only_the_final_report_is_fsynced(tmp_path, monkeypatch):
+    from siteagent.pilot.report import PilotReport, read_report, write_report
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    path = tmp_path / "pilots" / "r.json"
+    report = PilotReport(pilot_id="p", site="s", host="h", pid=1)
+    for state in ("starting", "running"):
+        report.state = state
+        write_report(path, report)
+        assert read_report(path)["state"] == state
+    assert synced == []
+    report.state = "done"
+    write_report(path, report)
+    assert len(synced) == 1 and read_report(path)["state"] == "done"
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temp file left
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+# ---------------------------------------------------------------- exec from its cache
+def test_exec_second_call_comes_from_the_cache_and_follows_profile_edits(run_cli, tmp_path):
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(
+        "name: tiny\nscheduler: local\nlauncher: none\nendpoint: {name: t}\n"
+        "node: {cores: 2, gpus: 0}\n"
+    )
+    env = {"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = ("exec", "--site", str(profile), "--ranks-per-node", "2", "--", "sh", "-c")
+    show = "echo rank $SITE_AGENT_LOCAL_RANK"
+    first = run_cli(*args, show, env=env)
+    assert first.returncode == 0, first.stderr
+    (entry,) = (tmp_path / "cache" / "site-agent" / "exec").iterdir()
+    # the cached path: no click (its import would show in -X importtime's report)
+    env_it = env | {"PYTHONPROFILEIMPORTTIME": "1"}
+    again = run_cli(*args, show, env=env_it)
+    assert sorted(again.stdout.split("\n")) == sorted(first.stdout.split("\n"))
+    assert " click" not in again.stderr and "siteagent.wrappers.exec_cache" in again.stderr
+    # an edited profile is a new key: validated again, and refused now
+    profile.write_text(profile.read_text().replace("cores: 2", "cores: 1"))
+    r = run_cli(*args, show, env=env)
+    assert r.returncode == 2 and "--ranks-per-node" in r.stderr
+    assert entry.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--site", "local"],  # no command
+        ["--site", "local", "--nodes", "x", "--", "true"],
+        ["--site", "local", "--bogus", "--", "true"],
+        ["--nodes", "1", "--", "true"],  # no site
+        ["--help"],
+    ],
+)
+def test_exec_lines_the_cache_does_not_know_go_to_click(argv):
+    from siteagent.wrappers.exec_cache import parse
+
+    assert parse(argv) is None
+
+
+def test_exec_cache_builds_the_same_wrapper_line_as_click():
+    from siteagent.wrappers.exec_cache import parse, wrapper_args
+
+    _, request, command = parse(
+        ["--site=local", "--cores-per-rank", "1", "--ranks-per-node", "2", "--", "a", "--b"]
+    )
+    assert wrapper_args("/w", request, command) == [
+        "/w", "--nodes", "1", "--ranks-per-node", "2", "--gpus-per-rank", "0",
+        "--cores-per-rank", "1", "--", "a", "--b",
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- check's TLS context
+def test_one_tls_context_per_ca_bundle(tmp_path, monkeypatch):
+    from siteagent.checks.network import tls_context
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    assert tls_context(None) is tls_context(None)
+    import certifi
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text(Path(certifi.where()).read_text())
+    a = tls_context(str(bundle))
+    assert a is tls_context(str(bundle)) and a is not tls_context(None)
+    bundle.write_text(bundle.read_text() + "\n")  # edited: loaded again
+    assert tls_context(str(bundle)) is not a
+
+
+def test_profile_cache_is_per_host_only_where_the_profile_says_auto(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from siteagent import profilecache
+
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(
+        "name: fixed\nscheduler: local\nlauncher: none\nendpoint: {name: f}\n"
+        "node: {cores: 2, gpus: 0}\n"
+    )
+    auto = tmp_path / "auto.yaml"
+    auto.write_text(fixed.read_text().replace("cores: 2", "cores: auto"))
+    keys = {}
+    for host in ("node1", "node2"):
+        monkeypatch.setattr(profilecache.os, "uname", lambda h=host: SimpleNamespace(nodename=h))
+        keys[host] = (
+            profilecache.profile_key(str(fixed))[1],
+            profilecache.profile_key(str(auto))[1],
+        )
+    assert keys["node1"][0] == keys["node2"][0]  # a site's profile: one entry for every node
+    assert keys["node1"][1] != keys["node2"][1]  # auto values are each host's own
+
+
+# ---------------------------------------------------------------- smoke-test --harvester
+def test_backend_creates_configs_concurrently_and_never_stops_a_lent_executor():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from siteagent.harvester.backends import Backend
+
+    b_started = threading.Event()
+
+    class Slow(Backend):
+        def _make_executor(self, config):
+            if config == {"a": 1}:  # finishes only once b's creation has begun
+                assert b_started.wait(10), "creations were serialised"
+            else:
+                b_started.set()
+            return ThreadPoolExecutor(1)
+
+    backend = Slow()
+    made = {}
+    threads = [
+        threading.Thread(target=lambda c=c: made.update({str(c): backend.executor(c)}))
+        for c in ({"a": 1}, {"b": 2})
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len(made) == 2 and backend.executor({"a": 1}) is made[str({"a": 1})]
+    lent = ThreadPoolExecutor(1)
+    backend.adopt({"c": 3}, lent)
+    assert backend.executor({"c": 3}) is lent
+    backend.shutdown()
+    assert lent.submit(lambda: 3).result() == 3  # its owner stops it, not the backend
+    with pytest.raises(RuntimeError):
+        made[str({"b": 2})].submit(lambda: 3)
+    lent.shutdown()
