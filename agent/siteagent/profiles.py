@@ -262,7 +262,21 @@ def _check_consistency(data: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: node.gpu_vendor: must name the vendor when node.gpus > 0")
     if any(c >= node["cores"] for c in node["reserved_cores"]):
         raise ConfigError(f"{source}: node.reserved_cores: every core must be < node.cores")
-    queues = data["limits"].get("queues")
+    _check_queues(data, source)
+
+
+def _check_queues(data: dict[str, Any], source: str) -> None:
+    """Queue names once each, the default queue among them, limits within the site's."""
+    from siteagent.sections import Limits
+
+    limits = Limits(queues=tuple(data["limits"].get("queues") or ()) or None)
+    names = limits.queue_names
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: limits.queues: a queue is listed twice")
     queue = data["directives"].get("queue")
-    if queues and queue and queue not in queues:
+    if names and queue and queue not in names:
         raise ConfigError(f"{source}: directives.queue: '{queue}' is not in limits.queues")
+    for q in limits.queue_limits:
+        top = q.max_nodes or data["limits"]["max_nodes"]
+        if q.min_nodes > top:
+            raise ConfigError(f"{source}: limits.queues: {q.name}: min_nodes exceeds max_nodes")
