@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .pilotsite import clean_env, make_site
+from .pilotsite import STANDINS, clean_env, make_site
 
 CLI = [sys.executable, "-m", "siteagent", "pilot"]
 
@@ -626,3 +626,61 @@ def test_stop_during_start_up_ends_with_a_report_and_no_payload(site, tmp_path):
     assert not marker.exists()
     data = json.loads(report.read_text())
     assert (data["state"], data["reason"], data["exit_code"]) == ("done", "signalled", 143)
+
+
+# ---------------------------------------------------------------- Shifter (NERSC), a stand-in
+def test_shifter_gets_the_exact_argv_and_the_host_environment(site, tmp_path):
+    """Shifter takes --image=docker:REF, --volume=SRC:DST and site modules before `--`, and
+    passes the host's environment and PATH in: container.env and the environment's bin/ are
+    set on the host. The stand-in refuses any other form."""
+    text = site.profile.read_text().replace(
+        "  runtime: apptainer\n  gpu_flag: --nv\n",
+        '  runtime: shifter\n  options: ["--module=gpu,cvmfs"]\n',
+    )
+    site.profile.write_text(text)
+    report = tmp_path / "r.json"
+    env = {
+        "PATH": f"{STANDINS / 'shifter'}:{site.env['PATH']}",
+        "PALS_LOCAL_RANKID": "0",
+        "PALS_RANKID": "0",
+    }
+    args = ["--container", "docker://ghcr.io/x/y:1", "--conda-env", "numpy"]
+    script = PRINT_ENV.replace("os.environ['PATH'].split(':')[0]", "os.environ['PATH']")
+    r = run(site, *args, "--report", str(report), "--", sys.executable, "-c", script, env=env)
+    assert r.returncode == 0, r.stderr
+    seen = payload_env(r.stdout)
+    assert seen["CUDA_VISIBLE_DEVICES"] == "3" and seen["SITE_FLAVOUR"] == "test"
+    path = seen["path0"].split(":")  # the host's PATH, the environment's bin/ in front
+    assert path.index(f"{seen['CONDA_PREFIX']}/bin") < path.index("/usr/bin")
+    workdir = seen["cwd"]
+    (line,) = site.log_lines("shifter")
+    assert line == (
+        f"shifter --image=docker:ghcr.io/x/y:1 --volume={site.root / 'opt'}:{site.root / 'opt'} "
+        f"--volume={workdir}:{workdir} --volume={site.root / 'cvmfs'}:/cvmfs "
+        f"--volume={seen['CONDA_PREFIX']}:{seen['CONDA_PREFIX']} --module=gpu,cvmfs -- "
+        f"{sys.executable} -c {script}"
+    )
+    # a form Shifter cannot take is one line, before anything runs
+    bad = run(site, "--container", "oras://ghcr.io/x/y:1", "--dry-run", "--", "true", env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "site-agent: error: --container: 'oras://ghcr.io/x/y:1' is not a registry image; "
+        "shifter takes a reference such as docker.io/library/ubuntu:22.04"
+    ]
+
+
+def test_shifter_standin_is_strict(tmp_path):
+    exe = str(STANDINS / "shifter" / "shifter")
+    assert (
+        subprocess.run([exe, "--image=docker:a/b:1", "--module=gpu", "--", "true"]).returncode == 0
+    )
+    for bad in (
+        ["--image=docker://a/b:1", "--", "true"],  # a URI is not Shifter's form
+        ["--image=a/b:1", "--", "true"],  # no image type
+        ["--image=docker:a/b:1", "true"],  # no --
+        ["--image=docker:a/b:1", "--module=gpu,gpu", "--", "true"],
+        ["--image=docker:a/b:1", f"--volume={tmp_path / 'missing'}:/x", "--", "true"],
+        ["--image=docker:a/b:1", "--nv", "--", "true"],
+    ):
+        r = subprocess.run([exe, *bad], capture_output=True, text=True)
+        assert r.returncode == 1 and r.stderr.startswith("shifter: "), bad

@@ -109,6 +109,7 @@ class Supervisor:
         walltime = plan.walltime_s
         self.deadline = self.t0 + walltime - plan.margin_s if walltime else None
         self._previous: dict[int, Any] = {}
+        self.env: dict[str, str] = {}  # the payload's environment (after the layers' setup)
 
     def run(self) -> PilotReport:
         """Run to the end and return the final report (also written to disk)."""
@@ -117,7 +118,7 @@ class Supervisor:
         self._previous = {s: signal.signal(s, self.on_signal) for s in FORWARDED}
         self.received.extend(EARLY_SIGNALS)
         _become_subreaper()
-        env = self.plan.environment(dict(os.environ))
+        env = self.env = self.plan.environment(dict(os.environ))
         try:
             write_report(self.plan.report_path, self.report)
             error = self.start(env)
@@ -145,6 +146,16 @@ class Supervisor:
             t = time.monotonic()
             entry.actions = BY_NAME[layer.name]().setup(layer, env)
             entry.seconds = round(time.monotonic() - t, 4)
+
+    def teardown_layers(self) -> None:
+        """Each layer's teardown, innermost first, once the payload has ended."""
+        from siteagent.pilot.layers import BY_NAME
+
+        for layer in reversed(self.plan.layers):
+            done = BY_NAME[layer.name]().teardown(layer, self.env)
+            entry = next((e for e in self.report.layers if e.name == layer.name), None)
+            if done and entry is not None:
+                entry.actions = [*entry.actions, *done]
 
     def start(self, env: dict[str, str]) -> str | None:
         """Set up the layers and start the payload, unless stopped first; the setup error."""
@@ -226,6 +237,8 @@ class Supervisor:
         write the final report (state ``done``)."""
         import shutil
 
+        if self.proc is not None:
+            self.teardown_layers()
         _end_leftovers(self.proc.pid if self.proc is not None else None)
         shutil.rmtree(self.plan.workdir, ignore_errors=True)
         for s, handler in self._previous.items():
