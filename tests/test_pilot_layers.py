@@ -102,9 +102,10 @@ def test_one_default_local_renderer_for_install_and_pilot(tmp_path):
 def test_container_flags_per_vendor():
     polaris = plan_container(load_profile("polaris"), "/img.sif", gpu_vendor="nvidia")
     assert polaris.prefix == (
-        "apptainer", "exec", "--nv", "--bind", "/opt", "--bind", "/var/run/palsd/", "/img.sif",
+        "apptainer", "exec", "--nv", "--bind", "/opt", "--bind", "/var/run/palsd/", "--fakeroot",
+        "/img.sif",
     )  # fmt: skip
-    frontier = plan_container(load_profile("frontier"), "docker://rocm/x:1", gpu_vendor="amd")
+    frontier = plan_container(load_profile("frontier"), "rocm/x:1", gpu_vendor="amd")
     assert frontier.prefix == ("apptainer", "exec", "--rocm", "docker://rocm/x:1")
     aurora = plan_container(
         load_profile("aurora"), "/i.sif", gpu_vendor="intel", extra_binds=("/w",),

@@ -263,6 +263,17 @@ def _check_consistency(data: dict[str, Any], source: str) -> None:
     if any(c >= node["cores"] for c in node["reserved_cores"]):
         raise ConfigError(f"{source}: node.reserved_cores: every core must be < node.cores")
     _check_queues(data, source)
+    order = (node.get("gpu_binding") or {}).get("order")
+    if isinstance(order, list) and sorted(order) != list(range(_slots(node))):
+        raise ConfigError(
+            f"{source}: node.gpu_binding.order: must list each of the {_slots(node)} GPU slots once"
+        )
+
+
+def _slots(node: dict[str, Any]) -> int:
+    """GPU slots of a node (tiles where the binding is per tile), from profile data."""
+    per_tile = (node.get("gpu_binding") or {}).get("format") == "tile"
+    return node["gpus"] * (node.get("tiles_per_gpu", 1) if per_tile else 1)
 
 
 def _check_queues(data: dict[str, Any], source: str) -> None:

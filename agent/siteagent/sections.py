@@ -101,7 +101,7 @@ class GpuBinding:
     """How one GPU slot is given to each local rank."""
 
     variable: str
-    order: str = "natural"
+    order: Any = "natural"  # natural | reverse | (slot of local rank 0, of 1, ...)
     format: str = "index"
     unset: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
