@@ -176,3 +176,15 @@ def test_an_image_podman_hpc_cannot_take_is_one_line(node, tmp_path, run_cli):
         "site-agent: error: --container: '/images/x.sif' is not a registry image; podman-hpc "
         "takes a reference such as docker.io/library/ubuntu:22.04"
     ]
+
+
+def test_check_asks_podman_hpc_the_way_it_answers(podman, monkeypatch):
+    """podman-hpc has no --version: `check` asks `podman-hpc version` (podman's own)."""
+    from siteagent.checks.local import check_container
+    from siteagent.profiles import load_profile
+
+    for key, value in podman.env.items():
+        monkeypatch.setenv(key, value)
+    r = check_container(load_profile("perlmutter"), 60)
+    assert r.status == "pass", r
+    assert r.reason.startswith("podman-hpc: ") and r.reason[len("podman-hpc: ") :][:1].isdigit()
