@@ -684,3 +684,30 @@ def test_shifter_standin_is_strict(tmp_path):
     ):
         r = subprocess.run([exe, *bad], capture_output=True, text=True)
         assert r.returncode == 1 and r.stderr.startswith("shifter: "), bad
+
+
+def test_dry_run_on_a_login_node_shows_a_compute_nodes_binding_marked_assumed(tmp_path, run_cli):
+    """No GPU here (a login node): the plan shows what local rank 1 of a Perlmutter compute
+    node would get (4 A100s, reverse order), and says it is assumed; a real run assumes
+    nothing (a rank on a GPU-less node gets no binding)."""
+    (tmp_path / "nogpu").mkdir()
+    env = {
+        "SITE_AGENT_GPU_ROOT": str(tmp_path / "nogpu"),
+        "SLURM_LOCALID": "1",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+    }
+    args = ("pilot", "--site", "perlmutter", "--cvmfs", "none", "--container", "none")
+    r = run_cli(*args, "--dry-run", "--json", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["gpus"] | {"slots": None} == {
+        "vendor": "nvidia", "count": 4, "assumed": True, "slots": None,
+        "set": {"CUDA_VISIBLE_DEVICES": "2"}, "unset": [],
+    }  # fmt: skip
+    text = run_cli(*args, "--dry-run", "--", "true", env=env).stdout
+    assert "none found here, assumed: a perlmutter compute node's 4 nvidia GPU(s)" in text
+    report = tmp_path / "r.json"
+    r = run_cli(*args, "--report", str(report), "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(report.read_text())["gpus"]["set"] == {}

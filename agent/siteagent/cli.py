@@ -346,7 +346,7 @@ def pilot(
     if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
         pilot_args, payload = (*pilot_args, *payload), ()
     # the other options are named as PilotOptions' fields
-    opts = PilotOptions(payload=payload, pilot_args=pilot_args, **options)
+    opts = PilotOptions(payload=payload, pilot_args=pilot_args, dry_run=dry_run, **options)
     t = time.monotonic()
     try:
         plan = build_plan(opts)

@@ -53,6 +53,7 @@ class PilotOptions:
     gpus_per_rank: int | None = None
     margin: float = 60.0
     grace: float = 30.0
+    dry_run: bool = False  # only shown: where no GPU is found, a compute node's are assumed
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class PilotPlan:
                 "gpus": {
                     "vendor": self.gpus.vendor,
                     "count": self.gpus.count,
+                    "assumed": self.layer("gpu-binding").detail.assumed,
                     "slots": list(self.binding.slots),
                     "set": self.binding.set,
                     "unset": list(self.binding.unset),
