@@ -711,3 +711,36 @@ def test_dry_run_on_a_login_node_shows_a_compute_nodes_binding_marked_assumed(tm
     r = run_cli(*args, "--report", str(report), "--", "true", env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads(report.read_text())["gpus"]["set"] == {}
+
+
+def test_container_setup_runs_before_the_runtime_and_its_environment_reaches_the_payload(
+    site, tmp_path
+):
+    """container.setup (module loads at ALCF/OLCF) runs on the node before the runtime is
+    probed: here it is what puts apptainer on PATH, and what it exports reaches the payload."""
+    text = site.profile.read_text().replace(
+        "  runtime: apptainer\n",
+        "  runtime: apptainer\n  setup:\n"
+        f"    - export PATH={STANDINS / 'apptainer'}:$PATH\n"
+        "    - export SITE_FLAVOUR_FROM_SETUP=loaded\n",
+    )
+    site.profile.write_text(text)
+    path = site.env["PATH"].replace(f"{STANDINS / 'apptainer'}:", "")
+    script = "import os; print('SETUP', os.environ.get('SITE_FLAVOUR_FROM_SETUP'))"
+    report = tmp_path / "r.json"
+    args = ["--container", "docker://ghcr.io/x/y:1", "--cvmfs", "none", "--report", str(report)]
+    env = {"PATH": path, "PALS_LOCAL_RANKID": "0"}
+    r = run(site, *args, "--", sys.executable, "-c", script, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "SETUP loaded" in r.stdout
+    actions = next(e for e in json.loads(report.read_text())["layers"] if e["name"] == "container")
+    assert actions["actions"] == ["container.setup ran", "apptainer answers"]
+    # a failing setup line stops the pilot before the payload, with its message
+    site.profile.write_text(
+        text.replace(
+            "    - export SITE_FLAVOUR_FROM_SETUP=loaded\n", "    - module load nosuchmodule\n"
+        )
+    )
+    r = run(site, *args, "--", "true", env=env)
+    assert r.returncode == 70
+    assert "container.setup: exit " in json.loads(report.read_text())["error"]

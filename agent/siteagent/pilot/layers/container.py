@@ -81,13 +81,22 @@ def check_runtime(plan: ContainerPlan, env: dict[str, str]) -> None:
         )
 
 
+# `module` is a shell function: inherited where the job's shell exported it (Lmod does),
+# else defined from the usual init scripts
+MODULE_INIT = (
+    "command -v module >/dev/null 2>&1 || for f in /etc/profile.d/lmod.sh "
+    "/etc/profile.d/modules.sh /usr/share/lmod/lmod/init/bash; do "
+    '[ -r "$f" ] && . "$f" && break; done'
+)
+
+
 def setup_lines(profile: Profile) -> list[tuple[str, ...]]:
     """The profile's ``container.setup`` as one ``bash -c`` that ends by printing the
     environment (the module loads' PATH and friends are read back into the pilot's)."""
     lines = profile.container.setup
     if not lines:
         return []
-    script = "\n".join((*lines, "env -0"))
+    script = "\n".join(("set -e", MODULE_INIT, *lines, "env -0"))
     return [("bash", "-c", script)]
 
 
