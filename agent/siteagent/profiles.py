@@ -263,10 +263,24 @@ def _check_consistency(data: dict[str, Any], source: str) -> None:
     if any(c >= node["cores"] for c in node["reserved_cores"]):
         raise ConfigError(f"{source}: node.reserved_cores: every core must be < node.cores")
     _check_queues(data, source)
+    _check_container(data, source)
     order = (node.get("gpu_binding") or {}).get("order")
     if isinstance(order, list) and sorted(order) != list(range(_slots(node))):
         raise ConfigError(
             f"{source}: node.gpu_binding.order: must list each of the {_slots(node)} GPU slots once"
+        )
+
+
+def _check_container(data: dict[str, Any], source: str) -> None:
+    """The GPU flag is one the chosen runtime has (podman-hpc takes --gpu, not --nv)."""
+    from siteagent.pilot.layers.runtimes import RUNTIMES
+
+    runtime, flag = data["container"]["runtime"], data["container"]["gpu_flag"]
+    allowed = RUNTIMES[runtime].gpu_flags if runtime in RUNTIMES else frozenset({"none"})
+    if flag not in allowed:
+        raise ConfigError(
+            f"{source}: container.gpu_flag: '{flag}' is not a {runtime} flag "
+            f"(use one of {', '.join(sorted(allowed))})"
         )
 
 
