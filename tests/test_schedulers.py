@@ -316,7 +316,7 @@ def test_srun_starts_all_ranks_in_one_step_and_reenters_the_wrapper():
 
 
 def test_mpiexec_uses_the_site_core_list_when_ranks_match_it():
-    polaris_list = "list:24-31,56-63:16-23,48-55:8-15,40-47:0-7,32-39"
+    polaris_list = "list:0-7,32-39:8-15,40-47:16-23,48-55:24-31,56-63"  # GPU 3 - r's domain
     argv = launch_argv("polaris", 4)
     assert argv[:9] == [
         "mpiexec",
