@@ -276,7 +276,9 @@ def _check_container(data: dict[str, Any], source: str) -> None:
     from siteagent.pilot.layers.runtimes import RUNTIMES
 
     runtime, flag = data["container"]["runtime"], data["container"]["gpu_flag"]
-    allowed = RUNTIMES[runtime].gpu_flags if runtime in RUNTIMES else frozenset({"none"})
+    if runtime not in RUNTIMES:  # none: no container, the flag is not used
+        return
+    allowed = RUNTIMES[runtime].gpu_flags
     if flag not in allowed:
         raise ConfigError(
             f"{source}: container.gpu_flag: '{flag}' is not a {runtime} flag "
