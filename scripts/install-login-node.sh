@@ -7,7 +7,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 usage: install-login-node.sh --site NAME [--prefix DIR] [--endpoint-dir DIR] [--python PY]
-                             [--pilot-dir DIR] [--allow-root] [--force]
+                             [--pilot-dir DIR] [--cvmfsexec] [--allow-root] [--force]
 
   --site NAME         site profile (perlmutter, polaris, aurora, frontier, local, or a YAML path)
   --prefix DIR        where the venv goes (default: ${XDG_DATA_HOME:-~/.local/share}/site-agent)
@@ -15,6 +15,9 @@ usage: install-login-node.sh --site NAME [--prefix DIR] [--endpoint-dir DIR] [--
   --python PY         Python 3.11+ to build the venv with (default: python3)
   --pilot-dir DIR     an unpacked PanDA pilot3 release (with pilot.py) for the workers
                       (default: fetch the installed panda-pilot's release into the venv)
+  --cvmfsexec         on cvmfsexec sites, also clone github.com/cvmfs/cvmfsexec and run its
+                      makedist where the pilot looks (needs outbound access; without it,
+                      `site-agent install` prints the commands to run)
   --allow-root        run as root anyway (the endpoint then runs as root: not recommended)
   --force             replace endpoint files edited by hand (a backup is kept)
 EOF
@@ -25,7 +28,7 @@ die() {
   exit 2
 }
 
-site="" endpoint_dir="" pilot_dir="" allow_root=0 force=0 python="python3"
+site="" endpoint_dir="" pilot_dir="" allow_root=0 force=0 cvmfsexec=0 python="python3"
 prefix="${XDG_DATA_HOME:-$HOME/.local/share}/site-agent"
 while (($#)); do
   case "$1" in
@@ -42,6 +45,7 @@ while (($#)); do
       ;;
     --allow-root) allow_root=1 && shift ;;
     --force) force=1 && shift ;;
+    --cvmfsexec) cvmfsexec=1 && shift ;;
     -h | --help) usage && exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -114,6 +118,7 @@ args=(install --site "$site")
 [[ -z "$pilot_dir" ]] || args+=(--pilot-dir "$pilot_dir")
 [[ -z "$endpoint_dir" ]] || args+=(--endpoint-dir "$endpoint_dir")
 ((force == 0)) || args+=(--force)
+((cvmfsexec == 0)) || args+=(--cvmfsexec)
 "$venv/bin/site-agent" "${args[@]}"
 
 echo "site-agent is in $venv/bin; add it to PATH with:"

@@ -14,9 +14,10 @@ def node(site):
     return load_profile(site).node
 
 
+# OLCF's closest GCD for local ranks 0-7 is 4,5,2,3,6,7,0,1 (docs/sites.md frontier/gcd-closest)
 @pytest.mark.parametrize(
     ("rank", "visible"),
-    [(0, "0"), (1, "1"), (7, "7"), (8, "0"), (9, "1"), (15, "7")],
+    [(0, "4"), (1, "5"), (7, "1"), (8, "4"), (9, "5"), (15, "1")],
 )
 def test_frontier_one_gcd_per_rank_wraps_around_the_node(rank, visible):
     b = bind_rank(node("frontier"), rank, 1)
@@ -30,15 +31,15 @@ def test_frontier_one_gcd_per_rank_wraps_around_the_node(rank, visible):
 @pytest.mark.parametrize(
     ("rank", "gpus", "visible"),
     [
-        (0, 2, "0,1"),
-        (3, 2, "6,7"),
-        (4, 2, "0,1"),
-        (0, 3, "0,1,2"),
-        (1, 3, "3,4,5"),
-        # two ranks of three fit on eight GCDs: the third starts over at GCD 0
-        (2, 3, "0,1,2"),
-        (0, 8, "0,1,2,3,4,5,6,7"),
-        (5, 8, "0,1,2,3,4,5,6,7"),
+        (0, 2, "4,5"),
+        (3, 2, "0,1"),
+        (4, 2, "4,5"),
+        (0, 3, "4,5,2"),
+        (1, 3, "3,6,7"),
+        # two ranks of three fit on eight GCDs: the third starts over at the first slot
+        (2, 3, "4,5,2"),
+        (0, 8, "4,5,2,3,6,7,0,1"),
+        (5, 8, "4,5,2,3,6,7,0,1"),
     ],
 )
 def test_frontier_several_gcds_per_rank(rank, gpus, visible):

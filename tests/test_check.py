@@ -294,3 +294,53 @@ def test_disk_check(tmp_path):
     assert check_disk(tmp_path / "not" / "yet", 0.001, "x").status == "pass"
     r = check_disk(tmp_path, 10**9, "x")
     assert r.status == "fail" and "need 1e+09" in r.reason
+
+
+def test_cvmfs_check_fails_without_cvmfsexec_and_says_what_to_run(monkeypatch, tmp_path):
+    """Polaris mounts CVMFS with cvmfsexec: /dev/fuse and namespaces are not enough."""
+    from siteagent.checks.local import check_cvmfs
+
+    monkeypatch.setenv("SITE_AGENT_CVMFSEXEC_DIR", str(tmp_path / "cvmfsexec"))
+    r = check_cvmfs(load_profile("polaris"), 5)
+    assert r.status == "fail"
+    assert r.reason.startswith(f"cvmfsexec cannot run: no cvmfsexec in {tmp_path}/cvmfsexec")
+    assert r.hint == (
+        "site-agent install --site polaris --cvmfsexec, or run: git clone --depth 1 "
+        f"https://github.com/cvmfs/cvmfsexec.git {tmp_path}/cvmfsexec && "
+        f"{tmp_path}/cvmfsexec/makedist default"
+    )
+    (tmp_path / "cvmfsexec").mkdir()
+    exe = tmp_path / "cvmfsexec" / "cvmfsexec"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    r = check_cvmfs(load_profile("polaris"), 5)
+    assert "no cvmfsexec" not in r.reason
+
+
+def test_aurora_login_node_is_checked_without_the_compute_proxy(monkeypatch):
+    """Aurora's proxy works only on compute nodes: `check` probes as the login node goes
+    (direct, or the environment's proxy), `--scope compute` as a compute node would."""
+    from siteagent.checks.runner import proxies_for
+
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    aurora = load_profile("aurora")
+    login = proxies_for(aurora, "login")
+    assert (login.https, login.source) == (None, "none; the profile's proxy is for compute nodes")
+    compute = proxies_for(aurora, "compute")
+    assert (compute.https, compute.source) == ("http://proxy.alcf.anl.gov:3128", "profile")
+    # a site whose login nodes use the proxy too: the same either way
+    assert proxies_for(load_profile("polaris"), "login").source == "profile"
+
+
+def test_check_scope_on_the_cli(run_cli):
+    r = run_cli("check", "--site", "aurora", "--only", "network", "--timeout", "0.2", "--json")
+    assert json.loads(r.stdout)["proxy_source"].endswith("the profile's proxy is for compute nodes")
+    r = run_cli(
+        "check", "--site", "aurora", "--only", "network", "--timeout", "0.2", "--json",
+        "--scope", "compute",
+    )  # fmt: skip
+    report = json.loads(r.stdout)
+    assert report["proxy_source"] == "profile"
+    proxied = {x["via"] for x in report["results"] if x["target"].startswith("http")}
+    assert proxied == {"http://proxy.alcf.anl.gov:3128"}  # amqps goes direct, as it does

@@ -14,6 +14,7 @@ from siteagent.endpoint.validate import load_parent_config, render_user_config, 
 from siteagent.errors import ConfigError
 from siteagent.managed import MANIFEST, UserEditedError
 from siteagent.profiles import load_profile
+from siteagent.schedulers.slurm import queue_kind
 
 from .conftest import PROFILE_NAMES
 
@@ -26,7 +27,12 @@ CONFIGS = {
     "perlmutter": [
         {"account": "m1234"},
         {"account": "m1234", "queue": "debug", "nodes": 4, "ranks_per_node": 4, "gpus_per_rank": 1},
-        {"account": "m1234", "mem_per_node_gb": 200, "reservation": "hackathon", "qos": "premium"},
+        {
+            "account": "m1234",
+            "mem_per_node_gb": 200,
+            "reservation": "hackathon",
+            "queue": "premium",
+        },
     ],
     "polaris": [
         {"account": "ATLAS-HEP"},
@@ -97,7 +103,11 @@ def test_every_profile_renders_and_loads_with_the_endpoint_loader(site, index, e
         )
         if profile.scheduler == "slurm":
             assert provider.account == config["account"]
-            assert provider.partition == config.get("queue", profile.directives.queue)
+            queue = config.get("queue", profile.directives.queue)
+            if queue_kind(profile, queue) == "qos":  # NERSC: the queue is a QOS
+                assert (provider.qos, provider.partition) == (queue, None)
+            else:
+                assert provider.partition == queue
             assert (
                 provider.walltime
                 == f"{int(config.get('walltime', '01:00:00').split(':')[0]):02d}:"

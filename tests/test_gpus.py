@@ -1,5 +1,7 @@
 """GPU discovery from a fake /proc and /sys tree."""
 
+import pytest
+
 from siteagent.gpus import discover_gpus
 
 
@@ -34,3 +36,23 @@ def test_intel_data_centre_gpus(tmp_path):
     (igpu / "vendor").write_text("0x8086\n")
     inv = discover_gpus(str(tmp_path))
     assert (inv.vendor, inv.count) == ("intel", 6)
+
+
+def test_frontier_ranks_get_the_gcd_closest_to_their_cores():
+    """OLCF's node diagram: L3 regions 0-7 are closest to GCDs 4, 5, 2, 3, 6, 7, 0, 1."""
+    from siteagent.binding import bind_rank
+    from siteagent.profiles import load_profile
+
+    node = load_profile("frontier").node
+    got = [bind_rank(node, r, 1).set["ROCR_VISIBLE_DEVICES"] for r in range(8)]
+    assert got == ["4", "5", "2", "3", "6", "7", "0", "1"]
+    assert bind_rank(node, 0, 2).set["ROCR_VISIBLE_DEVICES"] == "4,5"  # a rank per MI250X
+
+
+def test_an_order_that_is_not_a_permutation_of_the_slots_is_refused():
+    from siteagent.errors import ConfigError
+    from siteagent.profiles import find_profile, parse_profile
+
+    text = find_profile("frontier").read_text().replace("[4, 5, 2, 3, 6, 7, 0, 1]", "[4, 5, 2]")
+    with pytest.raises(ConfigError, match=r"node.gpu_binding.order: must list each of the 8 "):
+        parse_profile(text, "frontier.yaml")

@@ -88,7 +88,7 @@ def test_perlmutter_starts_workers_with_podman_hpc(tmp_path):
     assert f"--volume={tmp_path / 'ep'}:{tmp_path / 'ep'}" in opts
     # podman passes no host variable unless named: worker_init's exports are
     assert {"--env=SITE_AGENT_EXEC", "--env=SITE_AGENT_PILOT_DIR", "--env=https_proxy"} <= set(opts)
-    assert f"--env=SITE_AGENT_IMAGE={ref}" in opts and opts[-1] == "--gpu"
+    assert f"--env=SITE_AGENT_IMAGE={ref}" in opts and {"--gpu", "--cvmfs"} <= set(opts)
     assert not [o for o in opts if o.startswith("--user")]  # podman-hpc maps root to the user
 
 
@@ -104,7 +104,7 @@ def test_bad_images_and_runtimes_are_one_line_errors(tmp_path):
         worker_image(local, tmp_path, running=RunningImage("podman", None))
     with pytest.raises(ConfigError, match=r"^container\.runtime: site 'local' has none"):
         worker_image(local, tmp_path, image="localhost/site-agent:latest")
-    profile = load_profile("perlmutter", {"container": {"runtime": "shifter"}})
+    profile = load_profile("perlmutter", {"container": {"runtime": "shifter", "gpu_flag": "none"}})
     with pytest.raises(ConfigError, match=r"^container\.runtime: 'shifter' cannot start"):
         worker_image(profile, tmp_path, image="x/y:1")
 

@@ -213,3 +213,63 @@ def test_install_points_workers_at_pilot3(tmp_path):
     assert f"export SITE_AGENT_PILOT_DIR={pilot3}\n" in rendered
     with pytest.raises(ConfigError, match=r"^--pilot-dir: no pilot\.py in "):
         install(load_profile("local"), tmp_path / "ep", pilot_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- cvmfsexec on the login node
+@pytest.fixture
+def cvmfsexec_upstream(tmp_path):
+    """A git repository standing in for github.com/cvmfs/cvmfsexec (no download in tests):
+    the strict cvmfsexec and makedist stand-ins, committed."""
+    import shutil
+    import subprocess
+
+    repo = tmp_path / "upstream"
+    repo.mkdir()
+    standins = Path(__file__).parent / "standins" / "cvmfsexec"
+    for tool in ("cvmfsexec", "makedist"):
+        shutil.copy2(standins / tool, repo / tool)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "cvmfsexec"], check=True)
+    return repo
+
+
+def test_install_says_exactly_how_to_get_cvmfsexec_then_provisions_it(
+    run_cli, home, tmp_path, cvmfsexec_upstream
+):
+    target = tmp_path / "cvmfsexec"
+    env = home | {
+        "SITE_AGENT_CVMFSEXEC_DIR": str(target),
+        "SITE_AGENT_CVMFSEXEC_URL": str(cvmfsexec_upstream),
+        "PATH": "/usr/bin:/bin",
+    }
+    r = run_cli("install", "--site", "polaris", env=env)
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"note: cvmfsexec is not ready in {target}: `site-agent install --site polaris "
+        "--cvmfsexec` does it where this node reaches GitHub, or run: git clone --depth 1 "
+        f"{cvmfsexec_upstream} {target} && {target}/makedist default"
+    ) in r.stdout
+    assert not target.exists()  # nothing fetched without --cvmfsexec
+    r = run_cli("install", "--site", "polaris", "--cvmfsexec", env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"ran         git clone --depth 1 {cvmfsexec_upstream} {target}" in r.stdout
+    assert f"ran         {target}/makedist default" in r.stdout
+    assert os.access(target / "cvmfsexec", os.X_OK) and (target / "dist" / "etc").is_dir()
+    assert "cvmfsexec is not ready" not in r.stdout
+    again = run_cli("install", "--site", "polaris", "--cvmfsexec", env=env)
+    assert "ran " not in again.stdout  # there already: nothing is run
+
+
+def test_install_cvmfsexec_failure_is_one_line_with_the_commands(run_cli, home, tmp_path):
+    target = tmp_path / "cvmfsexec"
+    env = home | {
+        "SITE_AGENT_CVMFSEXEC_DIR": str(target),
+        "SITE_AGENT_CVMFSEXEC_URL": str(tmp_path / "no-such-repo"),
+    }
+    r = run_cli("install", "--site", "frontier", "--cvmfsexec", env=env)
+    assert r.returncode != 0
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"site-agent: error: cvmfsexec: git clone --depth 1 {tmp_path}")
+    assert line.endswith(f"&& {target}/makedist default)")

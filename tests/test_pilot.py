@@ -15,7 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .pilotsite import clean_env, make_site
+from siteagent.pilot.run import SETUP_ERROR_EXIT
+
+from .pilotsite import STANDINS, clean_env, make_site
 
 CLI = [sys.executable, "-m", "siteagent", "pilot"]
 
@@ -632,3 +634,121 @@ def test_stop_during_start_up_ends_with_a_report_and_no_payload(site, tmp_path):
     assert not marker.exists()
     data = json.loads(report.read_text())
     assert (data["state"], data["reason"], data["exit_code"]) == ("done", "signalled", 143)
+
+
+# ---------------------------------------------------------------- Shifter (NERSC), a stand-in
+def test_shifter_gets_the_exact_argv_and_the_host_environment(site, tmp_path):
+    """Shifter takes --image=docker:REF, --volume=SRC:DST and site modules before `--`, and
+    passes the host's environment and PATH in: container.env and the environment's bin/ are
+    set on the host. The stand-in refuses any other form."""
+    text = site.profile.read_text().replace(
+        "  runtime: apptainer\n  gpu_flag: --nv\n",
+        '  runtime: shifter\n  options: ["--module=gpu,cvmfs"]\n',
+    )
+    site.profile.write_text(text)
+    report = tmp_path / "r.json"
+    env = {
+        "PATH": f"{STANDINS / 'shifter'}:{site.env['PATH']}",
+        "PALS_LOCAL_RANKID": "0",
+        "PALS_RANKID": "0",
+    }
+    args = ["--container", "docker://ghcr.io/x/y:1", "--conda-env", "numpy"]
+    script = PRINT_ENV.replace("os.environ['PATH'].split(':')[0]", "os.environ['PATH']")
+    r = run(site, *args, "--report", str(report), "--", sys.executable, "-c", script, env=env)
+    assert r.returncode == 0, r.stderr
+    seen = payload_env(r.stdout)
+    assert seen["CUDA_VISIBLE_DEVICES"] == "3" and seen["SITE_FLAVOUR"] == "test"
+    path = seen["path0"].split(":")  # the host's PATH, the environment's bin/ in front
+    assert path.index(f"{seen['CONDA_PREFIX']}/bin") < path.index("/usr/bin")
+    workdir = seen["cwd"]
+    (line,) = site.log_lines("shifter")
+    assert line == (
+        f"shifter --image=docker:ghcr.io/x/y:1 --volume={site.root / 'opt'}:{site.root / 'opt'} "
+        f"--volume={workdir}:{workdir} --volume={site.root / 'cvmfs'}:/cvmfs "
+        f"--volume={seen['CONDA_PREFIX']}:{seen['CONDA_PREFIX']} --module=gpu,cvmfs -- "
+        f"{sys.executable} -c {script}"
+    )
+    # a form Shifter cannot take is one line, before anything runs
+    bad = run(site, "--container", "oras://ghcr.io/x/y:1", "--dry-run", "--", "true", env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "site-agent: error: --container: 'oras://ghcr.io/x/y:1' is not a registry image; "
+        "shifter takes a reference such as docker.io/library/ubuntu:22.04"
+    ]
+
+
+def test_shifter_standin_is_strict(tmp_path):
+    exe = str(STANDINS / "shifter" / "shifter")
+    assert (
+        subprocess.run([exe, "--image=docker:a/b:1", "--module=gpu", "--", "true"]).returncode == 0
+    )
+    for bad in (
+        ["--image=docker://a/b:1", "--", "true"],  # a URI is not Shifter's form
+        ["--image=a/b:1", "--", "true"],  # no image type
+        ["--image=docker:a/b:1", "true"],  # no --
+        ["--image=docker:a/b:1", "--module=gpu,gpu", "--", "true"],
+        ["--image=docker:a/b:1", f"--volume={tmp_path / 'missing'}:/x", "--", "true"],
+        ["--image=docker:a/b:1", "--nv", "--", "true"],
+    ):
+        r = subprocess.run([exe, *bad], capture_output=True, text=True)
+        assert r.returncode == 1 and r.stderr.startswith("shifter: "), bad
+
+
+def test_dry_run_on_a_login_node_shows_a_compute_nodes_binding_marked_assumed(tmp_path, run_cli):
+    """No GPU here (a login node): the plan shows what local rank 1 of a Perlmutter compute
+    node would get (4 A100s, reverse order), and says it is assumed; a real run assumes
+    nothing (a rank on a GPU-less node gets no binding)."""
+    (tmp_path / "nogpu").mkdir()
+    env = {
+        "SITE_AGENT_GPU_ROOT": str(tmp_path / "nogpu"),
+        "SLURM_LOCALID": "1",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+    }
+    args = ("pilot", "--site", "perlmutter", "--cvmfs", "none", "--container", "none")
+    r = run_cli(*args, "--dry-run", "--json", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["gpus"] | {"slots": None} == {
+        "vendor": "nvidia", "count": 4, "assumed": True, "slots": None,
+        "set": {"CUDA_VISIBLE_DEVICES": "2"}, "unset": [],
+    }  # fmt: skip
+    text = run_cli(*args, "--dry-run", "--", "true", env=env).stdout
+    assert "none found here, assumed: a perlmutter compute node's 4 nvidia GPU(s)" in text
+    report = tmp_path / "r.json"
+    r = run_cli(*args, "--report", str(report), "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(report.read_text())["gpus"]["set"] == {}
+
+
+def test_container_setup_runs_before_the_runtime_and_its_environment_reaches_the_payload(
+    site, tmp_path
+):
+    """container.setup (module loads at ALCF/OLCF) runs on the node before the runtime is
+    probed: here it is what puts apptainer on PATH, and what it exports reaches the payload."""
+    text = site.profile.read_text().replace(
+        "  runtime: apptainer\n",
+        "  runtime: apptainer\n  setup:\n"
+        f"    - export PATH={STANDINS / 'apptainer'}:$PATH\n"
+        "    - export SITE_FLAVOUR_FROM_SETUP=loaded\n",
+    )
+    site.profile.write_text(text)
+    path = site.env["PATH"].replace(f"{STANDINS / 'apptainer'}:", "")
+    script = "import os; print('SETUP', os.environ.get('SITE_FLAVOUR_FROM_SETUP'))"
+    report = tmp_path / "r.json"
+    args = ["--container", "docker://ghcr.io/x/y:1", "--cvmfs", "none", "--report", str(report)]
+    env = {"PATH": path, "PALS_LOCAL_RANKID": "0"}
+    r = run(site, *args, "--", sys.executable, "-c", script, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "SETUP loaded" in r.stdout
+    actions = next(e for e in json.loads(report.read_text())["layers"] if e["name"] == "container")
+    assert actions["actions"] == ["container.setup ran", "apptainer answers"]
+    # a failing setup line stops the pilot before the payload, with its message
+    site.profile.write_text(
+        text.replace(
+            "    - export SITE_FLAVOUR_FROM_SETUP=loaded\n", "    - module load nosuchmodule\n"
+        )
+    )
+    r = run(site, *args, "--", "true", env=env)
+    assert r.returncode == SETUP_ERROR_EXIT
+    assert "container.setup: exit " in json.loads(report.read_text())["error"]

@@ -102,9 +102,10 @@ def test_one_default_local_renderer_for_install_and_pilot(tmp_path):
 def test_container_flags_per_vendor():
     polaris = plan_container(load_profile("polaris"), "/img.sif", gpu_vendor="nvidia")
     assert polaris.prefix == (
-        "apptainer", "exec", "--nv", "--bind", "/opt", "--bind", "/var/run/palsd/", "/img.sif",
+        "apptainer", "exec", "--nv", "--bind", "/opt", "--bind", "/var/run/palsd/", "--fakeroot",
+        "/img.sif",
     )  # fmt: skip
-    frontier = plan_container(load_profile("frontier"), "docker://rocm/x:1", gpu_vendor="amd")
+    frontier = plan_container(load_profile("frontier"), "rocm/x:1", gpu_vendor="amd")
     assert frontier.prefix == ("apptainer", "exec", "--rocm", "docker://rocm/x:1")
     aurora = plan_container(
         load_profile("aurora"), "/i.sif", gpu_vendor="intel", extra_binds=("/w",),
@@ -138,7 +139,8 @@ def test_singularity_is_apptainer_with_its_own_names():
     ("site", "image", "message"),
     [
         ("local", "/i.sif", "has container.runtime none"),
-        ("perlmutter", "/i.sif", "'podman-hpc' is not supported by the pilot wrapper yet"),
+        ("perlmutter", "/i.sif", "^--container: '/i.sif' is not a registry image; podman-hpc "),
+        ("perlmutter", "library://a/b:1", "is not a registry image; podman-hpc takes a"),
         ("polaris", "/i.sif --privileged", "is not an image path or URI"),
     ],
 )
@@ -147,12 +149,75 @@ def test_container_refusals(site, image, message):
         plan_container(load_profile(site), image, gpu_vendor="nvidia")
 
 
+@pytest.mark.parametrize(
+    ("runtime", "image", "ref"),
+    [
+        ("apptainer", "ghcr.io/x/y:1", "docker://ghcr.io/x/y:1"),
+        ("apptainer", "docker://ghcr.io/x/y:1", "docker://ghcr.io/x/y:1"),
+        ("apptainer", "/cvmfs/unpacked.cern.ch/x/y:1", "/cvmfs/unpacked.cern.ch/x/y:1"),
+        ("apptainer", "oras://ghcr.io/x/y:1", "oras://ghcr.io/x/y:1"),
+        ("podman-hpc", "docker://docker.io/library/ubuntu:22.04", "docker.io/library/ubuntu:22.04"),
+        ("podman-hpc", "ubuntu:22.04", "ubuntu:22.04"),
+        ("shifter", "docker://ubuntu:22.04", "docker:ubuntu:22.04"),
+        ("shifter", "docker:ubuntu:22.04", "docker:ubuntu:22.04"),
+        ("shifter", "ghcr.io/x/y:1", "docker:ghcr.io/x/y:1"),
+    ],
+)
+def test_image_references_are_spelled_per_runtime(runtime, image, ref):
+    from siteagent.pilot.layers.runtimes import RUNTIMES
+    from siteagent.sections import ContainerSection
+
+    assert RUNTIMES[runtime](ContainerSection(runtime=runtime)).image_ref(image) == ref
+
+
+@pytest.mark.parametrize("runtime", ["podman-hpc", "shifter"])
+@pytest.mark.parametrize("image", ["/images/x.sif", "./x.sif", "oras://a/b:1", "x.sqsh"])
+def test_a_file_or_another_scheme_is_refused_by_podman_hpc_and_shifter(runtime, image):
+    from siteagent.pilot.layers.runtimes import RUNTIMES
+    from siteagent.sections import ContainerSection
+
+    with pytest.raises(ConfigError) as err:
+        RUNTIMES[runtime](ContainerSection(runtime=runtime)).image_ref(image)
+    assert str(err.value) == (
+        f"--container: '{image}' is not a registry image; {runtime} takes a reference such as "
+        "docker.io/library/ubuntu:22.04"
+    )
+
+
+def test_podman_hpc_line_names_what_podman_does_not_pass_by_itself():
+    plan = plan_container(
+        load_profile("perlmutter"), "docker://a/b:1", gpu_vendor="nvidia",
+        extra_binds=("/w", "/cvmfs"), workdir="/w", name="site-agent-p1",
+        pass_env=("CUDA_VISIBLE_DEVICES", "http_proxy"),
+    )  # fmt: skip
+    p = plan.prefix
+    assert p[:7] == ("podman-hpc", "run", "--rm", "--init", "--name", "site-agent-p1", "--gpu")
+    assert p[p.index("CUDA_VISIBLE_DEVICES") - 1 :][:2] == ("-e", "CUDA_VISIBLE_DEVICES")
+    assert "SITE_AGENT_*" in p and "http_proxy" in p and "TMPDIR" not in p
+    assert p[-6:] == ("-w", "/w", "-v", "/w:/w", "--cvmfs", "a/b:1")  # --cvmfs binds /cvmfs
+    assert plan.teardown == (
+        "podman-hpc", "rm", "--force", "--ignore", "--time", "0", "site-agent-p1",
+    )  # fmt: skip
+    # no GPU on the node: no GPU module (it binds the NVIDIA libraries a GPU node has)
+    cpu = plan_container(load_profile("perlmutter"), "a/b:1", gpu_vendor="none")
+    assert "--gpu" not in cpu.prefix
+
+
+def test_a_gpu_flag_of_another_runtime_is_refused():
+    text = find_profile("polaris").read_text().replace("runtime: apptainer", "runtime: podman-hpc")
+    with pytest.raises(ConfigError) as err:
+        parse_profile(text, "polaris.yaml")
+    assert str(err.value) == (
+        "polaris.yaml: container.gpu_flag: '--nv' is not a podman-hpc flag (use one of --gpu, none)"
+    )
+
+
 def test_apptainer_standin_is_strict(tmp_path):
     exe = str(STANDINS / "apptainer" / "apptainer")
     ok = subprocess.run([exe, "exec", "--nv", "docker://a/b:1", "true"])
     assert ok.returncode == 0
     for bad in (
-        ["exec", "--fakeroot", "docker://a/b:1", "true"],
+        ["exec", "--privileged", "docker://a/b:1", "true"],
         ["exec", "--nv", "--rocm", "docker://a/b:1", "true"],
         ["exec", "--bind", str(tmp_path / "missing"), "docker://a/b:1", "true"],
         ["run", "docker://a/b:1"],

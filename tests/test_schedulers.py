@@ -87,22 +87,63 @@ def test_perlmutter_header_asks_for_what_the_request_names():
         "#SBATCH --cpus-per-task=16\n"
         "#SBATCH --time=02:00:00\n"
         "#SBATCH --account=m1234\n"
-        "#SBATCH --partition=regular\n"
+        "#SBATCH --qos=regular\n"
         "#SBATCH --constraint=gpu\n"
         "#SBATCH --gpus-per-node=4\n"
         "#SBATCH --exclusive\n"
         "#SBATCH --module=cvmfs\n"
+        "#SBATCH -L cvmfs\n"
         "#SBATCH --signal=B:TERM@60\n"
     )
 
 
 def test_slurm_options_become_sbatch_flags():
-    profile = load_profile("perlmutter")
-    request = {"account": "m1", "qos": "premium", "reservation": "hack", "mem_per_node_gb": 200}
+    profile = load_profile("frontier")
+    request = {"account": "m1", "qos": "normal", "reservation": "hack", "mem_per_node_gb": 200}
     header = render_batch_header(profile, request, "x")
-    for line in ("--qos=premium", "--reservation=hack", "--mem=200G"):
+    for line in ("--partition=batch", "--qos=normal", "--reservation=hack", "--mem=200G"):
         assert f"#SBATCH {line}\n" in header
     assert "--gpus-per-node" not in header  # no GPU asked for, none allocated
+
+
+def test_a_slurm_queue_is_a_partition_or_a_qos_as_the_profile_says():
+    # NERSC: every queue is a QOS (directives.queue_kind: qos); no partition is named
+    perlmutter = load_profile("perlmutter")
+    header = render_batch_header(perlmutter, {"account": "m1", "queue": "premium"}, "x")
+    assert "#SBATCH --qos=premium\n" in header and "--partition" not in header
+    # Frontier: batch and extended are partitions, debug is a QOS (limits.queues kind: qos)
+    frontier = load_profile("frontier")
+    header = render_batch_header(frontier, {"account": "m1", "queue": "debug"}, "x")
+    assert "#SBATCH --qos=debug\n" in header and "--partition" not in header
+    header = render_batch_header(frontier, {"account": "m1", "queue": "extended"}, "x")
+    assert "#SBATCH --partition=extended\n" in header and "--qos" not in header
+    # a QOS given twice (as the queue and as qos) is refused, naming the field
+    with pytest.raises(ConfigError, match=r"^user_endpoint_config: qos: queue 'regular' is"):
+        validate(perlmutter, {"account": "m1", "qos": "premium"})
+    assert get_scheduler("slurm").template_context(perlmutter) == {"qos_queues": "none"}
+    assert get_scheduler("slurm").template_context(frontier) == {"qos_queues": '["debug"]'}
+
+
+def test_per_queue_limits_in_the_request_and_in_the_endpoint_schema():
+    from jsonschema import Draft202012Validator
+
+    frontier = load_profile("frontier")
+    # batch: 2 h up to 91 nodes, 6 h up to 183, 12 h beyond (walltime_bins)
+    validate(frontier, {"account": "a", "queue": "batch", "nodes": 92, "walltime": "06:00:00"})
+    with pytest.raises(
+        ConfigError,
+        match=r"^user_endpoint_config: walltime: 6:00:01 exceeds queue batch.s limit 06:00:00 for 183 ",
+    ):
+        validate(frontier, {"account": "a", "queue": "batch", "nodes": 183, "walltime": "6:00:01"})
+    polaris = load_profile("polaris")
+    with pytest.raises(ConfigError, match=r"^user_endpoint_config: nodes: 9 is outside queue prod"):
+        validate(polaris, {"account": "a", "queue": "prod", "nodes": 9})
+    # the endpoint enforces the node limits itself (its schema), walltimes are site-agent's
+    schema = Draft202012Validator(user_config_schema(polaris))
+    assert not list(schema.iter_errors({"account": "a", "queue": "prod", "nodes": 10}))
+    assert list(schema.iter_errors({"account": "a", "queue": "prod"}))  # nodes needed
+    assert list(schema.iter_errors({"account": "a", "queue": "debug", "nodes": 3}))
+    assert not list(schema.iter_errors({"account": "a", "queue": "capacity", "nodes": 4}))
 
 
 def test_slurm_fields_schema_and_commands():
@@ -128,12 +169,12 @@ def test_slurm_without_node_memory_takes_no_mem_option():
 
 def test_polaris_header_selects_nodes_with_the_site_resources():
     header = render_batch_header(
-        load_profile("polaris"), {"account": "ATLAS-HEP", "nodes": 2, "queue": "prod"}, "pilot-1"
+        load_profile("polaris"), {"account": "ATLAS-HEP", "nodes": 10, "queue": "prod"}, "pilot-1"
     )
     assert header == (
         "#!/bin/bash\n"
         "#PBS -N pilot-1\n"
-        "#PBS -l select=2:system=polaris\n"
+        "#PBS -l select=10:system=polaris\n"
         "#PBS -l walltime=01:00:00\n"
         "#PBS -l place=scatter\n"
         "#PBS -l filesystems=home:eagle\n"
@@ -275,7 +316,7 @@ def test_srun_starts_all_ranks_in_one_step_and_reenters_the_wrapper():
 
 
 def test_mpiexec_uses_the_site_core_list_when_ranks_match_it():
-    polaris_list = "list:24-31,56-63:16-23,48-55:8-15,40-47:0-7,32-39"
+    polaris_list = "list:0-7,32-39:8-15,40-47:16-23,48-55:24-31,56-63"  # GPU 3 - r's domain
     argv = launch_argv("polaris", 4)
     assert argv[:9] == [
         "mpiexec",

@@ -240,8 +240,9 @@ def test_polaris_reverse_binding_and_site_cpu_list(tmp_path):
     assert r.returncode == 0, r.stderr
     ranks = rank_lines(r.stdout)
     assert {k: v["cuda"] for k, v in ranks.items()} == {0: "3", 1: "2", 2: "1", 3: "0"}
+    # rank r on the NUMA domain of its GPU 3 - r (ALCF's device-affinity table)
     assert all(
-        v["bind"] == "list:24-31,56-63:16-23,48-55:8-15,40-47:0-7,32-39" for v in ranks.values()
+        v["bind"] == "list:0-7,32-39:8-15,40-47:16-23,48-55:24-31,56-63" for v in ranks.values()
     )
 
 

@@ -50,7 +50,8 @@ def submit(slurm, tmp_path, profile, request, body_args, name="pilot", prelude="
     [
         ("polaris", 4, lambda r: {"cuda": str(3 - r)}),
         ("perlmutter", 4, lambda r: {"cuda": str(3 - r)}),
-        ("frontier", 8, lambda r: {"rocr": str(r), "cuda": "unset", "hip": "unset"}),
+        # OLCF: the GCD closest to each rank's L3 region
+        ("frontier", 8, lambda r: {"rocr": "45236701"[r], "cuda": "unset", "hip": "unset"}),
         ("aurora", 12, lambda r: {"ze": f"{r // 2}.{r % 2}", "zeh": "COMPOSITE"}),
     ],
 )
@@ -97,7 +98,7 @@ def test_frontier_unsets_cuda_and_hip_set_by_the_job(slurm, tmp_path):
     )
     assert slurm.wait_job(job) == "COMPLETED"
     got = rank_lines(out.read_text())
-    assert {k: v["rocr"] for k, v in got.items()} == {0: "0,1,2,3", 1: "4,5,6,7"}
+    assert {k: v["rocr"] for k, v in got.items()} == {0: "4,5,2,3", 1: "6,7,0,1"}
     assert all(v["cuda"] == "unset" and v["hip"] == "unset" for v in got.values())
 
 

@@ -32,17 +32,22 @@ def slot_label(node: NodeShape, slot: int) -> str:
 
 
 def rank_slots(
-    total: int, local_rank: int, gpus_per_rank: int, *, reverse: bool
+    total: int, local_rank: int, gpus_per_rank: int, *, order: str | tuple[int, ...] = "natural"
 ) -> tuple[int, ...]:
     """The ``gpus_per_rank`` slots of ``local_rank`` among ``total``; ranks beyond those that
-    fit wrap around (they share), ``reverse`` counts from the last slot."""
+    fit wrap around (they share). ``order``: ``natural``, ``reverse`` (from the last slot), or
+    the slot of each position (Frontier: the GCD closest to each rank's L3 region)."""
     if gpus_per_rank > total:
         raise ConfigError(
             f"gpus_per_rank: {gpus_per_rank} is more than the {total} GPU slots of a node"
         )
     first = (local_rank % (total // gpus_per_rank)) * gpus_per_rank
     slots = range(first, first + gpus_per_rank)
-    return tuple(total - 1 - s for s in slots) if reverse else tuple(slots)
+    if order == "reverse":
+        return tuple(total - 1 - s for s in slots)
+    if isinstance(order, (tuple, list)):
+        return tuple(order[s] for s in slots)
+    return tuple(slots)
 
 
 def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBinding:
@@ -53,9 +58,7 @@ def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBindi
     binding = node.gpu_binding
     if gpus_per_rank == 0 or binding is None:
         return RankBinding(local_rank, ())
-    slots = rank_slots(
-        node.gpu_slots, local_rank, gpus_per_rank, reverse=binding.order == "reverse"
-    )
+    slots = rank_slots(node.gpu_slots, local_rank, gpus_per_rank, order=binding.order)
     value = ",".join(slot_label(node, s) for s in slots)
     return RankBinding(
         local_rank=local_rank,

@@ -311,6 +311,13 @@ def pilot(ctx: click.Context) -> None:
     help="CA bundle for TLS probes (default: the system's, or SSL_CERT_FILE).",
 )
 @click.option("--only", type=click.Choice(["network", "local"]), help="Run one kind of check.")
+@click.option(
+    "--scope",
+    type=click.Choice(["login", "compute"]),
+    default="login",
+    show_default=True,
+    help="Probe as this login node does, or as a compute node would (its proxy).",
+)
 @json_option("Machine-readable report.")
 def check(
     site: str,
@@ -318,6 +325,7 @@ def check(
     timeout: float,
     ca_file: str | None,
     only: str | None,
+    scope: str,
     as_json: bool,
 ) -> None:
     """Validate this node: outbound connectivity through the proxy (DNS, TCP, proxy CONNECT,
@@ -334,6 +342,7 @@ def check(
         ca_file,
         network=only != "local",
         local=only != "network",
+        scope=scope,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -386,17 +395,33 @@ def _print_check_table(report) -> None:
     help="Start the workers inside this site-agent image (SIF path or image reference; "
     "default: the image site-agent runs from, if any).",
 )
+@click.option(
+    "--cvmfsexec",
+    "with_cvmfsexec",
+    is_flag=True,
+    help="Also clone cvmfsexec (github.com/cvmfs/cvmfsexec) and run its makedist where the "
+    "pilot looks for it (cvmfsexec sites; needs outbound access from this node).",
+)
 def install_command(
-    site: str, endpoint_dir: Path | None, force: bool, pilot_dir: Path | None, image: str | None
+    site: str,
+    endpoint_dir: Path | None,
+    force: bool,
+    pilot_dir: Path | None,
+    image: str | None,
+    with_cvmfsexec: bool,
 ) -> None:
     """Write the endpoint directory of a site: the template endpoint files, the execution
     wrapper and the cvmfsexec configuration. Running it again changes nothing."""
     from siteagent.install import install
     from siteagent.profiles import load_profile
 
-    report = install(
-        load_profile(site), endpoint_dir, force=force, pilot_dir=pilot_dir, image=image
-    )
+    profile = load_profile(site)
+    if with_cvmfsexec and profile.cvmfs.mode == "cvmfsexec":
+        from siteagent.cvmfsexec import provision
+
+        for cmd in provision(profile):
+            click.echo(f"ran         {cmd}")
+    report = install(profile, endpoint_dir, force=force, pilot_dir=pilot_dir, image=image)
     for name, status in report.files:
         click.echo(f"{status:<11} {report.directory / name}")
     if report.backup_dir:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from siteagent.errors import ConfigError
 from siteagent.names import IMAGE_RE, Var
-from siteagent.pilot.layers.container import BIND, INTEL_DEVICES
+from siteagent.pilot.layers.runtimes import BIND, INTEL_DEVICES
 from siteagent.profiles import Profile
 from siteagent.sections import ContainerSection
 
@@ -213,6 +213,8 @@ def _docker_options(runtime: str, cfg: ContainerSection, binds: list[str], uri: 
     # stopped container per block; --init: the worker pool is not PID 1, which ignores the
     # SIGTERM that stops a block. The engine adds `-v RUNDIR:RUNDIR -t`.
     options = ["--rm", "--init", "--network=host"]
+    if cfg.gpu_flag != "none":  # podman-hpc's GPU module (--gpu)
+        options.append(cfg.gpu_flag)
     if runtime != "podman-hpc":
         # the files the workers write belong to whoever installed the endpoint
         # (podman-hpc maps the container's root to the calling user already)

@@ -139,7 +139,7 @@ def install(
     report.files = [
         (name, _status(name, written.unchanged, to_write, existed)) for name in sorted(files)
     ]
-    report.notes = _notes(pilot_dir, workers)
+    report.notes = _notes(pilot_dir, workers) + _cvmfsexec_notes(profile)
     return report
 
 
@@ -150,6 +150,23 @@ def _worker_image(profile: Profile, directory: Path, image: str | None) -> Worke
 
     running = detect()
     return worker_image(profile, directory, image, running) if image or running else None
+
+
+def _cvmfsexec_notes(profile: Profile) -> list[str]:
+    """On a cvmfsexec site without cvmfsexec where the pilot looks: exactly what to run."""
+    from siteagent.cvmfsexec import provision_commands, shell_text, status
+
+    if profile.cvmfs.mode != "cvmfsexec":
+        return []
+    found = status(profile)
+    if found.ready:
+        return []
+    commands = provision_commands(profile, found.directory)[(1 if found.present else 0) :]
+    return [
+        f"cvmfsexec is not ready in {found.directory}: `site-agent install --site "
+        f"{profile.name} --cvmfsexec` does it where this node reaches GitHub, or run: "
+        f"{shell_text(commands)}"
+    ]
 
 
 def _target_directory(profile: Profile, directory: Path | None) -> Path:

@@ -242,7 +242,48 @@ def _check_consistency(data: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: node.gpu_vendor: must name the vendor when node.gpus > 0")
     if any(c >= node["cores"] for c in node["reserved_cores"]):
         raise ConfigError(f"{source}: node.reserved_cores: every core must be < node.cores")
-    queues = data["limits"].get("queues")
+    _check_queues(data, source)
+    _check_container(data, source)
+    order = (node.get("gpu_binding") or {}).get("order")
+    if isinstance(order, list) and sorted(order) != list(range(_slots(node))):
+        raise ConfigError(
+            f"{source}: node.gpu_binding.order: must list each of the {_slots(node)} GPU slots once"
+        )
+
+
+def _check_container(data: dict[str, Any], source: str) -> None:
+    """The GPU flag is one the chosen runtime has (podman-hpc takes --gpu, not --nv)."""
+    from siteagent.pilot.layers.runtimes import RUNTIMES
+
+    runtime, flag = data["container"]["runtime"], data["container"]["gpu_flag"]
+    if runtime not in RUNTIMES:  # none: no container, the flag is not used
+        return
+    allowed = RUNTIMES[runtime].gpu_flags
+    if flag not in allowed:
+        raise ConfigError(
+            f"{source}: container.gpu_flag: '{flag}' is not a {runtime} flag "
+            f"(use one of {', '.join(sorted(allowed))})"
+        )
+
+
+def _slots(node: dict[str, Any]) -> int:
+    """GPU slots of a node (tiles where the binding is per tile), from profile data."""
+    per_tile = (node.get("gpu_binding") or {}).get("format") == "tile"
+    return node["gpus"] * (node.get("tiles_per_gpu", 1) if per_tile else 1)
+
+
+def _check_queues(data: dict[str, Any], source: str) -> None:
+    """Queue names once each, the default queue among them, limits within the site's."""
+    from siteagent.sections import Limits
+
+    limits = Limits(queues=tuple(data["limits"].get("queues") or ()) or None)
+    names = limits.queue_names
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: limits.queues: a queue is listed twice")
     queue = data["directives"].get("queue")
-    if queues and queue and queue not in queues:
+    if names and queue and queue not in names:
         raise ConfigError(f"{source}: directives.queue: '{queue}' is not in limits.queues")
+    for q in limits.queue_limits:
+        top = q.max_nodes or data["limits"]["max_nodes"]
+        if q.min_nodes > top:
+            raise ConfigError(f"{source}: limits.queues: {q.name}: min_nodes exceeds max_nodes")

@@ -48,6 +48,8 @@ class Directives:
     select: str | None = None
     place: str | None = None
     exclusive: bool = True
+    # Slurm: what a ``queue`` names unless ``limits.queues`` says otherwise (NERSC: a QOS)
+    queue_kind: str = "partition"
     extra: tuple[str, ...] = ()
 
     def get(self, name: str) -> Any:
@@ -56,12 +58,46 @@ class Directives:
 
 
 @dataclass(frozen=True)
+class QueueLimits:
+    """One queue (PBS queue, Slurm partition or QOS) of ``limits.queues`` and its limits;
+    ``None`` means the site-wide limit applies."""
+
+    name: str
+    kind: str | None = None  # Slurm: partition | qos (None: directives.queue_kind)
+    min_nodes: int = 1
+    max_nodes: int | None = None
+    max_walltime: str | None = None
+    # ((max_nodes, max_walltime), ...): the walltime allowed up to that many nodes (Frontier)
+    walltime_bins: tuple[tuple[int, str], ...] = ()
+
+    @classmethod
+    def of(cls, item: str | dict[str, Any]) -> QueueLimits:
+        """A ``limits.queues`` item: a bare name, or a mapping with the limits."""
+        if isinstance(item, str):
+            return cls(item)
+        bins = tuple((b["max_nodes"], b["max_walltime"]) for b in item.get("walltime_bins", ()))
+        return cls(**{k: v for k, v in item.items() if k != "walltime_bins"}, walltime_bins=bins)
+
+
+@dataclass(frozen=True)
 class Limits:
     """What a user_endpoint_config may ask for at most."""
 
     max_nodes: int = 1
     max_walltime: str = "24:00:00"
-    queues: tuple[str, ...] | None = None
+    queues: tuple[Any, ...] | None = None  # names, or mappings (QueueLimits)
+
+    @property
+    def queue_names(self) -> tuple[str, ...]:
+        return tuple(q.name for q in self.queue_limits)
+
+    @property
+    def queue_limits(self) -> tuple[QueueLimits, ...]:
+        return tuple(QueueLimits.of(item) for item in self.queues or ())
+
+    def queue(self, name: str | None) -> QueueLimits | None:
+        """The entry of queue ``name`` (None when not listed or not given)."""
+        return next((q for q in self.queue_limits if q.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -69,7 +105,7 @@ class GpuBinding:
     """How one GPU slot is given to each local rank."""
 
     variable: str
-    order: str = "natural"
+    order: Any = "natural"  # natural | reverse | (slot of local rank 0, of 1, ...)
     format: str = "index"
     unset: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
@@ -211,7 +247,11 @@ class CheckSection:
         "https://compute.api.globus.org:443",
         "amqps://compute.amqps.globus.org:443",
         "https://auth.globus.org:443",
-    )  # + the PanDA instance's own (pilot/instances.py)
+        # PanDA at CERN (pilot.instance cern; check probes another instance's instead): its
+        # HTTPS port, and 25080, its plain-HTTP port (https there fails on TLS)
+        "https://pandaserver.cern.ch:25443",
+        "http://pandaserver.cern.ch:25080",
+    )
     scratch_dirs: tuple[str, ...] = ()
     min_free_gb: float = 5
 

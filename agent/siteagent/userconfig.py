@@ -55,9 +55,9 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
     # the scheduler's own options (account, queue, ...): each scheduler's file says which
     props |= scheduler_for(profile).schema_properties(profile)
     if "queue" in props and limits.queues:
-        props["queue"] = {"enum": list(limits.queues)}
+        props["queue"] = {"enum": list(limits.queue_names)}
     required = required_fields(profile)
-    return {
+    schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"user_endpoint_config for site profile {profile.name}",
         "type": "object",
@@ -68,6 +68,29 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
         "then": {"maxProperties": 1},
         "else": {"required": required},
     }
+    if "queue" in props and (per_queue := _queue_node_rules(profile)):
+        schema["allOf"] = per_queue
+    return schema
+
+
+def _queue_node_rules(profile: Profile) -> list[dict[str, Any]]:
+    """JSON-schema rules for the node limits of each queue that has its own: with that
+    queue, ``nodes`` is within them (and must be given when one node is too few).
+    Walltime limits per queue are checked by ``validate`` (a schema cannot compare times)."""
+    rules = []
+    for q in profile.limits.queue_limits:
+        top = q.max_nodes or (q.walltime_bins[-1][0] if q.walltime_bins else None)
+        if q.min_nodes == 1 and top is None:
+            continue
+        nodes: dict[str, Any] = {"type": "integer", "minimum": q.min_nodes}
+        if top is not None:
+            nodes["maximum"] = top
+        then: dict[str, Any] = {"properties": {"nodes": nodes}}
+        if q.min_nodes > 1:
+            then["required"] = ["nodes"]
+        cond = {"required": ["queue"], "properties": {"queue": {"const": q.name}}}
+        rules.append({"if": cond, "then": then})
+    return rules
 
 
 def required_fields(profile: Profile) -> list[str]:
@@ -119,7 +142,10 @@ def validate(profile: Profile, config: dict[str, Any]) -> None:
         raise ConfigError("user_endpoint_config: must be a JSON object")
     if "control" in config and len(config) > 1:
         raise ConfigError("user_endpoint_config: control: takes no other option")
-    error = best_error(Draft202012Validator(user_config_schema(profile)).iter_errors(config))
+    schema = user_config_schema(profile)
+    # the per-queue node rules are the endpoint's; here _check_shape says which queue's limit
+    schema.pop("allOf", None)
+    error = best_error(Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         where, problem = describe(error)
         raise ConfigError(f"user_endpoint_config: {where}: {problem}")
@@ -152,6 +178,32 @@ def _check_shape(profile: Profile, config: dict[str, Any]) -> None:
         )
     if walltime_seconds(merged["walltime"]) == 0:
         raise ConfigError("user_endpoint_config: walltime: must be longer than 00:00:00")
+    _check_queue_limits(profile, merged)
+    scheduler_for(profile).check_request(profile, merged)
+
+
+def _check_queue_limits(profile: Profile, merged: dict[str, Any]) -> None:
+    """The node and walltime limits of the chosen queue, where ``limits.queues`` has them."""
+    q = profile.limits.queue(merged.get("queue"))
+    if q is None:
+        return
+    nodes, walltime = merged["nodes"], merged["walltime"]
+    top = q.max_nodes or (q.walltime_bins[-1][0] if q.walltime_bins else None)
+    if nodes < q.min_nodes or (top is not None and nodes > top):
+        span = f"{q.min_nodes}-{top}" if top is not None else f"at least {q.min_nodes}"
+        raise ConfigError(
+            f"user_endpoint_config: nodes: {nodes} is outside queue {q.name}'s {span} nodes"
+        )
+    limit = q.max_walltime
+    for bin_nodes, bin_walltime in q.walltime_bins:
+        if nodes <= bin_nodes:
+            limit = bin_walltime
+            break
+    if limit and walltime_seconds(walltime) > walltime_seconds(limit):
+        raise ConfigError(
+            f"user_endpoint_config: walltime: {walltime} exceeds queue {q.name}'s limit "
+            f"{limit} for {nodes} node{'s' if nodes != 1 else ''}"
+        )
 
 
 def canonicalize(profile: Profile, config: dict[str, Any]) -> dict[str, Any]:

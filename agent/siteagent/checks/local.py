@@ -101,14 +101,21 @@ def check_container(profile: Profile, timeout: float) -> CheckResult:
         runtime = profile.container.runtime
         if runtime == "none":
             return SKIP, "profile uses no container", ""
+        from siteagent.pilot.layers.runtimes import RUNTIMES
+
         for binary in CONTAINER_BINARIES[runtime]:
             path = shutil.which(binary)
             if path:
+                # each runtime's own probe (podman-hpc has no --version, shifter only --help)
+                args = RUNTIMES[binary].version_args
+                asked = " ".join((binary, *args))
                 try:
-                    r = _run([path, "--version"], timeout)
+                    r = _run([path, *args], timeout)
                     version = (r.stdout or r.stderr).strip().splitlines()
                 except subprocess.TimeoutExpired:
-                    return FAIL, f"{binary} --version did not answer", ""
+                    return FAIL, f"{asked} did not answer", ""
+                if r.returncode != 0:
+                    return FAIL, f"{asked} exited {r.returncode}", (version or [""])[-1][:120]
                 return PASS, f"{binary}: {version[0] if version else 'present'}", ""
         setup = "; ".join(profile.container.setup) or f"install {runtime}"
         return FAIL, f"{runtime} not found on PATH", f"try: {setup}"
@@ -151,7 +158,7 @@ def check_cvmfs(profile: Profile, timeout: float) -> CheckResult:
                         "native CVMFS is on compute nodes (Perlmutter: #SBATCH --module=cvmfs)",
                     )
             return PASS, "native /cvmfs present", ""
-        problems = []
+        problems = _cvmfsexec_missing(profile)
         if not os.path.exists("/dev/fuse"):
             problems.append("/dev/fuse missing")
         elif not os.access("/dev/fuse", os.R_OK | os.W_OK):
@@ -168,12 +175,14 @@ def check_cvmfs(profile: Profile, timeout: float) -> CheckResult:
             except subprocess.TimeoutExpired:
                 problems.append("unshare hung")
         if problems:
-            return (
-                FAIL,
-                "cvmfsexec cannot run: " + "; ".join(problems),
-                "cvmfsexec needs /dev/fuse and unprivileged user namespaces (sysctl user.max_user_namespaces > 0)",
+            hint = (
+                "cvmfsexec needs /dev/fuse and unprivileged user namespaces "
+                "(sysctl user.max_user_namespaces > 0)"
             )
-        return PASS, "/dev/fuse and user namespaces available for cvmfsexec", ""
+            if problems[0].startswith("no cvmfsexec"):
+                hint = _provision_hint(profile)
+            return FAIL, "cvmfsexec cannot run: " + "; ".join(problems), hint
+        return PASS, "cvmfsexec, /dev/fuse and user namespaces available", ""
 
     return _timed("cvmfs", run)
 
@@ -211,3 +220,18 @@ def check_python() -> CheckResult:
         return PASS, f"Python {v.major}.{v.minor}.{v.micro}", ""
 
     return _timed("python", run)
+
+
+def _cvmfsexec_missing(profile: Profile) -> list[str]:
+    """``no cvmfsexec in DIR`` where the pilot will look for it, else nothing."""
+    from siteagent.cvmfsexec import status
+
+    found = status(profile)
+    return [] if found.present else [f"no cvmfsexec in {found.directory}"]
+
+
+def _provision_hint(profile: Profile) -> str:
+    from siteagent.cvmfsexec import provision_commands, shell_text, status
+
+    commands = provision_commands(profile, status(profile).directory)
+    return f"site-agent install --site {profile.name} --cvmfsexec, or run: {shell_text(commands)}"

@@ -54,18 +54,17 @@ def run_checks(
     ca_file: str | None = None,
     network: bool = True,
     local: bool = True,
+    scope: str = "login",
 ) -> CheckReport:
-    """All checks at once in threads; the whole run takes about the slowest one."""
+    """All checks at once in threads; the whole run takes about the slowest one. ``scope``
+    says whose connections are probed: this login node's (a proxy the profile scopes to
+    compute nodes is not used, as site-agent does not use it here) or a compute node's."""
     from siteagent.checks.network import parse_target, probe
-    from siteagent.checks.proxy import proxy_settings
-    from siteagent.pilot.instances import check_targets
 
-    proxies = proxy_settings(profile.proxy)
+    proxies = proxies_for(profile, scope)
     jobs: list[Job] = []
     if network:
-        # the profile's PanDA instance (CERN, BNL) unless check.targets lists its own
-        panda = check_targets(profile.pilot) if profile.check.targets == DEFAULT_TARGETS else ()
-        urls = list(dict.fromkeys([*profile.check.targets, *panda, *extra_targets]))
+        urls = list(dict.fromkeys([*_targets(profile), *extra_targets]))
         targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
         jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
         if profile.pilot.panda_queue:  # the pilot's own questions to its PanDA server
@@ -79,6 +78,33 @@ def run_checks(
     report.results = _run_all(jobs, grace=timeout + 1.0)
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _targets(profile: Profile) -> list[str]:
+    """The profile's check targets; left at the default, with the PanDA servers of the
+    profile's own instance (CERN, BNL) in place of CERN's."""
+    from siteagent.pilot.instances import INSTANCES, check_targets
+
+    if profile.check.targets != DEFAULT_TARGETS:
+        return list(profile.check.targets)
+    cern = INSTANCES["cern"].check_targets
+    return [u for u in DEFAULT_TARGETS if u not in cern] + list(check_targets(profile.pilot))
+
+
+def proxies_for(profile: Profile, scope: str):
+    """The proxy a process of ``scope`` (login | compute) uses at this site: the profile's,
+    unless it is for compute nodes only and this is the login node (then the environment's,
+    if any: Aurora's login nodes have none and need none)."""
+    from dataclasses import replace
+
+    from siteagent.checks.proxy import proxy_settings
+
+    if scope not in ("login", "compute"):
+        raise ValueError(f"scope: {scope!r}")
+    if scope == "login" and profile.proxy.scope == "compute":
+        found = proxy_settings(None)
+        return replace(found, source=f"{found.source}; the profile's proxy is for compute nodes")
+    return proxy_settings(profile.proxy)
 
 
 def _local_jobs(profile: Profile, timeout: float) -> list[Job]:

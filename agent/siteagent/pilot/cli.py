@@ -268,7 +268,7 @@ def run(values: dict[str, Any]) -> None:
     payload, pilot_args = values.pop("payload"), values.pop("pilot_args")
     if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
         pilot_args, payload = (*pilot_args, *payload), ()
-    opts = PilotOptions(payload=payload, pilot_args=pilot_args, **values)
+    opts = PilotOptions(payload=payload, pilot_args=pilot_args, dry_run=dry_run, **values)
     t = time.monotonic()
     try:
         plan = build_plan(opts)

@@ -61,6 +61,7 @@ class PilotOptions:
     # pilot3 waits up to MAX_KILL_WAIT_TIME (120 s) + 60 s after a signal for its threads,
     # last job update and log stage-out (pilot/workflow/generic.py interrupt)
     grace: float = GRACE
+    dry_run: bool = False  # only shown: where no GPU is found, a compute node's are assumed
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class PilotPlan:
                 "gpus": {
                     "vendor": self.gpus.vendor,
                     "count": self.gpus.count,
+                    "assumed": self.layer("gpu-binding").detail.assumed,
                     "slots": list(self.binding.slots),
                     "set": self.binding.set,
                     "unset": list(self.binding.unset),

@@ -91,6 +91,7 @@ class Supervisor:
         self.deadline = self.t0 + walltime - plan.margin_s if walltime else None
         self._previous: dict[int, Any] = {}
         self._passed = 0  # how many of ``received`` were forwarded to the payload
+        self.env: dict[str, str] = {}  # the payload's environment (after the layers' setup)
 
     def run(self) -> PilotReport:
         """Run to the end and return the final report (also written to disk)."""
@@ -99,7 +100,7 @@ class Supervisor:
         self._previous = {s: signal.signal(s, self.on_signal) for s in FORWARDED}
         self.received.extend(EARLY_SIGNALS)
         _become_subreaper()
-        env = self.plan.environment(dict(os.environ))
+        env = self.env = self.plan.environment(dict(os.environ))
         try:
             write_report(self.plan.report_path, self.report)
             error = self.start(env)
@@ -127,6 +128,16 @@ class Supervisor:
             t = time.monotonic()
             entry.actions = BY_NAME[layer.name]().setup(layer, env)
             entry.seconds = round(time.monotonic() - t, 4)
+
+    def teardown_layers(self) -> None:
+        """Each layer's teardown, innermost first, once the payload has ended."""
+        from siteagent.pilot.layers import BY_NAME
+
+        for layer in reversed(self.plan.layers):
+            done = BY_NAME[layer.name]().teardown(layer, self.env)
+            entry = next((e for e in self.report.layers if e.name == layer.name), None)
+            if done and entry is not None:
+                entry.actions = [*entry.actions, *done]
 
     def start(self, env: dict[str, str]) -> str | None:
         """Set up the layers and start the payload, unless stopped first; the setup error."""
@@ -235,6 +246,8 @@ class Supervisor:
     def finish(self) -> None:
         """End every leftover process, remove the workdir, restore the signal handlers and
         write the final report (state ``done``)."""
+        if self.proc is not None:
+            self.teardown_layers()
         end_leftovers(self.proc.pid if self.proc is not None else None)
         self.keep_logs()
         remove_workdir(self.plan.workdir)

@@ -49,6 +49,11 @@ class Scheduler(ABC):
         """Drop or normalise options of a completed config (a hook; nothing by default)."""
         return config
 
+    def check_request(self, profile: Profile, request: dict[str, Any]) -> None:
+        """Refuse, with a one-line ConfigError, options that contradict each other (a hook;
+        nothing by default)."""
+        return None
+
     def launcher_of(self, profile: Profile) -> str:
         """The launcher that starts ranks in this scheduler's jobs: the profile's."""
         return profile.launcher

@@ -86,6 +86,11 @@ class PilotLayer:
         (for the report). Raises SiteAgentError when it cannot."""
         return []
 
+    def teardown(self, layer: Layer, env: dict[str, str]) -> list[str]:
+        """Undo what outlives the payload's processes (a container a SIGKILL left behind),
+        after the payload ended, however it ended; returns what it did. Never raises."""
+        return []
+
 
 def planning_order(stack: Iterable[type[PilotLayer]]) -> list[type[PilotLayer]]:
     """``stack`` reordered so that every layer comes after the layers in its ``after``,

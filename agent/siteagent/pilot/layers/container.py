@@ -1,109 +1,33 @@
 """Container layer: the payload runs inside the profile's container runtime.
 
-A runtime is one ``ContainerRuntime`` subclass, registered by the profile's
-``container.runtime`` name in ``RUNTIMES``: it turns the profile's binds, options and GPU flag
-into the ``exec`` line and says how variables reach the inside. Apptainer and singularity now.
-
-Why the exec line is built here and not by ``spython.main.Client.execute``: execute runs the
-container to completion and captures its output (a pilot streams for hours and must own its
-process group so signals and walltime kills reach it), it exits the whole Python process
-when a bind source is missing on the host (so no plan can be shown on a login node), it always
-calls the binary ``singularity`` (no variable points it elsewhere; apptainer-only hosts have no
-such binary unless the admin made the compatibility link) and its ``environ`` replaces the
-environment instead of adding to it. spython is used for what it does well: probing that the
-runtime answers (``spython.utils.check_install``) before a pilot commits to a container.
-Bind and option syntax below follows the apptainer CLI, which singularity shares.
+The runtimes themselves (apptainer, singularity, podman-hpc, shifter) are ``ContainerRuntime``
+subclasses in ``runtimes.py``, registered by the profile's ``container.runtime`` name in
+``RUNTIMES``. This layer decides the image, what the container binds and which host
+variables it needs, checks that the runtime answers, runs the profile's ``container.setup``
+lines before it (modules that put the runtime on PATH) and, at the end, the runtime's teardown.
 """
 
 from __future__ import annotations
 
-import re
+import subprocess
 from dataclasses import dataclass
-from typing import ClassVar
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import IMAGE_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.pilot.layers.runtimes import (
+    RUNTIMES,
+    ContainerPlan,
+    ContainerRuntime,
+    RunSpec,
+)
 from siteagent.profiles import Profile
-from siteagent.sections import ContainerSection
 
 IMAGE = IMAGE_RE
-BIND = re.compile(r"^[A-Za-z0-9_./~+@-]{1,512}(:[A-Za-z0-9_./~+@-]{1,512}(:(ro|rw))?)?$")
-# What each GPU vendor needs inside the container when the profile asks for no flag.
-INTEL_DEVICES = "/dev/dri"
-
-
-@dataclass(frozen=True)
-class ContainerPlan:
-    """The container a rank runs in and the command that enters it."""
-
-    runtime: str
-    image: str
-    prefix: tuple[str, ...]  # runtime exec [flags] IMAGE
-    env: dict[str, str]  # APPTAINERENV_* / SINGULARITYENV_* for the host process
-
-    def describe(self) -> str:
-        return f"{self.runtime} {self.image}"
-
-
-class ContainerRuntime:
-    """One container runtime: its ``exec`` line and how the payload's variables get in."""
-
-    name: ClassVar[str]
-
-    def __init__(self, cfg: ContainerSection) -> None:
-        self.cfg = cfg  # the profile's container section
-
-    def binds(self, gpu_vendor: str, extra: tuple[str, ...]) -> list[str]:
-        """The profile's binds, the vendor's devices, then ``extra``; checked, each once."""
-        devices = [INTEL_DEVICES] if gpu_vendor == "intel" else []
-        out: list[str] = []
-        for bind in (*self.cfg.binds, *devices, *extra):
-            if not BIND.match(bind):
-                raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
-            if bind not in out:
-                out.append(bind)
-        return out
-
-    def exec_line(self, image: str, binds: list[str]) -> tuple[str, ...]:
-        raise NotImplementedError
-
-    def environment(self, prepend_path: tuple[str, ...]) -> dict[str, str]:
-        """Host variables that become the profile's ``container.env`` (and PATH) inside."""
-        raise NotImplementedError
-
-    def plan(
-        self, image: str, gpu_vendor: str, extra_binds: tuple[str, ...],
-        prepend_path: tuple[str, ...],
-    ) -> ContainerPlan:  # fmt: skip
-        prefix = self.exec_line(image, self.binds(gpu_vendor, extra_binds))
-        return ContainerPlan(self.name, image, prefix, self.environment(prepend_path))
-
-
-class Apptainer(ContainerRuntime):
-    name = "apptainer"
-    env_prefix = "APPTAINERENV_"
-
-    def exec_line(self, image: str, binds: list[str]) -> tuple[str, ...]:
-        flag = self.cfg.gpu_flag
-        args = [self.name, "exec", *([flag] if flag != "none" else [])]
-        for bind in binds:
-            args += ["--bind", bind]
-        return (*args, *self.cfg.options, image)
-
-    def environment(self, prepend_path: tuple[str, ...]) -> dict[str, str]:
-        env = {f"{self.env_prefix}{k}": v for k, v in self.cfg.env.items()}
-        if prepend_path:
-            env[f"{self.env_prefix}PREPEND_PATH"] = ":".join(prepend_path)
-        return env
-
-
-class Singularity(Apptainer):
-    name = "singularity"
-    env_prefix = "SINGULARITYENV_"
-
-
-RUNTIMES: dict[str, type[ContainerRuntime]] = {cls.name: cls for cls in (Apptainer, Singularity)}
+__all__ = ["RUNTIMES", "ContainerLayer", "ContainerPlan", "ContainerRuntime", "plan_container"]
+# the layers whose variables a container that passes no environment must be told about
+ENV_LAYERS = ("gpu-binding", "proxy", "cvmfs", "env")
+SETUP_TIMEOUT = 300  # seconds for the container.setup lines (module loads)
 
 
 def runtime_for(profile: Profile) -> ContainerRuntime:
@@ -130,34 +54,65 @@ def plan_container(
     gpu_vendor: str,
     extra_binds: tuple[str, ...] = (),
     prepend_path: tuple[str, ...] = (),
+    workdir: str | None = None,
+    name: str | None = None,
+    pass_env: tuple[str, ...] = (),
 ) -> ContainerPlan:
-    """The ``exec`` line for ``image``: the profile's binds and options, the GPU flag
-    (``--nv`` NVIDIA, ``--rocm`` AMD, ``/dev/dri`` bound for Intel), plus ``extra_binds``
-    (workdir, /cvmfs, the environment prefix)."""
+    """The runtime's command for ``image``: the profile's binds and options, the GPU flag
+    (``--nv``/``--rocm`` apptainer, ``--gpu`` podman-hpc, ``/dev/dri`` bound for Intel), plus
+    ``extra_binds`` (workdir, /cvmfs, the environment prefix)."""
     runtime = runtime_for(profile)
     if not IMAGE.match(image):
         raise ConfigError(f"--container: '{image}' is not an image path or URI")
-    return runtime.plan(image, gpu_vendor, extra_binds, prepend_path)
+    spec = RunSpec(gpu_vendor, extra_binds, prepend_path, workdir, name, pass_env)
+    return runtime.plan(image, spec)
 
 
-def check_runtime(plan: ContainerPlan, path: str | None = None) -> None:
-    """Fail early, with one line, when the runtime does not answer ``--version``."""
-    import os
-
-    from spython.utils import check_install
-
-    old = os.environ.get("PATH")
-    if path is not None:
-        os.environ["PATH"] = path
+def check_runtime(plan: ContainerPlan, env: dict[str, str]) -> None:
+    """Fail early, with one line, when the runtime does not answer (``--version``)."""
+    args = (plan.runtime, *RUNTIMES[plan.runtime].version_args)
     try:
-        ok = check_install(plan.runtime)
-    finally:
-        if path is not None and old is not None:
-            os.environ["PATH"] = old
+        ok = subprocess.run(args, env=env, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
     if not ok:
         raise SiteAgentError(
-            f"container: '{plan.runtime} --version' failed (load it first: container.setup)"
+            f"container: '{' '.join(args)}' failed (load it first: container.setup)"
         )
+
+
+# `module` is a shell function: inherited where the job's shell exported it (Lmod does),
+# else defined from the usual init scripts
+MODULE_INIT = (
+    "command -v module >/dev/null 2>&1 || for f in /etc/profile.d/lmod.sh "
+    "/etc/profile.d/modules.sh /usr/share/lmod/lmod/init/bash; do "
+    '[ -r "$f" ] && . "$f" && break; done'
+)
+
+
+def setup_lines(profile: Profile) -> list[tuple[str, ...]]:
+    """The profile's ``container.setup`` as one ``bash -c`` that ends by printing the
+    environment (the module loads' PATH and friends are read back into the pilot's)."""
+    lines = profile.container.setup
+    if not lines:
+        return []
+    script = "\n".join(("set -e", MODULE_INIT, *lines, "env -0"))
+    return [("bash", "-c", script)]
+
+
+def apply_setup(cmd: tuple[str, ...], env: dict[str, str]) -> None:
+    """Run the setup lines and take the environment they leave (PATH of the runtime)."""
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, timeout=SETUP_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SiteAgentError(f"container.setup: could not run: {err}") from err
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise SiteAgentError(f"container.setup: exit {done.returncode}: {tail[0]}".rstrip(": "))
+    for item in done.stdout.split(b"\0"):
+        key, sep, value = item.decode(errors="replace").partition("=")
+        if sep and key and key not in ("_", "SHLVL", "PWD", "OLDPWD"):
+            env[key] = value
 
 
 @dataclass(frozen=True)
@@ -180,8 +135,9 @@ def requested_image(ctx: PlanContext) -> str | None:
 class ContainerLayer(PilotLayer):
     name = "container"
     # the container binds the workdir, pilot3, /cvmfs and the environment's prefix, and puts
-    # the environment on its PATH; GPU devices follow the vendor found
-    after = ("gpu-binding", "cvmfs", "env", "payload")
+    # the environment on its PATH; GPU devices follow the vendor found; a runtime that passes
+    # no environment is told the names the other layers set
+    after = ("gpu-binding", "proxy", "cvmfs", "env", "payload")
 
     def plan(self, ctx: PlanContext) -> Layer:
         env_plan = ctx.detail("env")
@@ -196,10 +152,18 @@ class ContainerLayer(PilotLayer):
             gpu_vendor=share.gpus.vendor if share.gpus.count else ctx.profile.node.gpu_vendor,
             extra_binds=self._binds(ctx),
             prepend_path=(str(env_plan.bin_dir),) if env_plan else (),
+            workdir=ctx.workdir,
+            name=f"site-agent-{ctx.pilot_id}",
+            pass_env=tuple(k for n in ENV_LAYERS for k in ctx.earlier[n].env),
+        )
+        # a runtime that passes the host's PATH in (shifter) gets the environment's bin/ there
+        host_path = (
+            (str(env_plan.bin_dir),) if env_plan and RUNTIMES[container.runtime].host_path else ()
         )
         return Layer(
-            self.name, container.describe(), command=container.prefix, env=container.env,
-            detail=Placement(container),
+            self.name, container.describe(), command=container.prefix,
+            setup=tuple(setup_lines(ctx.profile)), env=container.env,
+            detail=Placement(container, host_path),
         )  # fmt: skip
 
     @staticmethod
@@ -218,5 +182,19 @@ class ContainerLayer(PilotLayer):
         container = layer.detail.container
         if container is None:
             return []
-        check_runtime(container, env.get("PATH"))
-        return [f"{container.runtime} --version ok"]
+        done = []
+        for cmd in layer.setup:
+            apply_setup(cmd, env)
+            done.append("container.setup ran")
+        check_runtime(container, env)
+        return [*done, f"{container.runtime} answers"]
+
+    def teardown(self, layer: Layer, env: dict[str, str]) -> list[str]:
+        container = layer.detail.container
+        if container is None or not container.teardown:
+            return []
+        try:
+            subprocess.run(container.teardown, env=env, capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return [f"teardown failed: {err}"]
+        return [" ".join(container.teardown)]

@@ -17,6 +17,17 @@ class GpuShare:
 
     gpus: GpuInventory  # what the node has
     binding: RankBinding  # what this rank gets
+    assumed: bool = False  # a dry run where none were found: a compute node's, per the profile
+
+
+def node_gpus(ctx: PlanContext) -> tuple[GpuInventory, bool]:
+    """The GPUs found here; on a dry run that finds none (a login node) those a compute node
+    of the profile has, and True: the plan shows the binding the node would get."""
+    gpus = discover_gpus(ctx.environ.get(Var.GPU_ROOT, "/"))
+    node = ctx.profile.node
+    if ctx.opts.dry_run and gpus.count == 0 and int(node.gpus) > 0:
+        return GpuInventory(node.gpu_vendor, int(node.gpus)), True
+    return gpus, False
 
 
 def gpus_per_rank(ctx: PlanContext, gpus: GpuInventory) -> int:
@@ -33,7 +44,7 @@ class GpuLayer(PilotLayer):
     name = "gpu-binding"
 
     def plan(self, ctx: PlanContext) -> Layer:
-        gpus = discover_gpus(ctx.environ.get(Var.GPU_ROOT, "/"))
+        gpus, assumed = node_gpus(ctx)
         gpr = gpus_per_rank(ctx, gpus)
         binding = bind_rank(ctx.profile.node, ctx.local_rank, gpr)
         expected = ctx.profile.node.gpu_vendor
@@ -41,8 +52,14 @@ class GpuLayer(PilotLayer):
             raise ConfigError(
                 f"node.gpu_vendor: the profile says {expected}, this node has {gpus.vendor} GPUs"
             )
+        found = (
+            f"none found here, assumed: a {ctx.profile.name} compute node's {gpus.count} "
+            f"{gpus.vendor} GPU(s)"
+            if assumed
+            else f"{gpus.count} {gpus.vendor} GPU(s) found"
+        )
         summary = (
-            f"{gpus.count} {gpus.vendor} GPU(s) found; local rank {ctx.local_rank} gets slot(s) "
+            f"{found}; local rank {ctx.local_rank} gets slot(s) "
             f"{','.join(map(str, binding.slots)) or 'none'}"
         )
         return Layer(
@@ -50,5 +67,5 @@ class GpuLayer(PilotLayer):
             summary,
             env=dict(binding.set),
             unset=binding.unset,
-            detail=GpuShare(gpus, binding),
+            detail=GpuShare(gpus, binding, assumed),
         )
