@@ -72,10 +72,7 @@ def prepare(opts: SweepOptions) -> SweepPlan:
     from siteagent.sweep.objective import make_objective
     from siteagent.sweep.payload import parse_payload
 
-    if opts.repetitions < 1:
-        raise ConfigError("--repetitions: must be at least 1")
-    if opts.backend not in (None, "engine", "globus"):
-        raise ConfigError("--backend: 'engine' or 'globus'")
+    _check_options(opts)
     profile = load_profile(opts.site)
     objective = make_objective(opts.objective, opts.metric)
     grid = build_grid(profile, opts.grid, opts.grid_file, opts.config)
@@ -85,6 +82,19 @@ def prepare(opts: SweepOptions) -> SweepPlan:
         raise ConfigError(
             f"--grid: no possible point on site {profile.name} (all {len(skipped)} skipped)"
         )
+    points = _first_points(opts, points)
+    return SweepPlan(opts, profile, payload, objective, points, skipped, list(grid.axes))
+
+
+def _check_options(opts: SweepOptions) -> None:
+    if opts.repetitions < 1:
+        raise ConfigError("--repetitions: must be at least 1")
+    if opts.backend not in (None, "engine", "globus"):
+        raise ConfigError("--backend: 'engine' or 'globus'")
+
+
+def _first_points(opts: SweepOptions, points: list[Point]) -> list[Point]:
+    """The points --max-points keeps; more than CONFIRM_OVER need --yes."""
     if opts.max_points is not None:
         points = points[: opts.max_points]
     if len(points) > CONFIRM_OVER and not opts.yes:
@@ -92,7 +102,7 @@ def prepare(opts: SweepOptions) -> SweepPlan:
             f"--grid: {len(points)} points x {opts.repetitions} repetition(s); over "
             f"{CONFIRM_OVER} points needs --yes (or --max-points)"
         )
-    return SweepPlan(opts, profile, payload, objective, points, skipped, list(grid.axes))
+    return points
 
 
 def make_backend(
@@ -103,14 +113,25 @@ def make_backend(
     opts, profile = plan.options, plan.profile
     kind = opts.backend or ("engine" if profile.scheduler == "local" else "globus")
     if kind == "engine":
-        from siteagent.harvester.backends import EngineBackend
+        return _engine_backend(opts)
+    return _globus_backend(plan, factory), None
 
-        tmp = None if opts.workdir else Path(tempfile.mkdtemp(prefix="site-agent-sweep-"))
-        return EngineBackend(opts.site, opts.workdir or tmp), tmp
+
+def _engine_backend(opts: SweepOptions) -> tuple[Any, Path | None]:
+    """The engine in this process, in --workdir or a temporary directory (returned)."""
+    from siteagent.harvester.backends import EngineBackend
+
+    tmp = None if opts.workdir else Path(tempfile.mkdtemp(prefix="site-agent-sweep-"))
+    return EngineBackend(opts.site, opts.workdir or tmp), tmp
+
+
+def _globus_backend(plan: SweepPlan, factory: Callable[[str], Any] | None) -> Any:
+    """The installed endpoint (checked first) through the Globus Compute SDK."""
     from siteagent.harvester.backends import GlobusBackend
     from siteagent.install import default_endpoint_dir
     from siteagent.smoke.site import preflight
 
+    opts, profile = plan.options, plan.profile
     directory = (
         opts.endpoint_dir.expanduser().absolute()
         if opts.endpoint_dir
@@ -118,7 +139,7 @@ def make_backend(
     )
     ep_id = preflight(profile, directory)
     make = factory or (lambda ep: GlobusBackend(ep, batch_size=8))
-    return make(ep_id), None
+    return make(ep_id)
 
 
 def execute(
