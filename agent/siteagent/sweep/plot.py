@@ -70,26 +70,43 @@ def _panel(
     """One panel: its title, axis and a bar per point (panel 1, time, also a dot per run)."""
     x0 = LABEL_W + p * (PANEL_W + GAP)
     with_runs = p == 1  # the time panel also shows each run as a dot
-    totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
-    if with_runs:
-        totals += [s for e in ranked for s in _run_seconds(e)]
-    scale = (PANEL_W - VALUE_W) / (max(totals) or 1.0)
+    scale = _scale(ranked, segments_of, with_runs)
     out = [
         f'<text x="{x0}" y="{TOP - 12}" font-weight="bold">{html.escape(name)}</text>',
         f'<line x1="{x0}" y1="{TOP - 4}" x2="{x0}" y2="{TOP + ROW * len(ranked)}" stroke="#333"/>',
     ]
     for i, e in enumerate(ranked):
-        y = TOP + i * ROW + 4
-        x, bar = _bar(e, segments_of(e), float(x0), y, scale)
-        out += bar
-        total: float = sum(v or 0 for v, _ in segments_of(e))
-        if with_runs:  # the median run's time, right of the bar and of every run's dot
-            total = e.median("seconds") or 0.0
-            x = max([x, *(x0 + s * scale for s in _run_seconds(e))])
-        text = "failed" if e.rank is None else fmt(total, digits)
-        out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
-        if with_runs:
-            out += _run_dots(e, x0, y, scale)
+        out += _panel_row(e, x0, TOP + i * ROW + 4, segments_of, scale, digits, with_runs)
+    return out
+
+
+def _scale(ranked: list[Ranked], segments_of: Segments, with_runs: bool) -> float:
+    """Pixels per unit: the longest bar (or run dot) leaves room for its value."""
+    totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
+    if with_runs:
+        totals += [s for e in ranked for s in _run_seconds(e)]
+    return (PANEL_W - VALUE_W) / (max(totals) or 1.0)
+
+
+def _panel_row(
+    e: Ranked,
+    x0: int,
+    y: int,
+    segments_of: Segments,
+    scale: float,
+    digits: int,
+    with_runs: bool,
+) -> list[str]:
+    """One point's bar with its value after it (and, with_runs, a dot per run)."""
+    x, out = _bar(e, segments_of(e), float(x0), y, scale)
+    total: float = sum(v or 0 for v, _ in segments_of(e))
+    if with_runs:  # the median run's time, right of the bar and of every run's dot
+        total = e.median("seconds") or 0.0
+        x = max([x, *(x0 + s * scale for s in _run_seconds(e))])
+    text = "failed" if e.rank is None else fmt(total, digits)
+    out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
+    if with_runs:
+        out += _run_dots(e, x0, y, scale)
     return out
 
 
