@@ -62,13 +62,16 @@ def _context(ca_file: str | None, environ: dict[str, str]) -> ssl.SSLContext:
         ctx = ssl.create_default_context()
     proxy = environ.get("X509_USER_PROXY")
     if proxy:
-        try:
-            ctx.load_cert_chain(proxy)
-        except (OSError, ssl.SSLError) as err:
-            raise ProbeError(
-                "certificate", f"X509_USER_PROXY {proxy}: cannot load it: {err}"
-            ) from None
+        _load_proxy(ctx, proxy)
     return ctx
+
+
+def _load_proxy(ctx: ssl.SSLContext, proxy: str) -> None:
+    """The client certificate pilot3 sends (certificate and key in one file)."""
+    try:
+        ctx.load_cert_chain(proxy)
+    except (OSError, ssl.SSLError) as err:
+        raise ProbeError("certificate", f"X509_USER_PROXY {proxy}: cannot load it: {err}") from None
 
 
 def _connection(
@@ -93,18 +96,22 @@ def _get(url: str, ctx: ssl.SSLContext, deadline: float, step: str) -> tuple[int
         conn.request("GET", path, headers={"Accept": "application/json"})
         resp: HTTPResponse = conn.getresponse()
         return resp.status, resp.read()
-    except ssl.SSLCertVerificationError as err:
-        raise ProbeError(
-            "tls", f"{host}:{port}: server certificate not trusted: {err.verify_message}"
-        ) from None
-    except ssl.SSLError as err:
-        raise ProbeError("tls", f"{host}:{port}: TLS failed: {err.reason or err}") from None
-    except TimeoutError:
-        raise ProbeError(step, f"{host}:{port}: no answer in time") from None
-    except OSError as err:
-        raise ProbeError("tcp", f"{host}:{port}: unreachable: {err.strerror or err}") from None
+    except OSError as err:  # TLS errors and timeouts are OSErrors too
+        raise _transport_error(err, step, f"{host}:{port}") from None
     finally:
         conn.close()
+
+
+def _transport_error(err: OSError, step: str, where: str) -> ProbeError:
+    """The step a failed request names: tls for the certificate or handshake, this step for
+    a timeout, tcp for the rest."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return ProbeError("tls", f"{where}: server certificate not trusted: {err.verify_message}")
+    if isinstance(err, ssl.SSLError):
+        return ProbeError("tls", f"{where}: TLS failed: {err.reason or err}")
+    if isinstance(err, TimeoutError):
+        return ProbeError(step, f"{where}: no answer in time")
+    return ProbeError("tcp", f"{where}: unreachable: {err.strerror or err}")
 
 
 def _json(body: bytes, what: str, step: str) -> Any:
@@ -174,12 +181,16 @@ def _queue_active(
         raise ProbeError("queue", f"queue {queue} is unknown to the server ({url}: HTTP 404)")
     if status != 200:
         raise ProbeError("queue", f"{url}: HTTP {status}")
-    queuedata = _json(body, url, "queue")
-    if isinstance(queuedata, dict) and queue in queuedata and "state" not in queuedata:
-        queuedata = queuedata[queue]  # CRIC shape {queue: {...}}
-    state = str(queuedata.get("state", "?")) if isinstance(queuedata, dict) else "?"
+    state = _queue_state(_json(body, url, "queue"), queue)
     if state != "ACTIVE":
         raise ProbeError("queue", f"queue {queue} is {state}, not ACTIVE: pilots exit at start")
+
+
+def _queue_state(queuedata: Any, queue: str) -> str:
+    """``state`` of the queuedata, flat or in CRIC's shape ``{queue: {...}}``; ``?`` if none."""
+    if isinstance(queuedata, dict) and queue in queuedata and "state" not in queuedata:
+        queuedata = queuedata[queue]
+    return str(queuedata.get("state", "?")) if isinstance(queuedata, dict) else "?"
 
 
 def _jobs_waiting(
