@@ -35,16 +35,17 @@ class LocalSmokeTest(SmokeTest):
         self.executor: Any = None
 
     def run(self, harvester: bool) -> SmokeReport:
+        steps = [
+            ("render endpoint", self.render),
+            ("render user endpoint", self.user_endpoint),
+            ("start engine", self.start),
+            ("python function", self.python_function),
+            ("shell command", self.shell_command),
+        ]
+        if harvester:
+            steps.append(("harvester workers", self.harvester_workers))
         try:
-            ok = self.step("render endpoint", self.render) and self.step(
-                "render user endpoint", self.user_endpoint
-            )
-            if ok and self.step("start engine", self.start):
-                ok = self.step("python function", self.python_function) and self.step(
-                    "shell command", self.shell_command
-                )
-                if ok and harvester:
-                    self.step("harvester workers", self.harvester_workers)
+            self.steps(steps)
         finally:
             if self.executor is not None:
                 self.step("stop engine", self.stop)
@@ -87,8 +88,6 @@ class LocalSmokeTest(SmokeTest):
     def shell_command(self) -> str:
         from globus_compute_sdk import ShellFunction
 
-        from siteagent.pilot.report import read_report
-
         # the launch path of every pilot: execution wrapper (2 ranks on this node), then the
         # pilot wrapper per rank around a small payload, each rank leaving its JSON report
         reports = self.base / "state"
@@ -104,11 +103,7 @@ class LocalSmokeTest(SmokeTest):
         got = set(res.stdout.split("\n"))
         if res.returncode != 3 or not want <= got:
             raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
-        for rank in range(2):
-            path = reports / "pilots" / f"smoke-r{rank}.json"
-            found = read_report(path) if path.exists() else {}
-            if (found.get("reason"), found.get("exit_code")) != ("failed", 3):
-                raise SiteAgentError(f"pilot wrapper report of rank {rank}: {found}")
+        _check_reports(reports / "pilots", ranks=2)
         return (
             f"site-agent-exec ran 2 ranks through the pilot wrapper; exit {res.returncode} as the "
             f"payload's, reports in {reports / 'pilots'}"
@@ -126,6 +121,17 @@ class LocalSmokeTest(SmokeTest):
         if leftover:
             raise SiteAgentError(f"worker processes left behind: {leftover}")
         return "engine stopped, no worker processes left"
+
+
+def _check_reports(pilots: Path, ranks: int) -> None:
+    """Each rank's pilot wrapper reported the payload's failure (exit 3)."""
+    from siteagent.pilot.report import read_report
+
+    for rank in range(ranks):
+        path = pilots / f"smoke-r{rank}.json"
+        found = read_report(path) if path.exists() else {}
+        if (found.get("reason"), found.get("exit_code")) != ("failed", 3):
+            raise SiteAgentError(f"pilot wrapper report of rank {rank}: {found}")
 
 
 def run_smoke_test(
@@ -149,16 +155,21 @@ def run_smoke_test(
 
 def _wait_no_workers(run_root: Path, seconds: float) -> list[int]:
     """PIDs of worker pools started for ``run_root`` that are still alive after ``seconds``."""
-    import psutil
-
-    marker = str(run_root)
     deadline = time.monotonic() + seconds
     while True:
-        alive = []
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            cmd = " ".join(p.info["cmdline"] or [])
-            if "process_worker_pool" in cmd and marker in cmd:
-                alive.append(p.info["pid"])
+        alive = _worker_pools(str(run_root))
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.2)
+
+
+def _worker_pools(marker: str) -> list[int]:
+    """PIDs of the worker pools whose command line names ``marker``."""
+    import psutil
+
+    alive = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "process_worker_pool" in cmd and marker in cmd:
+            alive.append(p.info["pid"])
+    return alive

@@ -99,10 +99,14 @@ class SiteSmokeTest(SmokeTest):
 
     def run(self) -> SmokeReport:
         try:
-            if self.step("check", self.check) and self.step("connect", self.connect):
-                self.step("python function", self.python_function) and self.step(
-                    "shell command", self.shell_command
-                )
+            self.steps(
+                [
+                    ("check", self.check),
+                    ("connect", self.connect),
+                    ("python function", self.python_function),
+                    ("shell command", self.shell_command),
+                ]
+            )
         finally:
             if self.backend is not None:
                 backend, self.backend = self.backend, None
