@@ -73,7 +73,7 @@ def _row(e: Ranked, objective: Objective, fields: list[str], with_time: bool) ->
         fmt(e.median("node_hours"), 6),
         fmt(e.median("queue_wait_s"), 1),
         f"{len(e.ok_runs)}/{len(e.runs)}",
-        (e.error or "")[:80] if not e.ok_runs or e.error else "",
+        (e.error or "")[:80],
     ]
 
 

@@ -35,13 +35,19 @@ def _label(e: Ranked) -> str:
 def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
     """The chart as one SVG document: a label per point, then three panels of bars (the
     objective, time with what lies outside the payload, node-hours)."""
-    panels: list[tuple[str, Segments]] = [
-        (f"{objective.name} ({objective.unit})", lambda e: [(e.value, None)]),
+    # (title, the bar's segments of a point, digits of its value)
+    panels: list[tuple[str, Segments, int]] = [
+        (
+            f"{objective.name} ({objective.unit})",
+            lambda e: [(e.value, None)],
+            6 if objective.name == "node-hours" else 2,
+        ),
         (
             "time s (orange: outside the payload)",
             lambda e: [(overhead(e), OVERHEAD_COLOR), (e.median_layer("payload"), None)],
+            2,
         ),
-        ("node-hours", lambda e: [(e.median("node_hours"), None)]),
+        ("node-hours", lambda e: [(e.median("node_hours"), None)], 6),
     ]
     height = TOP + ROW * max(len(ranked), 1) + 30
     width = LABEL_W + len(panels) * (PANEL_W + GAP)
@@ -57,8 +63,7 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
             f'<text x="{LABEL_W - 8}" y="{TOP + i * ROW + 16}" text-anchor="end"{weight}>'
             f"{html.escape(_label(e))}</text>"
         )
-    for p, (name, segments_of) in enumerate(panels):
-        digits = 6 if p == 2 or (objective.name == "node-hours" and p == 0) else 2
+    for p, (name, segments_of, digits) in enumerate(panels):
         out += _panel(ranked, p, name, segments_of, digits)
     out.append("</svg>")
     return "\n".join(out) + "\n"
