@@ -121,6 +121,17 @@ def _json(body: bytes, what: str, step: str) -> Any:
         raise ProbeError(step, f"{what}: not JSON: {body[:80]!r}") from None
 
 
+def _api_data(url: str, ctx: ssl.SSLContext, deadline: float, step: str, failure: str) -> Any:
+    """``data`` of the server's API answer (``{"success", "message", "data"}``); ProbeError
+    ``failure: why`` unless it succeeded."""
+    status, body = _get(url, ctx, deadline, step)
+    what = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]
+    answer = _json(body, what, step) if status == 200 else {}
+    if not answer.get("success"):
+        raise ProbeError(step, f"{failure}: {answer.get('message') or f'HTTP {status}'}")
+    return answer.get("data") or {}
+
+
 def queuedata_url(server_host: str, queue: str, environ: dict[str, str]) -> str:
     """pilot3's queuedata URL for ``queue``: from its configuration file when Harvester gives
     one (``HARVESTER_PILOT_CONFIG``), else pilot3's default on the server's host."""
@@ -157,14 +168,10 @@ def _accepted_dn(server: str, ctx: ssl.SSLContext, deadline: float, environ: dic
     """The certificate's DN, when the server accepts it for production jobs."""
     if not environ.get("X509_USER_PROXY"):
         raise ProbeError("certificate", "X509_USER_PROXY is not set: pilot3 authenticates with it")
-    status, body = _get(f"{server}/api/v1/system/get_user_attributes", ctx, deadline, "certificate")
-    attrs = _json(body, "get_user_attributes", "certificate") if status == 200 else {}
-    if not attrs.get("success"):
-        raise ProbeError(
-            "certificate",
-            f"the server did not accept the certificate: {attrs.get('message') or f'HTTP {status}'}",
-        )
-    data = attrs.get("data") or {}
+    data = _api_data(
+        f"{server}/api/v1/system/get_user_attributes", ctx, deadline,
+        "certificate", "the server did not accept the certificate",
+    )  # fmt: skip
     dn = str(data.get("user_dn_raw", "?"))
     if not data.get("is_production_user"):
         raise ProbeError("certificate", f"DN {dn} may not fetch production jobs on this server")
@@ -197,16 +204,11 @@ def _jobs_waiting(
     server: str, queue: str, resource_type: str, ctx: ssl.SSLContext, deadline: float
 ) -> int:
     """Activated jobs of the queue for the resource type, by the server's statistics."""
-    status, body = _get(
+    stats = _api_data(
         f"{server}/api/v1/statistics/job_stats_by_site_and_resource_type?time_window={STATS_WINDOW_MIN}",
-        ctx, deadline, "jobs",
+        ctx, deadline, "jobs", "job statistics unavailable",
     )  # fmt: skip
-    stats = _json(body, "job_stats_by_site_and_resource_type", "jobs") if status == 200 else {}
-    if not stats.get("success"):
-        raise ProbeError(
-            "jobs", f"job statistics unavailable: {stats.get('message') or f'HTTP {status}'}"
-        )
-    per_queue = (stats.get("data") or {}).get(queue) or {}
+    per_queue = stats.get(queue) or {}
     return int((per_queue.get(resource_type) or {}).get("activated") or 0)
 
 
