@@ -190,7 +190,7 @@ def worker_image(
 def _check_shell_words(options: list[str]) -> None:
     """The engine writes the options into a shell line: none may hold what a shell reads."""
     for word in options:
-        if any(c in word for c in "\n;$`\"'\\ {}#") or word.startswith("#"):
+        if any(c in word for c in "\n;$`\"'\\ {}#"):
             raise ConfigError(f"container.options: '{word}' has characters a shell would read")
 
 

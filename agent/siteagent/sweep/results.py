@@ -56,15 +56,8 @@ class ResultsFile:
         """The records so far (none if the file does not exist)."""
         if not self.path.exists():
             return []
-        out = []
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: that run is simply run again
-            if isinstance(record, dict) and record.get("v") == RESULTS_VERSION:
-                out.append(record)
-        return out
+        records = (_parse(line) for line in self.path.read_text().splitlines())
+        return [r for r in records if r is not None]
 
     def done_keys(self) -> set[str]:
         """Runs measured already; see ``measured`` for the ones a rerun runs again."""
@@ -88,6 +81,16 @@ class ResultsFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    """One line's record; None for a line of another format version or cut short by a crash
+    (that run is simply run again)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("v") == RESULTS_VERSION else None
 
 
 def _tail(outcome: dict[str, Any]) -> str:
