@@ -210,15 +210,17 @@ def _axes(profile: Profile, axes: Any, where: str) -> dict[str, list[Any]]:
     """The file's ``grid:``: each field of the site's schema and its values, typed."""
     if not isinstance(axes, dict):
         raise ConfigError(f"{where}: grid: must map fields to lists of values")
-    out: dict[str, list[Any]] = {}
-    for name, values in axes.items():
-        schema = _field_schema(profile, str(name), f"{where}: grid")
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: grid.{name}: must be a non-empty list of values")
-        for value in values:
-            _check_type(schema, value, f"{where}: grid.{name}")
-        out[str(name)] = _unique(values)
-    return out
+    return {str(name): _axis(profile, str(name), values, where) for name, values in axes.items()}
+
+
+def _axis(profile: Profile, name: str, values: Any, where: str) -> list[Any]:
+    """One field's values in the file: a non-empty list, each of the field's type."""
+    schema = _field_schema(profile, name, f"{where}: grid")
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where}: grid.{name}: must be a non-empty list of values")
+    for value in values:
+        _check_type(schema, value, f"{where}: grid.{name}")
+    return _unique(values)
 
 
 _TYPES = {"integer": int, "string": str, "array": list, "object": dict}

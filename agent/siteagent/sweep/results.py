@@ -136,9 +136,7 @@ def make_record(
     reports = o.get("reports") or []
     ranks = _rank_rows(reports)
     want_ranks = nodes * int(config.get("ranks_per_node", 1))
-    ok = error is None and _all_finished(o, ranks, want_ranks)
-    if error is None and not ok and outcome is not None:
-        error = _run_error(o, reports, len(ranks), want_ranks)
+    ok, error = _verdict(outcome, reports, ranks, want_ranks, error)
     return {
         "v": RESULTS_VERSION,
         "site": site,
@@ -160,6 +158,25 @@ def make_record(
         "metrics": sum_metrics(o.get("metrics") or []),
         "error": error,
     }
+
+
+def _verdict(
+    outcome: dict[str, Any] | None,
+    reports: list[dict[str, Any]],
+    ranks: list[dict[str, Any]],
+    want_ranks: int,
+    error: str | None,
+) -> tuple[bool, str | None]:
+    """Whether the run is ok, and the error of one that is not: the remote error if there
+    was one, else why the result it got is not ok."""
+    if error is not None:
+        return False, error
+    o = outcome or {}
+    if _all_finished(o, ranks, want_ranks):
+        return True, None
+    if outcome is None:
+        return False, None
+    return False, _run_error(o, reports, len(ranks), want_ranks)
 
 
 def _all_finished(o: dict[str, Any], ranks: list[dict[str, Any]], want_ranks: int) -> bool:

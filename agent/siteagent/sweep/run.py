@@ -203,14 +203,17 @@ def _run(
 def _measured(plan: SweepPlan, results: Any) -> list[dict[str, Any]]:
     """Every recorded, uninterrupted run of this sweep's points and repetitions."""
     from siteagent.sweep.results import interrupted
-    from siteagent.userconfig import config_key
 
     keys = {p.key for p in plan.points}
-    return [
-        r
-        for r in results.load()
-        if _of_this_sweep(r, plan)
-        and r["rep"] < plan.options.repetitions
-        and config_key(r["config"]) in keys
-        and not interrupted(r)
-    ]
+    return [r for r in results.load() if _of_these_runs(r, plan, keys) and not interrupted(r)]
+
+
+def _of_these_runs(record: dict[str, Any], plan: SweepPlan, keys: set[str]) -> bool:
+    """A run of this sweep, of one of its points (``keys``), within its repetitions."""
+    from siteagent.userconfig import config_key
+
+    return (
+        _of_this_sweep(record, plan)
+        and record["rep"] < plan.options.repetitions
+        and config_key(record["config"]) in keys
+    )
