@@ -196,15 +196,21 @@ def _check_shell_words(options: list[str]) -> None:
 
 def _image_uri(runtime: str, image: str | None, running: RunningImage | None) -> str:
     """The image the workers start in, checked for the form ``runtime`` takes."""
+    uri = _named_uri(image, running)
+    if not IMAGE_RE.match(uri):
+        raise ConfigError(f"--image: '{uri}' is not an image path or URI")
+    _check_form(runtime, uri)
+    return uri
+
+
+def _named_uri(image: str | None, running: RunningImage | None) -> str:
+    """``--image``, else the image site-agent runs from, if its runtime says which."""
     uri = image or (running.uri if running else None)
     if not uri:
         raise ConfigError(
             f"--image: {running.runtime if running else 'the runtime'} does not say which image "
             "site-agent runs from; name it (--image localhost/site-agent:latest)"
         )
-    if not IMAGE_RE.match(uri):
-        raise ConfigError(f"--image: '{uri}' is not an image path or URI")
-    _check_form(runtime, uri)
     return uri
 
 

@@ -55,11 +55,9 @@ class ProbeError(Exception):
 
 
 def _context(ca_file: str | None, environ: dict[str, str]) -> ssl.SSLContext:
+    # --ca-file, else pilot3's CA directory, else (neither given) the system's
     capath = environ.get("X509_CERT_DIR") or None
-    if ca_file or capath:
-        ctx = ssl.create_default_context(cafile=ca_file, capath=None if ca_file else capath)
-    else:
-        ctx = ssl.create_default_context()
+    ctx = ssl.create_default_context(cafile=ca_file, capath=None if ca_file else capath)
     proxy = environ.get("X509_USER_PROXY")
     if proxy:
         _load_proxy(ctx, proxy)
