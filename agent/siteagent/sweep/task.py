@@ -21,6 +21,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from siteagent.names import Var
 from siteagent.pilot.report import read_report
 
 OUTPUT_TAIL = 4000  # characters of stdout/stderr kept in the result
@@ -35,7 +36,7 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
         _argv(spec, env), env=env, capture_output=True, text=True, errors="replace"
     )
     seconds = time.time() - t0
-    reports = _take_reports(env.get("SITE_AGENT_WORKDIR") or state, wid)
+    reports = _take_reports(env.get(Var.WORKDIR) or state, wid)
     shutil.rmtree(state, ignore_errors=True)
     job_id = env.get("SLURM_JOB_ID") or env.get("PBS_JOBID") or None
     return {
@@ -58,21 +59,21 @@ def _run_environment(spec: dict[str, Any]) -> tuple[dict[str, str], str]:
     env = dict(os.environ)
     # the ranks' pilot reports go to a directory of this run where every node of the job sees
     # it (the state directory, else the home directory, as for Harvester's workers)
-    root = env.get("SITE_AGENT_STATE") or os.path.join(os.path.expanduser("~"), ".site-agent")
+    root = env.get(Var.STATE) or os.path.join(os.path.expanduser("~"), ".site-agent")
     os.makedirs(os.path.join(root, "sweep"), exist_ok=True)
     state = tempfile.mkdtemp(prefix=f"{wid}-", dir=os.path.join(root, "sweep"))
-    env["SITE_AGENT_STATE"] = state
-    env["SITE_AGENT_WORKER_ID"] = wid
+    env[Var.STATE] = state
+    env[Var.WORKER_ID] = wid
     if spec.get("pythonpath"):
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (spec["pythonpath"], env.get("PYTHONPATH", "")) if p
+            filter(None, (spec["pythonpath"], env.get("PYTHONPATH")))
         )
     return env, state
 
 
 def _argv(spec: dict[str, Any], env: dict[str, str]) -> list[str]:
     """Execution wrapper, then the pilot wrapper, then the payload."""
-    wrapper = env.get("SITE_AGENT_EXEC") or "site-agent-exec"
+    wrapper = env.get(Var.EXEC) or "site-agent-exec"
     # the site as the sweep was given it (a profile name or path), as Harvester's workers do
     pilot = [sys.executable, "-m", "siteagent", "pilot", "--site", spec["site"]]
     if spec["kind"] == "callable":
