@@ -144,8 +144,8 @@ def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
     for Intel GPUs, /dev/dri."""
     binds = [str(endpoint_dir), *profile.check.scratch_dirs, *_cvmfs_binds(profile)]
     binds += profile.container.binds
-    if profile.node.gpu_vendor == "intel" and INTEL_DEVICES not in binds:
-        binds.append(INTEL_DEVICES)
+    if profile.node.gpu_vendor == "intel":
+        binds.append(INTEL_DEVICES)  # once: the loop below drops a repeated bind
     out: list[str] = []
     for bind in binds:
         if not BIND.match(bind):

@@ -245,9 +245,10 @@ def build_grid(
     """The grid from a file (if any), with ``--grid`` words and ``--config`` on top."""
     grid = load_grid_file(profile, grid_file) if grid_file else Grid()
     grid.axes.update(parse_grid_words(profile, words))
-    for name in config or {}:
+    config = config or {}
+    for name in config:
         _field_schema(profile, name, "--config")
-    grid.config.update(config or {})
+    grid.config.update(config)
     if not grid.axes:
         raise ConfigError("--grid: empty grid: give at least one FIELD=V1,V2 (or a --grid-file)")
     _check_constraint_fields(profile, grid.constraints)

@@ -87,7 +87,7 @@ def _panel(
 
 def _scale(ranked: list[Ranked], segments_of: Segments, with_runs: bool) -> float:
     """Pixels per unit: the longest bar (or run dot) leaves room for its value."""
-    totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
+    totals = [_total(segments_of(e)) for e in ranked]
     if with_runs:
         totals += [s for e in ranked for s in _run_seconds(e)]
     return (PANEL_W - VALUE_W) / (max(totals) or 1.0)
@@ -104,7 +104,7 @@ def _panel_row(
 ) -> list[str]:
     """One point's bar with its value after it (and, with_runs, a dot per run)."""
     x, out = _bar(e, segments_of(e), float(x0), y, scale)
-    total: float = sum(v or 0 for v, _ in segments_of(e))
+    total: float = _total(segments_of(e))
     if with_runs:  # the median run's time, right of the bar and of every run's dot
         total = e.median("seconds") or 0.0
         x = max([x, *(x0 + s * scale for s in _run_seconds(e))])
@@ -113,6 +113,11 @@ def _panel_row(
     if with_runs:
         out += _run_dots(e, x0, y, scale)
     return out
+
+
+def _total(segments: list[tuple[float | None, str | None]]) -> float:
+    """A bar's length: its segments' values, a missing one as 0."""
+    return sum(v or 0 for v, _ in segments)
 
 
 def _run_seconds(e: Ranked) -> list[float]:
