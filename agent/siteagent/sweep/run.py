@@ -154,15 +154,19 @@ def execute(
 
     opts = plan.options
     results = ResultsFile(opts.results)
-    mine = [r for r in results.load() if _of_this_sweep(r, plan)]
     runs, already = plan_runs(
         plan.points, opts.repetitions, opts.site, plan.payload.text, results.done_keys()
     )
     summary = RunSummary()
     if runs:
-        spent = sum(r.get("node_hours") or 0.0 for r in mine)
+        spent = _spent(plan, results)
         summary = _run(plan, runs, results, spent, on_progress, backend_factory)
     return SweepOutcome(plan, summary, already, rank(_measured(plan, results), plan.objective))
+
+
+def _spent(plan: SweepPlan, results: Any) -> float:
+    """Node-hours the recorded runs of this sweep used (--max-node-hours counts them)."""
+    return sum(r.get("node_hours") or 0.0 for r in results.load() if _of_this_sweep(r, plan))
 
 
 def _of_this_sweep(record: dict[str, Any], plan: SweepPlan) -> bool:
