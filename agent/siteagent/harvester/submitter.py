@@ -109,10 +109,15 @@ def _note(ws: Any, key: str, value: str) -> None:
     else:
         ws.workAttributes = (getattr(ws, "workAttributes", None) or {}) | {key: value}
     if key == SHAPE_KEY:  # and in its diagnostic, which the monitor's "" does not overwrite
-        if hasattr(ws, "set_dialog_message"):
-            ws.set_dialog_message(value)
-        else:
-            ws.diagMessage = value[:500]
+        _set_diagnostic(ws, value)
+
+
+def _set_diagnostic(ws: Any, text: str) -> None:
+    """The WorkSpec's diagMessage, through its setter where it has one (Harvester's WorkSpec)."""
+    if hasattr(ws, "set_dialog_message"):
+        ws.set_dialog_message(text)
+    else:
+        ws.diagMessage = text[:500]
 
 
 def _task_id(future: Any, deadline: float) -> Any:
