@@ -117,14 +117,17 @@ def rank(records: list[dict[str, Any]], objective: Objective) -> list[Ranked]:
     entries = _by_point(records)
     for entry in entries:
         entry.value = _median_value(entry, objective)
-    sign = -1.0 if objective.higher_is_better else 1.0
-    measured = sorted(
-        (e for e in entries if e.value is not None),
-        key=lambda e: sign * cast(float, e.value),
-    )
-    for i, e in enumerate(measured, 1):
-        e.rank = i
+    measured = _best_first([e for e in entries if e.value is not None], objective)
     return measured + [e for e in entries if e.value is None]
+
+
+def _best_first(measured: list[Ranked], objective: Objective) -> list[Ranked]:
+    """Points that have a value, in the objective's order, ranked from 1."""
+    sign = -1.0 if objective.higher_is_better else 1.0
+    ordered = sorted(measured, key=lambda e: sign * cast(float, e.value))
+    for i, e in enumerate(ordered, 1):
+        e.rank = i
+    return ordered
 
 
 def _median_value(entry: Ranked, objective: Objective) -> float | None:
