@@ -98,15 +98,23 @@ def detect(
 ) -> RunningImage | None:
     """The site-agent image this process runs in, or None outside it."""
     env = os.environ if environ is None else environ
-    containerenv = containerenv or CONTAINERENV
     if not (marker or MARKER).is_file():
         return None
-    for runtime, var in (
-        ("apptainer", "APPTAINER_CONTAINER"),
-        ("singularity", "SINGULARITY_CONTAINER"),
-    ):
+    return _apptainer_image(env) or _oci_image(env, containerenv or CONTAINERENV)
+
+
+# runtime -> the variable it sets to the image inside its containers
+_APPTAINER_VARIABLES = {"apptainer": "APPTAINER_CONTAINER", "singularity": "SINGULARITY_CONTAINER"}
+
+
+def _apptainer_image(env: Mapping[str, str]) -> RunningImage | None:
+    for runtime, var in _APPTAINER_VARIABLES.items():
         if env.get(var):
             return RunningImage(runtime, env[var])
+    return None
+
+
+def _oci_image(env: Mapping[str, str], containerenv: Path) -> RunningImage:
     # podman sets container=podman and writes /run/.containerenv; docker writes /.dockerenv
     docker = env.get("container") == "docker" or DOCKERENV.exists()
     uri = env.get(Var.IMAGE) or _containerenv_image(containerenv)
@@ -134,16 +142,10 @@ def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
     """Host paths the worker pool and the pilot wrapper need inside the image: the endpoint
     directory (execution wrapper, tasks' sandboxes), scratch, CVMFS, the profile's binds and,
     for Intel GPUs, /dev/dri."""
-    cvmfs = profile.cvmfs
-    binds = [str(endpoint_dir), *profile.check.scratch_dirs]
-    if cvmfs.mode == "native":
-        binds.append("/cvmfs")
-    elif cvmfs.mode == "cvmfsexec":
-        # cvmfsexec's distribution and cache live on the host, shared by the pilots of a node
-        binds += [p for p in (cvmfs.dist_dir, cvmfs.cache_dir) if p]
+    binds = [str(endpoint_dir), *profile.check.scratch_dirs, *_cvmfs_binds(profile)]
     binds += profile.container.binds
-    if profile.node.gpu_vendor == "intel" and INTEL_DEVICES not in binds:
-        binds.append(INTEL_DEVICES)
+    if profile.node.gpu_vendor == "intel":
+        binds.append(INTEL_DEVICES)  # once: the loop below drops a repeated bind
     out: list[str] = []
     for bind in binds:
         if not BIND.match(bind):
@@ -151,6 +153,16 @@ def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
         if bind not in out:
             out.append(bind)
     return out
+
+
+def _cvmfs_binds(profile: Profile) -> list[str]:
+    cvmfs = profile.cvmfs
+    if cvmfs.mode == "native":
+        return ["/cvmfs"]
+    if cvmfs.mode == "cvmfsexec":
+        # cvmfsexec's distribution and cache live on the host, shared by the pilots of a node
+        return [p for p in (cvmfs.dist_dir, cvmfs.cache_dir) if p]
+    return []
 
 
 def worker_image(
@@ -169,25 +181,36 @@ def worker_image(
     else:
         options = _docker_options(runtime, profile.container, binds, uri)
     options += profile.container.options
-    for word in options:
-        if any(c in word for c in "\n;$`\"'\\ {}#") or word.startswith("#"):
-            raise ConfigError(f"container.options: '{word}' has characters a shell would read")
+    _check_shell_words(options)
     cache = profile.cvmfs.cache_dir
     create = (cache,) if profile.cvmfs.mode == "cvmfsexec" and cache else ()
     return WorkerImage(runtime, uri, tuple(options), create)
 
 
+def _check_shell_words(options: list[str]) -> None:
+    """The engine writes the options into a shell line: none may hold what a shell reads."""
+    for word in options:
+        if any(c in word for c in "\n;$`\"'\\ {}#"):
+            raise ConfigError(f"container.options: '{word}' has characters a shell would read")
+
+
 def _image_uri(runtime: str, image: str | None, running: RunningImage | None) -> str:
     """The image the workers start in, checked for the form ``runtime`` takes."""
+    uri = _named_uri(image, running)
+    if not IMAGE_RE.match(uri):
+        raise ConfigError(f"--image: '{uri}' is not an image path or URI")
+    _check_form(runtime, uri)
+    return uri
+
+
+def _named_uri(image: str | None, running: RunningImage | None) -> str:
+    """``--image``, else the image site-agent runs from, if its runtime says which."""
     uri = image or (running.uri if running else None)
     if not uri:
         raise ConfigError(
             f"--image: {running.runtime if running else 'the runtime'} does not say which image "
             "site-agent runs from; name it (--image localhost/site-agent:latest)"
         )
-    if not IMAGE_RE.match(uri):
-        raise ConfigError(f"--image: '{uri}' is not an image path or URI")
-    _check_form(runtime, uri)
     return uri
 
 

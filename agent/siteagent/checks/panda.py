@@ -55,20 +55,21 @@ class ProbeError(Exception):
 
 
 def _context(ca_file: str | None, environ: dict[str, str]) -> ssl.SSLContext:
+    # --ca-file, else pilot3's CA directory, else (neither given) the system's
     capath = environ.get("X509_CERT_DIR") or None
-    if ca_file or capath:
-        ctx = ssl.create_default_context(cafile=ca_file, capath=None if ca_file else capath)
-    else:
-        ctx = ssl.create_default_context()
+    ctx = ssl.create_default_context(cafile=ca_file, capath=None if ca_file else capath)
     proxy = environ.get("X509_USER_PROXY")
     if proxy:
-        try:
-            ctx.load_cert_chain(proxy)
-        except (OSError, ssl.SSLError) as err:
-            raise ProbeError(
-                "certificate", f"X509_USER_PROXY {proxy}: cannot load it: {err}"
-            ) from None
+        _load_proxy(ctx, proxy)
     return ctx
+
+
+def _load_proxy(ctx: ssl.SSLContext, proxy: str) -> None:
+    """The client certificate pilot3 sends (certificate and key in one file)."""
+    try:
+        ctx.load_cert_chain(proxy)
+    except (OSError, ssl.SSLError) as err:
+        raise ProbeError("certificate", f"X509_USER_PROXY {proxy}: cannot load it: {err}") from None
 
 
 def _connection(
@@ -93,18 +94,22 @@ def _get(url: str, ctx: ssl.SSLContext, deadline: float, step: str) -> tuple[int
         conn.request("GET", path, headers={"Accept": "application/json"})
         resp: HTTPResponse = conn.getresponse()
         return resp.status, resp.read()
-    except ssl.SSLCertVerificationError as err:
-        raise ProbeError(
-            "tls", f"{host}:{port}: server certificate not trusted: {err.verify_message}"
-        ) from None
-    except ssl.SSLError as err:
-        raise ProbeError("tls", f"{host}:{port}: TLS failed: {err.reason or err}") from None
-    except TimeoutError:
-        raise ProbeError(step, f"{host}:{port}: no answer in time") from None
-    except OSError as err:
-        raise ProbeError("tcp", f"{host}:{port}: unreachable: {err.strerror or err}") from None
+    except OSError as err:  # TLS errors and timeouts are OSErrors too
+        raise _transport_error(err, step, f"{host}:{port}") from None
     finally:
         conn.close()
+
+
+def _transport_error(err: OSError, step: str, where: str) -> ProbeError:
+    """The step a failed request names: tls for the certificate or handshake, this step for
+    a timeout, tcp for the rest."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return ProbeError("tls", f"{where}: server certificate not trusted: {err.verify_message}")
+    if isinstance(err, ssl.SSLError):
+        return ProbeError("tls", f"{where}: TLS failed: {err.reason or err}")
+    if isinstance(err, TimeoutError):
+        return ProbeError(step, f"{where}: no answer in time")
+    return ProbeError("tcp", f"{where}: unreachable: {err.strerror or err}")
 
 
 def _json(body: bytes, what: str, step: str) -> Any:
@@ -112,6 +117,17 @@ def _json(body: bytes, what: str, step: str) -> Any:
         return json.loads(body)
     except ValueError:
         raise ProbeError(step, f"{what}: not JSON: {body[:80]!r}") from None
+
+
+def _api_data(url: str, ctx: ssl.SSLContext, deadline: float, step: str, failure: str) -> Any:
+    """``data`` of the server's API answer (``{"success", "message", "data"}``); ProbeError
+    ``failure: why`` unless it succeeded."""
+    status, body = _get(url, ctx, deadline, step)
+    what = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]
+    answer = _json(body, what, step) if status == 200 else {}
+    if not answer.get("success"):
+        raise ProbeError(step, f"{failure}: {answer.get('message') or f'HTTP {status}'}")
+    return answer.get("data") or {}
 
 
 def queuedata_url(server_host: str, queue: str, environ: dict[str, str]) -> str:
@@ -150,14 +166,10 @@ def _accepted_dn(server: str, ctx: ssl.SSLContext, deadline: float, environ: dic
     """The certificate's DN, when the server accepts it for production jobs."""
     if not environ.get("X509_USER_PROXY"):
         raise ProbeError("certificate", "X509_USER_PROXY is not set: pilot3 authenticates with it")
-    status, body = _get(f"{server}/api/v1/system/get_user_attributes", ctx, deadline, "certificate")
-    attrs = _json(body, "get_user_attributes", "certificate") if status == 200 else {}
-    if not attrs.get("success"):
-        raise ProbeError(
-            "certificate",
-            f"the server did not accept the certificate: {attrs.get('message') or f'HTTP {status}'}",
-        )
-    data = attrs.get("data") or {}
+    data = _api_data(
+        f"{server}/api/v1/system/get_user_attributes", ctx, deadline,
+        "certificate", "the server did not accept the certificate",
+    )  # fmt: skip
     dn = str(data.get("user_dn_raw", "?"))
     if not data.get("is_production_user"):
         raise ProbeError("certificate", f"DN {dn} may not fetch production jobs on this server")
@@ -174,28 +186,27 @@ def _queue_active(
         raise ProbeError("queue", f"queue {queue} is unknown to the server ({url}: HTTP 404)")
     if status != 200:
         raise ProbeError("queue", f"{url}: HTTP {status}")
-    queuedata = _json(body, url, "queue")
-    if isinstance(queuedata, dict) and queue in queuedata and "state" not in queuedata:
-        queuedata = queuedata[queue]  # CRIC shape {queue: {...}}
-    state = str(queuedata.get("state", "?")) if isinstance(queuedata, dict) else "?"
+    state = _queue_state(_json(body, url, "queue"), queue)
     if state != "ACTIVE":
         raise ProbeError("queue", f"queue {queue} is {state}, not ACTIVE: pilots exit at start")
+
+
+def _queue_state(queuedata: Any, queue: str) -> str:
+    """``state`` of the queuedata, flat or in CRIC's shape ``{queue: {...}}``; ``?`` if none."""
+    if isinstance(queuedata, dict) and queue in queuedata and "state" not in queuedata:
+        queuedata = queuedata[queue]
+    return str(queuedata.get("state", "?")) if isinstance(queuedata, dict) else "?"
 
 
 def _jobs_waiting(
     server: str, queue: str, resource_type: str, ctx: ssl.SSLContext, deadline: float
 ) -> int:
     """Activated jobs of the queue for the resource type, by the server's statistics."""
-    status, body = _get(
+    stats = _api_data(
         f"{server}/api/v1/statistics/job_stats_by_site_and_resource_type?time_window={STATS_WINDOW_MIN}",
-        ctx, deadline, "jobs",
+        ctx, deadline, "jobs", "job statistics unavailable",
     )  # fmt: skip
-    stats = _json(body, "job_stats_by_site_and_resource_type", "jobs") if status == 200 else {}
-    if not stats.get("success"):
-        raise ProbeError(
-            "jobs", f"job statistics unavailable: {stats.get('message') or f'HTTP {status}'}"
-        )
-    per_queue = (stats.get("data") or {}).get(queue) or {}
+    per_queue = stats.get(queue) or {}
     return int((per_queue.get(resource_type) or {}).get("activated") or 0)
 
 

@@ -68,14 +68,14 @@ def _cancel_job(worker_id: str, record: dict[str, Any]) -> dict[str, Any]:
 
     job_id = str(record.get("job_id") or "")
     cancel = cancel_command(os.environ.get(Var.SCHEDULER, ""))
-    if job_id and cancel:
-        out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
-        if out.returncode != 0:
-            raise RuntimeError(f"{cancel} {job_id}: {out.stderr.strip() or out.returncode}")
-        return {"worker": worker_id, "action": "cancelled", "detail": f"{cancel} {job_id}"}
-    raise RuntimeError(
-        f"worker {worker_id} runs on {record.get('host')} with no batch job to cancel"
-    )
+    if not (job_id and cancel):
+        raise RuntimeError(
+            f"worker {worker_id} runs on {record.get('host')} with no batch job to cancel"
+        )
+    out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"{cancel} {job_id}: {out.stderr.strip() or out.returncode}")
+    return {"worker": worker_id, "action": "cancelled", "detail": f"{cancel} {job_id}"}
 
 
 def forget_worker(worker_id: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from siteagent.errors import SiteAgentError
 from siteagent.harvester.base import worker_logger
 from siteagent.harvester.plugin import GlobusComputePlugin
-from siteagent.harvester.status import after_kill
+from siteagent.harvester.status import WorkerState, after_kill
 
 # Harvester's "could not check now": it keeps the worker's status and, after checkTimeout of
 # such answers (harvesterbody/monitor.py, Monitor.check_workers), kills it
@@ -34,11 +34,16 @@ class GlobusComputeMonitor(GlobusComputePlugin):
                 continue
             state = after_kill(state, ws)
             out.append((state.status, state.diag))
-            if getattr(ws, "nativeStatus", None) != state.native:  # one line per change
-                log = worker_logger(__name__, ws.workerID, "check_workers")
-                said = f"{state.status}: {state.diag}" if state.diag else state.status
-                log.info("task %s %s: %s", ws.batchID, state.native, said)
-            ws.nativeStatus = state.native
-            if state.exit_code is not None:
-                ws.nativeExitCode = state.exit_code
+            _record(ws, state)
         return True, out
+
+
+def _record(ws: Any, state: WorkerState) -> None:
+    """The task's state on the WorkSpec, logged when it changed."""
+    if getattr(ws, "nativeStatus", None) != state.native:  # one line per change
+        log = worker_logger(__name__, ws.workerID, "check_workers")
+        said = f"{state.status}: {state.diag}" if state.diag else state.status
+        log.info("task %s %s: %s", ws.batchID, state.native, said)
+    ws.nativeStatus = state.native
+    if state.exit_code is not None:
+        ws.nativeExitCode = state.exit_code

@@ -76,10 +76,15 @@ def from_result(result: Any, native: str = "success") -> WorkerState:
         return WorkerState(
             ST_FINISHED, "" if rc == 0 else f"exit {rc}: {PILOT_EXIT[rc]}", native, rc
         )
-    # the payload's last word, then the pilot wrapper's summary (reason, report path)
+    status = ST_CANCELLED if rc in CANCELLED_EXIT else ST_FAILED
+    return WorkerState(status, _exit_diag(rc, result), native, rc)
+
+
+def _exit_diag(rc: int, result: Any) -> str:
+    """The exit code, what pilot3 means by it, and the payload's last word then the pilot
+    wrapper's summary (reason, report path)."""
     tail = _last_line(_field(result, "stderr"), 2)
-    diag = "; ".join(x for x in (f"exit {rc}", PILOT_EXIT.get(rc, ""), tail) if x)
-    return WorkerState(ST_CANCELLED if rc in CANCELLED_EXIT else ST_FAILED, diag, native, rc)
+    return "; ".join(x for x in (f"exit {rc}", PILOT_EXIT.get(rc, ""), tail) if x)
 
 
 def from_future(fut: Any) -> WorkerState | None:
@@ -105,6 +110,11 @@ def from_task(info: dict[str, Any] | None) -> WorkerState:
         return LOST
     if info.get("pending", True):
         return WorkerState(ST_RUNNING if state in RUNNING_STATES else ST_SUBMITTED, "", state)
+    return _ended_task(info, state)
+
+
+def _ended_task(info: dict[str, Any], state: str) -> WorkerState:
+    """A task the endpoint says has ended: its result's state, else why it failed."""
     if state == "success":
         return from_result(info.get("result"), state)
     why = info.get("exception") or info.get("reason") or state

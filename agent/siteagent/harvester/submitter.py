@@ -30,6 +30,22 @@ class GlobusComputeSubmitter(GlobusComputePlugin):
             qc, profile, backend = self.gc_queue, self.gc_profile, self.gc_backend
         except SiteAgentError as err:
             return [(False, str(err))] * len(workspec_list)
+        pending = self._send(workspec_list, profile, backend, results)
+        # the SDK sends tasks in batches from a background thread; ids arrive with the batch
+        deadline = time.monotonic() + qc.result_timeout
+        for i, ws, wid, future in pending:
+            results[i] = self._take_id(ws, wid, future, deadline)
+        return results
+
+    def _send(
+        self,
+        workspec_list: list[Any],
+        profile: Any,
+        backend: Any,
+        results: list[tuple[bool | None, str]],
+    ) -> list[tuple[int, Any, str, Any]]:
+        """Submit a task per worker that can be made; the answer of each one that cannot goes
+        into ``results``. Returns the tasks sent: (index, WorkSpec, name, future)."""
         pending: list[tuple[int, Any, str, Any]] = []
         shapes: dict[tuple, tuple[dict[str, Any], str]] = {}
         for i, ws in enumerate(workspec_list):
@@ -50,23 +66,23 @@ class GlobusComputeSubmitter(GlobusComputePlugin):
             if changed:
                 _note(ws, SHAPE_KEY, changed)
                 log.info("shape changed: %s", changed)
+        return pending
 
-        # the SDK sends tasks in batches from a background thread; ids arrive with the batch
-        deadline = time.monotonic() + qc.result_timeout
-        for i, ws, wid, future in pending:
-            log = worker_logger(__name__, ws.workerID, "submit_workers")
-            task_id = _task_id(future, deadline)
-            if task_id is None:
-                future.cancel()
-                results[i] = (None, f"no task id within {qc.result_timeout:g} s: not submitted")
-                log.warning("%s (will retry)", results[i][1])
-                continue
-            ws.batchID = str(task_id)
-            _note(ws, WORKER_KEY, wid)
-            self.registry.add(ws.batchID, future)
-            results[i] = (True, "")
-            log.info("worker %s submitted as task %s", wid, ws.batchID)
-        return results
+    def _take_id(self, ws: Any, wid: str, future: Any, deadline: float) -> tuple[bool | None, str]:
+        """The worker's answer once its task has an id (then its ``batchID``), or by
+        ``deadline`` (then cancelled, to be tried again)."""
+        log = worker_logger(__name__, ws.workerID, "submit_workers")
+        task_id = _task_id(future, deadline)
+        if task_id is None:
+            future.cancel()
+            why = f"no task id within {self.gc_queue.result_timeout:g} s: not submitted"
+            log.warning("%s (will retry)", why)
+            return None, why
+        ws.batchID = str(task_id)
+        _note(ws, WORKER_KEY, wid)
+        self.registry.add(ws.batchID, future)
+        log.info("worker %s submitted as task %s", wid, ws.batchID)
+        return True, ""
 
     def _task(
         self, ws: Any, profile: Any, shapes: dict[tuple, tuple[dict[str, Any], str]]
@@ -93,10 +109,15 @@ def _note(ws: Any, key: str, value: str) -> None:
     else:
         ws.workAttributes = (getattr(ws, "workAttributes", None) or {}) | {key: value}
     if key == SHAPE_KEY:  # and in its diagnostic, which the monitor's "" does not overwrite
-        if hasattr(ws, "set_dialog_message"):
-            ws.set_dialog_message(value)
-        else:
-            ws.diagMessage = value[:500]
+        _set_diagnostic(ws, value)
+
+
+def _set_diagnostic(ws: Any, text: str) -> None:
+    """The WorkSpec's diagMessage, through its setter where it has one (Harvester's WorkSpec)."""
+    if hasattr(ws, "set_dialog_message"):
+        ws.set_dialog_message(text)
+    else:
+        ws.diagMessage = text[:500]
 
 
 def _task_id(future: Any, deadline: float) -> Any:

@@ -30,6 +30,21 @@ class GlobusComputeSweeper(GlobusComputePlugin):
         control task at a time in sweep_worker.
         """
         results: list[tuple[bool, str]] = [(False, "")] * len(workspec_list)
+        stops, cleanups = self._send_kills(workspec_list, results)
+        wait(
+            [f for *_, f in stops] + [f for _, f in cleanups], timeout=self.gc_queue.result_timeout
+        )
+        for i, ws, wid, future in stops:
+            results[i] = self._stop_answer(ws, wid, future)
+        self.gc_cleaned.update(wid for wid, f in cleanups if self._answer(f)[0])
+        return results
+
+    def _send_kills(
+        self, workspec_list: list[Any], results: list[tuple[bool, str]]
+    ) -> tuple[list[tuple[int, Any, str, Future]], list[tuple[str, Future]]]:
+        """Send the stop and clean-up tasks; the answer of each worker that needs no stop
+        goes into ``results`` at once. Returns the stops (index, WorkSpec, name, future) and
+        the clean-ups (name, future) sent."""
         stops: list[tuple[int, Any, str, Future]] = []
         cleanups: list[tuple[str, Future]] = []
         states = iter(self.gc_states([ws for ws in workspec_list if ws.batchID is not None]))
@@ -43,15 +58,14 @@ class GlobusComputeSweeper(GlobusComputePlugin):
             results[i] = answer
             log = worker_logger(__name__, ws.workerID, "kill_workers")
             (log.info if answer[0] else log.warning)("task %s: %s", ws.batchID, answer[1])
-        wait(
-            [f for *_, f in stops] + [f for _, f in cleanups], timeout=self.gc_queue.result_timeout
-        )
-        for i, ws, wid, future in stops:
-            results[i] = self._answer(future)
-            log = worker_logger(__name__, ws.workerID, "kill_workers")
-            (log.info if results[i][0] else log.error)("worker %s: %s", wid, results[i][1])
-        self.gc_cleaned.update(wid for wid, f in cleanups if self._answer(f)[0])
-        return results
+        return stops, cleanups
+
+    def _stop_answer(self, ws: Any, wid: str, future: Future) -> tuple[bool, str]:
+        """What the worker's stop task did, logged."""
+        answer = self._answer(future)
+        log = worker_logger(__name__, ws.workerID, "kill_workers")
+        (log.info if answer[0] else log.error)("worker %s: %s", wid, answer[1])
+        return answer
 
     def _kill_one(
         self, ws: Any, state: Any
@@ -89,19 +103,22 @@ class GlobusComputeSweeper(GlobusComputePlugin):
             log.info("swept: never submitted, nothing on the site")
             return True, ""
         wid = self.gc_worker_name(workspec)
-        if wid in self.gc_cleaned:
-            ok, detail = True, "site files removed with kill_workers"
-        else:
-            try:
-                future = self._control(forget_worker, wid)
-                wait([future], timeout=self.gc_queue.result_timeout)
-                ok, detail = self._answer(future)
-            except Exception as err:
-                ok, detail = False, f"cannot send the clean-up task: {type(err).__name__}: {err}"
+        ok, detail = self._clean_up(wid)
         if ok:
             self.gc_backend.forget(str(workspec.batchID))
         (log.info if ok else log.warning)("worker %s swept: %s", wid, detail)
         return ok, "" if ok else detail
+
+    def _clean_up(self, wid: str) -> tuple[bool, str]:
+        """Remove the worker's site files, unless kill_workers did already."""
+        if wid in self.gc_cleaned:
+            return True, "site files removed with kill_workers"
+        try:
+            future = self._control(forget_worker, wid)
+            wait([future], timeout=self.gc_queue.result_timeout)
+            return self._answer(future)
+        except Exception as err:
+            return False, f"cannot send the clean-up task: {type(err).__name__}: {err}"
 
     def _control(self, fn: Any, wid: str) -> Future:
         return self.gc_backend.executor(CONTROL_CONFIG).submit(fn, wid)

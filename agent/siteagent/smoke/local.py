@@ -94,8 +94,6 @@ class LocalSmokeTest(SmokeTest):
     def shell_command(self) -> str:
         from globus_compute_sdk import ShellFunction
 
-        from siteagent.pilot.report import read_report
-
         # the launch path of every pilot: execution wrapper (2 ranks on this node), then the
         # pilot wrapper per rank around a small payload, each rank leaving its JSON report
         reports = self.base / "state"
@@ -111,11 +109,7 @@ class LocalSmokeTest(SmokeTest):
         got = set(res.stdout.split("\n"))
         if res.returncode != 3 or not want <= got:
             raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
-        for rank in range(2):
-            path = reports / "pilots" / f"smoke-r{rank}.json"
-            found = read_report(path) if path.exists() else {}
-            if (found.get("reason"), found.get("exit_code")) != ("failed", 3):
-                raise SiteAgentError(f"pilot wrapper report of rank {rank}: {found}")
+        _check_reports(reports / "pilots", ranks=2)
         return (
             f"site-agent-exec ran 2 ranks through the pilot wrapper; exit {res.returncode} as the "
             f"payload's, reports in {reports / 'pilots'}"
@@ -145,6 +139,17 @@ class LocalSmokeTest(SmokeTest):
         return "engine stopped, no worker processes left"
 
 
+def _check_reports(pilots: Path, ranks: int) -> None:
+    """Each rank's pilot wrapper reported the payload's failure (exit 3)."""
+    from siteagent.pilot.report import read_report
+
+    for rank in range(ranks):
+        path = pilots / f"smoke-r{rank}.json"
+        found = read_report(path) if path.exists() else {}
+        if (found.get("reason"), found.get("exit_code")) != ("failed", 3):
+            raise SiteAgentError(f"pilot wrapper report of rank {rank}: {found}")
+
+
 def run_smoke_test(
     site: str = "local",
     user_config: dict[str, Any] | None = None,
@@ -166,16 +171,21 @@ def run_smoke_test(
 
 def _wait_no_workers(run_root: Path, seconds: float) -> list[int]:
     """PIDs of worker pools started for ``run_root`` that are still alive after ``seconds``."""
-    import psutil
-
-    marker = str(run_root)
     deadline = time.monotonic() + seconds
     while True:
-        alive = []
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            cmd = " ".join(p.info["cmdline"] or [])
-            if "process_worker_pool" in cmd and marker in cmd:
-                alive.append(p.info["pid"])
+        alive = _worker_pools(str(run_root))
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.2)
+
+
+def _worker_pools(marker: str) -> list[int]:
+    """PIDs of the worker pools whose command line names ``marker``."""
+    import psutil
+
+    alive = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "process_worker_pool" in cmd and marker in cmd:
+            alive.append(p.info["pid"])
+    return alive

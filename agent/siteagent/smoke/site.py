@@ -99,10 +99,14 @@ class SiteSmokeTest(SmokeTest):
 
     def run(self) -> SmokeReport:
         try:
-            if self.step("check", self.check) and self.step("connect", self.connect):
-                self.step("python function", self.python_function) and self.step(
-                    "shell command", self.shell_command
-                )
+            self.steps(
+                [
+                    ("check", self.check),
+                    ("connect", self.connect),
+                    ("python function", self.python_function),
+                    ("shell command", self.shell_command),
+                ]
+            )
         finally:
             if self.backend is not None:
                 backend, self.backend = self.backend, None
@@ -142,11 +146,16 @@ class SiteSmokeTest(SmokeTest):
         )
         fn = ShellFunction(cmd, walltime=self.timeout)
         res = self.executor.submit(fn).result(timeout=self.timeout)
-        seen = {line.split()[0] for line in res.stdout.splitlines() if line.startswith("rank=")}
-        want = {f"rank={r}" for r in range(nodes * per_node)}
-        if res.returncode != 0 or seen != want or f"site={self.profile.name}" not in res.stdout:
+        if res.returncode != 0 or not _every_rank(res.stdout, nodes * per_node, self.profile.name):
             raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
         return f"site-agent-exec ran {nodes * per_node} ranks on the compute node(s)"
+
+
+def _every_rank(stdout: str, ranks: int, site: str) -> bool:
+    """Each of ``ranks`` ranks printed its line, with the site's name."""
+    seen = {line.split()[0] for line in stdout.splitlines() if line.startswith("rank=")}
+    want = {f"rank={r}" for r in range(ranks)}
+    return seen == want and f"site={site}" in stdout
 
 
 def run_site_smoke_test(

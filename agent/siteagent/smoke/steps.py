@@ -56,3 +56,7 @@ class SmokeTest:
         if self.on_step:
             self.on_step(step)
         return ok
+
+    def steps(self, steps: list[tuple[str, Callable[[], str]]]) -> bool:
+        """Run steps in order up to the first that fails. True when all passed."""
+        return all(self.step(name, fn) for name, fn in steps)  # all() stops at the first False

@@ -18,6 +18,7 @@ site does not know, a value of the wrong type or an empty grid is bad input (``C
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,36 +97,60 @@ def _field_schema(profile: Profile, name: str, where: str) -> dict[str, Any]:
 
 def parse_word(profile: Profile, schema: dict[str, Any], name: str, text: str, where: str) -> Any:
     """One value of a ``--grid`` word, typed as the field's schema says."""
-    kind = schema.get("type")
-    if kind == "integer":
-        if not text.strip().isdigit():
-            raise ConfigError(f"{where}: {name}: '{text}' is not a whole number")
-        return int(text)
-    if kind == "array":
-        return [] if text == "none" else [v for v in text.split(LIST_SEP) if v]
-    if kind == "object":
-        raise ConfigError(f"{where}: {name}: a mapping; give it in a grid file (--grid-file)")
+    parse = _WORD_PARSERS.get(schema.get("type", ""), _string_word)
+    return parse(text, f"{where}: {name}")
+
+
+def _integer_word(text: str, where: str) -> int:
+    if not text.strip().isdigit():
+        raise ConfigError(f"{where}: '{text}' is not a whole number")
+    return int(text)
+
+
+def _array_word(text: str, where: str) -> list[str]:
+    return [] if text == "none" else [v for v in text.split(LIST_SEP) if v]
+
+
+def _object_word(text: str, where: str) -> Any:
+    raise ConfigError(f"{where}: a mapping; give it in a grid file (--grid-file)")
+
+
+def _string_word(text: str, where: str) -> str:
     if not text:
-        raise ConfigError(f"{where}: {name}: empty value")
+        raise ConfigError(f"{where}: empty value")
     return text
+
+
+# schema type -> parser of one --grid value (other types: a non-empty string)
+_WORD_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "integer": _integer_word,
+    "array": _array_word,
+    "object": _object_word,
+}
 
 
 def parse_grid_words(profile: Profile, words: list[str]) -> dict[str, list[Any]]:
     """``["nodes=1,2", "container=none,IMG"]`` -> ``{"nodes": [1, 2], "container": [...]}``."""
     axes: dict[str, list[Any]] = {}
     for word in words:
-        name, eq, values = word.partition("=")
-        name = name.strip()
-        if not eq or not name:
-            raise ConfigError(f"--grid: '{word}' is not FIELD=V1,V2,...")
-        schema = _field_schema(profile, name, "--grid")
-        if name in axes:
-            raise ConfigError(f"--grid: {name}: given twice")
-        if not values.strip():
-            raise ConfigError(f"--grid: {name}: no values")
-        parsed = [parse_word(profile, schema, name, v.strip(), "--grid") for v in values.split(",")]
-        axes[name] = _unique(parsed)
+        name, values = _grid_word(profile, word, axes)
+        axes[name] = values
     return axes
+
+
+def _grid_word(profile: Profile, word: str, axes: dict[str, list[Any]]) -> tuple[str, list[Any]]:
+    """One ``FIELD=V1,V2`` word: the field and its values (a field in ``axes`` is given twice)."""
+    name, eq, values = word.partition("=")
+    name = name.strip()
+    if not eq or not name:
+        raise ConfigError(f"--grid: '{word}' is not FIELD=V1,V2,...")
+    schema = _field_schema(profile, name, "--grid")
+    if name in axes:
+        raise ConfigError(f"--grid: {name}: given twice")
+    if not values.strip():
+        raise ConfigError(f"--grid: {name}: no values")
+    parsed = [parse_word(profile, schema, name, v.strip(), "--grid") for v in values.split(",")]
+    return name, _unique(parsed)
 
 
 def _unique(values: list[Any]) -> list[Any]:
@@ -142,17 +167,25 @@ def load_grid_file(profile: Profile, path: Path) -> Grid:
     data = _read_mapping(path)
     grid = Grid()
     grid.axes = _axes(profile, data.get("grid") or {}, where)
-    config = data.get("config") or {}
+    grid.config = _file_config(profile, data.get("config") or {}, where)
+    grid.constraints = _file_constraints(data.get("constraints") or [], where)
+    return grid
+
+
+def _file_config(profile: Profile, config: Any, where: str) -> dict[str, Any]:
+    """The file's ``config:``: fixed fields of the site's schema."""
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: config: must be a mapping of user_endpoint_config fields")
     for name in config:
         _field_schema(profile, str(name), f"{where}: config")
-    grid.config = dict(config)
-    constraints = data.get("constraints") or []
+    return dict(config)
+
+
+def _file_constraints(constraints: Any, where: str) -> list[str]:
+    """The file's ``constraints:``: a list of expressions."""
     if not isinstance(constraints, list) or not all(isinstance(c, str) for c in constraints):
         raise ConfigError(f"{where}: constraints: must be a list of expressions")
-    grid.constraints = list(constraints)
-    return grid
+    return list(constraints)
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -177,15 +210,17 @@ def _axes(profile: Profile, axes: Any, where: str) -> dict[str, list[Any]]:
     """The file's ``grid:``: each field of the site's schema and its values, typed."""
     if not isinstance(axes, dict):
         raise ConfigError(f"{where}: grid: must map fields to lists of values")
-    out: dict[str, list[Any]] = {}
-    for name, values in axes.items():
-        schema = _field_schema(profile, str(name), f"{where}: grid")
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: grid.{name}: must be a non-empty list of values")
-        for value in values:
-            _check_type(schema, value, f"{where}: grid.{name}")
-        out[str(name)] = _unique(values)
-    return out
+    return {str(name): _axis(profile, str(name), values, where) for name, values in axes.items()}
+
+
+def _axis(profile: Profile, name: str, values: Any, where: str) -> list[Any]:
+    """One field's values in the file: a non-empty list, each of the field's type."""
+    schema = _field_schema(profile, name, f"{where}: grid")
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where}: grid.{name}: must be a non-empty list of values")
+    for value in values:
+        _check_type(schema, value, f"{where}: grid.{name}")
+    return _unique(values)
 
 
 _TYPES = {"integer": int, "string": str, "array": list, "object": dict}
@@ -210,43 +245,54 @@ def build_grid(
     """The grid from a file (if any), with ``--grid`` words and ``--config`` on top."""
     grid = load_grid_file(profile, grid_file) if grid_file else Grid()
     grid.axes.update(parse_grid_words(profile, words))
-    for name in config or {}:
+    config = config or {}
+    for name in config:
         _field_schema(profile, name, "--config")
-    grid.config.update(config or {})
+    grid.config.update(config)
     if not grid.axes:
         raise ConfigError("--grid: empty grid: give at least one FIELD=V1,V2 (or a --grid-file)")
-    known = set(fields(profile))
-    for c in grid.constraints:
-        for name in names(c):
-            if name not in known:
-                raise ConfigError(
-                    f"constraints: {c!r}: {name}: not a user_endpoint_config field of site "
-                    f"{profile.name} (known: {', '.join(sorted(known))})"
-                )
+    _check_constraint_fields(profile, grid.constraints)
     return grid
+
+
+def _check_constraint_fields(profile: Profile, constraints: list[str]) -> None:
+    """Every name a constraint uses is a field of the site's schema."""
+    known = set(fields(profile))
+    for c in constraints:
+        unknown = next((name for name in names(c) if name not in known), None)
+        if unknown is not None:
+            raise ConfigError(
+                f"constraints: {c!r}: {unknown}: not a user_endpoint_config field of site "
+                f"{profile.name} (known: {', '.join(sorted(known))})"
+            )
+
+
+def _point(profile: Profile, grid: Grid, values: dict[str, Any]) -> Point | Skipped:
+    """One combination: a point if the site's schema and every constraint allow it."""
+    from siteagent.userconfig import canonicalize
+
+    try:
+        config = canonicalize(profile, grid.config | values)
+    except SiteAgentError as err:
+        return Skipped(values, str(err).removeprefix("user_endpoint_config: "))
+    failed = next((c for c in grid.constraints if not evaluate(c, config)), None)
+    if failed is not None:
+        return Skipped(values, f"constraint {failed!r} is false")
+    return Point(values, config)
 
 
 def expand(profile: Profile, grid: Grid) -> tuple[list[Point], list[Skipped]]:
     """Every combination, validated: the points to run (equal canonical configs once) and the
     skipped ones with the reason."""
-    from siteagent.userconfig import canonicalize
-
     names = list(grid.axes)
     points: list[Point] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
     for combo in itertools.product(*(grid.axes[n] for n in names)):
-        values = dict(zip(names, combo, strict=True))
-        try:
-            config = canonicalize(profile, grid.config | values)
-        except SiteAgentError as err:
-            skipped.append(Skipped(values, str(err).removeprefix("user_endpoint_config: ")))
+        point = _point(profile, grid, dict(zip(names, combo, strict=True)))
+        if isinstance(point, Skipped):
+            skipped.append(point)
             continue
-        failed = next((c for c in grid.constraints if not evaluate(c, config)), None)
-        if failed is not None:
-            skipped.append(Skipped(values, f"constraint {failed!r} is false"))
-            continue
-        point = Point(values, config)
         if point.key in seen:
             continue  # two spellings of one shape (e.g. walltime 1:00:00 and 01:00:00)
         seen.add(point.key)

@@ -44,14 +44,32 @@ class Objective:
         """This objective for one run (None when the run gives no value for it)."""
         if not record.get("ok"):
             return None
-        if self.name == "time":
-            return record.get("seconds")
-        work = record.get("metrics", {}).get(self.metric) if self.metric else 1.0
-        if self.name == "throughput":
-            return float(work) if work is not None else None
-        if not work or record.get("node_hours") is None:
-            return None
-        return record["node_hours"] / float(work)
+        return _VALUES[self.name](record, self.metric)
+
+
+def _work(record: dict[str, Any], metric: str | None) -> Any:
+    """The run's units of work: the metric the payload printed, else 1 (per run)."""
+    return record.get("metrics", {}).get(metric) if metric else 1.0
+
+
+def _time(record: dict[str, Any], metric: str | None) -> float | None:
+    return record.get("seconds")
+
+
+def _throughput(record: dict[str, Any], metric: str | None) -> float | None:
+    work = _work(record, metric)
+    return float(work) if work is not None else None
+
+
+def _node_hours(record: dict[str, Any], metric: str | None) -> float | None:
+    work = _work(record, metric)
+    if not work or record.get("node_hours") is None:
+        return None
+    return record["node_hours"] / float(work)
+
+
+# objective name -> its value for one successful run
+_VALUES = {"time": _time, "throughput": _throughput, "node-hours": _node_hours}
 
 
 def make_objective(name: str, metric: str | None) -> Objective:
@@ -96,6 +114,30 @@ class Ranked:
 
 def rank(records: list[dict[str, Any]], objective: Objective) -> list[Ranked]:
     """Points best first, each with the median objective over its successful runs."""
+    entries = _by_point(records)
+    for entry in entries:
+        entry.value = _median_value(entry, objective)
+    measured = _best_first([e for e in entries if e.value is not None], objective)
+    return measured + [e for e in entries if e.value is None]
+
+
+def _best_first(measured: list[Ranked], objective: Objective) -> list[Ranked]:
+    """Points that have a value, in the objective's order, ranked from 1."""
+    sign = -1.0 if objective.higher_is_better else 1.0
+    ordered = sorted(measured, key=lambda e: sign * cast(float, e.value))
+    for i, e in enumerate(ordered, 1):
+        e.rank = i
+    return ordered
+
+
+def _median_value(entry: Ranked, objective: Objective) -> float | None:
+    """The objective's median over the point's runs that give a value."""
+    values = [v for v in (objective.value(r) for r in entry.runs) if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _by_point(records: list[dict[str, Any]]) -> list[Ranked]:
+    """The records grouped by canonical config, in the order points first appear."""
     from siteagent.userconfig import config_key
 
     by_key: dict[str, Ranked] = {}
@@ -103,14 +145,4 @@ def rank(records: list[dict[str, Any]], objective: Objective) -> list[Ranked]:
         key = config_key(r["config"])
         entry = by_key.setdefault(key, Ranked(key, r["point"], r["config"]))
         entry.runs.append(r)
-    for entry in by_key.values():
-        values = [v for v in (objective.value(r) for r in entry.runs) if v is not None]
-        entry.value = statistics.median(values) if values else None
-    sign = -1.0 if objective.higher_is_better else 1.0
-    measured = sorted(
-        (e for e in by_key.values() if e.value is not None),
-        key=lambda e: sign * cast(float, e.value),
-    )
-    for i, e in enumerate(measured, 1):
-        e.rank = i
-    return measured + [e for e in by_key.values() if e.value is None]
+    return list(by_key.values())

@@ -36,12 +36,21 @@ def table(ranked: list[Ranked], objective: Objective, fields: list[str]) -> Any:
     from rich.table import Table
 
     t = Table(title=f"sweep: objective {objective.name} ({objective.unit})", title_justify="left")
+    with_time = objective.name != "time"  # else the objective column is the time
+    _add_columns(t, objective, fields, with_time)
+    for e in ranked:
+        t.add_row(
+            *_row(e, objective, fields, with_time), style="bold green" if e.rank == 1 else None
+        )
+    return t
+
+
+def _add_columns(t: Any, objective: Objective, fields: list[str], with_time: bool) -> None:
     t.add_column("", no_wrap=True)
     t.add_column("#", justify="right")
     for f in fields:
         t.add_column(f)
     t.add_column(objective.unit or objective.name, justify="right")
-    with_time = objective.name != "time"  # else the objective column is the time
     if with_time:
         t.add_column("time s", justify="right")
     t.add_column("overhead s", justify="right")
@@ -49,23 +58,23 @@ def table(ranked: list[Ranked], objective: Objective, fields: list[str]) -> Any:
     t.add_column("queue s", justify="right")
     t.add_column("ok/runs", justify="right")
     t.add_column("note")
-    for e in ranked:
-        mark = BEST if e.rank == 1 else ""
-        digits = 6 if objective.name == "node-hours" else 2
-        t.add_row(
-            mark,
-            str(e.rank) if e.rank else "-",
-            *(_cell(e.point.get(f, e.config.get(f))) for f in fields),
-            fmt(e.value, digits),
-            *([fmt(e.median("seconds"))] if with_time else []),
-            fmt(overhead(e)),
-            fmt(e.median("node_hours"), 6),
-            fmt(e.median("queue_wait_s"), 1),
-            f"{len(e.ok_runs)}/{len(e.runs)}",
-            (e.error or "")[:80] if not e.ok_runs or e.error else "",
-            style="bold green" if e.rank == 1 else None,
-        )
-    return t
+
+
+def _row(e: Ranked, objective: Objective, fields: list[str], with_time: bool) -> list[str]:
+    """One point's cells, in the order of ``_add_columns``."""
+    digits = 6 if objective.name == "node-hours" else 2
+    return [
+        BEST if e.rank == 1 else "",
+        str(e.rank) if e.rank else "-",
+        *(_cell(e.point.get(f, e.config.get(f))) for f in fields),
+        fmt(e.value, digits),
+        *([fmt(e.median("seconds"))] if with_time else []),
+        fmt(overhead(e)),
+        fmt(e.median("node_hours"), 6),
+        fmt(e.median("queue_wait_s"), 1),
+        f"{len(e.ok_runs)}/{len(e.runs)}",
+        (e.error or "")[:80],
+    ]
 
 
 def _cell(value: Any) -> str:

@@ -56,6 +56,15 @@ def _find_callable(text: str, cwd: Path) -> None:
 def _find_program(text: str, cwd: Path) -> None:
     """A shell payload's program must exist: a path that is executable, a command on PATH,
     or a bash builtin."""
+    program = _program(text)
+    if "/" in program:
+        _check_path(program, cwd)
+    elif shutil.which(program) is None and not _shell_word(program):
+        raise ConfigError(f"--payload: {program}: command not found on PATH")
+
+
+def _program(text: str) -> str:
+    """The command a shell payload runs: its first word after any VAR=value."""
     try:
         words = shlex.split(text)
     except ValueError as err:
@@ -63,12 +72,14 @@ def _find_program(text: str, cwd: Path) -> None:
     program = next((w for w in words if "=" not in w.split("/")[0]), None)  # skip VAR=value
     if program is None:
         raise ConfigError("--payload: no command to run")
-    if "/" in program:
-        path = (cwd / program).absolute() if not program.startswith("/") else Path(program)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ConfigError(f"--payload: {program}: not found or not executable")
-    elif shutil.which(program) is None and not _shell_word(program):
-        raise ConfigError(f"--payload: {program}: command not found on PATH")
+    return program
+
+
+def _check_path(program: str, cwd: Path) -> None:
+    """A program given as a path (relative to ``cwd``) is an executable file."""
+    path = (cwd / program).absolute() if not program.startswith("/") else Path(program)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise ConfigError(f"--payload: {program}: not found or not executable")
 
 
 def _shell_word(word: str) -> bool:

@@ -35,13 +35,19 @@ def _label(e: Ranked) -> str:
 def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
     """The chart as one SVG document: a label per point, then three panels of bars (the
     objective, time with what lies outside the payload, node-hours)."""
-    panels: list[tuple[str, Segments]] = [
-        (f"{objective.name} ({objective.unit})", lambda e: [(e.value, None)]),
+    # (title, the bar's segments of a point, digits of its value)
+    panels: list[tuple[str, Segments, int]] = [
+        (
+            f"{objective.name} ({objective.unit})",
+            lambda e: [(e.value, None)],
+            6 if objective.name == "node-hours" else 2,
+        ),
         (
             "time s (orange: outside the payload)",
             lambda e: [(overhead(e), OVERHEAD_COLOR), (e.median_layer("payload"), None)],
+            2,
         ),
-        ("node-hours", lambda e: [(e.median("node_hours"), None)]),
+        ("node-hours", lambda e: [(e.median("node_hours"), None)], 6),
     ]
     height = TOP + ROW * max(len(ranked), 1) + 30
     width = LABEL_W + len(panels) * (PANEL_W + GAP)
@@ -57,8 +63,7 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
             f'<text x="{LABEL_W - 8}" y="{TOP + i * ROW + 16}" text-anchor="end"{weight}>'
             f"{html.escape(_label(e))}</text>"
         )
-    for p, (name, segments_of) in enumerate(panels):
-        digits = 6 if p == 2 or (objective.name == "node-hours" and p == 0) else 2
+    for p, (name, segments_of, digits) in enumerate(panels):
         out += _panel(ranked, p, name, segments_of, digits)
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -70,27 +75,49 @@ def _panel(
     """One panel: its title, axis and a bar per point (panel 1, time, also a dot per run)."""
     x0 = LABEL_W + p * (PANEL_W + GAP)
     with_runs = p == 1  # the time panel also shows each run as a dot
-    totals = [sum(v or 0 for v, _ in segments_of(e)) for e in ranked]
-    if with_runs:
-        totals += [s for e in ranked for s in _run_seconds(e)]
-    scale = (PANEL_W - VALUE_W) / (max(totals) or 1.0)
+    scale = _scale(ranked, segments_of, with_runs)
     out = [
         f'<text x="{x0}" y="{TOP - 12}" font-weight="bold">{html.escape(name)}</text>',
         f'<line x1="{x0}" y1="{TOP - 4}" x2="{x0}" y2="{TOP + ROW * len(ranked)}" stroke="#333"/>',
     ]
     for i, e in enumerate(ranked):
-        y = TOP + i * ROW + 4
-        x, bar = _bar(e, segments_of(e), float(x0), y, scale)
-        out += bar
-        total: float = sum(v or 0 for v, _ in segments_of(e))
-        if with_runs:  # the median run's time, right of the bar and of every run's dot
-            total = e.median("seconds") or 0.0
-            x = max([x, *(x0 + s * scale for s in _run_seconds(e))])
-        text = "failed" if e.rank is None else fmt(total, digits)
-        out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
-        if with_runs:
-            out += _run_dots(e, x0, y, scale)
+        out += _panel_row(e, x0, TOP + i * ROW + 4, segments_of, scale, digits, with_runs)
     return out
+
+
+def _scale(ranked: list[Ranked], segments_of: Segments, with_runs: bool) -> float:
+    """Pixels per unit: the longest bar (or run dot) leaves room for its value."""
+    totals = [_total(segments_of(e)) for e in ranked]
+    if with_runs:
+        totals += [s for e in ranked for s in _run_seconds(e)]
+    return (PANEL_W - VALUE_W) / (max(totals) or 1.0)
+
+
+def _panel_row(
+    e: Ranked,
+    x0: int,
+    y: int,
+    segments_of: Segments,
+    scale: float,
+    digits: int,
+    with_runs: bool,
+) -> list[str]:
+    """One point's bar with its value after it (and, with_runs, a dot per run)."""
+    x, out = _bar(e, segments_of(e), float(x0), y, scale)
+    total: float = _total(segments_of(e))
+    if with_runs:  # the median run's time, right of the bar and of every run's dot
+        total = e.median("seconds") or 0.0
+        x = max([x, *(x0 + s * scale for s in _run_seconds(e))])
+    text = "failed" if e.rank is None else fmt(total, digits)
+    out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
+    if with_runs:
+        out += _run_dots(e, x0, y, scale)
+    return out
+
+
+def _total(segments: list[tuple[float | None, str | None]]) -> float:
+    """A bar's length: its segments' values, a missing one as 0."""
+    return sum(v or 0 for v, _ in segments)
 
 
 def _run_seconds(e: Ranked) -> list[float]:

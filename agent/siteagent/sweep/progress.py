@@ -48,15 +48,22 @@ class Reporter:
             self._live.start()
 
     def __call__(self, p: Progress) -> None:
-        line = status(p)
         if self._live is not None:
-            if p.last is not None:
-                self.console.print(run_line(p.last), markup=False, highlight=False)
-            from rich.text import Text
+            self._show_live(self._live, p)
+        else:
+            self._print(p)
 
-            self._live.update(Text(line))  # plain: no highlighting of every number
-            return
-        # piped: a line when a run ends or starts, never one per tick
+    def _show_live(self, live: Any, p: Progress) -> None:
+        """A finished run's line above the status line, which is redrawn in place."""
+        from rich.text import Text
+
+        if p.last is not None:
+            self.console.print(run_line(p.last), markup=False, highlight=False)
+        live.update(Text(status(p)))  # plain: no highlighting of every number
+
+    def _print(self, p: Progress) -> None:
+        """Piped: a line when a run ends or starts, never one per tick."""
+        line = status(p)
         if p.last is not None:
             print(f"{line} | {run_line(p.last)}", file=self.stream, flush=True)
         elif line.split(", elapsed")[0] != self._last_status:

@@ -56,15 +56,8 @@ class ResultsFile:
         """The records so far (none if the file does not exist)."""
         if not self.path.exists():
             return []
-        out = []
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: that run is simply run again
-            if isinstance(record, dict) and record.get("v") == RESULTS_VERSION:
-                out.append(record)
-        return out
+        records = (_parse(line) for line in self.path.read_text().splitlines())
+        return [r for r in records if r is not None]
 
     def done_keys(self) -> set[str]:
         """Runs measured already; see ``measured`` for the ones a rerun runs again."""
@@ -88,6 +81,16 @@ class ResultsFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    """One line's record; None for a line of another format version or cut short by a crash
+    (that run is simply run again)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("v") == RESULTS_VERSION else None
 
 
 def _tail(outcome: dict[str, Any]) -> str:
@@ -133,15 +136,7 @@ def make_record(
     reports = o.get("reports") or []
     ranks = _rank_rows(reports)
     want_ranks = nodes * int(config.get("ranks_per_node", 1))
-    ok = (
-        error is None
-        and o.get("exit_code") == 0
-        and len(ranks) == want_ranks
-        and all(r["reason"] == "finished" for r in ranks)
-    )
-    if error is None and not ok and outcome is not None:
-        error = _run_error(o, reports, len(ranks), want_ranks)
-    started = o.get("started")
+    ok, error = _verdict(outcome, reports, ranks, want_ranks, error)
     return {
         "v": RESULTS_VERSION,
         "site": site,
@@ -151,18 +146,50 @@ def make_record(
         "rep": rep,
         "host": o.get("host"),
         "job_id": o.get("job_id"),
-        "started": _iso(started) if started else None,
+        "started": _iso(o.get("started")),
         "seconds": seconds,
         "turnaround_s": round(finished_at - submitted_at, 4),
         "queue_wait_s": _queue_wait(o.get("queue"), submitted_at),
         "exit_code": o.get("exit_code"),
         "ok": ok,
-        "node_hours": round(nodes * seconds / 3600, 8) if seconds is not None else None,
+        "node_hours": _node_hours(nodes, seconds),
         "layers": _layer_seconds(reports),
         "ranks": ranks,
         "metrics": sum_metrics(o.get("metrics") or []),
         "error": error,
     }
+
+
+def _verdict(
+    outcome: dict[str, Any] | None,
+    reports: list[dict[str, Any]],
+    ranks: list[dict[str, Any]],
+    want_ranks: int,
+    error: str | None,
+) -> tuple[bool, str | None]:
+    """Whether the run is ok, and the error of one that is not: the remote error if there
+    was one, else why the result it got is not ok."""
+    if error is not None:
+        return False, error
+    o = outcome or {}
+    if _all_finished(o, ranks, want_ranks):
+        return True, None
+    if outcome is None:
+        return False, None
+    return False, _run_error(o, reports, len(ranks), want_ranks)
+
+
+def _all_finished(o: dict[str, Any], ranks: list[dict[str, Any]], want_ranks: int) -> bool:
+    """Exit code 0 and a finished pilot report from every rank."""
+    return (
+        o.get("exit_code") == 0
+        and len(ranks) == want_ranks
+        and all(r["reason"] == "finished" for r in ranks)
+    )
+
+
+def _node_hours(nodes: int, seconds: float | None) -> float | None:
+    return round(nodes * seconds / 3600, 8) if seconds is not None else None
 
 
 def _layer_seconds(reports: list[dict[str, Any]]) -> dict[str, float]:
@@ -199,10 +226,12 @@ def _queue_wait(queue: dict[str, float] | None, submitted_at: float) -> float | 
     return round(max(queue["start"] - max(queue["submit"], submitted_at), 0.0), 3)
 
 
-def _iso(epoch: float) -> str:
+def _iso(epoch: float | None) -> str | None:
     """UTC with milliseconds: runs in flight together must show that they overlapped."""
     from datetime import UTC, datetime
 
+    if not epoch:
+        return None
     return (
         datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )

@@ -72,10 +72,7 @@ def prepare(opts: SweepOptions) -> SweepPlan:
     from siteagent.sweep.objective import make_objective
     from siteagent.sweep.payload import parse_payload
 
-    if opts.repetitions < 1:
-        raise ConfigError("--repetitions: must be at least 1")
-    if opts.backend not in (None, "engine", "globus"):
-        raise ConfigError("--backend: 'engine' or 'globus'")
+    _check_options(opts)
     profile = load_profile(opts.site)
     objective = make_objective(opts.objective, opts.metric)
     grid = build_grid(profile, opts.grid, opts.grid_file, opts.config)
@@ -85,6 +82,19 @@ def prepare(opts: SweepOptions) -> SweepPlan:
         raise ConfigError(
             f"--grid: no possible point on site {profile.name} (all {len(skipped)} skipped)"
         )
+    points = _first_points(opts, points)
+    return SweepPlan(opts, profile, payload, objective, points, skipped, list(grid.axes))
+
+
+def _check_options(opts: SweepOptions) -> None:
+    if opts.repetitions < 1:
+        raise ConfigError("--repetitions: must be at least 1")
+    if opts.backend not in (None, "engine", "globus"):
+        raise ConfigError("--backend: 'engine' or 'globus'")
+
+
+def _first_points(opts: SweepOptions, points: list[Point]) -> list[Point]:
+    """The points --max-points keeps; more than CONFIRM_OVER need --yes."""
     if opts.max_points is not None:
         points = points[: opts.max_points]
     if len(points) > CONFIRM_OVER and not opts.yes:
@@ -92,7 +102,7 @@ def prepare(opts: SweepOptions) -> SweepPlan:
             f"--grid: {len(points)} points x {opts.repetitions} repetition(s); over "
             f"{CONFIRM_OVER} points needs --yes (or --max-points)"
         )
-    return SweepPlan(opts, profile, payload, objective, points, skipped, list(grid.axes))
+    return points
 
 
 def make_backend(
@@ -103,14 +113,25 @@ def make_backend(
     opts, profile = plan.options, plan.profile
     kind = opts.backend or ("engine" if profile.scheduler == "local" else "globus")
     if kind == "engine":
-        from siteagent.harvester.backends import EngineBackend
+        return _engine_backend(opts)
+    return _globus_backend(plan, factory), None
 
-        tmp = None if opts.workdir else Path(tempfile.mkdtemp(prefix="site-agent-sweep-"))
-        return EngineBackend(opts.site, opts.workdir or tmp), tmp
+
+def _engine_backend(opts: SweepOptions) -> tuple[Any, Path | None]:
+    """The engine in this process, in --workdir or a temporary directory (returned)."""
+    from siteagent.harvester.backends import EngineBackend
+
+    tmp = None if opts.workdir else Path(tempfile.mkdtemp(prefix="site-agent-sweep-"))
+    return EngineBackend(opts.site, opts.workdir or tmp), tmp
+
+
+def _globus_backend(plan: SweepPlan, factory: Callable[[str], Any] | None) -> Any:
+    """The installed endpoint (checked first) through the Globus Compute SDK."""
     from siteagent.harvester.backends import GlobusBackend
     from siteagent.install import default_endpoint_dir
     from siteagent.smoke.site import preflight
 
+    opts, profile = plan.options, plan.profile
     directory = (
         opts.endpoint_dir.expanduser().absolute()
         if opts.endpoint_dir
@@ -118,7 +139,7 @@ def make_backend(
     )
     ep_id = preflight(profile, directory)
     make = factory or (lambda ep: GlobusBackend(ep, batch_size=8))
-    return make(ep_id), None
+    return make(ep_id)
 
 
 def execute(
@@ -133,15 +154,19 @@ def execute(
 
     opts = plan.options
     results = ResultsFile(opts.results)
-    mine = [r for r in results.load() if _of_this_sweep(r, plan)]
     runs, already = plan_runs(
         plan.points, opts.repetitions, opts.site, plan.payload.text, results.done_keys()
     )
     summary = RunSummary()
     if runs:
-        spent = sum(r.get("node_hours") or 0.0 for r in mine)
+        spent = _spent(plan, results)
         summary = _run(plan, runs, results, spent, on_progress, backend_factory)
     return SweepOutcome(plan, summary, already, rank(_measured(plan, results), plan.objective))
+
+
+def _spent(plan: SweepPlan, results: Any) -> float:
+    """Node-hours the recorded runs of this sweep used (--max-node-hours counts them)."""
+    return sum(r.get("node_hours") or 0.0 for r in results.load() if _of_this_sweep(r, plan))
 
 
 def _of_this_sweep(record: dict[str, Any], plan: SweepPlan) -> bool:
@@ -182,14 +207,17 @@ def _run(
 def _measured(plan: SweepPlan, results: Any) -> list[dict[str, Any]]:
     """Every recorded, uninterrupted run of this sweep's points and repetitions."""
     from siteagent.sweep.results import interrupted
-    from siteagent.userconfig import config_key
 
     keys = {p.key for p in plan.points}
-    return [
-        r
-        for r in results.load()
-        if _of_this_sweep(r, plan)
-        and r["rep"] < plan.options.repetitions
-        and config_key(r["config"]) in keys
-        and not interrupted(r)
-    ]
+    return [r for r in results.load() if _of_these_runs(r, plan, keys) and not interrupted(r)]
+
+
+def _of_these_runs(record: dict[str, Any], plan: SweepPlan, keys: set[str]) -> bool:
+    """A run of this sweep, of one of its points (``keys``), within its repetitions."""
+    from siteagent.userconfig import config_key
+
+    return (
+        _of_this_sweep(record, plan)
+        and record["rep"] < plan.options.repetitions
+        and config_key(record["config"]) in keys
+    )

@@ -122,37 +122,44 @@ class Runner:
                 if state.inflight:
                     self._collect(state)
         except KeyboardInterrupt:
-            cancelled = len(state.inflight)
-            for future in state.inflight:
-                future.cancel()
-            self.backend.shutdown()
-            raise SweepInterrupted(
-                f"interrupted: {state.progress.done} run(s) finished and kept in "
-                f"{self.results.path}, {cancelled} in flight cancelled, {len(state.queue)} not "
-                "started; rerun to resume"
-            ) from None
+            raise self._interrupted(state) from None
         return state.summary
+
+    def _interrupted(self, state: _RunState) -> SweepInterrupted:
+        """Cancel the runs in flight and stop the backend; what to tell the user."""
+        cancelled = len(state.inflight)
+        for future in state.inflight:
+            future.cancel()
+        self.backend.shutdown()
+        return SweepInterrupted(
+            f"interrupted: {state.progress.done} run(s) finished and kept in "
+            f"{self.results.path}, {cancelled} in flight cancelled, {len(state.queue)} not "
+            "started; rerun to resume"
+        )
 
     def _submit_more(self, state: _RunState) -> None:
         """Fill the free slots from the queue, unless the node-hour budget is spent."""
-        from siteagent.sweep.task import run_point
-
         while state.queue and len(state.inflight) < self.parallel:
             if self.max_node_hours is not None and self.spent >= self.max_node_hours:
                 state.summary.budget_hit, state.summary.not_run = True, len(state.queue)
                 state.queue.clear()
                 return
-            run = state.queue.pop(0)
-            spec = task_spec(self.payload, self.site, _worker_id(run))
-            submitted_at = time.time()
-            try:
-                future = self.backend.executor(run.point.config).submit(run_point, spec)
-            except Exception as err:  # this point's user endpoint cannot start
-                error = f"submit: {type(err).__name__}: {err}"
-                self._finish(state, run, self._record(run, None, submitted_at, error))
-                continue
-            state.inflight[future] = (run, submitted_at)
-            self._tick(state)
+            self._submit(state, state.queue.pop(0))
+
+    def _submit(self, state: _RunState, run: Run) -> None:
+        """Send one run; one whose user endpoint cannot start is recorded as failed."""
+        from siteagent.sweep.task import run_point
+
+        spec = task_spec(self.payload, self.site, _worker_id(run))
+        submitted_at = time.time()
+        try:
+            future = self.backend.executor(run.point.config).submit(run_point, spec)
+        except Exception as err:  # this point's user endpoint cannot start
+            error = f"submit: {type(err).__name__}: {err}"
+            self._finish(state, run, self._record(run, None, submitted_at, error))
+            return
+        state.inflight[future] = (run, submitted_at)
+        self._tick(state)
 
     def _collect(self, state: _RunState) -> None:
         """Wait a moment for runs to end; record those that did."""
