@@ -291,3 +291,31 @@ def test_nothing_the_payload_started_survives_it(site, tmp_path):
     assert report.reason == "finished"
     left = [int(p) for p in pids.read_text().split()]
     assert len(left) == 3 and [p for p in left if alive(p)] == []
+
+
+def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path, monkeypatch):
+    import ctypes
+
+    from siteagent.pilot import run
+
+    def no_subreaper() -> None:  # as where the kernel has none: orphans go to init
+        ctypes.CDLL(None, use_errno=True).prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER off
+
+    monkeypatch.setattr(run, "_become_subreaper", no_subreaper)
+    pids = tmp_path / "pids"
+    # two orphans that stay in the payload's group, one of them deaf to TERM
+    script = (
+        f"(sleep 303 & echo $! > {pids}); "
+        f"(sh -c \"trap '' TERM; sleep 304\" & echo $! >> {pids}); "
+        f"while [ $(wc -l < {pids}) -lt 2 ]; do :; done; exit 0"
+    )
+    left: list[int] = []
+    try:
+        report = run_plan(plan_for(site, script))
+        left = [int(p) for p in pids.read_text().split()]
+        assert report.reason == "finished"
+        assert len(left) == 2 and [p for p in left if alive(p)] == []
+    finally:
+        for pid in left:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
