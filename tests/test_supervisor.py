@@ -319,3 +319,15 @@ def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path, mo
         for pid in left:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_leftovers_get_term_first_so_they_can_clean_up(site, tmp_path):
+    pid_file, got = tmp_path / "pid", tmp_path / "got"
+    # escaped from the payload's group, so only the sweep of the Supervisor's children reaches it
+    leftover = (
+        f"trap 'echo TERM > {got}; exit 0' TERM; echo $$ > {pid_file}; while :; do sleep 0.05; done"
+    )
+    script = f'setsid sh -c "{leftover}" & until [ -s {pid_file} ]; do sleep 0.02; done; exit 0'
+    report = run_plan(plan_for(site, script))
+    assert report.reason == "finished"
+    assert got.read_text() == "TERM\n" and not alive(int(pid_file.read_text()))
