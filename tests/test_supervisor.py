@@ -331,3 +331,19 @@ def test_leftovers_get_term_first_so_they_can_clean_up(site, tmp_path):
     report = run_plan(plan_for(site, script))
     assert report.reason == "finished"
     assert got.read_text() == "TERM\n" and not alive(int(pid_file.read_text()))
+
+
+def test_a_leftover_that_starts_another_on_term_is_ended_too(site, tmp_path):
+    pid_file, spawned = tmp_path / "pid", tmp_path / "spawned"
+    # escaped from the group; on TERM it starts one more process (escaped too) and exits
+    on_term = f"setsid sleep 305 & echo \\$! > {spawned}; exit 0"
+    leftover = f"trap '{on_term}' TERM; echo $$ > {pid_file}; while :; do sleep 0.05; done"
+    script = f'setsid sh -c "{leftover}" & until [ -s {pid_file} ]; do sleep 0.02; done; exit 0'
+    report = run_plan(plan_for(site, script))
+    assert report.reason == "finished"
+    late = int(spawned.read_text())
+    try:
+        assert not alive(late) and not alive(int(pid_file.read_text()))
+    finally:
+        if alive(late):
+            os.kill(late, signal.SIGKILL)
