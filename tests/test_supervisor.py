@@ -347,3 +347,17 @@ def test_a_leftover_that_starts_another_on_term_is_ended_too(site, tmp_path):
     finally:
         if alive(late):
             os.kill(late, signal.SIGKILL)
+
+
+def test_the_report_exists_while_the_layers_are_set_up(site, monkeypatch):
+    plan = plan_for(site, "exit 0")
+    seen: list[dict] = []
+    setup = Supervisor.setup_layers
+
+    def watched(self, env):  # a monitor looking while CVMFS or the container are being set up
+        seen.append(on_disk(plan))
+        setup(self, env)
+
+    monkeypatch.setattr(Supervisor, "setup_layers", watched)
+    run_plan(plan)
+    assert [(s["state"], s["pilot_id"]) for s in seen] == [("starting", plan.pilot_id)]
