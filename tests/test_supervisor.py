@@ -49,11 +49,9 @@ def plan_for(site, script: str, **options):
     """The plan of ``sh -c script`` without CVMFS or container (its layers still set up)."""
     opts = PilotOptions(
         site=str(site.profile),
-        cvmfs="none",
-        container="none",
         report=str(site.root / "report.json"),
         payload=("sh", "-c", script),
-        **options,
+        **({"cvmfs": "none", "container": "none"} | options),
     )
     return build_plan(opts, dict(os.environ))
 
@@ -101,7 +99,9 @@ def test_report_names_the_rank_its_gpus_command_and_layers(site):
 
 def test_report_says_running_with_the_payload_pid_while_it_runs(site, tmp_path):
     seen = tmp_path / "seen"
-    plan = plan_for(site, f"cat {site.root / 'report.json'} > {seen}; echo $$ >> {seen}")
+    # the payload may run before the Supervisor has written "running": it waits for it
+    script = running(site) + f"cat {site.root / 'report.json'} > {seen}; echo $$ >> {seen}"
+    plan = plan_for(site, script)
     report = run_plan(plan)
     during, pid = seen.read_text().rsplit("}", 1)
     during = json.loads(during + "}")
@@ -149,7 +149,20 @@ def test_a_workdir_that_cannot_be_made_is_a_setup_error(site, tmp_path):
     plan = dataclasses.replace(plan_for(site, f"touch {ran}"), workdir=str(blocker / "w"))
     report = run_plan(plan)
     assert (report.reason, report.exit_code) == ("setup-error", SETUP_ERROR_EXIT)
-    assert "Not a directory" in report.error and not ran.exists()
+    # the error names the directory that could not be made
+    assert str(blocker / "w") in report.error and "Not a directory" in report.error
+    assert not ran.exists()
+
+
+def test_a_layer_that_fails_to_set_up_is_a_setup_error_and_nothing_starts(site, tmp_path):
+    (site.cvmfsexec / "makedist").write_text("#!/bin/sh\necho 'no network' >&2\nexit 1\n")
+    ran = tmp_path / "ran"
+    plan = plan_for(site, f"touch {ran}", cvmfs=None)
+    report = run_plan(plan)
+    assert (report.reason, report.exit_code) == ("setup-error", SETUP_ERROR_EXIT)
+    assert report.error == "cvmfs: makedist exited 1: no network"
+    assert report.payload_pid is None and not ran.exists()
+    assert not Path(plan.workdir).exists()
 
 
 def test_an_unforeseen_error_is_reported_then_raised_and_cleans_up(site, tmp_path, monkeypatch):
