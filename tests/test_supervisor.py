@@ -87,7 +87,12 @@ def test_report_names_the_rank_its_gpus_command_and_layers(site):
     }
     names = [layer["name"] for layer in data["layers"]]
     assert names == ["plan", *(layer.name for layer in plan.layers)]
-    assert data["layers"][0]["seconds"] == 0.25
+    assert data["layers"][0] == {
+        "name": "plan",
+        "summary": "profile, GPU discovery, layer plan",
+        "seconds": 0.25,
+        "actions": [],
+    }
     assert all(0 <= layer["seconds"] < took for layer in data["layers"][1:])
     assert (data["state"], data["reason"], data["exit_code"], data["signal"]) == (
         "done", "finished", 0, None,
@@ -123,6 +128,8 @@ def test_payload_runs_in_the_workdir_with_the_planned_environment_in_its_own_gro
 def test_exit_code_of_the_payload_is_the_report_s(site):
     report = run_plan(plan_for(site, "exit 5"))
     assert (report.reason, report.exit_code) == ("failed", 5)
+    assert report.layers[0].seconds == 0  # no planning time given
+    assert Supervisor(plan_for(site, "exit 0")).run().layers[0].seconds == 0
 
 
 def test_a_payload_killed_by_a_signal_is_128_plus_n_named(site):
