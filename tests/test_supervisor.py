@@ -172,6 +172,16 @@ def test_a_layer_that_fails_to_set_up_is_a_setup_error_and_nothing_starts(site, 
     assert not Path(plan.workdir).exists()
 
 
+def test_each_layer_s_setup_time_is_reported(site):
+    makedist = site.cvmfsexec / "makedist"
+    lines = makedist.read_text().split("\n", 1)  # a slow download: 0.3 s
+    makedist.write_text(f"{lines[0]}\nimport time; time.sleep(0.3)\n{lines[1]}")
+    report = run_plan(plan_for(site, "exit 0", cvmfs=None))
+    assert report.reason == "finished", report.error
+    seconds = {layer.name: layer.seconds for layer in report.layers}
+    assert 0.3 <= seconds["cvmfs"] < report.seconds
+
+
 def test_an_unforeseen_error_is_reported_then_raised_and_cleans_up(site, tmp_path, monkeypatch):
     pid_file = tmp_path / "pid"
     plan = plan_for(site, f"echo $$ > {pid_file}; exec sleep 60")
