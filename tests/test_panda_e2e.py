@@ -173,7 +173,7 @@ def runs(panda_stack, harvester) -> dict[str, Run]:
         status, diag = wait_done(ws, monitor)
         queue = panda_stack.offline_queue if name == "offline" else panda_stack.queue
         report = json.loads((state / "pilots" / f"{queue}-{ws.workerID}-r0.json").read_text())
-        result = REGISTRY.get(ws.batchID).future.result()
+        result = REGISTRY.get(ws.batchID).result()
         out[name] = Run(panda_id, status, diag, report, result.stdout + result.stderr)
     return out
 
