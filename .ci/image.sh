@@ -41,7 +41,7 @@ export CONTAINERS_CONF=$work/containers.conf
 # the Debian mirror this machine's apt uses (deb822 sources first, then sources.list)
 mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
 [ -n "$mirror" ] || mirror=$(awk '/^deb / && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-mirror=${mirror:-http://deb.debian.org/debian}
+[ -n "$mirror" ] || { echo "image: no Debian mirror in /etc/apt/sources.list(.d): cannot build the base" >&2; exit 1; }
 base=localhost/debian-python:12
 mmdebstrap --quiet --variant=apt \
   --include=python3,python3-venv,python-is-python3,ca-certificates,netbase,tzdata \
