@@ -66,3 +66,21 @@ def panda_stack():
     from .pandastack import stack_session
 
     yield from stack_session()
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory):
+    """``(engine directory, $SITE_AGENT_STATE)`` of a module's local-engine backends: the
+    engine's workers inherit the variable, so worker records and pilot reports land in the
+    test's directory; the backends are stopped and the variable restored afterwards."""
+    from siteagent.harvester.backends import shutdown_backends
+
+    state = tmp_path_factory.mktemp("state")
+    old = os.environ.get("SITE_AGENT_STATE")
+    os.environ["SITE_AGENT_STATE"] = str(state)
+    yield tmp_path_factory.mktemp("engine"), state
+    shutdown_backends()
+    if old is None:
+        os.environ.pop("SITE_AGENT_STATE", None)
+    else:
+        os.environ["SITE_AGENT_STATE"] = old

@@ -16,7 +16,6 @@ import pytest
 
 from siteagent.endpoint.render import render_endpoint, write_endpoint
 from siteagent.errors import ConfigError
-from siteagent.harvester.backends import shutdown_backends
 from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_RUNNING
 from siteagent.harvester.config import KEYS, QueueConfig, keys_table, queue_config
 from siteagent.harvester.control import stop_worker
@@ -45,20 +44,6 @@ class WorkSpec:
     nativeExitCode: int | None = None
     diagMessage: str | None = None
     killTime: object = None
-
-
-@pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory):
-    state = tmp_path_factory.mktemp("state")
-    old = os.environ.get("SITE_AGENT_STATE")
-    # the engine's workers inherit this: worker records land in the test's directory
-    os.environ["SITE_AGENT_STATE"] = str(state)
-    yield tmp_path_factory.mktemp("engine"), state
-    shutdown_backends()
-    if old is None:
-        os.environ.pop("SITE_AGENT_STATE", None)
-    else:
-        os.environ["SITE_AGENT_STATE"] = old
 
 
 def plugins(engine_dir, **keys):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 
 from siteagent.errors import ConfigError
 from siteagent.harvester import backends
-from siteagent.harvester.backends import GlobusBackend, shutdown_backends
+from siteagent.harvester.backends import GlobusBackend
 from siteagent.harvester.config import queue_config
 from siteagent.harvester.registry import REGISTRY
 from siteagent.harvester.shape import payload_argv, worker_shape
@@ -48,20 +47,6 @@ PLUGINS = {
     "monitor": "GlobusComputeMonitor",
     "sweeper": "GlobusComputeSweeper",
 }
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """The engine's directory and $SITE_AGENT_STATE, which the engine's workers inherit."""
-    state = tmp_path_factory.mktemp("state")
-    old = os.environ.get("SITE_AGENT_STATE")
-    os.environ["SITE_AGENT_STATE"] = str(state)
-    yield tmp_path_factory.mktemp("engine"), state
-    shutdown_backends()
-    if old is None:
-        os.environ.pop("SITE_AGENT_STATE", None)
-    else:
-        os.environ["SITE_AGENT_STATE"] = old
 
 
 def queue_dict(site, payload, **common):
@@ -115,7 +100,10 @@ def new_harvester(site, tmp_path, payload, **common):
 SEEN = ("status", "nativeStatus", "nativeExitCode", "diagMessage", "workParams")
 
 
-def test_worker_goes_submitted_running_finished_and_a_second_monitor_agrees(site, tmp_path, caplog):
+def test_worker_goes_submitted_running_finished_and_a_second_monitor_agrees(
+    engine_dir, tmp_path, caplog
+):
+    site = engine_dir
     caplog.set_level(logging.INFO, logger="siteagent.harvester")
     _, state = site
     go = tmp_path / "go"
@@ -184,7 +172,8 @@ def _final(harvester, worker_id):
     return None
 
 
-def test_a_stopped_worker_is_cancelled_and_the_sweep_leaves_nothing_behind(site, tmp_path):
+def test_a_stopped_worker_is_cancelled_and_the_sweep_leaves_nothing_behind(engine_dir, tmp_path):
+    site = engine_dir
     _, state = site
     harvester = new_harvester(site, tmp_path, ["sleep", "272"])
     harvester.next_id = 10
