@@ -488,9 +488,8 @@ def install_command(
     from siteagent.install import install
     from siteagent.profiles import load_profile
 
-    report = install(
-        load_profile(site), endpoint_dir, force=force, pilot_dir=pilot_dir, image=image
-    )
+    profile = load_profile(site)
+    report = install(profile, endpoint_dir, force=force, pilot_dir=pilot_dir, image=image)
     for name, status in report.files:
         click.echo(f"{status:<11} {report.directory / name}")
     if report.backup_dir:
@@ -505,12 +504,11 @@ def install_command(
         click.echo(f"note: {note}")
     verdict = "installed" if report.changed else "unchanged"
     click.echo(f"endpoint '{report.endpoint_name}' {verdict} in {report.directory}")
-    gce = Path(sys.executable).with_name("globus-compute-endpoint")
-    gce_cmd = str(gce) if gce.is_file() else "globus-compute-endpoint"
+    from siteagent.next_steps import install_steps
+
     click.echo("next steps:")
-    click.echo(f"  {gce_cmd} login")
-    click.echo(f"  {gce_cmd} start {report.directory.name}")
-    click.echo(f'  site-agent smoke-test --site {site} --config \'{{"account": "..."}}\'')
+    for step in install_steps(profile, site, report.directory):
+        click.echo(f"  {step}")
 
 
 @cli.command("uninstall")

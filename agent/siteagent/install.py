@@ -230,10 +230,13 @@ def uninstall(directory: Path, force: bool = False) -> UninstallReport:
     except ValueError:
         raise SiteAgentError(f"{manifest_path}: not valid JSON; remove the files by hand") from None
     pid = _running_pid(directory)
-    if pid:  # even with force: its files are in use
+    if pid:
+        from siteagent.next_steps import gce_command
+
+        # even with force: its files are in use
         raise SiteAgentError(
             f"the endpoint in {directory} is running (pid {pid}): stop it first with "
-            f"`globus-compute-endpoint stop {directory.name}`"
+            f"`{gce_command(directory, 'stop')}`"
         )
     removed = remove_managed(directory, force=force)
     left = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
