@@ -143,7 +143,10 @@ def _echo_each(label: str, directory: Path, names: Iterable[str], note: str = ""
 
 @endpoint.command("validate")
 @click.argument("endpoint_dir", type=click.Path(path_type=Path, file_okay=False))
-@config_option("user_endpoint_config to render with (default: {}).")
+@config_option(
+    "user_endpoint_config to render with (default: {}; batch sites require at least "
+    'account, e.g. \'{"account": "MYPROJECT"}\').'
+)
 @click.option("--show", is_flag=True, help="Print the rendered user endpoint config.")
 def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -> None:
     """Render the template with a user_endpoint_config and load the result with
@@ -154,7 +157,10 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
     user_config = parse_json_option(config_json, "--config")
     if not endpoint_dir.is_dir():
         raise ConfigError(f"{endpoint_dir}: no such endpoint directory")
-    result = validate_endpoint(endpoint_dir, user_config)
+    try:
+        result = validate_endpoint(endpoint_dir, user_config)
+    except ConfigError as err:
+        raise _with_required_hint(err, endpoint_dir) from None
     try:
         if show:
             click.echo(mask_url(result.rendered_yaml))
@@ -166,6 +172,20 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
         )
     finally:
         result.config.engine.shutdown()
+
+
+def _with_required_hint(err: ConfigError, endpoint_dir: Path) -> ConfigError:
+    """A missing required field also names every required field and an example --config."""
+    from siteagent.endpoint.render import SCHEMA
+    from siteagent.next_steps import required_hint, schema_required
+
+    if not str(err).endswith(": is required"):
+        return err
+    try:
+        required = schema_required(json.loads((endpoint_dir / SCHEMA).read_text()))
+    except (OSError, ValueError):
+        return err
+    return ConfigError(f"{err}; {required_hint(required)}") if required else err
 
 
 # ---------------------------------------------------------------- wrappers

@@ -77,3 +77,15 @@ def install_steps(profile: Any, site: str, directory: Path) -> list[str]:
     smoke = smoke_test_command(profile, site, directory)
     # the local profile's smoke test needs neither a login nor a started endpoint: first
     return [smoke, *steps] if profile.scheduler == "local" else [*steps, smoke]
+
+
+def schema_required(schema: dict[str, Any]) -> list[str]:
+    """The fields a worker's user_endpoint_config must give, from an endpoint's
+    ``user_config_schema.json`` (the control config is the ``if`` branch)."""
+    return list(schema.get("else", {}).get("required", schema.get("required", [])))
+
+
+def required_hint(required: list[str]) -> str:
+    """``required: account (e.g. --config '{"account": "MYPROJECT"}')``."""
+    example = shlex.join(config_words(required)[1:])
+    return f"required: {', '.join(required)} (e.g. --config {example})"
