@@ -32,3 +32,77 @@ def test_validate_without_config_names_required_fields(run_cli, tmp_path, site):
     assert r.returncode == 0, r.stderr
     help_text = run_cli("endpoint", "validate", "--help").stdout
     assert "require at least account" in " ".join(help_text.split())
+
+
+# ---- item 6: exit 2 for bad input, JSON errors with --json, one-line usage errors
+def test_smoke_test_bad_config_is_exit_2(run_cli):
+    r = run_cli("smoke-test", "--site", "local", "--config", '{"account": "x"}')
+    assert r.returncode == 2, r
+    assert r.stderr == "site-agent: error: user_endpoint_config: account: is not a known field\n"
+
+
+def _json_commands() -> set[str]:
+    from siteagent.cli import cli
+
+    found = set()
+
+    def walk(cmd, path):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
+        if any("--json" in p.opts for p in getattr(cmd, "params", [])):
+            found.add(" ".join(path))
+
+    walk(cli, [])
+    return found
+
+
+# one bad input per command that has --json
+BAD_JSON_CALLS = {
+    "profiles list": ["profiles", "list", "--json", "--bogus"],
+    "profiles show": ["profiles", "show", "nosuch", "--json"],
+    "pilot": ["pilot", "--site", "local", "--dry-run", "--json", "--pilot-dir", "/nonexistent"],
+    "check": ["check", "--site", "nosuch", "--json"],
+    "smoke-test": ["smoke-test", "--json", "--config", '{"nodes": 0}'],
+    "sweep": ["sweep", "--json", "--payload", "true"],
+}
+
+
+def test_every_json_command_is_covered():
+    assert _json_commands() == set(BAD_JSON_CALLS)
+
+
+@pytest.mark.parametrize("command", sorted(BAD_JSON_CALLS))
+def test_json_errors_are_json_on_stdout(run_cli, command):
+    r = run_cli(*BAD_JSON_CALLS[command])
+    assert r.returncode == 2, r
+    data = json.loads(r.stdout)
+    assert data["exit_code"] == 2 and data["error"]
+    assert r.stderr == f"site-agent: error: {data['error']}\n"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["smoke-test", "--bogus"],
+            "smoke-test: No such option: --bogus (see `site-agent smoke-test --help`)",
+        ),
+        (["install"], "install: Missing option '--site'. (see `site-agent install --help`)"),
+        (["nosuch"], "No such command 'nosuch'. (see `site-agent --help`)"),
+        (
+            ["profiles", "show"],
+            "profiles show: Missing argument 'NAME'. (see `site-agent profiles show --help`)",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line(run_cli, args, expected):
+    r = run_cli(*args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"site-agent: error: {expected}\n"
+
+
+def test_payload_json_flag_is_not_ours():
+    from siteagent.cli_errors import wants_json
+
+    assert wants_json(["pilot", "--json", "--", "x"])
+    assert not wants_json(["pilot", "--site", "local", "--", "tool", "--json"])

@@ -29,17 +29,20 @@ from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import Var
 
 
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"site-agent: error: {message}", err=True)
-    sys.exit(code)
-
-
 class _Group(click.Group):
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        from siteagent.cli_errors import run_standalone
+
+        run_standalone(self, args, prog_name=prog_name, **extra)  # one-line usage errors
+
     def invoke(self, ctx: click.Context) -> Any:
+        from siteagent.cli_errors import command_args, fail, wants_json
+
+        args = command_args(ctx)
         try:
             return super().invoke(ctx)
         except SiteAgentError as err:
-            _fail(str(err), err.exit_code)
+            fail(str(err), err.exit_code, wants_json(args))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -596,6 +599,9 @@ def smoke_test(
             click.echo(f"{mark} {step.name:<22} {step.seconds:6.2f}s  {step.detail}")
 
     profile = load_profile(site)
+    from siteagent.userconfig import validate
+
+    validate(profile, user_config)  # bad input is exit 2 before anything starts
     if profile.scheduler == "local":
         from siteagent.smoke.local import run_smoke_test
 
