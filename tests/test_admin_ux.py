@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import pytest
 
 from siteagent.profiles import load_profile
 from siteagent.userconfig import canonicalize
+
+from .conftest import REPO
 
 
 @pytest.fixture
@@ -38,7 +41,9 @@ def test_validate_without_config_names_required_fields(run_cli, tmp_path, site):
 def test_smoke_test_bad_config_is_exit_2(run_cli):
     r = run_cli("smoke-test", "--site", "local", "--config", '{"account": "x"}')
     assert r.returncode == 2, r
-    assert r.stderr == "site-agent: error: user_endpoint_config: account: is not a known field\n"
+    assert r.stderr.startswith(
+        "site-agent: error: user_endpoint_config: account: is not a known field (known: "
+    )
 
 
 def _json_commands() -> set[str]:
@@ -106,3 +111,51 @@ def test_payload_json_flag_is_not_ours():
 
     assert wants_json(["pilot", "--json", "--", "x"])
     assert not wants_json(["pilot", "--site", "local", "--", "tool", "--json"])
+
+
+# ---- item 7: schema errors say what is wrong in the branch that applies, name enum values
+def _readme_example_error() -> str:
+    text = (REPO / "README.md").read_text()
+    return re.search(r"\(`(polaris\.yaml:\d+: [^`]+)`,", text)[1]
+
+
+def test_readme_example_error_is_what_users_see(run_cli, tmp_path):
+    example = _readme_example_error()
+    line = int(example.split(":")[1])
+    lines = (REPO / "site-profiles" / "polaris.yaml").read_text().splitlines()
+    assert lines[line - 1].strip().startswith("gpus:")
+    lines[line - 1] = lines[line - 1].split(":")[0] + ": -1"
+    (tmp_path / "polaris.yaml").write_text("\n".join(lines) + "\n")
+    r = run_cli("profiles", "show", "./polaris.yaml")
+    assert r.returncode == 2 and r.stderr == f"site-agent: error: {example}\n"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ("  cores: 32", "  cores: lots"),
+            "p.yaml:22: node.cores: 'lots' is not allowed: must be an integer from 0 to 100000 "
+            "or 'auto'",
+        ),
+        (("  cores: 32", "  cores: 100001"), "p.yaml:22: node.cores: must be <= 100000"),
+        (("scheduler: pbspro", "scheduler: slurmm"), "scheduler: must be one of: slurm, pbspro"),
+    ],
+)
+def test_any_of_errors_are_specific(edit, expected, tmp_path):
+    from siteagent.errors import ConfigError
+    from siteagent.profiles import parse_profile
+
+    text = (REPO / "site-profiles" / "polaris.yaml").read_text().replace(*edit)
+    with pytest.raises(ConfigError) as err:
+        parse_profile(text, source="p.yaml")
+    assert expected in str(err.value)
+
+
+def test_typo_beats_missing_key():
+    from siteagent.errors import ConfigError
+    from siteagent.profiles import parse_profile
+
+    text = "name: t\nscheduler: slurmm\nlauncher: srun\nnode:\n  cores: 4\n  gpus: 0\n"
+    with pytest.raises(ConfigError, match=r"^t\.yaml:2: scheduler: must be one of: slurm, "):
+        parse_profile(text, source="t.yaml")
