@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,47 @@ def test_typo_beats_missing_key():
     text = "name: t\nscheduler: slurmm\nlauncher: srun\nnode:\n  cores: 4\n  gpus: 0\n"
     with pytest.raises(ConfigError, match=r"^t\.yaml:2: scheduler: must be one of: slurm, "):
         parse_profile(text, source="t.yaml")
+
+
+# ---- item 13: render speaks install's words; uninstall twice; another site's directory
+def test_render_says_created_then_unchanged_and_lists_its_files(run_cli, tmp_path):
+    ep = tmp_path / "ep"
+    r = run_cli("endpoint", "render", "--site", "polaris", "--out", str(ep))
+    assert r.returncode == 0, r.stderr
+    created = sorted(ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("created "))
+    on_disk = sorted(str(p) for p in ep.rglob("*") if p.is_file() and p.name[0] != ".")
+    assert created == on_disk and len(created) == 5
+    manifest = json.loads((ep / ".site-agent-manifest.json").read_text())["files"]
+    assert sorted(str(ep / n) for n in manifest) == on_disk
+    help_text = " ".join(run_cli("endpoint", "render", "--help").stdout.split())
+    assert all(Path(p).name in help_text for p in on_disk)
+    r = run_cli("endpoint", "render", "--site", "polaris", "--out", str(ep))
+    assert r.stdout.count("unchanged ") == 5 and "wrote" not in r.stdout
+
+
+def test_uninstall_twice_is_success(run_cli, tmp_path):
+    ep = tmp_path / "ep"
+    assert run_cli("install", "--site", "local", "--endpoint-dir", str(ep)).returncode == 0
+    assert run_cli("uninstall", "--endpoint-dir", str(ep)).returncode == 0
+    r = run_cli("uninstall", "--endpoint-dir", str(ep))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"nothing to uninstall: no site-agent endpoint in {ep}\n"
+
+
+def test_install_over_another_site_needs_force_and_leaves_no_stale_files(run_cli, tmp_path):
+    ep = tmp_path / "ep"
+    assert run_cli("install", "--site", "polaris", "--endpoint-dir", str(ep)).returncode == 0
+    assert (ep / "cvmfs" / "default.local").is_file()
+    r = run_cli("install", "--site", "local", "--endpoint-dir", str(ep))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "holds the endpoint of site 'polaris'" in r.stderr and "--force" in r.stderr
+    assert "polaris" in (ep / "config.yaml").read_text()  # nothing written
+    r = run_cli("install", "--site", "local", "--endpoint-dir", str(ep), "--force")
+    assert r.returncode == 0, r.stderr
+    assert f"removed     {ep / 'cvmfs' / 'default.local'}" in r.stdout
+    assert "note: replaced the endpoint of site 'polaris'" in r.stdout
+    manifest = json.loads((ep / ".site-agent-manifest.json").read_text())["files"]
+    assert "cvmfs/default.local" not in manifest and not (ep / "cvmfs").exists()
+    assert all((ep / n).is_file() for n in manifest)
+    r = run_cli("install", "--site", "local", "--endpoint-dir", str(ep))
+    assert r.returncode == 0 and "unchanged" in r.stdout.split("\n")[0]

@@ -125,15 +125,23 @@ def endpoint() -> None:
 @out_option("out_dir", "Endpoint directory to write, e.g. ~/.globus_compute/NAME.", required=True)
 @force_option()
 def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
-    """Write config.yaml, user_config_template.yaml.j2, user_config_schema.json and
-    user_environment.yaml for a site."""
+    """Write a site's template endpoint: config.yaml, user_config_template.yaml.j2,
+    user_config_schema.json, user_environment.yaml and bin/site-agent-exec, listed in
+    .site-agent-manifest.json."""
     from siteagent.endpoint.render import render_endpoint, write_endpoint
     from siteagent.profiles import load_profile
+    from siteagent.site_switch import check_same_site
 
     out_dir = out_dir.expanduser().absolute()
-    report = write_endpoint(render_endpoint(load_profile(site), out_dir), out_dir, force=force)
-    _echo_each("wrote     ", report.directory, report.written)
-    _echo_each("unchanged ", report.directory, report.unchanged)
+    profile = load_profile(site)
+    check_same_site(profile.name, out_dir, force)
+    rendered = render_endpoint(profile, out_dir)
+    existed = {name for name in rendered.files if (out_dir / name).is_file()}
+    report = write_endpoint(rendered, out_dir, force=force)
+    # the words install uses
+    _echo_each("updated     ", report.directory, [n for n in report.written if n in existed])
+    _echo_each("created     ", report.directory, [n for n in report.written if n not in existed])
+    _echo_each("unchanged   ", report.directory, report.unchanged)
     if report.backup_dir:
         click.echo(f"backed up {', '.join(report.backed_up)} to {report.backup_dir}")
 
@@ -543,12 +551,16 @@ def install_command(
 @force_option("Also remove files edited by hand.")
 def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) -> None:
     """Remove exactly the files `site-agent install` wrote; anything else stays."""
-    from siteagent.install import default_endpoint_dir, find_installed, uninstall
+    from siteagent.install import NothingInstalled, default_endpoint_dir, find_installed, uninstall
     from siteagent.profiles import load_profile
 
-    if endpoint_dir is None:
-        endpoint_dir = default_endpoint_dir(load_profile(site)) if site else find_installed()
-    report = uninstall(endpoint_dir, force=force)
+    try:
+        if endpoint_dir is None:
+            endpoint_dir = default_endpoint_dir(load_profile(site)) if site else find_installed()
+        report = uninstall(endpoint_dir, force=force)
+    except NothingInstalled as err:  # the state asked for is already there
+        click.echo(str(err))
+        return
     _echo_each("removed     ", report.directory, report.removed)
     _echo_each("left        ", report.directory, report.left, " (not written by site-agent)")
     if report.directory_removed:
