@@ -204,3 +204,55 @@ def test_install_over_another_site_needs_force_and_leaves_no_stale_files(run_cli
     assert all((ep / n).is_file() for n in manifest)
     r = run_cli("install", "--site", "local", "--endpoint-dir", str(ep))
     assert r.returncode == 0 and "unchanged" in r.stdout.split("\n")[0]
+
+
+# ---- item 14: profiles show puts what the site is first; profiles list says where and what clashes
+def test_profiles_show_starts_with_name_scheduler_launcher(run_cli):
+    r = run_cli("profiles", "show", "polaris")
+    assert r.stdout.splitlines()[:3] == ["name: polaris", "scheduler: pbspro", "launcher: mpiexec"]
+    r = run_cli("profiles", "show", "polaris", "--json")
+    assert list(json.loads(r.stdout))[:3] == ["name", "scheduler", "launcher"]
+
+
+def test_profiles_list_says_where_and_reports_clashes(run_cli, tmp_path):
+    extra = tmp_path / "profiles"
+    extra.mkdir()
+    text = (REPO / "site-profiles" / "polaris.yaml").read_text()
+    (extra / "mysite.yaml").write_text(text)  # name: polaris, endpoint polaris-panda
+    (extra / "frontier.yaml").write_text((REPO / "site-profiles" / "frontier.yaml").read_text())
+    env = {"SITE_AGENT_PROFILE_PATH": str(extra)}
+    r = run_cli("profiles", "list", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = {
+        cells[1]: cells
+        for ln in r.stdout.splitlines()
+        if ln.startswith("│") and (cells := [c.strip() for c in ln.split("│")])
+    }
+    assert rows["mysite"][-2] == str(extra)
+    assert rows["polaris"][-2] == str(REPO / "site-profiles")
+    warnings = [ln for ln in r.stdout.splitlines() if ln.startswith("warning: ")]
+    assert warnings == [
+        f"warning: {extra / 'mysite.yaml'}: name: 'polaris' differs from the file name 'mysite' "
+        "(--site mysite loads it; messages call it 'polaris')",
+        "warning: profiles mysite, polaris share the endpoint name 'polaris-panda' (one endpoint "
+        "directory): give each its own endpoint.name",
+        f"warning: {REPO / 'site-profiles' / 'frontier.yaml'} is hidden by "
+        f"{extra / 'frontier.yaml'} (earlier on the search path)",
+    ]
+    r = run_cli("profiles", "list", "--json", env=env)
+    assert json.loads(r.stdout) and r.stderr.count("warning: ") == 3
+
+
+# ---- item 11: tables in a pipe or file are not wrapped
+def test_tables_do_not_wrap_in_a_pipe(run_cli):
+    target = "https://a-rather-long-host-name-of-the-panda-server.example.org:25443"
+    r = run_cli(
+        "check", "--site", "local", "--only", "network", "--timeout", "0.2", "--target", target
+    )
+    lines = r.stdout.splitlines()
+    assert any(target in ln for ln in lines), r.stdout
+    hint = "hint: check /etc/resolv.conf, or that this node may resolve outside names at all"
+    assert sum(hint in ln for ln in lines) >= 1, r.stdout
+    r = run_cli("profiles", "list")
+    descriptions = [ln for ln in r.stdout.splitlines() if ln.startswith("│ aurora ")]
+    assert len(descriptions) == 1 and "12 tiles per node)" in descriptions[0]

@@ -60,7 +60,9 @@ def profiles() -> None:
 @profiles.command("list")
 @json_option()
 def profiles_list(as_json: bool) -> None:
-    """List the profiles on the search path."""
+    """List the profiles on the search path, where each was found, and what is wrong among
+    them (a name: that is not the file's, a shared endpoint name, a hidden file)."""
+    from siteagent.profile_audit import problems
     from siteagent.profiles import list_profiles, load_profile
 
     rows = []
@@ -70,6 +72,8 @@ def profiles_list(as_json: bool) -> None:
             rows.append(
                 {
                     "name": name,
+                    "profile_name": p.name,
+                    "endpoint": p.endpoint.name,
                     "scheduler": p.scheduler,
                     "launcher": p.launcher,
                     "gpus": p.node.gpus,
@@ -81,20 +85,28 @@ def profiles_list(as_json: bool) -> None:
             )
         except SiteAgentError as err:
             rows.append({"name": name, "path": str(path), "error": str(err)})
+    warnings = problems(rows)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
         return
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table("profile", "scheduler", "launcher", "GPUs/node", "description")
+    from siteagent.term import console as term_console
+
+    table = Table("profile", "scheduler", "launcher", "GPUs/node", "description", "found in")
     for r in rows:
+        where = str(Path(r["path"]).parent)
         if r["error"]:
-            table.add_row(r["name"], "[red]invalid[/red]", "", "", r["error"])
+            table.add_row(r["name"], "[red]invalid[/red]", "", "", r["error"], where)
         else:
             gpus = f"{r['gpus']} {r['gpu_vendor']}" if r["gpus"] else "0"
-            table.add_row(r["name"], r["scheduler"], r["launcher"], gpus, r["description"])
-    Console().print(table)
+            table.add_row(r["name"], r["scheduler"], r["launcher"], gpus, r["description"], where)
+    console = term_console()
+    console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True, highlight=False)
 
 
 @profiles.command("show")
@@ -108,6 +120,8 @@ def profiles_show(name: str, as_json: bool) -> None:
     from siteagent.secrets import mask_data
 
     data = mask_data(load_profile(name).data)
+    first = {k: data[k] for k in ("name", "scheduler", "launcher", "description") if k in data}
+    data = first | data  # what the site is, before how it is set up
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
@@ -468,14 +482,16 @@ def check(
 
 
 def _print_check_table(report) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from siteagent.term import console as term_console
 
     colours = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
     table = Table(title=f"site-agent check: {report.site} (proxy from {report.proxy_source})")
     table.add_column("status", no_wrap=True)
-    table.add_column("check", max_width=16)
-    table.add_column("target", overflow="fold", max_width=36)
+    tty = sys.stdout.isatty()  # in a pipe or file: no column is narrowed, nothing folds
+    table.add_column("check", max_width=16 if tty else None)
+    table.add_column("target", overflow="fold", max_width=36 if tty else None)
     table.add_column("step", no_wrap=True)
     table.add_column("time", no_wrap=True, justify="right")
     table.add_column("result / hint", ratio=1)
@@ -489,7 +505,7 @@ def _print_check_table(report) -> None:
             f"{r.seconds:.2f}s",
             text,
         )
-    console = Console()
+    console = term_console()  # no wrapping in a pipe or file
     console.print(table)
     failed = sum(r.failed for r in report.results)
     verdict = "[green]all checks passed[/]" if not failed else f"[red]{failed} failed[/]"
