@@ -113,7 +113,8 @@ def profiles_list(as_json: bool) -> None:
 @click.argument("name")
 @json_option("JSON instead of YAML.")
 def profiles_show(name: str, as_json: bool) -> None:
-    """Show a profile with every default filled in (credentials masked)."""
+    """Show a profile with every default filled in (credentials masked): name, scheduler and
+    launcher first."""
     import yaml
 
     from siteagent.profiles import load_profile
@@ -167,7 +168,7 @@ def _echo_each(label: str, directory: Path, names: Iterable[str], note: str = ""
 
 
 @endpoint.command("validate")
-@click.argument("endpoint_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("endpoint_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
 @config_option(
     "user_endpoint_config to render with (default: {}; batch sites require at least "
     'account, e.g. \'{"account": "MYPROJECT"}\').'
@@ -233,7 +234,7 @@ def exec_command(
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as nodes x ranks-per-node ranks through the site's execution wrapper
-    (put it after --)."""
+    (srun, PALS mpiexec or local fork) with per-rank GPU binding (put it after --)."""
     import os
 
     from siteagent.profiles import load_profile
@@ -297,7 +298,7 @@ def wrapper_render(site: str, out_file: Path | None) -> None:
 @wrapper.command("header")
 @site_option()
 @config_option("Resource request, as a user_endpoint_config.")
-@click.option("--job-name", default="site-agent", show_default=True)
+@click.option("--job-name", metavar="NAME", default="site-agent", show_default=True)
 def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
     """The #SBATCH / #PBS header of a batch script for a resource request."""
     from siteagent.profiles import load_profile
@@ -341,9 +342,16 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
     type=click.Path(file_okay=False),
     help=f"Unpacked PanDA pilot3 with pilot.py (default: ${Var.PILOT_DIR}).",
 )
-@click.option("--pilot-arg", "pilot_args", multiple=True, help="Extra pilot argument (repeatable).")
+@click.option(
+    "--pilot-arg",
+    "pilot_args",
+    metavar="ARG",
+    multiple=True,
+    help="Extra pilot argument (repeatable).",
+)
 @click.option(
     "--resource-type",
+    metavar="TYPE",
     help="PanDA resource type for the pilot (default: the profile's pilot.resource_type).",
 )
 @click.option(
@@ -354,6 +362,7 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
 @click.option(
     "--margin",
     type=click.FloatRange(0, 86400),
+    metavar="S",
     default=60.0,
     show_default=True,
     help="Seconds before the walltime at which the payload gets SIGTERM.",
@@ -361,6 +370,7 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
 @click.option(
     "--grace",
     type=click.FloatRange(0, 3600),
+    metavar="S",
     default=30.0,
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL.",
@@ -462,7 +472,7 @@ def check(
 ) -> None:
     """Validate this node: outbound connectivity through the proxy (DNS, TCP, proxy CONNECT,
     TLS), scheduler, GPUs, container runtime, cvmfsexec prerequisites, disk, Python.
-    Exit 0 when nothing failed (warnings pass), 1 when something failed."""
+    Exit 0 when nothing failed (warnings pass), 1 when something failed, 2 for bad input."""
     from siteagent.checks.runner import run_checks
     from siteagent.profiles import load_profile
 
@@ -524,14 +534,20 @@ def _print_check_table(report) -> None:
 )
 @click.option(
     "--image",
+    metavar="SIF-OR-REF",
     help="Start the workers inside this site-agent image (SIF path or image reference; "
     "default: the image site-agent runs from, if any).",
 )
 def install_command(
     site: str, endpoint_dir: Path | None, force: bool, pilot_dir: Path | None, image: str | None
 ) -> None:
-    """Write the endpoint directory of a site: the template endpoint files, the execution
-    wrapper and the cvmfsexec configuration. Running it again changes nothing."""
+    """Write the endpoint directory of a site (default ~/.globus_compute/<endpoint name>):
+    the template endpoint files, bin/site-agent-exec and, for cvmfsexec sites,
+    cvmfs/default.local; one line per file (created, unchanged, updated, kept-edited,
+    removed), then the next steps, each a command that works as printed. Running it again
+    changes nothing; files edited by hand are kept unless --force (a backup is kept); another
+    site's endpoint is replaced only with --force. Run from the image, or with --image, its
+    workers start inside that image."""
     from siteagent.install import install
     from siteagent.profiles import load_profile
 
@@ -566,7 +582,8 @@ def install_command(
 )
 @force_option("Also remove files edited by hand.")
 def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) -> None:
-    """Remove exactly the files `site-agent install` wrote; anything else stays."""
+    """Remove exactly the files `site-agent install` wrote (its manifest says which);
+    anything else stays. Refuses while the endpoint runs; nothing installed is success."""
     from siteagent.install import NothingInstalled, default_endpoint_dir, find_installed, uninstall
     from siteagent.profiles import load_profile
 
