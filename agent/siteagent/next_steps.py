@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,19 @@ COMPUTE_DIR_ENV = "GLOBUS_COMPUTE_USER_DIR"  # globus_compute_sdk's; imported la
 PLACEHOLDERS = {"account": "MYPROJECT", "queue": "QUEUE"}
 
 
+def program(name: str) -> str:
+    """``name`` when PATH finds this venv's, else this venv's by its path (the install
+    script prints its next steps before the venv is on PATH)."""
+    mine = Path(sys.executable).with_name(name)
+    if not mine.is_file():
+        return name
+    found = shutil.which(name)
+    return name if found and Path(found).resolve() == mine.resolve() else str(mine)
+
+
 def gce_program() -> str:
-    """``globus-compute-endpoint`` of this venv when it has one (PATH may lack the venv)."""
-    gce = Path(sys.executable).with_name("globus-compute-endpoint")
-    return str(gce) if gce.is_file() else "globus-compute-endpoint"
+    """``globus-compute-endpoint`` of this venv (see ``program``)."""
+    return program("globus-compute-endpoint")
 
 
 def user_dir_words(directory: Path) -> list[str]:
@@ -60,7 +70,8 @@ def smoke_test_command(profile: Any, site: str, directory: Path | None) -> str:
     from siteagent.install import default_endpoint_dir
     from siteagent.userconfig import required_fields
 
-    words = ["site-agent", "smoke-test", "--site", site, *config_words(required_fields(profile))]
+    words = [program("site-agent"), "smoke-test", "--site", site]
+    words += config_words(required_fields(profile))
     prefix: list[str] = []
     elsewhere = directory is not None and Path(directory).absolute() != default_endpoint_dir(
         profile
