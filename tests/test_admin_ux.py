@@ -256,3 +256,62 @@ def test_tables_do_not_wrap_in_a_pipe(run_cli):
     r = run_cli("profiles", "list")
     descriptions = [ln for ln in r.stdout.splitlines() if ln.startswith("│ aurora ")]
     assert len(descriptions) == 1 and "12 tiles per node)" in descriptions[0]
+
+
+# ---- item 5: check hints follow the cause; a missing scratch directory is not a pass
+def test_unresolvable_proxy_hint_is_about_the_proxy_url():
+    from siteagent.checks.network import parse_target, probe
+    from siteagent.checks.proxy import ProxySettings
+
+    settings = ProxySettings(None, "http://no-such-proxy.invalid:3128", (), "profile")
+    r = probe(parse_target("https://example.org:443"), settings, 5)
+    assert (r.status, r.step) == ("fail", "proxy")
+    assert "does not resolve" in r.hint and "proxy URL" in r.hint
+    assert "credentials" not in r.hint
+
+
+def test_refusing_proxy_hint_is_about_the_proxy_port():
+    from siteagent.checks.network import parse_target, probe
+    from siteagent.checks.proxy import ProxySettings
+
+    from .netservers import refusing_port
+
+    settings = ProxySettings(None, f"http://127.0.0.1:{refusing_port()}", (), "profile")
+    r = probe(parse_target("https://example.org:443"), settings, 5)
+    assert "nothing accepts connections" in r.hint and "credentials" not in r.hint
+
+
+def test_plain_http_on_an_https_target_says_so():
+    import http.server
+    import threading
+
+    from siteagent.checks.network import parse_target, probe
+    from siteagent.checks.proxy import ProxySettings
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        direct = ProxySettings(None, None, (), "none")
+        r = probe(parse_target(f"https://127.0.0.1:{server.server_port}"), direct, 5)
+    finally:
+        server.shutdown()
+    assert (r.status, r.step) == ("fail", "tls"), r
+    assert "without TLS (plain HTTP?)" in r.hint and "intercepting" not in r.hint
+
+
+def test_missing_scratch_directory_is_a_warning(tmp_path):
+    from siteagent.checks.local import check_disk
+
+    missing = tmp_path / "no" / "such" / "scratch"
+    r = check_disk(missing, 0.0, f"scratch {missing}", must_exist=True)
+    assert r.status == "warn" and f"{missing} does not exist" in r.reason, r
+    assert "check.scratch_dirs" in r.hint
+    assert check_disk(tmp_path, 0.0, "scratch").status == "pass"
+    assert check_disk(missing, 0.0, "endpoint").status == "pass"  # endpoint: made by install
+
+
+def test_check_warns_about_the_profiles_missing_scratch(run_cli):
+    r = run_cli("check", "--site", "polaris", "--only", "local", "--json")
+    results = {x["name"]: x for x in json.loads(r.stdout)["results"]}
+    scratch = results["disk scratch /lus/eagle/projects"]
+    assert scratch["status"] == "warn" and "does not exist" in scratch["reason"], scratch
