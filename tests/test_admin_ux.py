@@ -336,3 +336,30 @@ def test_pilot_dry_run_marks_what_is_missing(run_cli, tmp_path):
         "pilot", "--site", "polaris", "--queue", "Q", "--report", str(tmp_path / "r.json"), env=env
     )
     assert r.returncode == 2 and "scripts/get-panda-pilot.sh" in r.stderr
+
+
+# ---- item 9: exec in the wrong place says so
+def test_exec_without_the_sites_launcher_says_so(run_cli, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    r = run_cli("exec", "--site", "polaris", "--", "hostname", env={"PATH": str(empty)})
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (
+        "site-agent: error: --site: polaris's launcher mpiexec is not on this host; run "
+        "`site-agent exec` inside a polaris batch job, or use --site local here\n"
+    )
+    # with the launcher on PATH (a stand-in), exec goes on to the wrapper
+    (empty / "mpiexec").write_text("#!/bin/sh\necho mpiexec-ran\n")
+    (empty / "mpiexec").chmod(0o755)
+    r = run_cli(
+        "exec", "--site", "polaris", "--", "hostname", env={"PATH": f"{empty}:/usr/bin:/bin"}
+    )
+    assert "is not on this host" not in r.stderr
+
+
+def test_exec_gpus_on_a_gpu_less_node(run_cli):
+    if load_profile("local").node.gpu_slots:
+        pytest.skip("this node has GPUs")
+    r = run_cli("exec", "--site", "local", "--gpus-per-rank", "1", "--", "true")
+    assert r.returncode == 2
+    assert r.stderr.startswith("site-agent: error: --gpus-per-rank: this node has no GPU")

@@ -237,11 +237,13 @@ def exec_command(
     (srun, PALS mpiexec or local fork) with per-rank GPU binding (put it after --)."""
     import os
 
+    from siteagent.exec_preflight import check_gpus, check_launcher
     from siteagent.profiles import load_profile
     from siteagent.userconfig import validate
     from siteagent.wrappers.cache import cached_wrapper
 
     profile = load_profile(site)
+    check_gpus(profile, gpus_per_rank)
     request = {"nodes": nodes, "ranks_per_node": ranks_per_node, "gpus_per_rank": gpus_per_rank}
     if cores_per_rank is not None:
         request["cores_per_rank"] = cores_per_rank
@@ -250,6 +252,7 @@ def exec_command(
     except ConfigError as err:  # name the flag, not the config field
         field, _, problem = str(err).removeprefix("user_endpoint_config: ").partition(": ")
         raise ConfigError(f"--{field.replace('_', '-')}: {problem}") from None
+    check_launcher(profile)  # after the flags: a bad flag is said wherever exec runs
     wrapper = cached_wrapper(profile)
     args = [
         str(wrapper),
