@@ -363,3 +363,43 @@ def test_exec_gpus_on_a_gpu_less_node(run_cli):
     r = run_cli("exec", "--site", "local", "--gpus-per-rank", "1", "--", "true")
     assert r.returncode == 2
     assert r.stderr.startswith("site-agent: error: --gpus-per-rank: this node has no GPU")
+
+
+# ---- item 12: smoke-test --harvester output reads as what it is
+@pytest.mark.slow
+def test_smoke_test_harvester_output_is_plain(run_cli, tmp_path):
+    r = run_cli("smoke-test", "--harvester", "--workdir", str(tmp_path / "w"), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "unexpected state" not in r.stdout + r.stderr
+    lines = {ln.split()[1] + " " + ln.split()[2]: ln for ln in r.stdout.splitlines()[:-1]}
+    config = lines["render user"].split(", config ", 1)[1]
+    assert json.loads(config)["nodes"] == 1  # JSON, not a Python dict
+    assert "exit 3 as" not in lines["shell command"]
+    assert "passed on its payload's exit code 3 as it should" in lines["shell command"]
+    assert re.search(
+        r"reports worker \d+ finished, worker \d+ signalled in", lines["harvester workers"]
+    )
+
+
+def test_cancelled_future_is_not_asked_again(caplog):
+    """The engine's answer to a task the caller cancelled logs nothing (it used to log
+    CRITICAL "Future ... in unexpected state: CANCELLED_AND_NOTIFIED")."""
+    import concurrent.futures
+    import threading
+    import uuid
+
+    from siteagent.endpoint.engine import EngineExecutor
+
+    ex = EngineExecutor.__new__(EngineExecutor)  # only _finish's own state: no engine needed
+    ex._lock, ex._futures = threading.Lock(), {}
+    out: concurrent.futures.Future = concurrent.futures.Future()
+    out.cancel()
+    concurrent.futures.wait([out], timeout=0)
+    assert not out.set_running_or_notify_cancel()  # now CANCELLED_AND_NOTIFIED
+
+    class Answered:
+        gc_task_id = uuid.uuid4()
+
+    with caplog.at_level("DEBUG", logger="concurrent.futures"):
+        ex._finish(Answered(), out)
+    assert not [r for r in caplog.records if r.levelname == "CRITICAL"], caplog.text

@@ -114,10 +114,12 @@ class EngineExecutor(concurrent.futures.Executor):
 
         with self._lock:
             self._futures.pop(gc_future.gc_task_id, None)
+        if out.done():  # cancelled, or settled as lost by shutdown(): asking again logs CRITICAL
+            return
         try:
             if not out.set_running_or_notify_cancel():
                 return
-        except RuntimeError:  # already settled as lost by shutdown()
+        except RuntimeError:  # settled by shutdown() meanwhile
             return
         try:
             result = cast(Result, messagepack.unpack(gc_future.result()))
@@ -145,6 +147,8 @@ class EngineExecutor(concurrent.futures.Executor):
         self.engine.shutdown()
         # what the engine never answered is lost with it: say so rather than hang a waiter
         for f in pending:
+            if f.done():  # cancelled and notified already, or answered meanwhile
+                continue
             try:
                 if f.set_running_or_notify_cancel():
                     f.set_exception(TaskLost(f.task_id))  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ through it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -73,7 +74,7 @@ class LocalSmokeTest(SmokeTest):
         config = canonicalize(self.profile, self.user_config)
         result = validate_endpoint(self.base / "endpoint", config)
         self.config = result.config
-        return f"{result.engine_type} with {result.provider_type}, config {config}"
+        return f"{result.engine_type} with {result.provider_type}, config {json.dumps(config)}"
 
     def start(self) -> str:
         from siteagent.endpoint.engine import EngineExecutor
@@ -110,8 +111,8 @@ class LocalSmokeTest(SmokeTest):
             if (found.get("reason"), found.get("exit_code")) != ("failed", 3):
                 raise SiteAgentError(f"pilot wrapper report of rank {rank}: {found}")
         return (
-            f"site-agent-exec ran 2 ranks through the pilot wrapper; exit {res.returncode} as the "
-            f"payload's, reports in {reports / 'pilots'}"
+            "site-agent-exec ran 2 ranks through the pilot wrapper, and each passed on its "
+            f"payload's exit code {res.returncode} as it should; reports in {reports / 'pilots'}"
         )
 
     def harvester_workers(self) -> str:
