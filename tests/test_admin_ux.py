@@ -403,3 +403,31 @@ def test_cancelled_future_is_not_asked_again(caplog):
     with caplog.at_level("DEBUG", logger="concurrent.futures"):
         ex._finish(Answered(), out)
     assert not [r for r in caplog.records if r.levelname == "CRITICAL"], caplog.text
+
+
+# ---- item 3: the Harvester submitter never starts a login flow
+def test_submitter_without_login_is_a_permanent_one_line_error(tmp_path, monkeypatch):
+    from siteagent.harvester.backends import shutdown_backends
+    from siteagent.harvester.login import NO_LOGIN
+    from siteagent.harvester.submitter import GlobusComputeSubmitter
+
+    from .test_harvester import WorkSpec
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in (
+        "GLOBUS_COMPUTE_USER_DIR",
+        "GLOBUS_COMPUTE_CLIENT_ID",
+        "GLOBUS_COMPUTE_CLIENT_SECRET",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    plugin = GlobusComputeSubmitter(
+        site="local", endpointId="2f9b7c4e-0000-4000-8000-000000000001", pandaQueue="Q"
+    )
+    workers = [WorkSpec(workerID=i, nCore=1, maxWalltime=600) for i in (1, 2)]
+    try:
+        results = plugin.submit_workers(workers)
+    finally:
+        shutdown_backends()
+    assert results == [(False, NO_LOGIN)] * 2  # False: Harvester does not retry
+    assert "\n" not in NO_LOGIN and "globus-compute-endpoint login" in NO_LOGIN
+    assert not (tmp_path / ".globus_compute" / "storage.db").exists()  # no token store made
