@@ -30,7 +30,9 @@ from siteagent.names import Var
 
 
 class _Group(click.Group):
-    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+    def main(  # type: ignore[override]  # always standalone: exits, never returns
+        self, args: Any = None, prog_name: str | None = None, **extra: Any
+    ) -> Any:
         from siteagent.cli_errors import run_standalone
 
         run_standalone(self, args, prog_name=prog_name, **extra)  # one-line usage errors

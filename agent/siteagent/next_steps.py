@@ -73,12 +73,10 @@ def smoke_test_command(profile: Any, site: str, directory: Path | None) -> str:
     words = [program("site-agent"), "smoke-test", "--site", site]
     words += config_words(required_fields(profile))
     prefix: list[str] = []
-    elsewhere = directory is not None and Path(directory).absolute() != default_endpoint_dir(
-        profile
-    )
-    if profile.scheduler != "local" and elsewhere:
+    batch = directory is not None and profile.scheduler != "local"
+    if batch and directory and Path(directory).absolute() != default_endpoint_dir(profile):
         words += ["--endpoint-dir", str(directory)]
-        prefix = user_dir_words(Path(directory))  # the login lives beside the endpoint
+        prefix = user_dir_words(directory)  # the login lives beside the endpoint
     return _command(prefix, words)
 
 

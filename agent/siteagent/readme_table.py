@@ -82,7 +82,9 @@ def _cell(text: str) -> str:
 def render_table(group: click.Group | None = None) -> str:
     """The Markdown table, between its markers."""
     if group is None:
-        from siteagent.cli import cli as group
+        from siteagent.cli import cli
+
+        group = cli
     rows = [
         f"| `{_cell(usage(path, cmd))}` | {_cell(description(cmd))} |"
         for path, cmd in leaf_commands(group)
