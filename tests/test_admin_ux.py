@@ -66,7 +66,7 @@ def _json_commands() -> set[str]:
 BAD_JSON_CALLS = {
     "profiles list": ["profiles", "list", "--json", "--bogus"],
     "profiles show": ["profiles", "show", "nosuch", "--json"],
-    "pilot": ["pilot", "--site", "local", "--dry-run", "--json", "--pilot-dir", "/nonexistent"],
+    "pilot": ["pilot", "--site", "local", "--dry-run", "--json", "--queue", "a;b"],
     "check": ["check", "--site", "nosuch", "--json"],
     "smoke-test": ["smoke-test", "--json", "--config", '{"nodes": 0}'],
     "sweep": ["sweep", "--json", "--payload", "true"],
