@@ -317,27 +317,6 @@ def test_check_warns_about_the_profiles_missing_scratch(run_cli):
     assert scratch["status"] == "warn" and "does not exist" in scratch["reason"], scratch
 
 
-# ---- item 8: a dry run shows the plan with what is missing marked
-def test_pilot_dry_run_marks_what_is_missing(run_cli, tmp_path):
-    env = {"SITE_AGENT_PILOT_DIR": "", "PYTHONPATH": ""}
-    r = run_cli("pilot", "--site", "polaris", "--dry-run", env=env)
-    assert r.returncode == 0, r.stderr
-    assert "6. payload      PanDA pilot <missing: --pilot-dir: PanDA pilot3 not found" in r.stdout
-    assert "for queue <missing: --queue: no PanDA queue" in r.stdout
-    assert r.stderr.splitlines() == [
-        "missing: --pilot-dir: PanDA pilot3 not found; unpack a release with "
-        "`scripts/get-panda-pilot.sh DIR` and give DIR with --pilot-dir or SITE_AGENT_PILOT_DIR",
-        "missing: --queue: no PanDA queue (give --queue or set pilot.panda_queue in the profile)",
-    ]
-    r = run_cli("pilot", "--site", "polaris", "--dry-run", "--json", env=env)
-    assert r.returncode == 0 and json.loads(r.stdout)["layers"]
-    # a real run still refuses, naming the script that fetches pilot3
-    r = run_cli(
-        "pilot", "--site", "polaris", "--queue", "Q", "--report", str(tmp_path / "r.json"), env=env
-    )
-    assert r.returncode == 2 and "scripts/get-panda-pilot.sh" in r.stderr
-
-
 # ---- item 9: exec in the wrong place says so
 def test_exec_without_the_sites_launcher_says_so(run_cli, tmp_path):
     empty = tmp_path / "bin"

@@ -53,7 +53,6 @@ class PilotOptions:
     gpus_per_rank: int | None = None
     margin: float = 60.0
     grace: float = 30.0
-    dry_run: bool = False  # show what is missing (pilot3, a queue) instead of refusing
 
 
 @dataclass(frozen=True)

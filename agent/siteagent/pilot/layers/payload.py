@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from siteagent.errors import ConfigError
 from siteagent.names import WORD_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from siteagent.profiles import Profile
 
@@ -82,8 +82,8 @@ def find_pilot(pilot_dir: str | None) -> Path:
         if path.is_file():
             return path
     raise ConfigError(
-        "--pilot-dir: PanDA pilot3 not found; unpack a release with "
-        "`scripts/get-panda-pilot.sh DIR` and give DIR with --pilot-dir or SITE_AGENT_PILOT_DIR"
+        "--pilot-dir: PanDA pilot3 not found; unpack a pilot3 release (it has pilot.py) and "
+        "give its directory with --pilot-dir or SITE_AGENT_PILOT_DIR"
     )
 
 
@@ -153,11 +153,9 @@ def given_payload(ctx: PlanContext) -> Payload:
 def panda_pilot(ctx: PlanContext) -> Payload:
     """PanDA pilot3 for the queue, told to stop by itself before the job's walltime."""
     opts = ctx.opts
-    script = Path(
-        _or_missing(ctx, lambda: find_pilot(opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR)))
-    )
+    script = find_pilot(opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR))
     walltime_s = walltime_left(ctx)
-    queue = _or_missing(ctx, lambda: panda_queue(ctx))
+    queue = panda_queue(ctx)
     lifetime = ctx.profile.pilot.lifetime
     if walltime_s:
         # the pilot stops by itself before the wrapper has to kill it
@@ -168,19 +166,6 @@ def panda_pilot(ctx: PlanContext) -> Payload:
         opts.resource_type,
     )  # fmt: skip
     return Payload(f"PanDA pilot {script} for queue {queue}", argv, script, walltime_s)
-
-
-MISSING = "<missing: "  # marks what a dry run lacks, in its command line
-
-
-def _or_missing(ctx: PlanContext, find: Callable[[], Any]) -> Any:
-    """``find()``; in a dry run, what it lacks as ``<missing: why>`` instead of an error."""
-    try:
-        return find()
-    except ConfigError as err:
-        if not ctx.opts.dry_run:
-            raise
-        return f"{MISSING}{err}>"
 
 
 class PayloadLayer(PilotLayer):
