@@ -42,9 +42,7 @@ def test_validate_without_config_names_required_fields(run_cli, tmp_path, site):
 def test_smoke_test_bad_config_is_exit_2(run_cli):
     r = run_cli("smoke-test", "--site", "local", "--config", '{"account": "x"}')
     assert r.returncode == 2, r
-    assert r.stderr.startswith(
-        "site-agent: error: user_endpoint_config: account: is not a known field (known: "
-    )
+    assert r.stderr == "site-agent: error: user_endpoint_config: account: is not a known field\n"
 
 
 def _json_commands() -> set[str]:

@@ -66,9 +66,7 @@ def _named_field(error: ValidationError, path: list[Any]) -> tuple[str, str] | N
         return field_path([*path, missing]), "is required"
     if v == "additionalProperties":
         extra = sorted(set(inst) - set(error.schema.get("properties", {})))
-        known = ", ".join(sorted(error.schema.get("properties", {})))
-        problem = "is not a known field" + (f" (known: {known})" if known else "")
-        return field_path([*path, extra[0] if extra else "?"]), problem
+        return field_path([*path, extra[0] if extra else "?"]), "is not a known field"
     if v == "propertyNames" or "propertyNames" in error.schema_path:
         return field_path(path), f"has a key {_short(inst)} that is not allowed"
     return None
