@@ -315,6 +315,36 @@ def test_check_warns_about_the_profiles_missing_scratch(run_cli):
     assert scratch["status"] == "warn" and "does not exist" in scratch["reason"], scratch
 
 
+# ---- item 8: a dry run shows the plan with what is missing marked
+def test_pilot_dry_run_marks_a_missing_queue(run_cli, tmp_path):
+    pilot3 = tmp_path / "pilot3"  # a pilot3 is there; the queue is not (polaris sets none)
+    pilot3.mkdir()
+    (pilot3 / "pilot.py").write_text("# pilot3\n")
+    args = ("pilot", "--site", "polaris", "--pilot-dir", str(pilot3), "--dry-run")
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    missing = "--queue: no PanDA queue (give --queue or set pilot.panda_queue in the profile)"
+    assert f"6. payload      MISSING: {missing}" in r.stdout
+    assert "1. gpu-binding" in r.stdout and "full command:" in r.stdout  # the rest is shown
+    assert r.stderr == f"missing: {missing}\n"
+    r = run_cli(*args, "--json")
+    assert (
+        r.returncode == 0 and json.loads(r.stdout)["layers"][-1]["summary"] == f"MISSING: {missing}"
+    )
+    # a real run still refuses, in one line
+    r = run_cli(*args[:-1], "--report", str(tmp_path / "r.json"))
+    assert r.returncode == 2 and r.stderr.startswith("site-agent: error: --queue: no PanDA queue")
+
+
+def test_pilot_dry_run_marks_a_missing_pilot3(run_cli):
+    env = {"SITE_AGENT_PILOT_DIR": "", "PYTHONPATH": ""}
+    r = run_cli("pilot", "--site", "polaris", "--queue", "Q", "--dry-run", env=env)
+    if "6. payload      PanDA pilot" in r.stdout:
+        pytest.skip("a pilot3 is found here without --pilot-dir")
+    assert r.returncode == 0, r.stderr
+    assert "6. payload      MISSING: " in r.stdout and r.stderr.startswith("missing: ")
+
+
 # ---- item 9: exec in the wrong place says so
 def test_exec_without_the_sites_launcher_says_so(run_cli, tmp_path):
     empty = tmp_path / "bin"

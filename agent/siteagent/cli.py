@@ -406,7 +406,7 @@ def pilot(
     if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
         pilot_args, payload = (*pilot_args, *payload), ()
     # the other options are named as PilotOptions' fields
-    opts = PilotOptions(payload=payload, pilot_args=pilot_args, **options)
+    opts = PilotOptions(payload=payload, pilot_args=pilot_args, dry_run=dry_run, **options)
     t = time.monotonic()
     try:
         plan = build_plan(opts)
@@ -428,6 +428,10 @@ def _show_plan(plan: Any, as_json: bool) -> None:
 
     text = json.dumps(plan.to_dict(), indent=2) if as_json else format_plan(plan)
     click.echo(mask_url(text))
+    from siteagent.pilot.missing import missing_reasons
+
+    for reason in missing_reasons(plan):  # a real run would stop here
+        click.echo(f"missing: {reason}", err=True)
 
 
 def _run_plan_and_exit(plan: Any, plan_seconds: float) -> None:

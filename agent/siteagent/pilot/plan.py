@@ -20,6 +20,7 @@ from siteagent.errors import ConfigError
 from siteagent.names import WORKER_ID_RE, Var
 from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
+from siteagent.pilot.missing import plan_layer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -40,6 +41,7 @@ class PilotOptions:
     """What the caller asks for; ``None`` means: from the environment, then the profile."""
 
     site: str
+    dry_run: bool = False  # plan only: a payload that cannot be planned is shown as missing
     queue: str | None = None
     container: str | None = None  # "" or "none": no container
     cvmfs: str | None = None  # "" or "none": no CVMFS
@@ -257,7 +259,7 @@ def build_plan(
     ctx = PlanContext(profile, opts, environ, pid_, lrank, workdir_of(environ, pid_))
     done: dict[str, Layer] = {}
     for cls in planning_order(STACK):
-        done[cls.name] = cls().plan(ctx.seeing(done, cls.after))
+        done[cls.name] = plan_layer(cls, ctx.seeing(done, cls.after))
     return PilotPlan(
         pilot_id=pid_,
         site=profile.name,
