@@ -59,11 +59,41 @@ def _argument(arg: click.Argument) -> str:
     return name if arg.required else f"[{name}]"
 
 
+def forwarded_params(path: str) -> list[click.Parameter]:
+    """The options of a command click hands on unparsed (``pilot``: its own light parser,
+    ``siteagent.pilot.cli.OPTIONS``, where there is one), as click parameters."""
+    if path != "pilot":
+        return []
+    try:
+        from siteagent.pilot.cli import OPTIONS  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return []
+    params: list[click.Parameter] = []
+    for o in OPTIONS:
+        flag = o.kind == "flag"
+        metavar = (
+            None
+            if flag
+            else {"int": "N", "float": "S", "file": "FILE", "dir": "DIR"}.get(o.kind, o.metavar)
+        )
+        params.append(
+            click.Option(
+                [o.flag],
+                is_flag=flag,
+                metavar=metavar,
+                multiple=o.multiple,
+                required=o.dest == "site",
+            )
+        )
+    return [*params, click.Argument(["payload"], nargs=-1)]
+
+
 def usage(path: str, cmd: click.Command) -> str:
     """``site-agent PATH ARGS [--opt X] ...`` with every option of the command."""
     words = ["site-agent", path]
-    options = [p for p in cmd.params if isinstance(p, click.Option) and not p.hidden]
-    arguments = [p for p in cmd.params if isinstance(p, click.Argument)]
+    given = cmd.params or forwarded_params(path)
+    options = [p for p in given if isinstance(p, click.Option) and not p.hidden]
+    arguments = [p for p in given if isinstance(p, click.Argument)]
     words += [_argument(a) for a in arguments if a.nargs != -1]
     words += [_option(o) for o in sorted(options, key=lambda o: not o.required)]
     words += [_argument(a) for a in arguments if a.nargs == -1]
