@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -74,7 +75,7 @@ def forwarded_params(path: str) -> list[click.Parameter]:
         metavar = (
             None
             if flag
-            else {"int": "N", "float": "S", "file": "FILE", "dir": "DIR"}.get(o.kind, o.metavar)
+            else {"int": "N", "float": "S", "file": "FILE", "dir": "DIR"}.get(o.kind, _named(o))
         )
         params.append(
             click.Option(
@@ -86,6 +87,13 @@ def forwarded_params(path: str) -> list[click.Parameter]:
             )
         )
     return [*params, click.Argument(["payload"], nargs=-1)]
+
+
+def _named(opt: Any) -> str:
+    """A forwarded option's metavar; click's generic TEXT becomes its field's name."""
+    if opt.metavar != "TEXT":
+        return str(opt.metavar)
+    return "NAME" if opt.dest == "site" else str(opt.dest).upper()
 
 
 def usage(path: str, cmd: click.Command) -> str:
