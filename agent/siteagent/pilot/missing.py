@@ -9,6 +9,9 @@ from typing import Any
 
 from siteagent.errors import ConfigError
 
+# the errors of the payload layer that mean "not there yet" (payload.py, pilot/source.py)
+MISSING_PHRASES = ("PanDA pilot3 not found", "no PanDA queue", "is not there")
+
 
 @dataclass(frozen=True)
 class MissingPayload:
@@ -25,9 +28,14 @@ def plan_layer(cls: Any, ctx: Any) -> Any:
     try:
         return cls().plan(ctx)
     except ConfigError as err:
-        if cls.name != "payload" or not ctx.opts.dry_run:
+        if cls.name != "payload" or not ctx.opts.dry_run or not is_missing(err):
             raise
         return Layer(cls.name, f"MISSING: {err}", detail=MissingPayload(str(err)))
+
+
+def is_missing(err: ConfigError) -> bool:
+    """Something not there yet (pilot3, a queue), as opposed to a wrong value."""
+    return any(phrase in str(err) for phrase in MISSING_PHRASES)
 
 
 def missing_reasons(plan: Any) -> list[str]:
