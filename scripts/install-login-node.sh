@@ -98,6 +98,9 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/site-agent" ]]; then
   echo "unchanged   $want"
 else
+  # pip is quiet and the first run takes about a minute: say so before, and how long after
+  echo "pip         installing $want and its dependencies (about a minute the first time) ..."
+  started=$SECONDS
   if [[ -x "$venv/bin/site-agent" ]]; then
     # same version number, new source: replace the package itself, then add any new dependency
     "${pip[@]}" install --force-reinstall --no-deps "$src"
@@ -105,13 +108,26 @@ else
   "${pip[@]}" install "$src[pilot]"
   tmp="$(mktemp "$stamp.XXXXXX")"
   echo "$want" >"$tmp" && mv -f "$tmp" "$stamp"
-  echo "installed   $want"
+  echo "installed   $want ($((SECONDS - started)) s)"
 fi
 
 if [[ -z "$pilot_dir" ]]; then
   # pilot3's pilot.py comes only in its source release; fetched once, kept in the venv
-  PYTHON="$venv/bin/python" "$src/scripts/get-panda-pilot.sh" "$venv/pilot3" ||
+  pilot_version() { tr -d '[:space:]' <"$venv/pilot3/PILOTVERSION" 2>/dev/null || true; }
+  before="$(pilot_version)"
+  started=$SECONDS
+  if PYTHON="$venv/bin/python" "$src/scripts/get-panda-pilot.sh" "$venv/pilot3" >/dev/null; then
+    after="$(pilot_version)"
+    if [[ "$before" == "$after" ]]; then
+      echo "unchanged   $venv/pilot3 (PanDA pilot3 $after)"
+    else
+      echo "$([[ -n "$before" ]] && echo "updated  " || echo "installed")   $venv/pilot3 (PanDA pilot3 $after, $((SECONDS - started)) s)"
+    fi
+  else
     echo "warning: could not fetch PanDA pilot3 (no package index?); run again with --pilot-dir DIR" >&2
+  fi
+else
+  echo "using       $pilot_dir (PanDA pilot3 from --pilot-dir)"
 fi
 
 args=(install --site "$site")

@@ -67,7 +67,7 @@ def test_bad_profile_is_one_line_exit_2(run_cli, tmp_path):
 def test_render_validate_round_trip(run_cli, tmp_path):
     r = run_cli("endpoint", "render", "--site", "frontier", "--out", str(tmp_path / "ep"))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("wrote ") == 5  # the four endpoint files and bin/site-agent-exec
+    assert r.stdout.count("created ") == 5  # the four endpoint files and bin/site-agent-exec
     r = run_cli("endpoint", "validate", str(tmp_path / "ep"), "--config", '{"account": "hep1"}')
     assert r.returncode == 0, r.stderr
     assert "SlurmProvider" in r.stdout

@@ -154,7 +154,7 @@ def test_uninstall_removes_exactly_what_install_wrote(run_cli, home):
     ]
     assert "left        " in r.stdout and "endpoint.json" in r.stdout
     r = run_cli("uninstall", "--site", "aurora", env=home)
-    assert r.returncode == 1 and "nothing site-agent installed there" in r.stderr
+    assert r.returncode == 0 and r.stdout.startswith("nothing to uninstall: no site-agent")
 
 
 def test_uninstall_of_clean_install_removes_the_directory(run_cli, tmp_path):
@@ -197,7 +197,7 @@ def test_install_errors_are_one_line(run_cli, tmp_path):
     r = run_cli("install", "--site", "local", "--endpoint-dir", str(tmp_path / "file"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     r = run_cli("uninstall", env={"HOME": str(tmp_path), "GLOBUS_COMPUTE_USER_DIR": ""})
-    assert r.returncode == 1 and "no endpoint installed by site-agent" in r.stderr
+    assert r.returncode == 0 and r.stdout.startswith("nothing to uninstall: no endpoint installed")
 
 
 def test_install_points_workers_at_pilot3(tmp_path):

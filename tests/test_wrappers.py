@@ -168,7 +168,10 @@ def test_site_agent_exec_cli(run_cli, tmp_path):
     ("args", "message"),
     [
         (["--ranks-per-node", "0"], "--ranks-per-node: must be >= 1"),
-        (["--gpus-per-rank", "2"], "--gpus-per-rank: must be <= 0"),
+        (
+            ["--gpus-per-rank", "2"],
+            "--gpus-per-rank: this node has no GPU (profile local: node.gpus 0); use --gpus-per-rank 0",
+        ),
         (["--nodes", "3"], "--nodes: must be <= 1"),
     ],
 )

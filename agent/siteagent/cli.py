@@ -28,17 +28,22 @@ from siteagent.cli_options import (
 from siteagent.errors import ConfigError, SiteAgentError
 
 
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"site-agent: error: {message}", err=True)
-    sys.exit(code)
-
-
 class _Group(click.Group):
+    def main(  # type: ignore[override]  # always standalone: exits, never returns
+        self, args: Any = None, prog_name: str | None = None, **extra: Any
+    ) -> Any:
+        from siteagent.cli_errors import run_standalone
+
+        run_standalone(self, args, prog_name=prog_name, **extra)  # one-line usage errors
+
     def invoke(self, ctx: click.Context) -> Any:
+        from siteagent.cli_errors import command_args, fail, wants_json
+
+        args = command_args(ctx)
         try:
             return super().invoke(ctx)
         except SiteAgentError as err:
-            _fail(str(err), err.exit_code)
+            fail(str(err), err.exit_code, wants_json(args))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,7 +61,9 @@ def profiles() -> None:
 @profiles.command("list")
 @json_option()
 def profiles_list(as_json: bool) -> None:
-    """List the profiles on the search path."""
+    """List the profiles on the search path, where each was found, and what is wrong among
+    them (a name: that is not the file's, a shared endpoint name, a hidden file)."""
+    from siteagent.profile_audit import problems
     from siteagent.profiles import list_profiles, load_profile
 
     rows = []
@@ -66,6 +73,8 @@ def profiles_list(as_json: bool) -> None:
             rows.append(
                 {
                     "name": name,
+                    "profile_name": p.name,
+                    "endpoint": p.endpoint.name,
                     "scheduler": p.scheduler,
                     "launcher": p.launcher,
                     "gpus": p.node.gpus,
@@ -77,33 +86,44 @@ def profiles_list(as_json: bool) -> None:
             )
         except SiteAgentError as err:
             rows.append({"name": name, "path": str(path), "error": str(err)})
+    warnings = problems(rows)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
         return
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table("profile", "scheduler", "launcher", "GPUs/node", "description")
+    from siteagent.term import console as term_console
+
+    table = Table("profile", "scheduler", "launcher", "GPUs/node", "description", "found in")
     for r in rows:
+        where = str(Path(r["path"]).parent)
         if r["error"]:
-            table.add_row(r["name"], "[red]invalid[/red]", "", "", r["error"])
+            table.add_row(r["name"], "[red]invalid[/red]", "", "", r["error"], where)
         else:
             gpus = f"{r['gpus']} {r['gpu_vendor']}" if r["gpus"] else "0"
-            table.add_row(r["name"], r["scheduler"], r["launcher"], gpus, r["description"])
-    Console().print(table)
+            table.add_row(r["name"], r["scheduler"], r["launcher"], gpus, r["description"], where)
+    console = term_console()
+    console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True, highlight=False)
 
 
 @profiles.command("show")
 @click.argument("name")
 @json_option("JSON instead of YAML.")
 def profiles_show(name: str, as_json: bool) -> None:
-    """Show a profile with every default filled in (credentials masked)."""
+    """Show a profile with every default filled in (credentials masked): name, scheduler and
+    launcher first."""
     import yaml
 
     from siteagent.profiles import load_profile
     from siteagent.secrets import mask_data
 
     data = mask_data(load_profile(name).data)
+    first = {k: data[k] for k in ("name", "scheduler", "launcher", "description") if k in data}
+    data = first | data  # what the site is, before how it is set up
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
@@ -121,15 +141,23 @@ def endpoint() -> None:
 @out_option("out_dir", "Endpoint directory to write, e.g. ~/.globus_compute/NAME.", required=True)
 @force_option()
 def endpoint_render(site: str, out_dir: Path, force: bool) -> None:
-    """Write config.yaml, user_config_template.yaml.j2, user_config_schema.json and
-    user_environment.yaml for a site."""
+    """Write a site's template endpoint: config.yaml, user_config_template.yaml.j2,
+    user_config_schema.json, user_environment.yaml and bin/site-agent-exec, listed in
+    .site-agent-manifest.json."""
     from siteagent.endpoint.render import render_endpoint, write_endpoint
     from siteagent.profiles import load_profile
+    from siteagent.site_switch import check_same_site
 
     out_dir = out_dir.expanduser().absolute()
-    report = write_endpoint(render_endpoint(load_profile(site), out_dir), out_dir, force=force)
-    _echo_each("wrote     ", report.directory, report.written)
-    _echo_each("unchanged ", report.directory, report.unchanged)
+    profile = load_profile(site)
+    check_same_site(profile.name, out_dir, force)
+    rendered = render_endpoint(profile, out_dir)
+    existed = {name for name in rendered.files if (out_dir / name).is_file()}
+    report = write_endpoint(rendered, out_dir, force=force)
+    # the words install uses
+    _echo_each("updated     ", report.directory, [n for n in report.written if n in existed])
+    _echo_each("created     ", report.directory, [n for n in report.written if n not in existed])
+    _echo_each("unchanged   ", report.directory, report.unchanged)
     if report.backup_dir:
         click.echo(f"backed up {', '.join(report.backed_up)} to {report.backup_dir}")
 
@@ -141,8 +169,11 @@ def _echo_each(label: str, directory: Path, names: Iterable[str], note: str = ""
 
 
 @endpoint.command("validate")
-@click.argument("endpoint_dir", type=click.Path(path_type=Path, file_okay=False))
-@config_option("user_endpoint_config to render with (default: {}).")
+@click.argument("endpoint_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@config_option(
+    "user_endpoint_config to render with (default: {}; batch sites require at least "
+    'account, e.g. \'{"account": "MYPROJECT"}\').'
+)
 @click.option("--show", is_flag=True, help="Print the rendered user endpoint config.")
 def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -> None:
     """Render the template with a user_endpoint_config and load the result with
@@ -153,7 +184,10 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
     user_config = parse_json_option(config_json, "--config")
     if not endpoint_dir.is_dir():
         raise ConfigError(f"{endpoint_dir}: no such endpoint directory")
-    result = validate_endpoint(endpoint_dir, user_config)
+    try:
+        result = validate_endpoint(endpoint_dir, user_config)
+    except ConfigError as err:
+        raise _with_required_hint(err, endpoint_dir) from None
     try:
         if show:
             click.echo(mask_url(result.rendered_yaml))
@@ -165,6 +199,20 @@ def endpoint_validate(endpoint_dir: Path, config_json: str | None, show: bool) -
         )
     finally:
         result.config.engine.shutdown()
+
+
+def _with_required_hint(err: ConfigError, endpoint_dir: Path) -> ConfigError:
+    """A missing required field also names every required field and an example --config."""
+    from siteagent.endpoint.render import SCHEMA
+    from siteagent.next_steps import required_hint, schema_required
+
+    if not str(err).endswith(": is required"):
+        return err
+    try:
+        required = schema_required(json.loads((endpoint_dir / SCHEMA).read_text()))
+    except (OSError, ValueError):
+        return err
+    return ConfigError(f"{err}; {required_hint(required)}") if required else err
 
 
 # ---------------------------------------------------------------- wrappers
@@ -187,15 +235,17 @@ def exec_command(
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as nodes x ranks-per-node ranks through the site's execution wrapper
-    (put it after --)."""
+    (srun, PALS mpiexec or local fork) with per-rank GPU binding (put it after --)."""
     import os
 
+    from siteagent.exec_preflight import check_gpus, check_launcher, launcher_program
     from siteagent.profiles import load_profile
     from siteagent.userconfig import validate
     from siteagent.wrappers.cache import cached_wrapper
     from siteagent.wrappers.exec_cache import remember
 
     profile = load_profile(site)
+    check_gpus(profile, gpus_per_rank)
     request = {"nodes": nodes, "ranks_per_node": ranks_per_node, "gpus_per_rank": gpus_per_rank}
     if cores_per_rank is not None:
         request["cores_per_rank"] = cores_per_rank
@@ -204,8 +254,10 @@ def exec_command(
     except ConfigError as err:  # name the flag, not the config field
         field, _, problem = str(err).removeprefix("user_endpoint_config: ").partition(": ")
         raise ConfigError(f"--{field.replace('_', '-')}: {problem}") from None
+    check_launcher(profile)  # after the flags: a bad flag is said wherever exec runs
     wrapper = cached_wrapper(profile)
-    remember(site, request, wrapper)  # the next call with this line execs it at once
+    # the next call with this line execs it at once (where the launcher is on PATH)
+    remember(site, request, wrapper, launcher_program(profile))
     args = [
         str(wrapper),
         "--nodes",
@@ -253,7 +305,7 @@ def wrapper_render(site: str, out_file: Path | None) -> None:
 @wrapper.command("header")
 @site_option()
 @config_option("Resource request, as a user_endpoint_config.")
-@click.option("--job-name", default="site-agent", show_default=True)
+@click.option("--job-name", metavar="NAME", default="site-agent", show_default=True)
 def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
     """The #SBATCH / #PBS header of a batch script for a resource request."""
     from siteagent.profiles import load_profile
@@ -331,7 +383,7 @@ def check(
     """Validate this node: outbound connectivity through the proxy (DNS, TCP, proxy CONNECT,
     TLS), the PanDA queue as the pilot sees it (when the profile sets pilot.panda_queue),
     scheduler, GPUs, container runtime, cvmfsexec prerequisites, disk, Python.
-    Exit 0 when nothing failed (warnings pass), 1 when something failed."""
+    Exit 0 when nothing failed (warnings pass), 1 when something failed, 2 for bad input."""
     from siteagent.checks.runner import run_checks
     from siteagent.profiles import load_profile
 
@@ -352,14 +404,16 @@ def check(
 
 
 def _print_check_table(report) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from siteagent.term import console as term_console
 
     colours = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
     table = Table(title=f"site-agent check: {report.site} (proxy from {report.proxy_source})")
     table.add_column("status", no_wrap=True)
-    table.add_column("check", max_width=16)
-    table.add_column("target", overflow="fold", max_width=36)
+    tty = sys.stdout.isatty()  # in a pipe or file: no column is narrowed, nothing folds
+    table.add_column("check", max_width=16 if tty else None)
+    table.add_column("target", overflow="fold", max_width=36 if tty else None)
     table.add_column("step", no_wrap=True)
     table.add_column("time", no_wrap=True, justify="right")
     table.add_column("result / hint", ratio=1)
@@ -373,7 +427,7 @@ def _print_check_table(report) -> None:
             f"{r.seconds:.2f}s",
             text,
         )
-    console = Console()
+    console = term_console()  # no wrapping in a pipe or file
     console.print(table)
     failed = sum(r.failed for r in report.results)
     verdict = "[green]all checks passed[/]" if not failed else f"[red]{failed} failed[/]"
@@ -392,6 +446,7 @@ def _print_check_table(report) -> None:
 )
 @click.option(
     "--image",
+    metavar="SIF-OR-REF",
     help="Start the workers inside this site-agent image (SIF path or image reference; "
     "default: the image site-agent runs from, if any).",
 )
@@ -410,8 +465,13 @@ def install_command(
     image: str | None,
     with_cvmfsexec: bool,
 ) -> None:
-    """Write the endpoint directory of a site: the template endpoint files, the execution
-    wrapper and the cvmfsexec configuration. Running it again changes nothing."""
+    """Write the endpoint directory of a site (default ~/.globus_compute/<endpoint name>):
+    the template endpoint files, bin/site-agent-exec and, for cvmfsexec sites,
+    cvmfs/default.local; one line per file (created, unchanged, updated, kept-edited,
+    removed), then the next steps, each a command that works as printed. Running it again
+    changes nothing; files edited by hand are kept unless --force (a backup is kept); another
+    site's endpoint is replaced only with --force. Run from the image, or with --image, its
+    workers start inside that image."""
     from siteagent.install import install
     from siteagent.profiles import load_profile
 
@@ -436,12 +496,11 @@ def install_command(
         click.echo(f"note: {note}")
     verdict = "installed" if report.changed else "unchanged"
     click.echo(f"endpoint '{report.endpoint_name}' {verdict} in {report.directory}")
-    gce = Path(sys.executable).with_name("globus-compute-endpoint")
-    gce_cmd = str(gce) if gce.is_file() else "globus-compute-endpoint"
+    from siteagent.next_steps import install_steps
+
     click.echo("next steps:")
-    click.echo(f"  {gce_cmd} login")
-    click.echo(f"  {gce_cmd} start {report.directory.name}")
-    click.echo(f'  site-agent smoke-test --site {site} --config \'{{"account": "..."}}\'')
+    for step in install_steps(profile, site, report.directory):
+        click.echo(f"  {step}")
 
 
 @cli.command("uninstall")
@@ -452,13 +511,18 @@ def install_command(
 )
 @force_option("Also remove files edited by hand.")
 def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) -> None:
-    """Remove exactly the files `site-agent install` wrote; anything else stays."""
-    from siteagent.install import default_endpoint_dir, find_installed, uninstall
+    """Remove exactly the files `site-agent install` wrote (its manifest says which);
+    anything else stays. Refuses while the endpoint runs; nothing installed is success."""
+    from siteagent.install import NothingInstalled, default_endpoint_dir, find_installed, uninstall
     from siteagent.profiles import load_profile
 
-    if endpoint_dir is None:
-        endpoint_dir = default_endpoint_dir(load_profile(site)) if site else find_installed()
-    report = uninstall(endpoint_dir, force=force)
+    try:
+        if endpoint_dir is None:
+            endpoint_dir = default_endpoint_dir(load_profile(site)) if site else find_installed()
+        report = uninstall(endpoint_dir, force=force)
+    except NothingInstalled as err:  # the state asked for is already there
+        click.echo(str(err))
+        return
     _echo_each("removed     ", report.directory, report.removed)
     _echo_each("left        ", report.directory, report.left, " (not written by site-agent)")
     if report.directory_removed:
@@ -509,6 +573,9 @@ def smoke_test(
             click.echo(f"{mark} {step.name:<22} {step.seconds:6.2f}s  {step.detail}")
 
     profile = load_profile(site)
+    from siteagent.userconfig import validate
+
+    validate(profile, user_config)  # bad input is exit 2 before anything starts
     if profile.scheduler == "local":
         from siteagent.smoke.local import run_smoke_test
 

@@ -28,13 +28,15 @@ def site_option(required: bool = True, help: str = SITE_HELP, **kwargs: Any) -> 
     """``--site NAME|PATH`` (required unless a default is given)."""
     if "default" in kwargs:
         required = False
+    kwargs.setdefault("metavar", "NAME")
     return click.option("--site", required=required, help=help, **kwargs)
 
 
 def out_option(dest: str, help: str, required: bool = False, dir_okay: bool = True) -> Decorator:
     """``--out PATH``, passed as ``dest`` (a Path)."""
     kind = click.Path(path_type=Path, dir_okay=dir_okay)
-    return click.option("--out", dest, required=required, type=kind, help=help)
+    metavar = "DIR" if dir_okay else "FILE"
+    return click.option("--out", dest, required=required, type=kind, metavar=metavar, help=help)
 
 
 def json_option(help: str = "Machine-readable output.") -> Decorator:
@@ -50,7 +52,10 @@ def config_option(help: str) -> Decorator:
 def endpoint_dir_option(help: str = ENDPOINT_DIR_HELP, file_okay: bool = True) -> Decorator:
     """``--endpoint-dir DIRECTORY`` as a ``Path``."""
     return click.option(
-        "--endpoint-dir", type=click.Path(path_type=Path, file_okay=file_okay), help=help
+        "--endpoint-dir",
+        type=click.Path(path_type=Path, file_okay=file_okay),
+        metavar="DIR",
+        help=help,
     )
 
 

@@ -20,12 +20,14 @@ from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.fileio import sha256_file, sha256_text
 from siteagent.managed import MANIFEST, ManagedFile, edited_files, remove_managed, write_managed
 from siteagent.profiles import Profile
+from siteagent.site_switch import check_same_site, remove_stale
 
 if TYPE_CHECKING:
     from siteagent.image import WorkerImage
 
 CVMFS_CONFIG = "cvmfs/default.local"
 CREATED, UNCHANGED, UPDATED, KEPT_EDITED = "created", "unchanged", "updated", "kept-edited"
+REMOVED = "removed"
 
 
 @dataclass
@@ -39,10 +41,14 @@ class InstallReport:
 
     @property
     def changed(self) -> bool:
-        return any(status in (CREATED, UPDATED) for _, status in self.files)
+        return any(status in (CREATED, UPDATED, REMOVED) for _, status in self.files)
 
     def names(self, status: str) -> list[str]:
         return [name for name, s in self.files if s == status]
+
+
+class NothingInstalled(SiteAgentError):
+    """No site-agent endpoint where one was looked for (uninstall: nothing to do)."""
 
 
 @dataclass
@@ -122,6 +128,7 @@ def install(
     Run from the site-agent image, or with ``image`` (``--image``), the endpoint starts its
     worker pools inside that image (siteagent/image.py)."""
     directory = _target_directory(profile, directory)
+    replaced = check_same_site(profile.name, directory, force)
     if pilot_dir is not None and not (Path(pilot_dir) / "pilot.py").is_file():
         raise ConfigError(f"--pilot-dir: no pilot.py in {pilot_dir}")
     pilot_dir = pilot_dir or default_pilot_dir()
@@ -140,7 +147,18 @@ def install(
         (name, _status(name, written.unchanged, to_write, existed)) for name in sorted(files)
     ]
     report.notes = _notes(pilot_dir, workers) + _cvmfsexec_notes(profile)
+    _drop_stale(report, set(files), replaced)
     return report
+
+
+def _drop_stale(report: InstallReport, written: set[str], replaced: str | None) -> None:
+    """Files of an earlier install this one no longer writes: removed (or left if edited)."""
+    removed, left = remove_stale(report.directory, written)
+    report.files += [(name, REMOVED) for name in removed]
+    if replaced:
+        report.notes.append(f"replaced the endpoint of site '{replaced}' in {report.directory}")
+    if left:
+        report.notes.append(f"left {', '.join(left)} (edited by hand; no longer site-agent's)")
 
 
 def _worker_image(profile: Profile, directory: Path, image: str | None) -> WorkerImage | None:
@@ -231,7 +249,9 @@ def find_installed(base: Path | None = None) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise SiteAgentError(f"no endpoint installed by site-agent under {base}")
+        raise NothingInstalled(
+            f"nothing to uninstall: no endpoint installed by site-agent under {base}"
+        )
     names = ", ".join(p.name for p in found)
     raise ConfigError(f"--endpoint-dir: several endpoints under {base} ({names}); name one")
 
@@ -241,16 +261,19 @@ def uninstall(directory: Path, force: bool = False) -> UninstallReport:
     directory = Path(directory).expanduser().absolute()
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
-        raise SiteAgentError(f"{directory}: no {MANIFEST}, nothing site-agent installed there")
+        raise NothingInstalled(f"nothing to uninstall: no site-agent endpoint in {directory}")
     try:
         json.loads(manifest_path.read_text())
     except ValueError:
         raise SiteAgentError(f"{manifest_path}: not valid JSON; remove the files by hand") from None
     pid = _running_pid(directory)
-    if pid:  # even with force: its files are in use
+    if pid:
+        from siteagent.next_steps import gce_command
+
+        # even with force: its files are in use
         raise SiteAgentError(
             f"the endpoint in {directory} is running (pid {pid}): stop it first with "
-            f"`globus-compute-endpoint stop {directory.name}`"
+            f"`{gce_command(directory, 'stop')}`"
         )
     removed = remove_managed(directory, force=force)
     left = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())

@@ -161,3 +161,30 @@ def _remove_empty_parents(directory: Path, names: Iterable[str]) -> None:
     for d in sorted(parents, key=lambda x: -len(x.parts)):
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
+
+
+def forget_managed(directory: Path, names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Take ``names`` off the manifest: remove each file still as we wrote it, leave the ones
+    edited by hand. Returns (removed, left)."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    names = sorted(set(names) & set(manifest))
+    if not names:
+        return [], []
+    edited = set(edited_files(directory, names))
+    removed, left = [], []
+    for name in names:
+        p = directory / name
+        if name in edited:
+            left.append(name)
+        elif p.is_file():
+            p.unlink()
+            removed.append(name)
+    kept = {k: v for k, v in manifest.items() if k not in names}
+    atomic_write(
+        directory / MANIFEST,
+        json.dumps({"files": dict(sorted(kept.items()))}, indent=1) + "\n",
+        0o600,
+    )
+    _remove_empty_parents(directory, removed)
+    return removed, left

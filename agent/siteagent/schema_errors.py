@@ -39,6 +39,14 @@ def describe(error: ValidationError) -> tuple[str, str]:
     if named is not None:
         return named
     v, arg = error.validator, error.validator_value
+    if v in ("anyOf", "oneOf") and error.context:
+        branch = _applicable_branch(error)
+        if branch is not None:
+            return describe(branch)
+        problem = f"{_short(error.instance)} is not allowed: must be " + " or ".join(
+            _alternative(b) for b in arg
+        )
+        return field_path(path) or "(top level)", problem
     if v == "enum":
         problem = "must be one of: " + ", ".join(str(a) for a in arg)
     elif v == "type":
@@ -65,9 +73,69 @@ def _named_field(error: ValidationError, path: list[Any]) -> tuple[str, str] | N
 
 
 def best_error(errors: Iterable[ValidationError]) -> ValidationError | None:
-    """Pick one deterministic error to report: the first by document path."""
-    errs = sorted(errors, key=lambda e: ([str(p) for p in e.absolute_path], e.validator))
+    """Pick one deterministic error to report: a wrong value before a missing key (a typo
+    such as ``scheduler: slurmm`` is the likelier cause), then the first by document path."""
+    errs = sorted(
+        errors,
+        key=lambda e: (e.validator == "required", [str(p) for p in e.absolute_path], e.validator),
+    )
     return errs[0] if errs else None
+
+
+# JSON Schema type -> the Python types of a parsed document that have it
+TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def _has_type(value: Any, kind: str | list[str]) -> bool:
+    kinds = [kind] if isinstance(kind, str) else kind
+    if isinstance(value, bool):  # a bool is an int to Python, not to JSON Schema
+        return "boolean" in kinds
+    return any(isinstance(value, TYPES.get(k, ())) for k in kinds)
+
+
+def _applicable_branch(error: ValidationError) -> ValidationError | None:
+    """The one ``anyOf``/``oneOf`` branch meant for this value (its ``type`` matches), as
+    that branch's own most specific error; None when no single branch is."""
+    meant = [
+        i
+        for i, branch in enumerate(error.validator_value)
+        if isinstance(branch, dict)
+        and "type" in branch
+        and _has_type(error.instance, branch["type"])
+    ]
+    if len(meant) != 1:
+        return None
+    inside = [e for e in error.context or () if e.relative_schema_path[0] == meant[0]]
+    return best_error(inside)
+
+
+def _alternative(branch: Any) -> str:
+    """One branch in words: ``an integer from 0 to 100000``, ``'auto'``."""
+    if not isinstance(branch, dict):
+        return repr(branch)
+    if "const" in branch:
+        return repr(branch["const"])
+    if "enum" in branch:
+        return "one of " + ", ".join(repr(v) for v in branch["enum"])
+    kind = branch.get("type", "a value")
+    text = kind if isinstance(kind, str) else " or ".join(kind)
+    text = {"integer": "an integer", "array": "a list", "object": "a mapping"}.get(
+        text, f"a {text}"
+    )
+    lo, hi = branch.get("minimum"), branch.get("maximum")
+    if lo is not None and hi is not None:
+        return f"{text} from {lo} to {hi}"
+    if lo is not None:
+        return f"{text} >= {lo}"
+    return f"{text} <= {hi}" if hi is not None else text
 
 
 def _short(value: Any) -> str:

@@ -187,11 +187,20 @@ def check_cvmfs(profile: Profile, timeout: float) -> CheckResult:
     return _timed("cvmfs", run)
 
 
-def check_disk(path: Path, min_free_gb: float, label: str) -> CheckResult:
+def check_disk(path: Path, min_free_gb: float, label: str, must_exist: bool = False) -> CheckResult:
+    """Free space and inodes at ``path`` (or its nearest existing parent: the endpoint
+    directory may not exist yet); ``must_exist``: a missing ``path`` is a warning."""
+
     def run() -> tuple[str, str, str]:
         probe = Path(path).expanduser()
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
+        if must_exist and probe != Path(path).expanduser():
+            return (
+                WARN,
+                f"{path} does not exist on this node (nearest existing: {probe})",
+                "fix the profile's check.scratch_dirs, or check that the file system is mounted",
+            )
         st = os.statvfs(probe)
         free_gb = st.f_bavail * st.f_frsize / 2**30
         free_inodes = st.f_favail

@@ -61,9 +61,9 @@ def parse_target(url: str) -> Target:
 
 
 class _StepFailed(Exception):
-    def __init__(self, step: str, reason: str):
+    def __init__(self, step: str, reason: str, hint: str = ""):
         super().__init__(reason)
-        self.step, self.reason = step, reason
+        self.step, self.reason, self.hint = step, reason, hint  # hint: else the step's
 
 
 def _remaining(deadline: float, step: str) -> float:
@@ -151,7 +151,7 @@ def probe(
             sock.close()
     except _StepFailed as failed:
         result.status, result.step = FAIL, failed.step
-        result.reason, result.hint = mask_url(failed.reason), HINTS[failed.step]
+        result.reason, result.hint = mask_url(failed.reason), failed.hint or HINTS[failed.step]
     except ConfigError as err:
         result.status, result.step = FAIL, "proxy"
         result.reason, result.hint = str(err), "fix the proxy URL"
@@ -164,7 +164,9 @@ def _through_proxy(target: Target, proxy: ProxyURL, via: str, deadline: float) -
     try:
         sock = _connect(proxy.host, proxy.port, deadline)
     except _StepFailed as failed:
-        raise _StepFailed("proxy", f"cannot reach proxy {via}: {failed.reason}") from None
+        raise _StepFailed(
+            "proxy", f"cannot reach proxy {via}: {failed.reason}", _unreachable_proxy_hint(failed)
+        ) from None
     auth = _auth_header(proxy.username, proxy.password)
     if target.scheme == "http":
         request = (
@@ -222,4 +224,31 @@ def _tls_version(sock: socket.socket, target: Target, ca_file: str | None, deadl
     except TimeoutError:
         raise _StepFailed("tls", "no TLS answer (the port accepts but never speaks)") from None
     except (ssl.SSLError, OSError) as err:
-        raise _StepFailed("tls", f"handshake failed: {err}") from None
+        raise _StepFailed("tls", f"handshake failed: {err}", _handshake_hint(err)) from None
+
+
+def _unreachable_proxy_hint(failed: _StepFailed) -> str:
+    """The proxy itself cannot be reached: about the proxy URL, not what it allows."""
+    if failed.step == "dns":
+        return (
+            "the proxy's host name does not resolve: check the proxy URL (profile "
+            "proxy.http/https, or http(s)_proxy) and this node's DNS"
+        )
+    return (
+        "nothing accepts connections at the proxy's host and port: check the proxy URL "
+        "(profile proxy.http/https, or http(s)_proxy), or whether the proxy runs"
+    )
+
+
+def _handshake_hint(err: Exception) -> str:
+    """A handshake that failed before any certificate: say what the port spoke instead."""
+    if getattr(err, "reason", "") in (
+        "WRONG_VERSION_NUMBER",
+        "HTTP_REQUEST",
+        "RECORD_LAYER_FAILURE",
+    ):
+        return (
+            "the port answered without TLS (plain HTTP?): probe it as http://, or use the "
+            "service's TLS port"
+        )
+    return ""  # the step's hint

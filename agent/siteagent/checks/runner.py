@@ -121,7 +121,7 @@ def _local_jobs(profile: Profile, timeout: float) -> list[Job]:
         ("", lambda: lc.check_disk(endpoint_dir(profile), min_gb, "endpoint")),
     ]
     jobs += [
-        ("", partial(lc.check_disk, Path(d), min_gb, f"scratch {d}"))
+        ("", partial(lc.check_disk, Path(d), min_gb, f"scratch {d}", must_exist=True))
         for d in profile.check.scratch_dirs
     ]
     return jobs

@@ -119,7 +119,7 @@ class EngineExecutor(concurrent.futures.Executor):
         try:
             if not out.set_running_or_notify_cancel():
                 return
-        except RuntimeError:  # already settled as lost by shutdown()
+        except RuntimeError:  # settled by shutdown() meanwhile
             return
         try:
             result = cast(Result, messagepack.unpack(gc_future.result()))
@@ -147,8 +147,8 @@ class EngineExecutor(concurrent.futures.Executor):
         self.engine.shutdown()
         # what the engine never answered is lost with it: say so rather than hang a waiter
         for f in pending:
-            if f.cancelled() and cancel_futures:
-                continue  # cancel() told its waiters already
+            if f.done():  # cancelled and notified already, or answered meanwhile
+                continue
             try:
                 if f.set_running_or_notify_cancel():
                     f.set_exception(TaskLost(f.task_id))  # type: ignore[attr-defined]

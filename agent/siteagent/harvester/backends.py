@@ -305,6 +305,9 @@ def backend_for(qc: QueueConfig) -> Backend[Any]:
             if qc.backend == "globus":
                 if not qc.endpoint_id:
                     raise ConfigError("queue config: endpointId: required with backend 'globus'")
+                from siteagent.harvester.login import require_login
+
+                require_login()  # never the SDK's interactive login (a permanent error instead)
                 _cache[key] = GlobusBackend(qc.endpoint_id, qc.batch_size)
             else:
                 _cache[key] = EngineBackend(qc.site, Path(qc.workdir) if qc.workdir else None)

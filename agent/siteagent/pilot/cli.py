@@ -26,7 +26,7 @@ SITE_HELP = "Site profile name (see `site-agent profiles list`) or path to a pro
 
 
 class UsageError(Exception):
-    """A bad command line: click's three-line usage error, exit 2."""
+    """A bad command line, in click's words: one line, exit 2 (see ``main``)."""
 
 
 class Opt:
@@ -93,8 +93,8 @@ class Opt:
 
 
 OPTIONS = (
-    Opt("--site", "site", help=SITE_HELP),
-    Opt("--queue", "queue", help="PanDA queue (default: the profile's pilot.panda_queue)."),
+    Opt("--site", "site", "NAME", SITE_HELP),
+    Opt("--queue", "queue", "QUEUE", "PanDA queue (default: the profile's pilot.panda_queue)."),
     Opt(
         "--container",
         "container",
@@ -130,6 +130,7 @@ OPTIONS = (
     Opt(
         "--pilot-arg",
         "pilot_args",
+        "ARG",
         help="Extra pilot argument (repeatable).",
         multiple=True,
         default=(),
@@ -137,29 +138,39 @@ OPTIONS = (
     Opt(
         "--resource-type",
         "resource_type",
+        "TYPE",
         help="PanDA resource type for the pilot (default: the profile's pilot.resource_type).",
     ),
     Opt(
         "--job-label",
         "job_label",
+        "LABEL",
         help="pilot3 -j, the prodSourceLabel it asks for (default: the profile's pilot.job_label).",
     ),
     Opt(
-        "--job-type", "job_type", help="pilot3 --job-type (default: the profile's pilot.job_type)."
+        "--job-type",
+        "job_type",
+        "TYPE",
+        help="pilot3 --job-type (default: the profile's pilot.job_type).",
     ),
     Opt(
         "--pilot-type",
         "pilot_type",
+        "TYPE",
         help="Harvester's pilot type PR, RC, ALRB or PT (default: the profile's pilot.pilot_type).",
     ),
     Opt("--debug", "debug", help="pilot3 -d (default: the profile's pilot.debug).", kind="flag"),
     Opt("--no-debug", "debug", help="No pilot3 -d.", kind="flag", const=False),
     Opt(
-        "--harvester-id", "harvester_id", help="Exported as HARVESTER_ID (default: $HARVESTER_ID)."
+        "--harvester-id",
+        "harvester_id",
+        "ID",
+        help="Exported as HARVESTER_ID (default: $HARVESTER_ID).",
     ),
     Opt(
         "--harvester-worker-id",
         "harvester_worker_id",
+        "ID",
         help="Exported as HARVESTER_WORKER_ID (default: $HARVESTER_WORKER_ID).",
     ),
     Opt(
@@ -292,6 +303,10 @@ def _show_plan(plan: Any, as_json: bool) -> None:
 
     text = json.dumps(plan.to_dict(), indent=2) if as_json else format_plan(plan)
     print(mask_url(text))
+    from siteagent.pilot.missing import missing_reasons
+
+    for reason in missing_reasons(plan):  # a real run would stop here
+        print(f"missing: {reason}", file=sys.stderr)
 
 
 def _run_plan_and_exit(plan: Any, plan_seconds: float) -> NoReturn:
@@ -307,22 +322,34 @@ def _run_plan_and_exit(plan: Any, plan_seconds: float) -> NoReturn:
     sys.exit(result.exit_code if result.exit_code is not None else 1)
 
 
+def fail(message: str, code: int, as_json: bool) -> NoReturn:
+    """One line on stderr and, with --json, ``{"error", "exit_code"}`` on stdout: the form
+    of every other command (``siteagent.cli_errors``, which imports click)."""
+    print(f"site-agent: error: {message}", file=sys.stderr)
+    if as_json:
+        import json
+
+        print(json.dumps({"error": message, "exit_code": code}))
+    sys.exit(code)
+
+
 def main(argv: list[str]) -> NoReturn:
-    """``site-agent pilot ARGV``: help, a usage error (exit 2), a one-line error naming the
-    field (``site-agent: error: ...``, exit 2 for bad input), or the run's exit code."""
+    """``site-agent pilot ARGV``: help, a usage error (one line, exit 2), a one-line error
+    naming the field (``site-agent: error: ...``, exit 2 for bad input; with --json also as
+    JSON on stdout), or the run's exit code."""
     from siteagent.errors import SiteAgentError
 
     try:
         values = parse(argv)
     except UsageError as err:
-        print(f"{USAGE}\nTry '{PROG} -h' for help.\n\nError: {err}", file=sys.stderr)
-        sys.exit(2)
+        as_json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+        fail(f"pilot: {err} (see `{PROG} --help`)", 2, as_json)
     if values.get("help"):
         print(help_text(), end="")
         sys.exit(0)
+    as_json = bool(values["as_json"])
     try:
         run(values)
     except SiteAgentError as err:
-        print(f"site-agent: error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        fail(str(err), err.exit_code, as_json)
     sys.exit(0)

@@ -18,6 +18,7 @@ from siteagent.errors import ConfigError
 from siteagent.names import WORKER_ID_RE, Var
 from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
+from siteagent.pilot.missing import plan_layer
 from siteagent.profilecache import load_profile_cached
 
 if TYPE_CHECKING:
@@ -61,7 +62,9 @@ class PilotOptions:
     # pilot3 waits up to MAX_KILL_WAIT_TIME (120 s) + 60 s after a signal for its threads,
     # last job update and log stage-out (pilot/workflow/generic.py interrupt)
     grace: float = GRACE
-    dry_run: bool = False  # only shown: where no GPU is found, a compute node's are assumed
+    # only shown: where no GPU is found, a compute node's are assumed; a payload that cannot
+    # be planned yet (no pilot3, no queue) is shown as missing
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,7 @@ def build_plan(
     ctx = PlanContext(profile, opts, environ, pid_, lrank, workdir_of(environ, pid_))
     done: dict[str, Layer] = {}
     for cls in planning_order(STACK):
-        done[cls.name] = cls().plan(ctx.seeing(done, cls.after))
+        done[cls.name] = plan_layer(cls, ctx.seeing(done, cls.after))
     return PilotPlan(
         pilot_id=pid_,
         site=profile.name,

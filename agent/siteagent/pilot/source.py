@@ -74,8 +74,9 @@ def _package() -> PilotSource:
         if (path / "pilot.py").is_file():
             return PilotSource("package", str(path), path)
     raise ConfigError(
-        "--pilot-dir: PanDA pilot3 not found; unpack a pilot3 release (it has pilot.py) and "
-        "give its directory with --pilot-dir or SITE_AGENT_PILOT_DIR, or set pilot.source"
+        "--pilot-dir: PanDA pilot3 not found; unpack a release with "
+        f"`scripts/get-panda-pilot.sh DIR` and give DIR with --pilot-dir or {Var.PILOT_DIR}, "
+        "or set pilot.source"
     )
 
 

@@ -90,7 +90,7 @@ class HarvesterRound:
             self.close()
         return (
             f"2 workers submitted and finished, 1 stopped by the sweeper ({detail}); "
-            f"pilot wrapper reports {reasons} in {time.monotonic() - t0:.1f}s"
+            f"pilot wrapper reports {_words(reasons)} in {time.monotonic() - t0:.1f}s"
         )
 
     def submit_stop_and_wait(self) -> tuple[str, dict[int, str]]:
@@ -144,3 +144,8 @@ class HarvesterRound:
         if all(r.get("state") == "done" for r in reports.values()):
             return {w: r["reason"] for w, r in reports.items()}
         return None
+
+
+def _words(reasons: dict[int, str]) -> str:
+    """``worker 1 finished, worker 3 signalled`` (not a Python dict)."""
+    return ", ".join(f"worker {n} {reason}" for n, reason in sorted(reasons.items()))

@@ -4,6 +4,7 @@ through it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -80,7 +81,7 @@ class LocalSmokeTest(SmokeTest):
         config = self.canonical = canonicalize(self.profile, self.user_config)
         result = validate_endpoint(self.base / "endpoint", config)
         self.config = result.config
-        return f"{result.engine_type} with {result.provider_type}, config {config}"
+        return f"{result.engine_type} with {result.provider_type}, config {json.dumps(config)}"
 
     def start(self) -> str:
         from siteagent.endpoint.engine import EngineExecutor
@@ -111,8 +112,8 @@ class LocalSmokeTest(SmokeTest):
             raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
         _check_reports(reports / "pilots", ranks=2)
         return (
-            f"site-agent-exec ran 2 ranks through the pilot wrapper; exit {res.returncode} as the "
-            f"payload's, reports in {reports / 'pilots'}"
+            "site-agent-exec ran 2 ranks through the pilot wrapper, and each passed on its "
+            f"payload's exit code {res.returncode} as it should; reports in {reports / 'pilots'}"
         )
 
     def start_harvester_round(self) -> None:

@@ -69,16 +69,29 @@ def wrapper_args(wrapper: str, request: dict[str, int], command: list[str]) -> l
     return [*args, "--", *command]
 
 
-def remember(site: str, request: dict[str, int], wrapper: Path) -> None:
-    """Record that ``request`` on ``site`` is valid and runs through ``wrapper``."""
+def remember(
+    site: str, request: dict[str, int], wrapper: Path, launcher: str | None = None
+) -> None:
+    """Record that ``request`` on ``site`` is valid and runs through ``wrapper``, which
+    starts its ranks with the program ``launcher`` (None: it forks them itself)."""
     import contextlib
 
     from siteagent.fileio import atomic_write
 
     path = entry_path(site, request)
     if path is not None:
+        entry = {"wrapper": str(wrapper), "launcher": launcher}
         with contextlib.suppress(OSError):  # a read-only home only costs time
-            atomic_write(path, json.dumps({"wrapper": str(wrapper)}), 0o600, durable=False)
+            atomic_write(path, json.dumps(entry), 0o600, durable=False)
+
+
+def on_path(program: str) -> bool:
+    """``program`` is an executable on $PATH (shutil.which's test, without importing it)."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(d or ".", program)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return True
+    return False
 
 
 def exec_cached(argv: list[str]) -> None:
@@ -90,10 +103,13 @@ def exec_cached(argv: list[str]) -> None:
     site, request, command = parsed
     path = entry_path(site, request)
     try:
-        wrapper = json.loads(path.read_text())["wrapper"] if path else None
+        entry = json.loads(path.read_text()) if path else {}
+        wrapper, launcher = entry["wrapper"], entry["launcher"]
     except (OSError, ValueError, KeyError, TypeError):
-        return
+        return  # no entry, or one without its launcher (older): click decides
     if not wrapper or not os.access(wrapper, os.X_OK):
         return
+    if launcher and not on_path(launcher):
+        return  # on another host (a login node): click says so in one line
     sys.stdout.flush()
     os.execv(wrapper, wrapper_args(wrapper, request, command))

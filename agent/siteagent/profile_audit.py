@@ -1,0 +1,47 @@
+"""What ``site-agent profiles list`` warns about: profiles that look fine one by one but
+confuse together (a ``name:`` that is not the file's, two sites sharing one endpoint
+directory, a file hidden by another of the same name earlier on the search path)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from siteagent.profiles import PROFILE_SUFFIXES, search_path
+
+
+def hidden_profiles(shown: dict[str, Path]) -> list[str]:
+    """Profile files that ``shown`` (name -> the file used) hides."""
+    out = []
+    for d in search_path():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            if p.suffix in PROFILE_SUFFIXES and p.stem in shown and p != shown[p.stem]:
+                out.append(f"{p} is hidden by {shown[p.stem]} (earlier on the search path)")
+    return out
+
+
+def problems(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per problem among the listed profiles (rows of ``profiles list --json``)."""
+    out = []
+    by_endpoint: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        if r.get("error"):
+            continue
+        if r["profile_name"] != r["name"]:
+            out.append(
+                f"{r['path']}: name: '{r['profile_name']}' differs from the file name "
+                f"'{r['name']}' (--site {r['name']} loads it; messages call it "
+                f"'{r['profile_name']}')"
+            )
+        by_endpoint[r["endpoint"]].append(r["name"])
+    for endpoint, names in sorted(by_endpoint.items()):
+        if len(names) > 1:
+            out.append(
+                f"profiles {', '.join(names)} share the endpoint name '{endpoint}' (one "
+                "endpoint directory): give each its own endpoint.name"
+            )
+    shown = {r["name"]: Path(r["path"]) for r in rows}
+    return out + hidden_profiles(shown)
