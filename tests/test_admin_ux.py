@@ -344,14 +344,19 @@ def test_pilot_dry_run_marks_a_missing_queue(run_cli, tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("site-agent: error: --queue: no PanDA queue")
 
 
-def test_pilot_dry_run_marks_a_missing_pilot3(run_cli):
+def test_pilot_dry_run_marks_a_missing_pilot3(run_cli, tmp_path):
     env = {"SITE_AGENT_PILOT_DIR": "", "PYTHONPATH": ""}
     r = run_cli("pilot", "--site", "polaris", "--queue", "Q", "--dry-run", env=env)
     if re.search(r"^  \d+\. payload +PanDA pilot", r.stdout, re.M):
         pytest.skip("a pilot3 is found here without --pilot-dir")
     assert r.returncode == 0, r.stderr
     assert re.search(r"^  \d+\. payload +MISSING: ", r.stdout, re.M)
-    assert r.stderr.startswith("missing: ")
+    assert r.stderr.startswith("missing: ") and "`scripts/get-panda-pilot.sh DIR`" in r.stderr
+    # a real run refuses, naming the script that fetches pilot3
+    report = str(tmp_path / "r.json")
+    r = run_cli("pilot", "--site", "polaris", "--queue", "Q", "--report", report, env=env)
+    assert r.returncode == 2 and r.stderr.startswith("site-agent: error: --pilot-dir: PanDA")
+    assert "`scripts/get-panda-pilot.sh DIR`" in r.stderr
 
 
 # ---- item 9: exec in the wrong place says so
