@@ -89,7 +89,7 @@ def _get(url: str, ctx: ssl.SSLContext, deadline: float, step: str) -> tuple[int
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "", parts.port
     conn = _connection(parts, ctx, timeout)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    path = urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))  # path?query
     try:
         conn.request("GET", path, headers={"Accept": "application/json"})
         resp: HTTPResponse = conn.getresponse()
@@ -210,6 +210,18 @@ def _jobs_waiting(
     return int((per_queue.get(resource_type) or {}).get("activated") or 0)
 
 
+def _outcome(
+    server: str, queue: str, resource_type: str, ca_file: str | None, deadline: float,
+    environ: dict[str, str],
+) -> tuple[str, str, str]:  # fmt: skip
+    """(status, step, reason) of the steps; the failing one's as FAIL."""
+    try:
+        ctx = _context(ca_file, environ)
+        return _steps(server, queue, resource_type, ctx, deadline, environ)
+    except ProbeError as err:
+        return FAIL, err.step, err.reason
+
+
 def probe_panda(
     pilot: PilotSection,
     timeout: float = 5.0,
@@ -226,12 +238,7 @@ def probe_panda(
     server = f"{pilot.server_url.rstrip('/')}:{pilot.server_port}"
     target = f"{server} {queue}/{resource_type}"
     t0 = time.monotonic()
-    try:
-        ctx = _context(ca_file, environ)
-        deadline = t0 + timeout
-        status, step, reason = _steps(server, queue, resource_type, ctx, deadline, environ)
-    except ProbeError as err:
-        status, step, reason = FAIL, err.step, err.reason
+    status, step, reason = _outcome(server, queue, resource_type, ca_file, t0 + timeout, environ)
     return CheckResult(
         name="panda",
         status=status,
