@@ -20,7 +20,12 @@ from pathlib import Path
 
 from siteagent.errors import ConfigError
 from siteagent.names import IMAGE_RE, Var
-from siteagent.pilot.layers.runtimes import BIND, INTEL_DEVICES
+from siteagent.pilot.layers.runtimes import (
+    INTEL_DEVICES,
+    checked_binds,
+    flagged,
+    gpu_options,
+)
 from siteagent.profiles import Profile
 from siteagent.sections import ContainerSection
 
@@ -146,10 +151,7 @@ def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
     binds += profile.container.binds
     if profile.node.gpu_vendor == "intel":
         binds.append(INTEL_DEVICES)  # once: the loop below drops a repeated bind
-    for bind in binds:
-        if not BIND.match(bind):
-            raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
-    return list(dict.fromkeys(binds))  # each once, in order
+    return checked_binds(binds)
 
 
 def _cvmfs_binds(profile: Profile) -> list[str]:
@@ -236,8 +238,7 @@ def _check_sif(uri: str) -> None:
 
 def _apptainer_options(cfg: ContainerSection, binds: list[str]) -> list[str]:
     # apptainer passes the batch job's environment (worker_init's exports) and binds HOME
-    bind_options = [word for bind in binds for word in ("--bind", bind)]
-    return [*_gpu_options(cfg), *bind_options, *_env_options(cfg)]
+    return [*gpu_options(cfg), *flagged("--bind", binds), *_env_options(cfg)]
 
 
 def _docker_options(runtime: str, cfg: ContainerSection, binds: list[str], uri: str) -> list[str]:
@@ -248,17 +249,13 @@ def _docker_options(runtime: str, cfg: ContainerSection, binds: list[str], uri: 
         "--rm",
         "--init",
         "--network=host",
-        *_gpu_options(cfg),  # podman-hpc's GPU module (--gpu)
+        *gpu_options(cfg),  # podman-hpc's GPU module (--gpu)
         *_user_options(runtime),
         *map(_volume, binds),
         *[f"--env={name}" for name in WORKER_VARIABLES],
         f"--env={Var.IMAGE}={uri}",
         *_env_options(cfg),
     ]
-
-
-def _gpu_options(cfg: ContainerSection) -> list[str]:
-    return [cfg.gpu_flag] if cfg.gpu_flag != "none" else []
 
 
 def _env_options(cfg: ContainerSection) -> list[str]:
