@@ -62,12 +62,10 @@ def _add_columns(t: Any, objective: Objective, fields: list[str], with_time: boo
 
 def _row(e: Ranked, objective: Objective, fields: list[str], with_time: bool) -> list[str]:
     """One point's cells, in the order of ``_add_columns``."""
-    digits = 6 if objective.name == "node-hours" else 2
     return [
-        BEST if e.rank == 1 else "",
-        str(e.rank) if e.rank else "-",
+        *_rank_cells(e),
         *(_cell(e.point.get(f, e.config.get(f))) for f in fields),
-        fmt(e.value, digits),
+        fmt(e.value, objective.digits),
         *([fmt(e.median("seconds"))] if with_time else []),
         fmt(overhead(e)),
         fmt(e.median("node_hours"), 6),
@@ -75,6 +73,11 @@ def _row(e: Ranked, objective: Objective, fields: list[str], with_time: bool) ->
         f"{len(e.ok_runs)}/{len(e.runs)}",
         (e.error or "")[:80],
     ]
+
+
+def _rank_cells(e: Ranked) -> list[str]:
+    """The best mark and the rank (``-`` for a point without a value)."""
+    return [BEST if e.rank == 1 else "", str(e.rank) if e.rank else "-"]
 
 
 def _cell(value: Any) -> str:

@@ -42,7 +42,7 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
         (
             f"{objective.name} ({objective.unit})",
             lambda e: [(e.value, None)],
-            6 if objective.name == "node-hours" else 2,
+            objective.digits,
         ),
         (
             "time s (orange: outside the payload)",

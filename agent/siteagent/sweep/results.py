@@ -96,9 +96,15 @@ def _parse(line: str) -> dict[str, Any] | None:
 def _tail(outcome: dict[str, Any]) -> str:
     """The payload's last words on stderr, one line (the pilot wrapper's own summary lines
     name a report the run already removed)."""
-    lines = [ln.strip() for ln in outcome.get("stderr_tail", "").splitlines() if ln.strip()]
+    lines = _stderr_lines(outcome)
     own = [ln for ln in lines if not ln.startswith("site-agent pilot:")]
     return " | ".join((own or lines)[-3:])[-300:]
+
+
+def _stderr_lines(outcome: dict[str, Any]) -> list[str]:
+    """The non-blank lines of the run's stderr tail, stripped."""
+    lines = (ln.strip() for ln in outcome.get("stderr_tail", "").splitlines())
+    return [ln for ln in lines if ln]
 
 
 def interrupted(record: dict[str, Any]) -> bool:
@@ -242,6 +248,11 @@ def sum_metrics(objects: list[dict[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for obj in objects:
         for k, v in obj.items():
-            if isinstance(v, int | float) and not isinstance(v, bool):
+            if _is_number(v):
                 out[k] = out.get(k, 0) + v
     return out
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float of JSON; not a boolean (which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
