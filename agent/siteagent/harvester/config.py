@@ -230,14 +230,20 @@ def queue_config(plugin: Any) -> QueueConfig:
         values[f.name] = f.metadata["check"](f.metadata["key"], raw)
     if values["panda_queue"] is None:
         values["panda_queue"] = harvester_queue(plugin)
-    unknown = sorted(
-        name
-        for name in vars(plugin)
-        if name not in KEYS and name not in HARVESTER_ATTRIBUTES and not name.startswith("gc_")
-    )
-    if unknown:  # a misspelt key would silently take its default
-        log.warning("queue config: unknown keys ignored: %s", ", ".join(unknown))
+    _warn_unknown_keys(plugin)
     return QueueConfig(**values)
+
+
+def _warn_unknown_keys(plugin: Any) -> None:
+    """Log the attributes that are no key of ours: a misspelt key silently takes its default."""
+    unknown = sorted(name for name in vars(plugin) if not _known_attribute(name))
+    if unknown:
+        log.warning("queue config: unknown keys ignored: %s", ", ".join(unknown))
+
+
+def _known_attribute(name: str) -> bool:
+    """A queue-config key, an attribute Harvester sets itself, or a ``gc_`` one of ours."""
+    return name in KEYS or name in HARVESTER_ATTRIBUTES or name.startswith("gc_")
 
 
 def harvester_queue(plugin: Any) -> str | None:

@@ -132,7 +132,7 @@ def _makedist(plan: CvmfsPlan, base: Path, env: dict[str, str] | None) -> None:
         raise SiteAgentError(f"cvmfs: {base}/dist is missing and cvmfs.config is none")
     r = _run_makedist(plan.makedist, base, env)
     if r.returncode != 0 or not (base / "dist").is_dir():
-        raise SiteAgentError(f"cvmfs: makedist exited {r.returncode}: {_last_line(r)[:200]}")
+        raise SiteAgentError(f"cvmfs: makedist exited {r.returncode}: {last_line(r)[:200]}")
 
 
 def _run_makedist(
@@ -147,10 +147,10 @@ def _run_makedist(
         raise SiteAgentError(f"cvmfs: makedist failed: {err}") from None
 
 
-def _last_line(r: subprocess.CompletedProcess[str]) -> str:
-    """The last line a command wrote (stderr first), or ``no output``."""
+def last_line(r: subprocess.CompletedProcess[str], none: str = "no output") -> str:
+    """The last line a command wrote (stderr first), or ``none``."""
     tail = (r.stderr or r.stdout).strip().splitlines()[-1:]
-    return tail[0] if tail else "no output"
+    return tail[0] if tail else none
 
 
 def _write_default_local(plan: CvmfsPlan) -> list[str]:
