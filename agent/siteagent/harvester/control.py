@@ -60,8 +60,18 @@ def _signal_here(worker_id: str, pid: int) -> dict[str, Any]:
 
 def _cancel_job(worker_id: str, record: dict[str, Any]) -> dict[str, Any]:
     """Cancel the batch job the worker runs in, the way the site's scheduler does."""
-    import os
     import subprocess
+
+    job_id, cancel = _batch_job(worker_id, record)
+    out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"{cancel} {job_id}: {out.stderr.strip() or out.returncode}")
+    return {"worker": worker_id, "action": "cancelled", "detail": f"{cancel} {job_id}"}
+
+
+def _batch_job(worker_id: str, record: dict[str, Any]) -> tuple[str, str]:
+    """The worker's batch job id and the site's command that cancels it."""
+    import os
 
     from siteagent.names import Var
     from siteagent.schedulers import cancel_command
@@ -72,10 +82,7 @@ def _cancel_job(worker_id: str, record: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(
             f"worker {worker_id} runs on {record.get('host')} with no batch job to cancel"
         )
-    out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(f"{cancel} {job_id}: {out.stderr.strip() or out.returncode}")
-    return {"worker": worker_id, "action": "cancelled", "detail": f"{cancel} {job_id}"}
+    return job_id, cancel
 
 
 def forget_worker(worker_id: str) -> dict[str, Any]:

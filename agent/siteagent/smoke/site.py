@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
 from siteagent.names import Var
 from siteagent.profiles import Profile
 from siteagent.smoke.steps import SmokeReport, SmokeTest, Step
 from siteagent.smoke.tasks import python_task
+
+if TYPE_CHECKING:
+    from siteagent.checks.model import CheckResult
 
 ENDPOINT_INFO = "endpoint.json"  # written by globus-compute-endpoint when it registers
 
@@ -117,10 +120,7 @@ class SiteSmokeTest(SmokeTest):
         from siteagent.checks.runner import run_checks
 
         result = run_checks(self.profile)
-        failed = [r for r in result.results if r.failed]
-        if failed:
-            names = ", ".join(f"{r.name} {r.target}".strip() for r in failed)
-            raise SiteAgentError(f"site-agent check failed: {names} (run `site-agent check`)")
+        _refuse_failed(result.results)
         warned = sum(r.status == "warn" for r in result.results)
         return f"{len(result.results)} checks, {warned} warnings"
 
@@ -149,6 +149,14 @@ class SiteSmokeTest(SmokeTest):
         if res.returncode != 0 or not _every_rank(res.stdout, nodes * per_node, self.profile.name):
             raise SiteAgentError(f"shell task: returncode {res.returncode}, stdout {res.stdout!r}")
         return f"site-agent-exec ran {nodes * per_node} ranks on the compute node(s)"
+
+
+def _refuse_failed(results: list[CheckResult]) -> None:
+    """SiteAgentError naming the checks that failed: the smoke test stops there."""
+    failed = [r for r in results if r.failed]
+    if failed:
+        names = ", ".join(f"{r.name} {r.target}".strip() for r in failed)
+        raise SiteAgentError(f"site-agent check failed: {names} (run `site-agent check`)")
 
 
 def _every_rank(stdout: str, ranks: int, site: str) -> bool:
