@@ -50,9 +50,13 @@ def find_profile(name_or_path: str) -> Path:
         return _profile_file(name_or_path)
     found = _find_on_search_path(name_or_path)
     if found is None:
-        known = ", ".join(n for n, _ in list_profiles()) or "none"
-        raise ConfigError(f"unknown site profile '{name_or_path}' (known: {known})")
+        raise _unknown_profile(name_or_path)
     return found
+
+
+def _unknown_profile(name: str) -> ConfigError:
+    known = ", ".join(n for n, _ in list_profiles()) or "none"
+    return ConfigError(f"unknown site profile '{name}' (known: {known})")
 
 
 def _profile_file(path: str) -> Path:

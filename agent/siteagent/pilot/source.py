@@ -131,8 +131,11 @@ def _proxies(env: Mapping[str, str], url: str) -> dict[str, str]:
     no_proxy = {"no": _proxy_variable(env, "no_proxy")}
     if urllib.request.proxy_bypass_environment(host, no_proxy):  # type: ignore[attr-defined]
         return {}
-    schemes = {scheme: _proxy_variable(env, f"{scheme}_proxy") for scheme in ("http", "https")}
-    return {scheme: proxy for scheme, proxy in schemes.items() if proxy}
+    return {
+        scheme: proxy
+        for scheme in ("http", "https")
+        if (proxy := _proxy_variable(env, f"{scheme}_proxy"))
+    }
 
 
 def _opener(env: Mapping[str, str], url: str) -> Any:

@@ -23,7 +23,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
@@ -106,12 +106,17 @@ def token_expiry(path: str) -> float | None:
     parts = Path(path).read_text().strip().split(".")
     if len(parts) != 3:
         return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    exp = _claims(parts[1]).get("exp")
     return float(exp) if isinstance(exp, int | float) else None
+
+
+def _claims(payload: str) -> dict[str, Any]:
+    """A JWT's claims from its base64url payload ({} when they are not a JSON object)."""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _lifetime(what: str, path: str, expiry: float | None, creds: Credentials, now: float) -> str:
