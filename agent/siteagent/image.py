@@ -156,12 +156,12 @@ def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
 
 def _cvmfs_binds(profile: Profile) -> list[str]:
     cvmfs = profile.cvmfs
-    if cvmfs.mode == "native":
-        return ["/cvmfs"]
-    if cvmfs.mode == "cvmfsexec":
-        # cvmfsexec's distribution and cache live on the host, shared by the pilots of a node
-        return [p for p in (cvmfs.dist_dir, cvmfs.cache_dir) if p]
-    return []
+    # cvmfsexec's distribution and cache live on the host, shared by the pilots of a node
+    by_mode: dict[str, list[str | None]] = {
+        "native": ["/cvmfs"],
+        "cvmfsexec": [cvmfs.dist_dir, cvmfs.cache_dir],
+    }
+    return [p for p in by_mode.get(cvmfs.mode, []) if p]
 
 
 def worker_image(

@@ -249,13 +249,16 @@ def _known_attribute(name: str) -> bool:
 def harvester_queue(plugin: Any) -> str | None:
     """The PanDA queue Harvester set on the plugin (queue_config_mapper fills in ``siteName``
     and ``queueName`` = ``siteName[/resourceType]``); None outside Harvester."""
-    name = getattr(plugin, "siteName", None) or str(getattr(plugin, "queueName", "") or "")
-    name = name.split("/")[0]
+    name = _site_or_queue_name(plugin).split("/")[0]
     if not name:
         return None
     if not TOKEN.match(name):
         raise _fail("queueName", f"{name!r} is not a PanDA queue name ({TOKEN_WHAT})")
     return name
+
+
+def _site_or_queue_name(plugin: Any) -> str:
+    return getattr(plugin, "siteName", None) or str(getattr(plugin, "queueName", "") or "")
 
 
 def keys_table() -> str:

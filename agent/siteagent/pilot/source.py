@@ -186,8 +186,13 @@ def _unpack(tarball: Path, into: Path, origin: str) -> Path:
             tar.extractall(into, filter="data")
     except (tarfile.TarError, OSError) as err:
         raise SiteAgentError(f"pilot.source: cannot unpack {origin}: {err}") from None
-    found = sorted(p.parent for p in into.glob("*pilot.py"))
-    found += sorted(p.parent for p in into.glob("*/pilot.py"))
+    return _pilot_dir(into, origin)
+
+
+def _pilot_dir(tree: Path, origin: str) -> Path:
+    """The directory of an unpacked tarball that holds pilot.py: its top, else one level down."""
+    found = sorted(p.parent for p in tree.glob("*pilot.py"))
+    found += sorted(p.parent for p in tree.glob("*/pilot.py"))
     if not found:
         raise SiteAgentError(f"pilot.source: no pilot.py in {origin}")
     return found[0]

@@ -35,11 +35,17 @@ def logged_in() -> bool:
     and does not create the token database where there is none.
     """
     from globus_compute_sdk.sdk.auth.client_login import get_client_creds
-    from globus_compute_sdk.sdk.compute_dir import get_compute_dir
 
     client_id, client_secret = get_client_creds()
     if client_id and client_secret:
         return True  # a client identity logs in by itself, without a browser
+    return _tokens_usable()
+
+
+def _tokens_usable() -> bool:
+    """The SDK's token database exists and holds tokens that need no new login."""
+    from globus_compute_sdk.sdk.compute_dir import get_compute_dir
+
     if not (get_compute_dir() / "storage.db").is_file():
         return False
     from globus_compute_endpoint.auth import get_globus_app_with_scopes

@@ -34,10 +34,9 @@ class Objective:
 
     @property
     def unit(self) -> str:
-        if self.name == "throughput":
-            return self.metric or ""
-        if self.name == "node-hours" and self.metric:
-            return f"node-hours/{self.metric}"
+        """The unit of its values: per unit of ``metric`` where it has one (time has none)."""
+        if self.metric and self.name != "time":
+            return self.metric if self.name == "throughput" else f"node-hours/{self.metric}"
         return OBJECTIVES[self.name][0]
 
     @property

@@ -56,8 +56,7 @@ class ResultsFile:
         """The records so far (none if the file does not exist)."""
         if not self.path.exists():
             return []
-        records = (_parse(line) for line in self.path.read_text().splitlines())
-        return [r for r in records if r is not None]
+        return _records(self.path.read_text())
 
     def done_keys(self) -> set[str]:
         """Runs measured already; see ``measured`` for the ones a rerun runs again."""
@@ -81,6 +80,12 @@ class ResultsFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def _records(text: str) -> list[dict[str, Any]]:
+    """The records of the file's ``text``, lines that are none left out."""
+    records = (_parse(line) for line in text.splitlines())
+    return [r for r in records if r is not None]
 
 
 def _parse(line: str) -> dict[str, Any] | None:
