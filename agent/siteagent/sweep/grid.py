@@ -275,12 +275,22 @@ def _check_constraint_fields(profile: Profile, constraints: list[str]) -> None:
     """Every name a constraint uses is a field of the site's schema."""
     known = set(fields(profile))
     for c in constraints:
-        unknown = next((name for name in names(c) if name not in known), None)
+        unknown = _unknown_name(c, known)
         if unknown is not None:
             raise ConfigError(
                 f"constraints: {c!r}: {unknown}: not a user_endpoint_config field of site "
                 f"{profile.name} (known: {', '.join(sorted(known))})"
             )
+
+
+def _unknown_name(constraint: str, known: set[str]) -> str | None:
+    """A name ``constraint`` uses that is not in ``known``."""
+    return next((name for name in names(constraint) if name not in known), None)
+
+
+def _false_constraint(constraints: list[str], config: dict[str, Any]) -> str | None:
+    """The first constraint that is false for ``config``."""
+    return next((c for c in constraints if not evaluate(c, config)), None)
 
 
 def _point(profile: Profile, grid: Grid, values: dict[str, Any]) -> Point | Skipped:
@@ -291,7 +301,7 @@ def _point(profile: Profile, grid: Grid, values: dict[str, Any]) -> Point | Skip
         config = canonicalize(profile, grid.config | values)
     except SiteAgentError as err:
         return Skipped(values, str(err).removeprefix("user_endpoint_config: "))
-    failed = next((c for c in grid.constraints if not evaluate(c, config)), None)
+    failed = _false_constraint(grid.constraints, config)
     if failed is not None:
         return Skipped(values, f"constraint {failed!r} is false")
     return Point(values, config)

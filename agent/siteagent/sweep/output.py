@@ -22,13 +22,15 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 def overhead(entry: Ranked) -> float | None:
     """Median seconds of a run spent outside the payload (wrappers, layers, start-up)."""
-    values = [
-        r["seconds"] - r["layers"]["payload"]
-        for r in entry.ok_runs
-        if r.get("seconds") is not None and "payload" in r.get("layers", {})
-    ]
-    values.sort()
+    values = sorted(v for v in map(_run_overhead, entry.ok_runs) if v is not None)
     return values[len(values) // 2] if values else None
+
+
+def _run_overhead(run: dict[str, Any]) -> float | None:
+    """Seconds of one run outside its payload (None without both times)."""
+    if run.get("seconds") is None or "payload" not in run.get("layers", {}):
+        return None
+    return run["seconds"] - run["layers"]["payload"]
 
 
 def table(ranked: list[Ranked], objective: Objective, fields: list[str]) -> Any:

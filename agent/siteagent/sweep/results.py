@@ -207,11 +207,17 @@ def _layer_seconds(reports: list[dict[str, Any]]) -> dict[str, float]:
     """Each layer's time over the ranks' pilot reports (the slowest rank's)."""
     layers: dict[str, float] = {}
     for report in reports:
-        for layer in report.get("layers", []):
-            layers[layer["name"]] = max(layers.get(layer["name"], 0.0), layer.get("seconds", 0.0))
-        if report.get("payload_seconds") is not None:
-            layers["payload"] = max(layers.get("payload", 0.0), report["payload_seconds"])
+        for name, seconds in _report_seconds(report):
+            layers[name] = max(layers.get(name, 0.0), seconds)
     return {k: round(v, 4) for k, v in layers.items()}
+
+
+def _report_seconds(report: dict[str, Any]) -> list[tuple[str, float]]:
+    """(layer, seconds) of one rank's pilot report, the payload's too when it ran."""
+    times = [(layer["name"], layer.get("seconds", 0.0)) for layer in report.get("layers", [])]
+    if report.get("payload_seconds") is not None:
+        times.append(("payload", report["payload_seconds"]))
+    return times
 
 
 def _rank_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -221,12 +227,17 @@ def _rank_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _run_error(o: dict[str, Any], reports: list[dict[str, Any]], ranks: int, want: int) -> str:
     """Why a run that got a result is not ok: a rank's own error, missing ranks, or its exit."""
-    errors = [r.get("error") for r in reports if r.get("error")]
-    if errors:
-        return str(errors[0])
+    error = _rank_error(reports)
+    if error:
+        return error
     if ranks != want:
         return f"{ranks} of {want} pilot reports; stderr: {_tail(o)}"
     return f"exit code {o.get('exit_code')}; stderr: {_tail(o)}"
+
+
+def _rank_error(reports: list[dict[str, Any]]) -> str | None:
+    """The first error a rank's pilot report names."""
+    return next((str(r["error"]) for r in reports if r.get("error")), None)
 
 
 def _queue_wait(queue: dict[str, float] | None, submitted_at: float) -> float | None:
