@@ -96,9 +96,12 @@ def render_default_local(
         "@QUOTA_MB@": _value("CVMFS_QUOTA_LIMIT", str(profile.cvmfs.quota_mb)),
         "@CACHE_BASE@": _value("CVMFS_CACHE_BASE", cache_base) if cache_base else None,
     }
-    lines = (
-        _fill(line, values) for line in (data_dir() / "default.local.in").read_text().splitlines()
-    )
+    return _render((data_dir() / "default.local.in").read_text(), values)
+
+
+def _render(template: str, values: dict[str, str | None]) -> str:
+    """``template`` with its placeholders filled, lines with a value not given left out."""
+    lines = (_fill(line, values) for line in template.splitlines())
     return "\n".join(line for line in lines if line) + "\n"
 
 

@@ -91,14 +91,16 @@ def forget_worker(worker_id: str) -> dict[str, Any]:
     from siteagent.harvester.control import state_dir
 
     state = state_dir() / "workers"
-    gone = []
+    mark, record = state / f"{worker_id}.stop", state / f"{worker_id}.json"
     # and a record being written (``.json.<pid>``) when its batch job was killed
-    for path in (state / f"{worker_id}.stop", state / f"{worker_id}.json"):
-        if path.exists():
-            path.unlink(missing_ok=True)
-            gone.append(path.name)
-    for path in state.glob(f"{worker_id}.json.*"):
-        path.unlink(missing_ok=True)
-        gone.append(path.name)
+    gone = _remove_existing([mark, record, *state.glob(f"{worker_id}.json.*")])
     detail = f"removed {', '.join(gone)}" if gone else "nothing left on the site"
     return {"worker": worker_id, "action": "forgot", "detail": detail}
+
+
+def _remove_existing(paths: list[Path]) -> list[str]:
+    """Remove those of ``paths`` that exist; their names."""
+    gone = [path for path in paths if path.exists()]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    return [path.name for path in gone]

@@ -167,9 +167,13 @@ def _refuse_failed(results: list[CheckResult]) -> None:
 
 def _every_rank(stdout: str, ranks: int, site: str) -> bool:
     """Each of ``ranks`` ranks printed its line, with the site's name."""
-    seen = {line.split()[0] for line in stdout.splitlines() if line.startswith("rank=")}
     want = {f"rank={r}" for r in range(ranks)}
-    return seen == want and f"site={site}" in stdout
+    return _ranks_seen(stdout) == want and f"site={site}" in stdout
+
+
+def _ranks_seen(stdout: str) -> set[str]:
+    """The ``rank=N`` words that start lines of ``stdout``."""
+    return {line.split()[0] for line in stdout.splitlines() if line.startswith("rank=")}
 
 
 def run_site_smoke_test(
