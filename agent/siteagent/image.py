@@ -129,18 +129,23 @@ def _oci_image(env: Mapping[str, str], containerenv: Path) -> RunningImage:
 def _runtime(profile: Profile, running: RunningImage | None) -> str:
     runtime = profile.container.runtime
     if runtime == "none":
-        if running is None:
-            raise ConfigError(
-                f"container.runtime: site '{profile.name}' has none to start workers in the "
-                "image (set container.runtime in the profile)"
-            )
-        return running.runtime
+        return _running_runtime(profile, running)
     if runtime not in APPTAINER_TYPES + DOCKER_TYPES:
         raise ConfigError(
             f"container.runtime: '{runtime}' cannot start the endpoint's workers in the image "
             f"(supported: {', '.join(APPTAINER_TYPES + DOCKER_TYPES)})"
         )
     return runtime
+
+
+def _running_runtime(profile: Profile, running: RunningImage | None) -> str:
+    """For a profile without a runtime: the one site-agent itself runs in."""
+    if running is None:
+        raise ConfigError(
+            f"container.runtime: site '{profile.name}' has none to start workers in the "
+            "image (set container.runtime in the profile)"
+        )
+    return running.runtime
 
 
 def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
