@@ -42,19 +42,27 @@ def rank_slots(
             f"gpus_per_rank: {gpus_per_rank} is more than the {total} GPU slots of a node"
         )
     first = (local_rank % (total // gpus_per_rank)) * gpus_per_rank
-    slots = range(first, first + gpus_per_rank)
+    return _in_order(range(first, first + gpus_per_rank), total, order)
+
+
+def _in_order(positions: range, total: int, order: str | tuple[int, ...]) -> tuple[int, ...]:
+    """The slots ``order`` puts at ``positions`` (of ``total``)."""
     if order == "reverse":
-        return tuple(total - 1 - s for s in slots)
+        return tuple(total - 1 - s for s in positions)
     if isinstance(order, (tuple, list)):
-        return tuple(order[s] for s in slots)
-    return tuple(slots)
+        return tuple(order[s] for s in positions)
+    return tuple(positions)
+
+
+def _check_not_negative(**counts: int) -> None:
+    for name, count in counts.items():
+        if count < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {count}")
 
 
 def bind_rank(node: NodeShape, local_rank: int, gpus_per_rank: int) -> RankBinding:
     """The binding of ``local_rank`` when each rank owns ``gpus_per_rank`` slots."""
-    for name, count in (("local_rank", local_rank), ("gpus_per_rank", gpus_per_rank)):
-        if count < 0:
-            raise ConfigError(f"{name}: must be >= 0, got {count}")
+    _check_not_negative(local_rank=local_rank, gpus_per_rank=gpus_per_rank)
     binding = node.gpu_binding
     if gpus_per_rank == 0 or binding is None:
         return RankBinding(local_rank, ())

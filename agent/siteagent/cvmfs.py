@@ -31,24 +31,34 @@ def repository_list(name: str) -> list[str]:
     """Repositories of a shipped list (``atlas``, ``epic``)."""
     path = data_dir() / f"{name}.repos"
     if not LIST_NAME.match(name) or not path.is_file():
-        known = sorted(p.stem for p in data_dir().glob("*.repos"))
         raise ConfigError(
-            f"cvmfs: '{name}' is neither a repository name nor a list (lists: {', '.join(known)})"
+            f"cvmfs: '{name}' is neither a repository name nor a list "
+            f"(lists: {', '.join(_shipped_lists())})"
         )
-    return [
-        line.split("#", 1)[0].strip()
-        for line in path.read_text().splitlines()
-        if line.split("#", 1)[0].strip()
-    ]
+    return _entries(path.read_text())
+
+
+def _shipped_lists() -> list[str]:
+    return sorted(p.stem for p in data_dir().glob("*.repos"))
+
+
+def _entries(text: str) -> list[str]:
+    """The entries of a list file: its lines without comments and blank lines."""
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]
 
 
 def _expand(item: str) -> list[str]:
     """One repository, or the repositories of a shipped list; each checked."""
     names = [item] if "." in item else repository_list(item)
     for repo in names:
-        if not REPO.match(repo) or len(repo) > 127:
-            raise ConfigError(f"cvmfs: '{repo}' is not a valid repository name")
+        _check_repository(repo)
     return names
+
+
+def _check_repository(repo: str) -> None:
+    if not REPO.match(repo) or len(repo) > 127:
+        raise ConfigError(f"cvmfs: '{repo}' is not a valid repository name")
 
 
 def parse_repositories(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -86,9 +96,12 @@ def render_default_local(
         "@QUOTA_MB@": _value("CVMFS_QUOTA_LIMIT", str(profile.cvmfs.quota_mb)),
         "@CACHE_BASE@": _value("CVMFS_CACHE_BASE", cache_base) if cache_base else None,
     }
-    lines = (
-        _fill(line, values) for line in (data_dir() / "default.local.in").read_text().splitlines()
-    )
+    return _render((data_dir() / "default.local.in").read_text(), values)
+
+
+def _render(template: str, values: dict[str, str | None]) -> str:
+    """``template`` with its placeholders filled, lines with a value not given left out."""
+    lines = (_fill(line, values) for line in template.splitlines())
     return "\n".join(line for line in lines if line) + "\n"
 
 

@@ -69,21 +69,28 @@ def provision(profile: Profile) -> list[str]:
     if found.present:  # cloned before, dist/ still missing
         commands = commands[1:]
     env = os.environ | proxy_environment(profile)  # the login node's proxy, if it uses one
-    done = []
     for cmd in commands:
-        found.directory.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            r = subprocess.run(
-                cmd, env=env, cwd=found.directory.parent if cmd[0] == "git" else found.directory,
-                capture_output=True, text=True, timeout=TIMEOUT,
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise SiteAgentError(f"cvmfsexec: {shlex.join(cmd)}: {err}") from None
-        if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or [""]
-            raise SiteAgentError(
-                f"cvmfsexec: {shlex.join(cmd)} exited {r.returncode}: {tail[0][:200]} "
-                f"(run by hand: {shell_text(commands)})"
-            )
-        done.append(shlex.join(cmd))
-    return done
+        _run_step(cmd, found.directory, env, commands)
+    return [shlex.join(cmd) for cmd in commands]
+
+
+def _run_step(
+    cmd: list[str], directory: Path, env: dict[str, str], commands: list[list[str]]
+) -> None:
+    """Run one of ``commands`` (git clone next to ``directory``, makedist in it); a failure
+    names the whole sequence to run by hand."""
+    from siteagent.pilot.layers.cvmfs import last_line
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        r = subprocess.run(
+            cmd, env=env, cwd=directory.parent if cmd[0] == "git" else directory,
+            capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SiteAgentError(f"cvmfsexec: {shlex.join(cmd)}: {err}") from None
+    if r.returncode != 0:
+        raise SiteAgentError(
+            f"cvmfsexec: {shlex.join(cmd)} exited {r.returncode}: {last_line(r, '')[:200]} "
+            f"(run by hand: {shell_text(commands)})"
+        )

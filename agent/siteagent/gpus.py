@@ -25,18 +25,23 @@ def _count_amd(base: Path) -> int:
     kfd = base / "sys/class/kfd/kfd/topology/nodes"
     if not kfd.is_dir():
         return 0
-    ids = (node / "gpu_id" for node in kfd.iterdir())
-    return sum(
-        1 for gpu_id in ids if gpu_id.is_file() and gpu_id.read_text().strip() not in ("", "0")
-    )
+    return sum(1 for node in kfd.iterdir() if _has_gpu_id(node / "gpu_id"))
+
+
+def _has_gpu_id(gpu_id: Path) -> bool:
+    """A KFD node's ``gpu_id`` names a GPU (a CPU node's is missing or 0)."""
+    return gpu_id.is_file() and gpu_id.read_text().strip() not in ("", "0")
 
 
 def _is_intel_gpu(card: Path) -> bool:
     vendor = card / "device/vendor"
     is_intel = vendor.is_file() and vendor.read_text().strip() == "0x8086"
+    return "-" not in card.name and is_intel and _has_local_memory(card)
+
+
+def _has_local_memory(card: Path) -> bool:
     # integrated graphics have no local memory or tiles; data-centre GPUs do
-    has_lmem = (card / "device/tile0").exists() or os.path.exists(card / "device/lmem_total_bytes")
-    return "-" not in card.name and is_intel and has_lmem
+    return (card / "device/tile0").exists() or os.path.exists(card / "device/lmem_total_bytes")
 
 
 def _count_intel(base: Path) -> int:

@@ -20,7 +20,12 @@ from pathlib import Path
 
 from siteagent.errors import ConfigError
 from siteagent.names import IMAGE_RE, Var
-from siteagent.pilot.layers.runtimes import BIND, INTEL_DEVICES
+from siteagent.pilot.layers.runtimes import (
+    INTEL_DEVICES,
+    checked_binds,
+    flagged,
+    gpu_options,
+)
 from siteagent.profiles import Profile
 from siteagent.sections import ContainerSection
 
@@ -124,18 +129,23 @@ def _oci_image(env: Mapping[str, str], containerenv: Path) -> RunningImage:
 def _runtime(profile: Profile, running: RunningImage | None) -> str:
     runtime = profile.container.runtime
     if runtime == "none":
-        if running is None:
-            raise ConfigError(
-                f"container.runtime: site '{profile.name}' has none to start workers in the "
-                "image (set container.runtime in the profile)"
-            )
-        return running.runtime
+        return _running_runtime(profile, running)
     if runtime not in APPTAINER_TYPES + DOCKER_TYPES:
         raise ConfigError(
             f"container.runtime: '{runtime}' cannot start the endpoint's workers in the image "
             f"(supported: {', '.join(APPTAINER_TYPES + DOCKER_TYPES)})"
         )
     return runtime
+
+
+def _running_runtime(profile: Profile, running: RunningImage | None) -> str:
+    """For a profile without a runtime: the one site-agent itself runs in."""
+    if running is None:
+        raise ConfigError(
+            f"container.runtime: site '{profile.name}' has none to start workers in the "
+            "image (set container.runtime in the profile)"
+        )
+    return running.runtime
 
 
 def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
@@ -146,23 +156,17 @@ def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
     binds += profile.container.binds
     if profile.node.gpu_vendor == "intel":
         binds.append(INTEL_DEVICES)  # once: the loop below drops a repeated bind
-    out: list[str] = []
-    for bind in binds:
-        if not BIND.match(bind):
-            raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
-        if bind not in out:
-            out.append(bind)
-    return out
+    return checked_binds(binds)
 
 
 def _cvmfs_binds(profile: Profile) -> list[str]:
     cvmfs = profile.cvmfs
-    if cvmfs.mode == "native":
-        return ["/cvmfs"]
-    if cvmfs.mode == "cvmfsexec":
-        # cvmfsexec's distribution and cache live on the host, shared by the pilots of a node
-        return [p for p in (cvmfs.dist_dir, cvmfs.cache_dir) if p]
-    return []
+    # cvmfsexec's distribution and cache live on the host, shared by the pilots of a node
+    by_mode: dict[str, list[str | None]] = {
+        "native": ["/cvmfs"],
+        "cvmfsexec": [cvmfs.dist_dir, cvmfs.cache_dir],
+    }
+    return [p for p in by_mode.get(cvmfs.mode, []) if p]
 
 
 def worker_image(
@@ -182,9 +186,13 @@ def worker_image(
         options = _docker_options(runtime, profile.container, binds, uri)
     options += profile.container.options
     _check_shell_words(options)
+    return WorkerImage(runtime, uri, tuple(options), _created_dirs(profile))
+
+
+def _created_dirs(profile: Profile) -> tuple[str, ...]:
+    """Bound directories the batch job creates: cvmfsexec's node-local cache."""
     cache = profile.cvmfs.cache_dir
-    create = (cache,) if profile.cvmfs.mode == "cvmfsexec" and cache else ()
-    return WorkerImage(runtime, uri, tuple(options), create)
+    return (cache,) if profile.cvmfs.mode == "cvmfsexec" and cache else ()
 
 
 def _check_shell_words(options: list[str]) -> None:
@@ -216,35 +224,57 @@ def _named_uri(image: str | None, running: RunningImage | None) -> str:
 
 def _check_form(runtime: str, uri: str) -> None:
     """Refuse an image form ``runtime`` cannot start (a SIF for podman, a relative SIF)."""
-    if runtime in DOCKER_TYPES and uri.endswith(".sif"):
+    if runtime in DOCKER_TYPES:
+        _check_reference(runtime, uri)
+    else:
+        _check_sif(uri)
+
+
+def _check_reference(runtime: str, uri: str) -> None:
+    if uri.endswith(".sif"):
         raise ConfigError(f"--image: {runtime} runs an image reference, not the SIF file {uri}")
-    if runtime in APPTAINER_TYPES and "://" not in uri and not uri.startswith("/"):
+
+
+def _check_sif(uri: str) -> None:
+    if "://" not in uri and not uri.startswith("/"):
         # batch jobs start in other directories: the compute nodes need the SIF's full path
         raise ConfigError(f"--image: '{uri}' is relative; name the SIF by its absolute path")
 
 
 def _apptainer_options(cfg: ContainerSection, binds: list[str]) -> list[str]:
     # apptainer passes the batch job's environment (worker_init's exports) and binds HOME
-    options = [cfg.gpu_flag] if cfg.gpu_flag != "none" else []
-    for bind in binds:
-        options += ["--bind", bind]
-    return options + [f"--env={k}={v}" for k, v in cfg.env.items()]
+    return [*gpu_options(cfg), *flagged("--bind", binds), *_env_options(cfg)]
 
 
 def _docker_options(runtime: str, cfg: ContainerSection, binds: list[str], uri: str) -> list[str]:
     # the worker pool connects back to the interchange: the host's network; --rm leaves no
     # stopped container per block; --init: the worker pool is not PID 1, which ignores the
     # SIGTERM that stops a block. The engine adds `-v RUNDIR:RUNDIR -t`.
-    options = ["--rm", "--init", "--network=host"]
-    if cfg.gpu_flag != "none":  # podman-hpc's GPU module (--gpu)
-        options.append(cfg.gpu_flag)
-    if runtime != "podman-hpc":
-        # the files the workers write belong to whoever installed the endpoint
-        # (podman-hpc maps the container's root to the calling user already)
-        options.append(f"--user={os.getuid()}:{os.getgid()}")
-    for bind in binds:
-        host, _, rest = bind.partition(":")
-        options.append(f"--volume={host}:{rest or host}")
-    options += [f"--env={name}" for name in WORKER_VARIABLES]
-    options.append(f"--env={Var.IMAGE}={uri}")
-    return options + [f"--env={k}={v}" for k, v in cfg.env.items()]
+    return [
+        "--rm",
+        "--init",
+        "--network=host",
+        *gpu_options(cfg),  # podman-hpc's GPU module (--gpu)
+        *_user_options(runtime),
+        *map(_volume, binds),
+        *[f"--env={name}" for name in WORKER_VARIABLES],
+        f"--env={Var.IMAGE}={uri}",
+        *_env_options(cfg),
+    ]
+
+
+def _env_options(cfg: ContainerSection) -> list[str]:
+    """The profile's ``container.env`` as ``--env=NAME=VALUE`` options."""
+    return [f"--env={k}={v}" for k, v in cfg.env.items()]
+
+
+def _user_options(runtime: str) -> list[str]:
+    """The files the workers write belong to whoever installed the endpoint (podman-hpc maps
+    the container's root to the calling user already)."""
+    return [] if runtime == "podman-hpc" else [f"--user={os.getuid()}:{os.getgid()}"]
+
+
+def _volume(bind: str) -> str:
+    """A bind (``HOST[:CONTAINER[:OPTIONS]]``) as docker's ``--volume``."""
+    host, _, rest = bind.partition(":")
+    return f"--volume={host}:{rest or host}"

@@ -32,25 +32,43 @@ def list_profiles() -> list[tuple[str, Path]]:
     """All profile names visible on the search path, with the file each resolves to."""
     found: dict[str, Path] = {}
     for d in search_path():
-        if not d.is_dir():
-            continue
-        for p in sorted(d.iterdir()):
-            if p.suffix in PROFILE_SUFFIXES and p.stem not in found:
-                found[p.stem] = p
+        for p in _profile_files(d):
+            found.setdefault(p.stem, p)  # the first directory's wins
     return sorted(found.items())
+
+
+def _profile_files(d: Path) -> list[Path]:
+    """The profile files in directory ``d`` by name (none when it is not a directory)."""
+    if not d.is_dir():
+        return []
+    return [p for p in sorted(d.iterdir()) if p.suffix in PROFILE_SUFFIXES]
 
 
 def find_profile(name_or_path: str) -> Path:
     """Resolve a profile name (``polaris``) or a path to a YAML file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in PROFILE_SUFFIXES or os.sep in name_or_path:
-        if not candidate.is_file():
-            raise ConfigError(f"site profile file not found: {name_or_path}")
-        return candidate
+    if Path(name_or_path).suffix in PROFILE_SUFFIXES or os.sep in name_or_path:
+        return _profile_file(name_or_path)
+    found = _find_on_search_path(name_or_path)
+    if found is None:
+        raise _unknown_profile(name_or_path)
+    return found
+
+
+def _unknown_profile(name: str) -> ConfigError:
+    known = ", ".join(n for n, _ in list_profiles()) or "none"
+    return ConfigError(f"unknown site profile '{name}' (known: {known})")
+
+
+def _profile_file(path: str) -> Path:
+    if not Path(path).is_file():
+        raise ConfigError(f"site profile file not found: {path}")
+    return Path(path)
+
+
+def _find_on_search_path(name: str) -> Path | None:
+    """``NAME.yaml`` (or ``.yml``) of the first directory on the search path that has it."""
     for d in search_path():
         for suffix in PROFILE_SUFFIXES:
-            p = d / f"{name_or_path}{suffix}"
-            if p.is_file():
-                return p
-    known = ", ".join(n for n, _ in list_profiles()) or "none"
-    raise ConfigError(f"unknown site profile '{name_or_path}' (known: {known})")
+            if (d / f"{name}{suffix}").is_file():
+                return d / f"{name}{suffix}"
+    return None

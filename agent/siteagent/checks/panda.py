@@ -89,7 +89,7 @@ def _get(url: str, ctx: ssl.SSLContext, deadline: float, step: str) -> tuple[int
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "", parts.port
     conn = _connection(parts, ctx, timeout)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    path = urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))  # path?query
     try:
         conn.request("GET", path, headers={"Accept": "application/json"})
         resp: HTTPResponse = conn.getresponse()
@@ -103,13 +103,17 @@ def _get(url: str, ctx: ssl.SSLContext, deadline: float, step: str) -> tuple[int
 def _transport_error(err: OSError, step: str, where: str) -> ProbeError:
     """The step a failed request names: tls for the certificate or handshake, this step for
     a timeout, tcp for the rest."""
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return ProbeError("tls", f"{where}: server certificate not trusted: {err.verify_message}")
     if isinstance(err, ssl.SSLError):
-        return ProbeError("tls", f"{where}: TLS failed: {err.reason or err}")
+        return ProbeError("tls", f"{where}: {_tls_failure(err)}")
     if isinstance(err, TimeoutError):
         return ProbeError(step, f"{where}: no answer in time")
     return ProbeError("tcp", f"{where}: unreachable: {err.strerror or err}")
+
+
+def _tls_failure(err: ssl.SSLError) -> str:
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"server certificate not trusted: {err.verify_message}"
+    return f"TLS failed: {err.reason or err}"
 
 
 def _json(body: bytes, what: str, step: str) -> Any:
@@ -181,14 +185,19 @@ def _queue_active(
 ) -> None:
     """The queue's queuedata, where pilot3 reads it, must say ACTIVE."""
     url = queuedata_url(urllib.parse.urlsplit(server).hostname or "", queue, environ)
+    state = _queue_state(_queuedata(url, queue, ctx, deadline), queue)
+    if state != "ACTIVE":
+        raise ProbeError("queue", f"queue {queue} is {state}, not ACTIVE: pilots exit at start")
+
+
+def _queuedata(url: str, queue: str, ctx: ssl.SSLContext, deadline: float) -> Any:
+    """The queue's queuedata document at ``url``."""
     status, body = _get(url, ctx, deadline, "queue")
     if status == 404:
         raise ProbeError("queue", f"queue {queue} is unknown to the server ({url}: HTTP 404)")
     if status != 200:
         raise ProbeError("queue", f"{url}: HTTP {status}")
-    state = _queue_state(_json(body, url, "queue"), queue)
-    if state != "ACTIVE":
-        raise ProbeError("queue", f"queue {queue} is {state}, not ACTIVE: pilots exit at start")
+    return _json(body, url, "queue")
 
 
 def _queue_state(queuedata: Any, queue: str) -> str:
@@ -210,6 +219,18 @@ def _jobs_waiting(
     return int((per_queue.get(resource_type) or {}).get("activated") or 0)
 
 
+def _outcome(
+    server: str, queue: str, resource_type: str, ca_file: str | None, deadline: float,
+    environ: dict[str, str],
+) -> tuple[str, str, str]:  # fmt: skip
+    """(status, step, reason) of the steps; the failing one's as FAIL."""
+    try:
+        ctx = _context(ca_file, environ)
+        return _steps(server, queue, resource_type, ctx, deadline, environ)
+    except ProbeError as err:
+        return FAIL, err.step, err.reason
+
+
 def probe_panda(
     pilot: PilotSection,
     timeout: float = 5.0,
@@ -226,12 +247,7 @@ def probe_panda(
     server = f"{pilot.server_url.rstrip('/')}:{pilot.server_port}"
     target = f"{server} {queue}/{resource_type}"
     t0 = time.monotonic()
-    try:
-        ctx = _context(ca_file, environ)
-        deadline = t0 + timeout
-        status, step, reason = _steps(server, queue, resource_type, ctx, deadline, environ)
-    except ProbeError as err:
-        status, step, reason = FAIL, err.step, err.reason
+    status, step, reason = _outcome(server, queue, resource_type, ca_file, t0 + timeout, environ)
     return CheckResult(
         name="panda",
         status=status,

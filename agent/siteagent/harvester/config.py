@@ -230,26 +230,35 @@ def queue_config(plugin: Any) -> QueueConfig:
         values[f.name] = f.metadata["check"](f.metadata["key"], raw)
     if values["panda_queue"] is None:
         values["panda_queue"] = harvester_queue(plugin)
-    unknown = sorted(
-        name
-        for name in vars(plugin)
-        if name not in KEYS and name not in HARVESTER_ATTRIBUTES and not name.startswith("gc_")
-    )
-    if unknown:  # a misspelt key would silently take its default
-        log.warning("queue config: unknown keys ignored: %s", ", ".join(unknown))
+    _warn_unknown_keys(plugin)
     return QueueConfig(**values)
+
+
+def _warn_unknown_keys(plugin: Any) -> None:
+    """Log the attributes that are no key of ours: a misspelt key silently takes its default."""
+    unknown = sorted(name for name in vars(plugin) if not _known_attribute(name))
+    if unknown:
+        log.warning("queue config: unknown keys ignored: %s", ", ".join(unknown))
+
+
+def _known_attribute(name: str) -> bool:
+    """A queue-config key, an attribute Harvester sets itself, or a ``gc_`` one of ours."""
+    return name in KEYS or name in HARVESTER_ATTRIBUTES or name.startswith("gc_")
 
 
 def harvester_queue(plugin: Any) -> str | None:
     """The PanDA queue Harvester set on the plugin (queue_config_mapper fills in ``siteName``
     and ``queueName`` = ``siteName[/resourceType]``); None outside Harvester."""
-    name = getattr(plugin, "siteName", None) or str(getattr(plugin, "queueName", "") or "")
-    name = name.split("/")[0]
+    name = _site_or_queue_name(plugin).split("/")[0]
     if not name:
         return None
     if not TOKEN.match(name):
         raise _fail("queueName", f"{name!r} is not a PanDA queue name ({TOKEN_WHAT})")
     return name
+
+
+def _site_or_queue_name(plugin: Any) -> str:
+    return getattr(plugin, "siteName", None) or str(getattr(plugin, "queueName", "") or "")
 
 
 def keys_table() -> str:

@@ -60,8 +60,18 @@ def _signal_here(worker_id: str, pid: int) -> dict[str, Any]:
 
 def _cancel_job(worker_id: str, record: dict[str, Any]) -> dict[str, Any]:
     """Cancel the batch job the worker runs in, the way the site's scheduler does."""
-    import os
     import subprocess
+
+    job_id, cancel = _batch_job(worker_id, record)
+    out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"{cancel} {job_id}: {out.stderr.strip() or out.returncode}")
+    return {"worker": worker_id, "action": "cancelled", "detail": f"{cancel} {job_id}"}
+
+
+def _batch_job(worker_id: str, record: dict[str, Any]) -> tuple[str, str]:
+    """The worker's batch job id and the site's command that cancels it."""
+    import os
 
     from siteagent.names import Var
     from siteagent.schedulers import cancel_command
@@ -72,10 +82,7 @@ def _cancel_job(worker_id: str, record: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(
             f"worker {worker_id} runs on {record.get('host')} with no batch job to cancel"
         )
-    out = subprocess.run([cancel, job_id], capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(f"{cancel} {job_id}: {out.stderr.strip() or out.returncode}")
-    return {"worker": worker_id, "action": "cancelled", "detail": f"{cancel} {job_id}"}
+    return job_id, cancel
 
 
 def forget_worker(worker_id: str) -> dict[str, Any]:
@@ -84,14 +91,16 @@ def forget_worker(worker_id: str) -> dict[str, Any]:
     from siteagent.harvester.control import state_dir
 
     state = state_dir() / "workers"
-    gone = []
+    mark, record = state / f"{worker_id}.stop", state / f"{worker_id}.json"
     # and a record being written (``.json.<pid>``) when its batch job was killed
-    for path in (state / f"{worker_id}.stop", state / f"{worker_id}.json"):
-        if path.exists():
-            path.unlink(missing_ok=True)
-            gone.append(path.name)
-    for path in state.glob(f"{worker_id}.json.*"):
-        path.unlink(missing_ok=True)
-        gone.append(path.name)
+    gone = _remove_existing([mark, record, *state.glob(f"{worker_id}.json.*")])
     detail = f"removed {', '.join(gone)}" if gone else "nothing left on the site"
     return {"worker": worker_id, "action": "forgot", "detail": detail}
+
+
+def _remove_existing(paths: list[Path]) -> list[str]:
+    """Remove those of ``paths`` that exist; their names."""
+    gone = [path for path in paths if path.exists()]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    return [path.name for path in gone]

@@ -73,11 +73,14 @@ def from_result(result: Any, native: str = "success") -> WorkerState:
     if rc is None:
         return WorkerState(ST_FINISHED, "", native)
     if rc in NORMAL_EXIT:
-        return WorkerState(
-            ST_FINISHED, "" if rc == 0 else f"exit {rc}: {PILOT_EXIT[rc]}", native, rc
-        )
+        return WorkerState(ST_FINISHED, _normal_exit_diag(rc), native, rc)
     status = ST_CANCELLED if rc in CANCELLED_EXIT else ST_FAILED
     return WorkerState(status, _exit_diag(rc, result), native, rc)
+
+
+def _normal_exit_diag(rc: int) -> str:
+    """Nothing for exit 0, else what pilot3 means by an exit that still counts as finished."""
+    return "" if rc == 0 else f"exit {rc}: {PILOT_EXIT[rc]}"
 
 
 def _exit_diag(rc: int, result: Any) -> str:
@@ -95,9 +98,14 @@ def from_future(fut: Any) -> WorkerState | None:
         return WorkerState(ST_CANCELLED, "cancelled before it was sent", "cancelled")
     err = fut.exception()
     if err is not None:
-        why = _last_line(str(err)) or "no message"
-        return WorkerState(ST_FAILED, f"{type(err).__name__}: {why}", "failed")
+        return _raised(err)
     return from_result(fut.result())
+
+
+def _raised(err: BaseException) -> WorkerState:
+    """A task whose future raised ``err``: failed, with the exception's last line."""
+    why = _last_line(str(err)) or "no message"
+    return WorkerState(ST_FAILED, f"{type(err).__name__}: {why}", "failed")
 
 
 def from_task(info: dict[str, Any] | None) -> WorkerState:
@@ -109,8 +117,13 @@ def from_task(info: dict[str, Any] | None) -> WorkerState:
     if state == UNKNOWN:
         return LOST
     if info.get("pending", True):
-        return WorkerState(ST_RUNNING if state in RUNNING_STATES else ST_SUBMITTED, "", state)
+        return _pending_task(state)
     return _ended_task(info, state)
+
+
+def _pending_task(state: str) -> WorkerState:
+    """A task the endpoint has not ended: running once a worker has it, else submitted."""
+    return WorkerState(ST_RUNNING if state in RUNNING_STATES else ST_SUBMITTED, "", state)
 
 
 def _ended_task(info: dict[str, Any], state: str) -> WorkerState:

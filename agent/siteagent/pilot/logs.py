@@ -74,13 +74,19 @@ def keep_logs(workdir: str | Path, dest: Path, report: PilotReport, keep: int) -
     if keep <= 0:
         return []
     dest.mkdir(parents=True, exist_ok=True)
+    out = _copy_pilot_files(Path(workdir), dest)
+    (dest / "wrapper.log").write_text(wrapper_log(report))
+    prune(dest.parent, keep)
+    return out
+
+
+def _copy_pilot_files(workdir: Path, dest: Path) -> list[str]:
+    """Copy pilot3's logs into ``dest``; the tail of ``pilotlog.txt`` (empty without one)."""
     out: list[str] = []
-    for path in _pilot_files(Path(workdir)):
+    for path in _pilot_files(workdir):
         shutil.copy2(path, dest / path.name)
         if path.name == "pilotlog.txt":
             out = tail(path)
-    (dest / "wrapper.log").write_text(wrapper_log(report))
-    prune(dest.parent, keep)
     return out
 
 

@@ -95,12 +95,22 @@ def choose_source(
     if source == "auto" and pilot_dir:
         return _directory(pilot_dir, "--pilot-dir")
     if source in ("auto", "cvmfs"):
-        tarball = _cvmfs_path(pilot.cvmfs_tarball, environ)
-        if os.path.isfile(tarball):
-            return _unpacked("tarball", tarball, environ)
-        if source == "cvmfs":
-            raise ConfigError(f"pilot.source: cvmfs, but {tarball} is not there")
-        return _package()
+        return _cvmfs_source(pilot, environ)
+    return _named_source(source, environ)
+
+
+def _cvmfs_source(pilot: PilotSection, environ: Mapping[str, str]) -> PilotSource:
+    """The CVMFS tarball; for ``auto`` without it, the installed package."""
+    tarball = _cvmfs_path(pilot.cvmfs_tarball, environ)
+    if os.path.isfile(tarball):
+        return _unpacked("tarball", tarball, environ)
+    if pilot.source == "cvmfs":
+        raise ConfigError(f"pilot.source: cvmfs, but {tarball} is not there")
+    return _package()
+
+
+def _named_source(source: str, environ: Mapping[str, str]) -> PilotSource:
+    """``pilot.source`` as a URL, a tarball path or a directory."""
     if re.match(r"^https?://", source):
         return _unpacked("url", source, environ)
     if source.endswith((".tar.gz", ".tgz", ".tar")):
@@ -108,22 +118,32 @@ def choose_source(
     return _directory(source, "pilot.source")
 
 
-def _opener(env: Mapping[str, str], url: str) -> Any:
-    """urllib with the proxy the pilot gets (the proxy layer's variables, ``no_proxy`` too)."""
+def _proxy_variable(env: Mapping[str, str], name: str) -> str:
+    """``name`` (``http_proxy``, ``no_proxy``...) from ``env``, else its upper-case form."""
+    return env.get(name) or env.get(name.upper()) or ""
+
+
+def _proxies(env: Mapping[str, str], url: str) -> dict[str, str]:
+    """urllib's proxies for ``url``: the proxy the pilot gets, none where ``no_proxy`` says."""
     import urllib.parse
     import urllib.request
 
-    proxies = {
-        scheme: env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY") or ""
-        for scheme in ("http", "https")
-    }
-    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
     host = urllib.parse.urlsplit(url).hostname or ""
-    if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
-        proxies = {}
-    return urllib.request.build_opener(
-        urllib.request.ProxyHandler({k: v for k, v in proxies.items() if v})
-    )
+    no_proxy = {"no": _proxy_variable(env, "no_proxy")}
+    if urllib.request.proxy_bypass_environment(host, no_proxy):  # type: ignore[attr-defined]
+        return {}
+    return {
+        scheme: proxy
+        for scheme in ("http", "https")
+        if (proxy := _proxy_variable(env, f"{scheme}_proxy"))
+    }
+
+
+def _opener(env: Mapping[str, str], url: str) -> Any:
+    """urllib with the proxy the pilot gets (the proxy layer's variables, ``no_proxy`` too)."""
+    import urllib.request
+
+    return urllib.request.build_opener(urllib.request.ProxyHandler(_proxies(env, url)))
 
 
 def _fetch(source: PilotSource, into: Path, env: Mapping[str, str]) -> Path:
@@ -144,7 +164,6 @@ def ensure_unpacked(source: PilotSource, env: Mapping[str, str] | None = None) -
     """Unpack a tarball or URL source once (ranks racing: the first rename wins), downloading
     through the proxy in ``env``; what it did, None when nothing was needed."""
     import shutil
-    import tarfile
     import tempfile
 
     if source.kind in ("dir", "package") or source.script.is_file():
@@ -153,24 +172,40 @@ def ensure_unpacked(source: PilotSource, env: Mapping[str, str] | None = None) -
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=source.dir.parent))
     try:
         tarball = _fetch(source, tmp, env if env is not None else os.environ)
-        try:
-            with tarfile.open(tarball) as tar:
-                tar.extractall(tmp / "x", filter="data")
-        except (tarfile.TarError, OSError) as err:
-            raise SiteAgentError(f"pilot.source: cannot unpack {source.origin}: {err}") from None
-        found = sorted(p.parent for p in (tmp / "x").glob("*pilot.py")) + sorted(
-            p.parent for p in (tmp / "x").glob("*/pilot.py")
-        )
-        if not found:
-            raise SiteAgentError(f"pilot.source: no pilot.py in {source.origin}")
-        try:
-            os.rename(found[0], source.dir)
-        except OSError:
-            if not source.script.is_file():  # not another rank's copy: a real failure
-                raise
+        _move_into_place(_unpack(tarball, tmp / "x", source.origin), source)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return f"unpacked {source.origin} into {source.dir}"
+
+
+def _unpack(tarball: Path, into: Path, origin: str) -> Path:
+    """Unpack ``tarball`` into ``into``; the directory in it that holds pilot.py."""
+    import tarfile
+
+    try:
+        with tarfile.open(tarball) as tar:
+            tar.extractall(into, filter="data")
+    except (tarfile.TarError, OSError) as err:
+        raise SiteAgentError(f"pilot.source: cannot unpack {origin}: {err}") from None
+    return _pilot_dir(into, origin)
+
+
+def _pilot_dir(tree: Path, origin: str) -> Path:
+    """The directory of an unpacked tarball that holds pilot.py: its top, else one level down."""
+    found = sorted(p.parent for p in tree.glob("*pilot.py"))
+    found += sorted(p.parent for p in tree.glob("*/pilot.py"))
+    if not found:
+        raise SiteAgentError(f"pilot.source: no pilot.py in {origin}")
+    return found[0]
+
+
+def _move_into_place(unpacked: Path, source: PilotSource) -> None:
+    """Rename ``unpacked`` to the source's directory, unless another rank's copy got there."""
+    try:
+        os.rename(unpacked, source.dir)
+    except OSError:
+        if not source.script.is_file():  # not another rank's copy: a real failure
+            raise
 
 
 def pilot_version(pilot_dir: Path) -> str:

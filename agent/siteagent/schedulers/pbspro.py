@@ -24,21 +24,22 @@ class PbsPro(Scheduler):
     provider_template = "pbspro_provider.j2.in"
 
     def template_context(self, profile: Profile) -> dict[str, Any]:
-        select = profile.directives.select
-        return {"select_options": f":{select}" if select else ""}
+        return {"select_options": _select_options(profile.directives.select)}
 
     def directives(self, profile: Profile, request: dict[str, Any], job_name: str) -> list[str]:
         r, directives = request, profile.directives
-        select = f"select={r['nodes']}"
-        if directives.select:
-            select += f":{directives.select}"
+        select = f"select={r['nodes']}{_select_options(directives.select)}"
         lines = [f"-N {job_name}", f"-l {select}", f"-l walltime={r['walltime']}"]
-        if directives.place:
-            lines.append(f"-l place={directives.place}")
-        if r.get("filesystems"):
-            lines.append(f"-l filesystems={r['filesystems']}")
-        if r.get("account"):
-            lines.append(f"-A {r['account']}")
-        if r.get("queue"):
-            lines.append(f"-q {r['queue']}")
+        optional = (
+            ("-l place=", directives.place),
+            ("-l filesystems=", r.get("filesystems")),
+            ("-A ", r.get("account")),
+            ("-q ", r.get("queue")),
+        )
+        lines += [f"{flag}{value}" for flag, value in optional if value]
         return [*lines, *directives.extra]
+
+
+def _select_options(select: str | None) -> str:
+    """What follows ``select=N`` in the resource request: ``:`` and directives.select."""
+    return f":{select}" if select else ""

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
 from siteagent.names import Var
 from siteagent.profiles import Profile
 from siteagent.smoke.steps import SmokeReport, SmokeTest, Step
 from siteagent.smoke.tasks import python_task
+
+if TYPE_CHECKING:
+    from siteagent.checks.model import CheckResult
 
 ENDPOINT_INFO = "endpoint.json"  # written by globus-compute-endpoint when it registers
 
@@ -32,11 +35,17 @@ def logged_in() -> bool:
     and does not create the token database where there is none.
     """
     from globus_compute_sdk.sdk.auth.client_login import get_client_creds
-    from globus_compute_sdk.sdk.compute_dir import get_compute_dir
 
     client_id, client_secret = get_client_creds()
     if client_id and client_secret:
         return True  # a client identity logs in by itself, without a browser
+    return _tokens_usable()
+
+
+def _tokens_usable() -> bool:
+    """The SDK's token database exists and holds tokens that need no new login."""
+    from globus_compute_sdk.sdk.compute_dir import get_compute_dir
+
     if not (get_compute_dir() / "storage.db").is_file():
         return False
     from globus_compute_endpoint.auth import get_globus_app_with_scopes
@@ -117,10 +126,7 @@ class SiteSmokeTest(SmokeTest):
         from siteagent.checks.runner import run_checks
 
         result = run_checks(self.profile)
-        failed = [r for r in result.results if r.failed]
-        if failed:
-            names = ", ".join(f"{r.name} {r.target}".strip() for r in failed)
-            raise SiteAgentError(f"site-agent check failed: {names} (run `site-agent check`)")
+        _refuse_failed(result.results)
         warned = sum(r.status == "warn" for r in result.results)
         return f"{len(result.results)} checks, {warned} warnings"
 
@@ -151,11 +157,23 @@ class SiteSmokeTest(SmokeTest):
         return f"site-agent-exec ran {nodes * per_node} ranks on the compute node(s)"
 
 
+def _refuse_failed(results: list[CheckResult]) -> None:
+    """SiteAgentError naming the checks that failed: the smoke test stops there."""
+    failed = [r for r in results if r.failed]
+    if failed:
+        names = ", ".join(f"{r.name} {r.target}".strip() for r in failed)
+        raise SiteAgentError(f"site-agent check failed: {names} (run `site-agent check`)")
+
+
 def _every_rank(stdout: str, ranks: int, site: str) -> bool:
     """Each of ``ranks`` ranks printed its line, with the site's name."""
-    seen = {line.split()[0] for line in stdout.splitlines() if line.startswith("rank=")}
     want = {f"rank={r}" for r in range(ranks)}
-    return seen == want and f"site={site}" in stdout
+    return _ranks_seen(stdout) == want and f"site={site}" in stdout
+
+
+def _ranks_seen(stdout: str) -> set[str]:
+    """The ``rank=N`` words that start lines of ``stdout``."""
+    return {line.split()[0] for line in stdout.splitlines() if line.startswith("rank=")}
 
 
 def run_site_smoke_test(

@@ -27,13 +27,23 @@ def probe(n: int) -> dict[str, Any]:
     }
 
 
+def _check_answer(got: dict[str, Any], n: int, site: str) -> None:
+    """The probe's sum is right and it ran at ``site``."""
+    if got["sum_of_squares"] != sum(i * i for i in range(n)) or got["site"] != site:
+        raise SiteAgentError(f"wrong result from worker: {got}")
+
+
+def _check_elsewhere(got: dict[str, Any]) -> None:
+    """The probe ran in another process than this one (a worker's)."""
+    if got["pid"] == os.getpid() and got["host"] == socket.gethostname():
+        raise SiteAgentError("the function ran in this process, not on a worker")
+
+
 def python_task(executor: Executor, site: str, timeout: float) -> str:
     """Run ``probe`` through ``executor`` and check its answer: right sum, right site, and
     not in this process."""
     n = 1000
     got = executor.submit(probe, n).result(timeout=timeout)
-    if got["sum_of_squares"] != sum(i * i for i in range(n)) or got["site"] != site:
-        raise SiteAgentError(f"wrong result from worker: {got}")
-    if got["pid"] == os.getpid() and got["host"] == socket.gethostname():
-        raise SiteAgentError("the function ran in this process, not on a worker")
+    _check_answer(got, n, site)
+    _check_elsewhere(got)
     return f"probe({n}) on {got['host']} pid {got['pid']} python {got['python']}"

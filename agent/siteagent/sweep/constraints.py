@@ -49,17 +49,26 @@ _ALLOWED = (
 
 def names(expr: str) -> set[str]:
     """The fields ``expr`` names; ConfigError unless it is a plain expression."""
+    tree = _parse(expr)
+    _check_allowed(tree, expr)
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _parse(expr: str) -> ast.Expression:
     try:
-        tree = ast.parse(expr, mode="eval")
+        return ast.parse(expr, mode="eval")
     except SyntaxError:
         raise ConfigError(f"constraints: {expr!r}: not an expression") from None
+
+
+def _check_allowed(tree: ast.Expression, expr: str) -> None:
+    """Refuse any node but fields, constants, arithmetic, comparisons and and/or/not."""
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise ConfigError(
                 f"constraints: {expr!r}: only fields, numbers, strings, arithmetic, "
                 f"comparisons, and/or/not are allowed"
             )
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
 def evaluate(expr: str, config: dict[str, Any]) -> bool:

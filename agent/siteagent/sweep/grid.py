@@ -140,10 +140,7 @@ def parse_grid_words(profile: Profile, words: list[str]) -> dict[str, list[Any]]
 
 def _grid_word(profile: Profile, word: str, axes: dict[str, list[Any]]) -> tuple[str, list[Any]]:
     """One ``FIELD=V1,V2`` word: the field and its values (a field in ``axes`` is given twice)."""
-    name, eq, values = word.partition("=")
-    name = name.strip()
-    if not eq or not name:
-        raise ConfigError(f"--grid: '{word}' is not FIELD=V1,V2,...")
+    name, values = _split_word(word)
     schema = _field_schema(profile, name, "--grid")
     if name in axes:
         raise ConfigError(f"--grid: {name}: given twice")
@@ -151,6 +148,14 @@ def _grid_word(profile: Profile, word: str, axes: dict[str, list[Any]]) -> tuple
         raise ConfigError(f"--grid: {name}: no values")
     parsed = [parse_word(profile, schema, name, v.strip(), "--grid") for v in values.split(",")]
     return name, _unique(parsed)
+
+
+def _split_word(word: str) -> tuple[str, str]:
+    """``FIELD`` and ``V1,V2`` of a ``--grid`` word."""
+    name, eq, values = word.partition("=")
+    if not eq or not name.strip():
+        raise ConfigError(f"--grid: '{word}' is not FIELD=V1,V2,...")
+    return name.strip(), values
 
 
 def _unique(values: list[Any]) -> list[Any]:
@@ -176,9 +181,14 @@ def _file_config(profile: Profile, config: Any, where: str) -> dict[str, Any]:
     """The file's ``config:``: fixed fields of the site's schema."""
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: config: must be a mapping of user_endpoint_config fields")
-    for name in config:
-        _field_schema(profile, str(name), f"{where}: config")
+    _check_fields(profile, config, f"{where}: config")
     return dict(config)
+
+
+def _check_fields(profile: Profile, config: dict[str, Any], where: str) -> None:
+    """Each key of ``config`` is a field of the site's schema."""
+    for name in config:
+        _field_schema(profile, str(name), where)
 
 
 def _file_constraints(constraints: Any, where: str) -> list[str]:
@@ -190,20 +200,24 @@ def _file_constraints(constraints: Any, where: str) -> list[str]:
 
 def _read_mapping(path: Path) -> dict[str, Any]:
     """The grid file's top-level mapping, with only the keys a grid file has."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise ConfigError(f"--grid-file: cannot read {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    data = _load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping with 'grid' (and 'config', 'constraints')")
     unknown = set(data) - {"grid", "config", "constraints"}
     if unknown:
         raise ConfigError(f"{path}: {sorted(unknown)[0]}: unknown key (grid, config, constraints)")
     return data
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"--grid-file: cannot read {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
 
 
 def _axes(profile: Profile, axes: Any, where: str) -> dict[str, list[Any]]:
@@ -231,9 +245,12 @@ def _check_type(schema: dict[str, Any], value: Any, where: str) -> None:
     point (the schema check of each point says why)."""
     want = _TYPES.get(schema.get("type", ""))
     if want is not None and (not isinstance(value, want) or isinstance(value, bool)):
-        raise ConfigError(
-            f"{where}: {value!r} is not {'a whole number' if want is int else 'a ' + schema['type']}"
-        )
+        raise ConfigError(f"{where}: {value!r} is not {_kind(schema)}")
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    """The schema's type in words: ``a whole number``, ``a string``..."""
+    return "a whole number" if schema["type"] == "integer" else f"a {schema['type']}"
 
 
 def build_grid(
@@ -246,8 +263,7 @@ def build_grid(
     grid = load_grid_file(profile, grid_file) if grid_file else Grid()
     grid.axes.update(parse_grid_words(profile, words))
     config = config or {}
-    for name in config:
-        _field_schema(profile, name, "--config")
+    _check_fields(profile, config, "--config")
     grid.config.update(config)
     if not grid.axes:
         raise ConfigError("--grid: empty grid: give at least one FIELD=V1,V2 (or a --grid-file)")
@@ -259,12 +275,22 @@ def _check_constraint_fields(profile: Profile, constraints: list[str]) -> None:
     """Every name a constraint uses is a field of the site's schema."""
     known = set(fields(profile))
     for c in constraints:
-        unknown = next((name for name in names(c) if name not in known), None)
+        unknown = _unknown_name(c, known)
         if unknown is not None:
             raise ConfigError(
                 f"constraints: {c!r}: {unknown}: not a user_endpoint_config field of site "
                 f"{profile.name} (known: {', '.join(sorted(known))})"
             )
+
+
+def _unknown_name(constraint: str, known: set[str]) -> str | None:
+    """A name ``constraint`` uses that is not in ``known``."""
+    return next((name for name in names(constraint) if name not in known), None)
+
+
+def _false_constraint(constraints: list[str], config: dict[str, Any]) -> str | None:
+    """The first constraint that is false for ``config``."""
+    return next((c for c in constraints if not evaluate(c, config)), None)
 
 
 def _point(profile: Profile, grid: Grid, values: dict[str, Any]) -> Point | Skipped:
@@ -275,7 +301,7 @@ def _point(profile: Profile, grid: Grid, values: dict[str, Any]) -> Point | Skip
         config = canonicalize(profile, grid.config | values)
     except SiteAgentError as err:
         return Skipped(values, str(err).removeprefix("user_endpoint_config: "))
-    failed = next((c for c in grid.constraints if not evaluate(c, config)), None)
+    failed = _false_constraint(grid.constraints, config)
     if failed is not None:
         return Skipped(values, f"constraint {failed!r} is false")
     return Point(values, config)

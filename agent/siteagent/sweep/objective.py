@@ -34,11 +34,15 @@ class Objective:
 
     @property
     def unit(self) -> str:
-        if self.name == "throughput":
-            return self.metric or ""
-        if self.name == "node-hours" and self.metric:
-            return f"node-hours/{self.metric}"
+        """The unit of its values: per unit of ``metric`` where it has one (time has none)."""
+        if self.metric and self.name != "time":
+            return self.metric if self.name == "throughput" else f"node-hours/{self.metric}"
         return OBJECTIVES[self.name][0]
+
+    @property
+    def digits(self) -> int:
+        """Decimals its values are shown with (node-hours per run are small)."""
+        return 6 if self.name == "node-hours" else 2
 
     def value(self, record: dict[str, Any]) -> float | None:
         """This objective for one run (None when the run gives no value for it)."""
@@ -99,17 +103,19 @@ class Ranked:
         return [r for r in self.runs if r.get("ok")]
 
     def median(self, name: str) -> float | None:
-        values = [r[name] for r in self.ok_runs if r.get(name) is not None]
-        return statistics.median(values) if values else None
+        return _median([r[name] for r in self.ok_runs if r.get(name) is not None])
 
     def median_layer(self, layer: str) -> float | None:
-        values = [r["layers"][layer] for r in self.ok_runs if layer in r.get("layers", {})]
-        return statistics.median(values) if values else None
+        return _median([r["layers"][layer] for r in self.ok_runs if layer in r.get("layers", {})])
 
     @property
     def error(self) -> str | None:
-        failed = [r for r in self.runs if not r.get("ok")]
-        return failed[-1].get("error") if failed else None
+        """The error of the last run that failed (None: none did, or it named none)."""
+        return next((r.get("error") for r in reversed(self.runs) if not r.get("ok")), None)
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def rank(records: list[dict[str, Any]], objective: Objective) -> list[Ranked]:
@@ -132,8 +138,8 @@ def _best_first(measured: list[Ranked], objective: Objective) -> list[Ranked]:
 
 def _median_value(entry: Ranked, objective: Objective) -> float | None:
     """The objective's median over the point's runs that give a value."""
-    values = [v for v in (objective.value(r) for r in entry.runs) if v is not None]
-    return statistics.median(values) if values else None
+    values = (objective.value(r) for r in entry.runs)
+    return _median([v for v in values if v is not None])
 
 
 def _by_point(records: list[dict[str, Any]]) -> list[Ranked]:

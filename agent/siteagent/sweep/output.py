@@ -22,13 +22,15 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 def overhead(entry: Ranked) -> float | None:
     """Median seconds of a run spent outside the payload (wrappers, layers, start-up)."""
-    values = [
-        r["seconds"] - r["layers"]["payload"]
-        for r in entry.ok_runs
-        if r.get("seconds") is not None and "payload" in r.get("layers", {})
-    ]
-    values.sort()
+    values = sorted(v for v in map(_run_overhead, entry.ok_runs) if v is not None)
     return values[len(values) // 2] if values else None
+
+
+def _run_overhead(run: dict[str, Any]) -> float | None:
+    """Seconds of one run outside its payload (None without both times)."""
+    if run.get("seconds") is None or "payload" not in run.get("layers", {}):
+        return None
+    return run["seconds"] - run["layers"]["payload"]
 
 
 def table(ranked: list[Ranked], objective: Objective, fields: list[str]) -> Any:
@@ -62,12 +64,10 @@ def _add_columns(t: Any, objective: Objective, fields: list[str], with_time: boo
 
 def _row(e: Ranked, objective: Objective, fields: list[str], with_time: bool) -> list[str]:
     """One point's cells, in the order of ``_add_columns``."""
-    digits = 6 if objective.name == "node-hours" else 2
     return [
-        BEST if e.rank == 1 else "",
-        str(e.rank) if e.rank else "-",
+        *_rank_cells(e),
         *(_cell(e.point.get(f, e.config.get(f))) for f in fields),
-        fmt(e.value, digits),
+        fmt(e.value, objective.digits),
         *([fmt(e.median("seconds"))] if with_time else []),
         fmt(overhead(e)),
         fmt(e.median("node_hours"), 6),
@@ -75,6 +75,11 @@ def _row(e: Ranked, objective: Objective, fields: list[str], with_time: bool) ->
         f"{len(e.ok_runs)}/{len(e.runs)}",
         (e.error or "")[:80],
     ]
+
+
+def _rank_cells(e: Ranked) -> list[str]:
+    """The best mark and the rank (``-`` for a point without a value)."""
+    return [BEST if e.rank == 1 else "", str(e.rank) if e.rank else "-"]
 
 
 def _cell(value: Any) -> str:

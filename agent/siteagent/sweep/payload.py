@@ -89,13 +89,18 @@ def _shell_word(word: str) -> bool:
     return r.returncode == 0  # a bash builtin or keyword (true, exit, for ...)
 
 
+def _task_payload(payload: Payload) -> str:
+    """The payload as the task runs it: a shell payload in the sweep's directory."""
+    if payload.kind == "callable" or not payload.pythonpath:
+        return payload.text
+    return f"cd {shlex.quote(payload.pythonpath)} && {payload.text}"
+
+
 def task_spec(payload: Payload, site: str, worker_id: str) -> dict[str, Any]:
     """What ``siteagent.sweep.task.run_point`` gets for one run."""
     spec: dict[str, Any] = {
         "kind": payload.kind,
-        "payload": payload.text
-        if payload.kind == "callable" or not payload.pythonpath
-        else f"cd {shlex.quote(payload.pythonpath)} && {payload.text}",
+        "payload": _task_payload(payload),
         "site": site,
         "worker_id": worker_id,
         "pythonpath": payload.pythonpath if payload.kind == "callable" else None,

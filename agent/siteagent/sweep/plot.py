@@ -25,11 +25,13 @@ BEST_COLOR, COLOR, OVERHEAD_COLOR, FAILED_COLOR = "#1a9850", "#4575b4", "#fdae61
 
 
 def _label(e: Ranked) -> str:
-    parts = []
-    for k, v in e.point.items():
-        v = "+".join(map(str, v)) or "none" if isinstance(v, list) else v
-        parts.append(f"{k}={v}")
-    return ("★ " if e.rank == 1 else "") + (" ".join(parts) or "(defaults)")
+    words = " ".join(f"{k}={_point_value(v)}" for k, v in e.point.items())
+    return ("★ " if e.rank == 1 else "") + (words or "(defaults)")
+
+
+def _point_value(v: object) -> object:
+    """A point's value as its label shows it: a list joined by ``+`` (empty: ``none``)."""
+    return ("+".join(map(str, v)) or "none") if isinstance(v, list) else v
 
 
 def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
@@ -40,7 +42,7 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
         (
             f"{objective.name} ({objective.unit})",
             lambda e: [(e.value, None)],
-            6 if objective.name == "node-hours" else 2,
+            objective.digits,
         ),
         (
             "time s (orange: outside the payload)",
@@ -57,16 +59,23 @@ def svg(ranked: list[Ranked], objective: Objective, title: str) -> str:
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="8" y="20" font-size="15" font-weight="bold">{html.escape(title)}</text>',
     ]
+    out += _labels(ranked)
+    for p, (name, segments_of, digits) in enumerate(panels):
+        out += _panel(ranked, p, name, segments_of, digits)
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _labels(ranked: list[Ranked]) -> list[str]:
+    """The column of labels left of the panels, the best point's in bold."""
+    out = []
     for i, e in enumerate(ranked):
         weight = ' font-weight="bold"' if e.rank == 1 else ""
         out.append(
             f'<text x="{LABEL_W - 8}" y="{TOP + i * ROW + 16}" text-anchor="end"{weight}>'
             f"{html.escape(_label(e))}</text>"
         )
-    for p, (name, segments_of, digits) in enumerate(panels):
-        out += _panel(ranked, p, name, segments_of, digits)
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _panel(
@@ -87,10 +96,15 @@ def _panel(
 
 def _scale(ranked: list[Ranked], segments_of: Segments, with_runs: bool) -> float:
     """Pixels per unit: the longest bar (or run dot) leaves room for its value."""
-    totals = [_total(segments_of(e)) for e in ranked]
+    return (PANEL_W - VALUE_W) / (max(_lengths(ranked, segments_of, with_runs)) or 1.0)
+
+
+def _lengths(ranked: list[Ranked], segments_of: Segments, with_runs: bool) -> list[float]:
+    """What a panel draws along its axis: each bar's length and, with_runs, each run's time."""
+    lengths = [_total(segments_of(e)) for e in ranked]
     if with_runs:
-        totals += [s for e in ranked for s in _run_seconds(e)]
-    return (PANEL_W - VALUE_W) / (max(totals) or 1.0)
+        lengths += [s for e in ranked for s in _run_seconds(e)]
+    return lengths
 
 
 def _panel_row(
@@ -105,14 +119,20 @@ def _panel_row(
     """One point's bar with its value after it (and, with_runs, a dot per run)."""
     x, out = _bar(e, segments_of(e), float(x0), y, scale)
     total: float = _total(segments_of(e))
-    if with_runs:  # the median run's time, right of the bar and of every run's dot
-        total = e.median("seconds") or 0.0
-        x = max([x, *(x0 + s * scale for s in _run_seconds(e))])
+    if with_runs:
+        x, total = _median_run(e, x, x0, scale)
     text = "failed" if e.rank is None else fmt(total, digits)
     out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="11">{text}</text>')
     if with_runs:
         out += _run_dots(e, x0, y, scale)
     return out
+
+
+def _median_run(e: Ranked, x: float, x0: int, scale: float) -> tuple[float, float]:
+    """Where the time panel's value goes (right of the bar and of every run's dot) and what
+    it says (the median run's time)."""
+    x = max([x, *(x0 + s * scale for s in _run_seconds(e))])
+    return x, e.median("seconds") or 0.0
 
 
 def _total(segments: list[tuple[float | None, str | None]]) -> float:
@@ -136,7 +156,7 @@ def _bar(
     e: Ranked, segments: list[tuple[float | None, str | None]], x: float, y: int, scale: float
 ) -> tuple[float, list[str]]:
     """The stacked rectangles of one point's bar, and where the bar ends."""
-    base = FAILED_COLOR if e.rank is None else BEST_COLOR if e.rank == 1 else COLOR
+    base = _bar_color(e)
     out = []
     for value, color in segments:
         if not value:
@@ -148,6 +168,13 @@ def _bar(
         )
         x += w
     return x, out
+
+
+def _bar_color(e: Ranked) -> str:
+    """Grey for a failed point, green for the best, blue for the rest."""
+    if e.rank is None:
+        return FAILED_COLOR
+    return BEST_COLOR if e.rank == 1 else COLOR
 
 
 def page(ranked: list[Ranked], objective: Objective, title: str, table_text: str) -> str:

@@ -37,15 +37,19 @@ class Reporter:
     def __init__(self, stream: TextIO | None = None, live: bool | None = None):
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
-        self._live = None
+        self._live: Any = None  # rich's Live, on a terminal
         self._last_status = ""
         if self.live:
-            from rich.console import Console
-            from rich.live import Live
+            self._start_live()
 
-            self.console = Console(file=self.stream)
-            self._live = Live("", console=self.console, refresh_per_second=4, transient=True)
-            self._live.start()
+    def _start_live(self) -> None:
+        """The status line, redrawn in place on the terminal."""
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(file=self.stream)
+        self._live = Live("", console=self.console, refresh_per_second=4, transient=True)
+        self._live.start()
 
     def __call__(self, p: Progress) -> None:
         if self._live is not None:

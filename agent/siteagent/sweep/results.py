@@ -56,8 +56,7 @@ class ResultsFile:
         """The records so far (none if the file does not exist)."""
         if not self.path.exists():
             return []
-        records = (_parse(line) for line in self.path.read_text().splitlines())
-        return [r for r in records if r is not None]
+        return _records(self.path.read_text())
 
     def done_keys(self) -> set[str]:
         """Runs measured already; see ``measured`` for the ones a rerun runs again."""
@@ -83,6 +82,12 @@ class ResultsFile:
                 os.close(fd)
 
 
+def _records(text: str) -> list[dict[str, Any]]:
+    """The records of the file's ``text``, lines that are none left out."""
+    records = (_parse(line) for line in text.splitlines())
+    return [r for r in records if r is not None]
+
+
 def _parse(line: str) -> dict[str, Any] | None:
     """One line's record; None for a line of another format version or cut short by a crash
     (that run is simply run again)."""
@@ -96,9 +101,15 @@ def _parse(line: str) -> dict[str, Any] | None:
 def _tail(outcome: dict[str, Any]) -> str:
     """The payload's last words on stderr, one line (the pilot wrapper's own summary lines
     name a report the run already removed)."""
-    lines = [ln.strip() for ln in outcome.get("stderr_tail", "").splitlines() if ln.strip()]
+    lines = _stderr_lines(outcome)
     own = [ln for ln in lines if not ln.startswith("site-agent pilot:")]
     return " | ".join((own or lines)[-3:])[-300:]
+
+
+def _stderr_lines(outcome: dict[str, Any]) -> list[str]:
+    """The non-blank lines of the run's stderr tail, stripped."""
+    lines = (ln.strip() for ln in outcome.get("stderr_tail", "").splitlines())
+    return [ln for ln in lines if ln]
 
 
 def interrupted(record: dict[str, Any]) -> bool:
@@ -196,11 +207,17 @@ def _layer_seconds(reports: list[dict[str, Any]]) -> dict[str, float]:
     """Each layer's time over the ranks' pilot reports (the slowest rank's)."""
     layers: dict[str, float] = {}
     for report in reports:
-        for layer in report.get("layers", []):
-            layers[layer["name"]] = max(layers.get(layer["name"], 0.0), layer.get("seconds", 0.0))
-        if report.get("payload_seconds") is not None:
-            layers["payload"] = max(layers.get("payload", 0.0), report["payload_seconds"])
+        for name, seconds in _report_seconds(report):
+            layers[name] = max(layers.get(name, 0.0), seconds)
     return {k: round(v, 4) for k, v in layers.items()}
+
+
+def _report_seconds(report: dict[str, Any]) -> list[tuple[str, float]]:
+    """(layer, seconds) of one rank's pilot report, the payload's too when it ran."""
+    times = [(layer["name"], layer.get("seconds", 0.0)) for layer in report.get("layers", [])]
+    if report.get("payload_seconds") is not None:
+        times.append(("payload", report["payload_seconds"]))
+    return times
 
 
 def _rank_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -210,12 +227,17 @@ def _rank_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _run_error(o: dict[str, Any], reports: list[dict[str, Any]], ranks: int, want: int) -> str:
     """Why a run that got a result is not ok: a rank's own error, missing ranks, or its exit."""
-    errors = [r.get("error") for r in reports if r.get("error")]
-    if errors:
-        return str(errors[0])
+    error = _rank_error(reports)
+    if error:
+        return error
     if ranks != want:
         return f"{ranks} of {want} pilot reports; stderr: {_tail(o)}"
     return f"exit code {o.get('exit_code')}; stderr: {_tail(o)}"
+
+
+def _rank_error(reports: list[dict[str, Any]]) -> str | None:
+    """The first error a rank's pilot report names."""
+    return next((str(r["error"]) for r in reports if r.get("error")), None)
 
 
 def _queue_wait(queue: dict[str, float] | None, submitted_at: float) -> float | None:
@@ -242,6 +264,11 @@ def sum_metrics(objects: list[dict[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for obj in objects:
         for k, v in obj.items():
-            if isinstance(v, int | float) and not isinstance(v, bool):
+            if _is_number(v):
                 out[k] = out.get(k, 0) + v
     return out
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float of JSON; not a boolean (which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

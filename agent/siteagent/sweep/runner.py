@@ -140,11 +140,15 @@ class Runner:
     def _submit_more(self, state: _RunState) -> None:
         """Fill the free slots from the queue, unless the node-hour budget is spent."""
         while state.queue and len(state.inflight) < self.parallel:
-            if self.max_node_hours is not None and self.spent >= self.max_node_hours:
+            if self._budget_spent():
                 state.summary.budget_hit, state.summary.not_run = True, len(state.queue)
                 state.queue.clear()
                 return
             self._submit(state, state.queue.pop(0))
+
+    def _budget_spent(self) -> bool:
+        """The runs so far used the node-hours ``--max-node-hours`` allows."""
+        return self.max_node_hours is not None and self.spent >= self.max_node_hours
 
     def _submit(self, state: _RunState, run: Run) -> None:
         """Send one run; one whose user endpoint cannot start is recorded as failed."""

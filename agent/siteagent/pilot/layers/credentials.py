@@ -23,7 +23,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
@@ -49,21 +49,33 @@ class Credentials:
 def find_credentials(section: CredentialsSection, environ: Mapping[str, str]) -> Credentials:
     """The profile's paths, else the environment's (``X509_USER_PROXY``; ``PANDA_AUTH_DIR`` +
     ``PANDA_AUTH_TOKEN``; ``PANDA_AUTH_ORIGIN``), else voms-proxy-init's default proxy."""
-    proxy = section.x509_proxy or environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
-    token = section.panda_token
-    if token is None and environ.get("PANDA_AUTH_TOKEN"):
-        name = environ["PANDA_AUTH_TOKEN"]
-        token = str(Path(environ.get("PANDA_AUTH_DIR") or ".") / name)
-    origin = section.panda_origin or environ.get("PANDA_AUTH_ORIGIN") or None
-    key = section.panda_token_key or environ.get("PANDA_AUTH_TOKEN_KEY") or None
+    proxy = (
+        _setting(section.x509_proxy, environ, "X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
+    )
+    token = section.panda_token if section.panda_token is not None else _environ_token(environ)
     return Credentials(
         section.require,
         str(Path(proxy).expanduser()),
-        str(Path(token).expanduser()) if token else None,
-        origin,
+        _expanded(token),
+        _setting(section.panda_origin, environ, "PANDA_AUTH_ORIGIN"),
         section.min_lifetime,
-        str(Path(key).expanduser()) if key else None,
+        _expanded(_setting(section.panda_token_key, environ, "PANDA_AUTH_TOKEN_KEY")),
     )
+
+
+def _setting(value: str | None, environ: Mapping[str, str], var: str) -> str | None:
+    """The profile's ``value``, else ``$var``; None when neither is set (or both are empty)."""
+    return value or environ.get(var) or None
+
+
+def _environ_token(environ: Mapping[str, str]) -> str | None:
+    """Harvester's token path, ``$PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN`` (None without a name)."""
+    name = environ.get("PANDA_AUTH_TOKEN")
+    return str(Path(environ.get("PANDA_AUTH_DIR") or ".") / name) if name else None
+
+
+def _expanded(path: str | None) -> str | None:
+    return str(Path(path).expanduser()) if path else None
 
 
 def _private_file(path: str, what: str) -> str | None:
@@ -94,12 +106,17 @@ def token_expiry(path: str) -> float | None:
     parts = Path(path).read_text().strip().split(".")
     if len(parts) != 3:
         return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    exp = _claims(parts[1]).get("exp")
     return float(exp) if isinstance(exp, int | float) else None
+
+
+def _claims(payload: str) -> dict[str, Any]:
+    """A JWT's claims from its base64url payload ({} when they are not a JSON object)."""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _lifetime(what: str, path: str, expiry: float | None, creds: Credentials, now: float) -> str:
@@ -117,10 +134,15 @@ def _lifetime(what: str, path: str, expiry: float | None, creds: Credentials, no
     return f"{what} {path}: valid for {left / 3600:.1f} h"
 
 
-def _assess_proxy(creds: Credentials, now: float) -> str:
-    problem = _private_file(creds.proxy, "X509 proxy")
+def _require_private(path: str, what: str) -> None:
+    """Raise ValueError with the reason ``path`` cannot serve as the ``what``."""
+    problem = _private_file(path, what)
     if problem:
         raise ValueError(problem)
+
+
+def _assess_proxy(creds: Credentials, now: float) -> str:
+    _require_private(creds.proxy, "X509 proxy")
     try:
         expiry = proxy_expiry(creds.proxy)
     except (ValueError, OSError) as err:
@@ -131,12 +153,9 @@ def _assess_proxy(creds: Credentials, now: float) -> str:
 def _assess_token(creds: Credentials, now: float) -> str:
     if creds.token is None:
         raise ValueError("no PanDA token (credentials.panda_token or $PANDA_AUTH_TOKEN)")
-    problem = _private_file(creds.token, "PanDA token")
-    if problem:
-        raise ValueError(problem)
-    problem = _private_file(creds.token_key, "PanDA token key") if creds.token_key else None
-    if problem:
-        raise ValueError(problem)
+    _require_private(creds.token, "PanDA token")
+    if creds.token_key:
+        _require_private(creds.token_key, "PanDA token key")
     if not creds.origin:
         raise ValueError(
             f"PanDA token {creds.token} has no origin (credentials.panda_origin or "
@@ -145,10 +164,19 @@ def _assess_token(creds: Credentials, now: float) -> str:
     return _lifetime("PanDA token", creds.token, token_expiry(creds.token), creds, now)
 
 
+# the credentials each ``require`` cannot do without ("any": see _needed)
+_NEEDED = {"proxy": ("proxy",), "token": ("token",), "both": ("proxy", "token")}
+
+
 def assess(creds: Credentials, now: float | None = None) -> tuple[dict[str, str], list[str]]:
     """``({credential: state}, [problems])``; a problem that ``require`` cannot do without
     makes the list of problems the error (see ``check``)."""
-    now = time.time() if now is None else now
+    good, bad = _states(creds, time.time() if now is None else now)
+    return good, [bad[name] for name in _needed(creds.require, good) if name in bad]
+
+
+def _states(creds: Credentials, now: float) -> tuple[dict[str, str], dict[str, str]]:
+    """Each credential's state in words (the good ones) or its problem (the bad ones)."""
     good: dict[str, str] = {}
     bad: dict[str, str] = {}
     for name, fn in (("proxy", _assess_proxy), ("token", _assess_token)):
@@ -156,13 +184,14 @@ def assess(creds: Credentials, now: float | None = None) -> tuple[dict[str, str]
             good[name] = fn(creds, now)
         except ValueError as err:
             bad[name] = str(err)
-    needed = {"proxy": ["proxy"], "token": ["token"], "both": ["proxy", "token"]}.get(
-        creds.require, []
-    )
-    problems = [bad[n] for n in needed if n in bad]
-    if creds.require == "any" and not good:
-        problems = [bad["proxy"], bad["token"]]
-    return good, problems
+    return good, bad
+
+
+def _needed(require: str, good: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials ``require`` cannot do without; for ``any``, both when neither is good."""
+    if require == "any":
+        return () if good else ("proxy", "token")
+    return _NEEDED.get(require, ())
 
 
 def check(creds: Credentials, now: float | None = None) -> list[str]:

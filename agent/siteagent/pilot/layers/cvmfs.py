@@ -82,19 +82,29 @@ def plan_cvmfs(
     profile: Profile, repositories: tuple[str, ...], *, cvmfs_root: str = CVMFS
 ) -> CvmfsPlan:
     """Decide, without side effects, how ``repositories`` reach the payload."""
-    cfg = profile.cvmfs
     if not repositories:
         return CvmfsPlan("none", (), root=cvmfs_root)
-    mounted = tuple(r for r in repositories if os.path.isdir(os.path.join(cvmfs_root, r)))
+    mounted = _mounted(repositories, cvmfs_root)
     if len(mounted) == len(repositories):
         return CvmfsPlan("native", repositories, native=mounted, root=cvmfs_root)
-    if cfg.mode != "cvmfsexec":
-        missing = [r for r in repositories if r not in mounted]
-        raise ConfigError(
-            f"cvmfs: {', '.join(missing)} not mounted under {cvmfs_root} and "
-            f"cvmfs.mode is '{cfg.mode}' (set it to cvmfsexec to mount them unprivileged)"
-        )
+    if profile.cvmfs.mode != "cvmfsexec":
+        raise _not_mounted(profile.cvmfs.mode, repositories, mounted, cvmfs_root)
     return _cvmfsexec_plan(profile, repositories, mounted, cvmfs_root)
+
+
+def _mounted(repositories: tuple[str, ...], cvmfs_root: str) -> tuple[str, ...]:
+    """The repositories this host has mounted under ``cvmfs_root``."""
+    return tuple(r for r in repositories if os.path.isdir(os.path.join(cvmfs_root, r)))
+
+
+def _not_mounted(
+    mode: str, repositories: tuple[str, ...], mounted: tuple[str, ...], cvmfs_root: str
+) -> ConfigError:
+    missing = [r for r in repositories if r not in mounted]
+    return ConfigError(
+        f"cvmfs: {', '.join(missing)} not mounted under {cvmfs_root} and "
+        f"cvmfs.mode is '{mode}' (set it to cvmfsexec to mount them unprivileged)"
+    )
 
 
 def _cvmfsexec_plan(
@@ -120,16 +130,27 @@ def _cvmfsexec_plan(
 def _makedist(plan: CvmfsPlan, base: Path, env: dict[str, str] | None) -> None:
     if not plan.makedist:
         raise SiteAgentError(f"cvmfs: {base}/dist is missing and cvmfs.config is none")
+    r = _run_makedist(plan.makedist, base, env)
+    if r.returncode != 0 or not (base / "dist").is_dir():
+        raise SiteAgentError(f"cvmfs: makedist exited {r.returncode}: {last_line(r)[:200]}")
+
+
+def _run_makedist(
+    makedist: tuple[str, ...], base: Path, env: dict[str, str] | None
+) -> subprocess.CompletedProcess[str]:
     try:
-        r = subprocess.run(
-            list(plan.makedist), cwd=base, env=env, capture_output=True, text=True,
+        return subprocess.run(
+            list(makedist), cwd=base, env=env, capture_output=True, text=True,
             timeout=MAKEDIST_TIMEOUT,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as err:
         raise SiteAgentError(f"cvmfs: makedist failed: {err}") from None
-    if r.returncode != 0 or not (base / "dist").is_dir():
-        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SiteAgentError(f"cvmfs: makedist exited {r.returncode}: {tail[0][:200]}")
+
+
+def last_line(r: subprocess.CompletedProcess[str], none: str = "no output") -> str:
+    """The last line a command wrote (stderr first), or ``none``."""
+    tail = (r.stderr or r.stdout).strip().splitlines()[-1:]
+    return tail[0] if tail else none
 
 
 def _write_default_local(plan: CvmfsPlan) -> list[str]:
@@ -150,12 +171,7 @@ def prepare_cvmfs(plan: CvmfsPlan, env: dict[str, str] | None = None) -> list[st
     if plan.mode != "cvmfsexec":
         return []
     done = []
-    base = Path(plan.cvmfsexec_dir or "")
-    if not (base / "cvmfsexec").is_file():
-        raise SiteAgentError(
-            f"cvmfs: no cvmfsexec in {base} (clone github.com/cvmfs/cvmfsexec there, "
-            "or set cvmfs.dist_dir / SITE_AGENT_CVMFSEXEC_DIR)"
-        )
+    base = _cvmfsexec_base(plan)
     if not (base / "dist").is_dir():
         _makedist(plan, base, env)
         done.append(" ".join(plan.makedist))
@@ -163,6 +179,17 @@ def prepare_cvmfs(plan: CvmfsPlan, env: dict[str, str] | None = None) -> list[st
     if plan.cache_base:
         Path(plan.cache_base).mkdir(parents=True, exist_ok=True, mode=0o700)
     return done
+
+
+def _cvmfsexec_base(plan: CvmfsPlan) -> Path:
+    """The planned cvmfsexec directory; SiteAgentError when cvmfsexec is not in it."""
+    base = Path(plan.cvmfsexec_dir or "")
+    if not (base / "cvmfsexec").is_file():
+        raise SiteAgentError(
+            f"cvmfs: no cvmfsexec in {base} (clone github.com/cvmfs/cvmfsexec there, "
+            "or set cvmfs.dist_dir / SITE_AGENT_CVMFSEXEC_DIR)"
+        )
+    return base
 
 
 def requested_repositories(ctx: PlanContext) -> tuple[str, ...]:

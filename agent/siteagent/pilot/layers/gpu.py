@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from siteagent.binding import RankBinding, bind_rank
@@ -34,10 +35,35 @@ def gpus_per_rank(ctx: PlanContext, gpus: GpuInventory) -> int:
     """``--gpus-per-rank``, else ``$SITE_AGENT_GPUS_PER_RANK``, else 1 where GPUs exist."""
     if ctx.opts.gpus_per_rank is not None:
         return ctx.opts.gpus_per_rank
-    value = ctx.environ.get(Var.GPUS_PER_RANK, "")
-    if value and not value.isdigit():
+    value = _variable_gpus_per_rank(ctx.environ)
+    return min(gpus.count, 1) if value is None else value
+
+
+def _variable_gpus_per_rank(environ: Mapping[str, str]) -> int | None:
+    """``$SITE_AGENT_GPUS_PER_RANK``; None when it is unset or empty."""
+    value = environ.get(Var.GPUS_PER_RANK, "")
+    if not value:
+        return None
+    if not value.isdigit():
         raise ConfigError(f"{Var.GPUS_PER_RANK}: '{value}' is not a whole number")
-    return int(value) if value else (1 if gpus.count else 0)
+    return int(value)
+
+
+def _check_vendor(expected: str, gpus: GpuInventory) -> None:
+    """Refuse GPUs of another vendor than the profile's (none found is let through)."""
+    if gpus.vendor not in ("none", expected):
+        raise ConfigError(
+            f"node.gpu_vendor: the profile says {expected}, this node has {gpus.vendor} GPUs"
+        )
+
+
+def _found(site: str, gpus: GpuInventory, assumed: bool) -> str:
+    """The GPUs found here in words, or those assumed for a compute node of ``site``."""
+    if assumed:
+        return (
+            f"none found here, assumed: a {site} compute node's {gpus.count} {gpus.vendor} GPU(s)"
+        )
+    return f"{gpus.count} {gpus.vendor} GPU(s) found"
 
 
 class GpuLayer(PilotLayer):
@@ -47,20 +73,11 @@ class GpuLayer(PilotLayer):
         gpus, assumed = node_gpus(ctx)
         gpr = gpus_per_rank(ctx, gpus)
         binding = bind_rank(ctx.profile.node, ctx.local_rank, gpr)
-        expected = ctx.profile.node.gpu_vendor
-        if gpr and gpus.vendor not in ("none", expected):
-            raise ConfigError(
-                f"node.gpu_vendor: the profile says {expected}, this node has {gpus.vendor} GPUs"
-            )
-        found = (
-            f"none found here, assumed: a {ctx.profile.name} compute node's {gpus.count} "
-            f"{gpus.vendor} GPU(s)"
-            if assumed
-            else f"{gpus.count} {gpus.vendor} GPU(s) found"
-        )
+        if gpr:
+            _check_vendor(ctx.profile.node.gpu_vendor, gpus)
         summary = (
-            f"{found}; local rank {ctx.local_rank} gets slot(s) "
-            f"{','.join(map(str, binding.slots)) or 'none'}"
+            f"{_found(ctx.profile.name, gpus, assumed)}; local rank {ctx.local_rank} gets "
+            f"slot(s) {','.join(map(str, binding.slots)) or 'none'}"
         )
         return Layer(
             self.name,

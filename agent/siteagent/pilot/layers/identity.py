@@ -38,9 +38,14 @@ class Identity:
 
 def _given(option: str | None, environ: Mapping[str, str], var: str, flag: str) -> str | None:
     value = option if option is not None else environ.get(var) or None
-    if value is not None and not WORD_RE.match(value):
-        raise ConfigError(f"{flag}: '{value}' has characters that are not allowed")
+    if value is not None:
+        _check_word(value, flag)
     return value
+
+
+def _check_word(value: str, flag: str) -> None:
+    if not WORD_RE.match(value):
+        raise ConfigError(f"{flag}: '{value}' has characters that are not allowed")
 
 
 def identity_env(ident: Identity) -> dict[str, str]:

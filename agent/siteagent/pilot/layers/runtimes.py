@@ -16,6 +16,7 @@ adding to it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,6 +27,29 @@ BIND = re.compile(r"^[A-Za-z0-9_./~+@-]{1,512}(:[A-Za-z0-9_./~+@-]{1,512}(:(ro|r
 # What each GPU vendor needs inside the container when the profile asks for no flag.
 INTEL_DEVICES = "/dev/dri"
 URI = re.compile(r"^([a-z][a-z0-9-]*)://(.+)$")
+
+
+def checked_binds(binds: Sequence[str]) -> list[str]:
+    """``binds`` each once, in order; ConfigError for one that is not a bind specification."""
+    for bind in binds:
+        if not BIND.match(bind):
+            raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
+    return list(dict.fromkeys(binds))
+
+
+def flagged(flag: str, values: Iterable[str]) -> list[str]:
+    """``flag`` before each value: ``flagged("-v", [a, b])`` is ``-v a -v b``."""
+    return [word for value in values for word in (flag, value)]
+
+
+def source_and_target(bind: str) -> str:
+    """A bind as ``SRC:DST[:MODE]`` (a bare path binds to itself)."""
+    return bind if ":" in bind else f"{bind}:{bind}"
+
+
+def gpu_options(cfg: ContainerSection) -> list[str]:
+    """The profile's ``container.gpu_flag``, unless it is ``none``."""
+    return [cfg.gpu_flag] if cfg.gpu_flag != "none" else []
 
 
 @dataclass(frozen=True)
@@ -80,13 +104,7 @@ class ContainerRuntime:
     def binds(self, gpu_vendor: str, extra: tuple[str, ...]) -> list[str]:
         """The profile's binds, the vendor's devices, then ``extra``; checked, each once."""
         devices = [INTEL_DEVICES] if gpu_vendor == "intel" else []
-        out: list[str] = []
-        for bind in (*self.cfg.binds, *devices, *extra):
-            if not BIND.match(bind):
-                raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
-            if bind not in out:
-                out.append(bind)
-        return out
+        return checked_binds([*self.cfg.binds, *devices, *extra])
 
     def command(self, image: str, binds: list[str], spec: RunSpec) -> tuple[str, ...]:
         raise NotImplementedError
@@ -121,10 +139,7 @@ class Apptainer(ContainerRuntime):
         return f"docker://{image}"
 
     def command(self, image: str, binds: list[str], spec: RunSpec) -> tuple[str, ...]:
-        flag = self.cfg.gpu_flag
-        args = [self.name, "exec", *([flag] if flag != "none" else [])]
-        for bind in binds:
-            args += ["--bind", bind]
+        args = [self.name, "exec", *gpu_options(self.cfg), *flagged("--bind", binds)]
         return (*args, *self.cfg.options, image)
 
     def environment(self, prepend_path: tuple[str, ...]) -> dict[str, str]:
@@ -145,12 +160,17 @@ def registry_ref(runtime: str, image: str) -> str:
     m = URI.match(image)
     if m and m.group(1) == "docker":
         return m.group(2)
-    if m or image.startswith(("/", ".", "~")) or image.endswith((".sif", ".img", ".sqsh")):
+    if m or _names_a_file(image):
         raise ConfigError(
             f"--container: '{image}' is not a registry image; {runtime} takes a reference "
             "such as docker.io/library/ubuntu:22.04"
         )
     return image
+
+
+def _names_a_file(image: str) -> bool:
+    """A path or an image file (SIF, squashfs), not a registry reference."""
+    return image.startswith(("/", ".", "~")) or image.endswith((".sif", ".img", ".sqsh"))
 
 
 class PodmanHpc(ContainerRuntime):
@@ -173,29 +193,31 @@ class PodmanHpc(ContainerRuntime):
     def binds(self, gpu_vendor: str, extra: tuple[str, ...]) -> list[str]:
         # podman reads a bare `-v /path` as an anonymous volume: always SRC:DST; the cvmfs
         # module (--cvmfs) already binds the host's /cvmfs
-        out = [b if ":" in b else f"{b}:{b}" for b in super().binds(gpu_vendor, extra)]
-        if "--cvmfs" in self.cfg.options:
-            out = [b for b in out if b != "/cvmfs:/cvmfs"]
-        return out
+        skip = {"/cvmfs:/cvmfs"} if "--cvmfs" in self.cfg.options else set()
+        return [
+            b for b in map(source_and_target, super().binds(gpu_vendor, extra)) if b not in skip
+        ]
 
     def command(self, image: str, binds: list[str], spec: RunSpec) -> tuple[str, ...]:
-        args = [self.name, "run", "--rm", "--init"]
-        if spec.name:
-            args += ["--name", spec.name]
+        args = [self.name, "run", "--rm", "--init", *self._name_and_gpu(spec)]
+        args += flagged("-e", self._variables(spec))
+        args += ["-w", spec.workdir] if spec.workdir else []
+        return (*args, *flagged("-v", binds), *self.cfg.options, image)
+
+    def _name_and_gpu(self, spec: RunSpec) -> list[str]:
+        """The container's name (for the teardown) and, on a GPU node, the GPU module."""
+        args = ["--name", spec.name] if spec.name else []
         if self.cfg.gpu_flag != "none" and spec.gpu_vendor != "none":
             args.append(self.cfg.gpu_flag)  # the GPU module binds what a GPU node has
+        return args
+
+    def _variables(self, spec: RunSpec) -> list[str]:
+        """What ``-e`` passes: host variables by name or prefix, container.env, the PATH."""
         names = (*(f"{p}*" for p in self.PASS_PREFIXES), *self.PASS_NAMES, *spec.pass_env)
-        for name in dict.fromkeys(names):
-            args += ["-e", name]
-        for key, value in self.cfg.env.items():
-            args += ["-e", f"{key}={value}"]
+        env = [*dict.fromkeys(names), *(f"{k}={v}" for k, v in self.cfg.env.items())]
         if spec.prepend_path:
-            args += ["-e", "PATH=" + ":".join((*spec.prepend_path, self.DEFAULT_PATH))]
-        if spec.workdir:
-            args += ["-w", spec.workdir]
-        for bind in binds:
-            args += ["-v", bind]
-        return (*args, *self.cfg.options, image)
+            env.append("PATH=" + ":".join((*spec.prepend_path, self.DEFAULT_PATH)))
+        return env
 
     def teardown(self, spec: RunSpec) -> tuple[str, ...]:
         if not spec.name:
@@ -220,7 +242,7 @@ class Shifter(ContainerRuntime):
 
     def command(self, image: str, binds: list[str], spec: RunSpec) -> tuple[str, ...]:
         args = [self.name, f"--image={image}"]
-        args += [f"--volume={b if ':' in b else f'{b}:{b}'}" for b in binds]
+        args += [f"--volume={source_and_target(b)}" for b in binds]
         return (*args, *self.cfg.options, "--")
 
     def environment(self, prepend_path: tuple[str, ...]) -> dict[str, str]:
