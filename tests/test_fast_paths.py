@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from siteagent.errors import ConfigError
 from siteagent.pilot import cli as pilot_cli
 from siteagent.pilot import leftovers
 
@@ -257,27 +258,55 @@ def test_one_tls_context_per_ca_bundle(tmp_path, monkeypatch):
     assert tls_context(str(bundle)) is not a
 
 
-def test_profile_cache_is_per_host_only_where_the_profile_says_auto(tmp_path, monkeypatch):
-    from types import SimpleNamespace
+def test_profile_cache_holds_one_entry_for_every_host_and_resolves_auto_on_each(
+    tmp_path, monkeypatch
+):
+    from siteagent import profilecache, profiles
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    auto = tmp_path / "auto.yaml"
+    auto.write_text(
+        "name: auto\nscheduler: local\nlauncher: none\nendpoint: {name: f}\n"
+        "node: {cores: auto, gpus: 0}\n"
+    )
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 8)
+    assert profilecache.load_profile_cached(str(auto)).node.cores == 8  # the login node
+    entries = list((tmp_path / "cache" / "site-agent" / "profiles").iterdir())
+    assert len(entries) == 1 and '"cores": "auto"' in entries[0].read_text()
+
+    def no_yaml(*args, **kwargs):
+        raise AssertionError("a cached profile was parsed again")
+
+    monkeypatch.setattr(profiles, "validated_data", no_yaml)
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 2)  # another node: its own cores
+    assert profilecache.load_profile_cached(str(auto)).node.cores == 2
+    # ... and its own rules: 2 cores cannot reserve core 3
+    auto.write_text(auto.read_text().replace("gpus: 0", "gpus: 0, reserved_cores: [3]"))
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 8)
+    profilecache.load_profile_cached(str(auto))
+    monkeypatch.setattr(profiles, "validated_data", no_yaml)
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 2)
+    with pytest.raises(
+        ConfigError, match=r"node\.reserved_cores: every core must be < node\.cores"
+    ):
+        profilecache.load_profile_cached(str(auto))
+
+
+def test_profile_cache_never_keeps_a_profile_that_fails_its_rules(tmp_path, monkeypatch):
     from siteagent import profilecache
 
-    fixed = tmp_path / "fixed.yaml"
-    fixed.write_text(
-        "name: fixed\nscheduler: local\nlauncher: none\nendpoint: {name: f}\n"
-        "node: {cores: 2, gpus: 0}\n"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nscheduler: local\nlauncher: none\nendpoint: {name: f}\n"
+        "node: {cores: 2, gpus: 0, reserved_cores: [2]}\n"
     )
-    auto = tmp_path / "auto.yaml"
-    auto.write_text(fixed.read_text().replace("cores: 2", "cores: auto"))
-    keys = {}
-    for host in ("node1", "node2"):
-        monkeypatch.setattr(profilecache.os, "uname", lambda h=host: SimpleNamespace(nodename=h))
-        keys[host] = (
-            profilecache.profile_key(str(fixed))[1],
-            profilecache.profile_key(str(auto))[1],
-        )
-    assert keys["node1"][0] == keys["node2"][0]  # a site's profile: one entry for every node
-    assert keys["node1"][1] != keys["node2"][1]  # auto values are each host's own
+    for _ in range(2):  # the second time too: no entry lets it skip the rules
+        with pytest.raises(ConfigError, match=r"node\.reserved_cores"):
+            profilecache.load_profile_cached(str(bad))
+    assert not (tmp_path / "cache" / "site-agent" / "profiles").exists()
 
 
 # ---------------------------------------------------------------- smoke-test --harvester

@@ -136,6 +136,16 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
 
 
 def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = None) -> Profile:
+    """A profile from its YAML text: parsed, validated, defaults filled, ``auto`` resolved."""
+    return complete_profile(validated_data(text, source, overrides), source)
+
+
+def validated_data(
+    text: str, source: str, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The profile's data, parsed, validated and with every default filled in, but with its
+    ``auto`` values still unresolved: the same on every host, so ``profilecache`` can keep it
+    for every node (``complete_profile`` makes it this host's)."""
     import yaml  # here, not above: the pilot's cached-profile path never parses YAML
 
     try:
@@ -150,8 +160,24 @@ def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = Non
     if overrides:
         raw = deep_merge(raw, overrides)
     _validate(raw, text, source)
-    data = _resolve_auto(deep_merge(profile_defaults(), raw))
-    _check_consistency(data, source)
+    return deep_merge(profile_defaults(), raw)
+
+
+def has_auto(data: dict[str, Any]) -> bool:
+    """Whether validated profile data has host-dependent ``auto`` values."""
+    node = data["node"]
+    return "auto" in (node["cores"], node["memory_gb"], node["gpus"], node["gpu_vendor"])
+
+
+def complete_profile(data: dict[str, Any], source: str, *, checked: bool = False) -> Profile:
+    """The Profile of ``validated_data`` (taken over, not copied): ``auto`` values resolved on
+    this host, cross-field rules checked. ``checked``: the data passed those rules already and
+    holds no ``auto`` value, so they cannot fail now (a cached profile of a site)."""
+    auto = has_auto(data)
+    if auto:
+        _resolve_auto(data)
+    if auto or not checked:
+        _check_consistency(data, source)
     return Profile(name=data["name"], source=source, data=data)
 
 
