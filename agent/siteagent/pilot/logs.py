@@ -10,7 +10,6 @@ directories stay.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +74,8 @@ def keep_logs(workdir: str | Path, dest: Path, report: PilotReport, keep: int) -
         return []
     dest.mkdir(parents=True, exist_ok=True)
     out: list[str] = []
+    import shutil  # only a failed run keeps its logs: not imported by every rank
+
     for path in _pilot_files(Path(workdir)):
         shutil.copy2(path, dest / path.name)
         if path.name == "pilotlog.txt":
@@ -86,6 +87,8 @@ def keep_logs(workdir: str | Path, dest: Path, report: PilotReport, keep: int) -
 
 def prune(root: Path, keep: int) -> None:
     """Remove all but the ``keep`` newest directories in ``root``."""
+    import shutil
+
     dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     for old in dirs[: max(len(dirs) - keep, 0)]:
         shutil.rmtree(old, ignore_errors=True)

@@ -16,7 +16,6 @@ pilot3 reads, in its own code:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
@@ -94,6 +93,8 @@ def token_expiry(path: str) -> float | None:
     parts = Path(path).read_text().strip().split(".")
     if len(parts) != 3:
         return None
+    import base64  # only where a token is given: not imported by every rank
+
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except ValueError:

@@ -17,7 +17,7 @@ its logs are kept when it fails, pilot/run.py) ends in the rank's own pilot id.
 
 from __future__ import annotations
 
-import socket
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,7 +64,7 @@ class IdentityLayer(PilotLayer):
         wid = _given(
             opts.harvester_worker_id, ctx.environ, "HARVESTER_WORKER_ID", "--harvester-worker-id"
         )
-        host = socket.gethostname().split(".")[0]
+        host = os.uname().nodename.split(".")[0]  # gethostname(), without importing socket
         gtag = f"file://{host}{log_dir(ctx.environ, ctx.pilot_id)}"
         ident = Identity(hid, wid, gtag)
         summary = (
