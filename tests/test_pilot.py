@@ -554,9 +554,9 @@ def _rank_commands(tmp_path, wrapper_text, path_first):
     )
     # one write per rank (printf of the whole line), so the two ranks' lines never mix
     payload = 'printf "%s\\n" "$(tr "\\0\\n" "  " </proc/$PPID/cmdline)"'
+    ranks = [str(wrapper), "--ranks-per-node", "2", "--"]
     r = subprocess.run(
-        [str(wrapper), "--ranks-per-node", "2", "--", "site-agent", "pilot", "--site", "local"]
-        + ["--", "sh", "-c", payload],  # noqa: RUF005
+        [*ranks, "site-agent", "pilot", "--site", "local", "--", "sh", "-c", payload],
         env=env,
         capture_output=True,
         text=True,
