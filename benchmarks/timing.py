@@ -58,7 +58,7 @@ class Row:
     ours: float
     floor: float
     unit: str  # "ms CPU", "s wall", ...
-    goal: float  # the highest ratio that passes (ours / floor)
+    goal: float  # the highest ratio that passes (ours / floor); 0: shown for scale, no goal
     floor_name: str = ""
     absolute: float | None = None  # or a goal in ``unit`` instead of a ratio
 
@@ -67,7 +67,10 @@ class Row:
         return self.ours / self.floor if self.floor else float("inf")
 
     @property
-    def ok(self) -> bool:
+    def ok(self) -> bool | None:
+        """Whether the goal is met (None: no goal)."""
+        if not self.goal and self.absolute is None:
+            return None
         if self.absolute is not None:
             return self.ours < self.absolute
         return self.ratio <= self.goal

@@ -10,7 +10,6 @@ import json
 import os
 from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import Any
 
 from siteagent.errors import ConfigError
 from siteagent.profile_path import (  # noqa: F401 (re-exported: where profiles are found)
@@ -35,6 +34,10 @@ from siteagent.sections import (
     build_section,
     profile_defaults,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,12 @@ path reads cached profiles through it.
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 def _nested(cls: type) -> Any:
@@ -270,8 +275,6 @@ SECTIONS: dict[str, type] = {
     "credentials": CredentialsSection,
     "check": CheckSection,
 }
-
-T = TypeVar("T")
 
 
 def section_defaults(cls: type) -> dict[str, Any]:

@@ -10,8 +10,8 @@ instance pilot3's packaged ``default.cfg`` points at, where it reads the queue's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.sections import PilotSection
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from siteagent.names import Var
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

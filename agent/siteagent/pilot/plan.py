@@ -12,7 +12,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import ConfigError
 from siteagent.names import WORKER_ID_RE, Var
@@ -20,8 +19,10 @@ from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
 from siteagent.profilecache import load_profile_cached
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from siteagent.binding import RankBinding
     from siteagent.gpus import GpuInventory

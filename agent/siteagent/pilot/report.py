@@ -13,7 +13,10 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any
 
 REPORT_VERSION = 1
 

@@ -14,14 +14,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.fileio import sha256_text
 from siteagent.names import Var
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from siteagent.sections import PilotSection
 

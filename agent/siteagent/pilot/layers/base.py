@@ -11,10 +11,11 @@ order that puts every layer after those it reads (``planning_order``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any, ClassVar
 
     from siteagent.pilot.plan import PilotOptions
     from siteagent.profiles import Profile

@@ -22,11 +22,11 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from siteagent.errors import SiteAgentError
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from siteagent.errors import ConfigError
 from siteagent.names import WORD_RE
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

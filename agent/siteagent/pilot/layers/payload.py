@@ -8,12 +8,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from siteagent.errors import ConfigError
 from siteagent.names import WORD_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 from siteagent.errors import ConfigError
 from siteagent.sections import ContainerSection
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 BIND = re.compile(r"^[A-Za-z0-9_./~+@-]{1,512}(:[A-Za-z0-9_./~+@-]{1,512}(:(ro|rw))?)?$")
 # What each GPU vendor needs inside the container when the profile asks for no flag.
