@@ -109,6 +109,31 @@ def test_pilot_run_imports_nothing_heavy(tmp_path):
     assert not {m for m in imported if m.split(".")[0] in HEAVY}
 
 
+# what `site` and these cost a rank, and it never needs them (records.py, TYPE_CHECKING)
+RANK_NEVER = ("dataclasses", "inspect", "typing", "socket", "shutil", "hashlib", "copy", "site")
+
+
+def test_a_rank_as_the_execution_wrapper_starts_it_imports_only_what_it_runs(tmp_path):
+    """`python -I -S -c START pilot ...` (the wrapper's per-rank start), warm profile cache:
+    no heavy module, and none of the standard modules a rank does without."""
+    from siteagent.wrappers.render import pilot_start
+
+    python, start = pilot_start()
+    assert python == sys.executable
+    env = os.environ | {
+        "SITE_AGENT_CVMFS_REPOS": "",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    cmd = [python, "-X", "importtime", "-I", "-S", "-c", start, "pilot", "--site", "local"]
+    subprocess.run([*cmd, "--", "true"], env=env, capture_output=True, check=True)  # cache
+    r = subprocess.run([*cmd, "--", "true"], env=env, capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert {"siteagent.pilot.run", "siteagent.pilot.report", "json"} <= imported
+    assert not {m for m in imported if m.split(".")[0] in HEAVY + RANK_NEVER}
+
+
 # ---------------------------------------------------------------- leftovers from /proc
 def _spawn_daemon(tmp_path: Path) -> int:
     """A grandchild that outlives its parent (re-parented to us: we are its subreaper)."""

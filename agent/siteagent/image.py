@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from siteagent.errors import ConfigError
 from siteagent.names import IMAGE_RE, Var
 from siteagent.pilot.layers.runtimes import BIND, INTEL_DEVICES
 from siteagent.profiles import Profile
+from siteagent.records import record
 from siteagent.sections import ContainerSection
 
 MARKER = Path("/opt/site-agent/IMAGE")
@@ -55,7 +55,7 @@ WORKER_VARIABLES = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunningImage:
     """The image site-agent runs from: its runtime and what that runtime calls it."""
 
@@ -63,7 +63,7 @@ class RunningImage:
     uri: str | None  # SIF path or image reference; None where the runtime does not say
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WorkerImage:
     """The engine's container options that start the worker pools in the image."""
 

@@ -5,10 +5,8 @@ A profile is data: adding a site is a new YAML file, never new code.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-from dataclasses import dataclass
 from functools import cache, cached_property
 
 from siteagent.errors import ConfigError
@@ -19,6 +17,7 @@ from siteagent.profile_path import (  # noqa: F401 (re-exported: where profiles 
     list_profiles,
     search_path,
 )
+from siteagent.records import record
 from siteagent.sections import (
     CheckSection,
     ContainerSection,
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Profile:
     """A validated site profile with every default filled in."""
 
@@ -122,6 +121,8 @@ def profile_schema() -> dict[str, Any]:
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """Return ``base`` updated by ``over`` recursively; lists and scalars are replaced."""
+    import copy  # not on a rank's path: its profile comes merged from the cache
+
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from siteagent.errors import ConfigError
@@ -18,6 +17,7 @@ from siteagent.names import WORKER_ID_RE, Var
 from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
 from siteagent.profilecache import load_profile_cached
+from siteagent.records import record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ GRACE = 180.0  # default seconds from SIGTERM to SIGKILL (see PilotOptions.grace
 RESOURCE_TYPES = ("SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PilotOptions:
     """What the caller asks for; ``None`` means: from the environment, then the profile."""
 
@@ -65,7 +65,7 @@ class PilotOptions:
     dry_run: bool = False  # only shown: where no GPU is found, a compute node's are assumed
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PilotPlan:
     """One rank's plan: its identity, its layers in stacking order, where it reports."""
 

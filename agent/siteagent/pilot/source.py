@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.fileio import sha256_text
 from siteagent.names import Var
+from siteagent.records import record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from siteagent.sections import PilotSection
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PilotSource:
     kind: str  # dir, package, tarball, url
     origin: str  # the directory, tarball path or URL it came from

@@ -20,11 +20,11 @@ import json
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from siteagent.errors import SiteAgentError
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.records import record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from siteagent.sections import CredentialsSection
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     """Where the credentials are (paths only) and what the pilot needs of them."""
 
@@ -196,7 +196,7 @@ class CredentialsLayer(PilotLayer):
     def plan(self, ctx: PlanContext) -> Layer:
         creds = find_credentials(ctx.profile.credentials, ctx.environ)
         if ctx.opts.payload:  # a command of the admin's own, not the PanDA pilot
-            from dataclasses import replace
+            from siteagent.records import replace
 
             creds = replace(creds, require="none")
         what = [f"proxy {creds.proxy}"] + ([f"token {creds.token}"] if creds.token else [])

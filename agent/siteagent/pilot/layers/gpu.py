@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from siteagent.binding import RankBinding, bind_rank
 from siteagent.errors import ConfigError
 from siteagent.gpus import GpuInventory, discover_gpus
 from siteagent.names import Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GpuShare:
     """The node's GPUs and this rank's share of them."""
 

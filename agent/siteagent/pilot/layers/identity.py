@@ -18,18 +18,18 @@ its logs are kept when it fails, pilot/run.py) ends in the rank's own pilot id.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from siteagent.errors import ConfigError
 from siteagent.names import WORD_RE
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.records import record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Identity:
     harvester_id: str | None
     worker_id: str | None

@@ -16,9 +16,9 @@ adding to it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from siteagent.errors import ConfigError
+from siteagent.records import record
 from siteagent.sections import ContainerSection
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
@@ -31,7 +31,7 @@ INTEL_DEVICES = "/dev/dri"
 URI = re.compile(r"^([a-z][a-z0-9-]*)://(.+)$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ContainerPlan:
     runtime: str
     image: str
@@ -44,7 +44,7 @@ class ContainerPlan:
         return f"{self.runtime} {self.image}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunSpec:
     """What the pilot asks of a runtime besides the image: where the payload works, the
     name of its container, extra binds, host PATH entries to put in front inside, and the
