@@ -264,11 +264,11 @@ class Supervisor:
 
 def pilot_record(plan: PilotPlan) -> dict[str, str] | None:
     """Which pilot3 ran: its source and version (None for a command given after --)."""
-    from siteagent.pilot.source import pilot_version
-
     source = plan.layer("payload").detail.source
     if source is None:
         return None
+    from siteagent.pilot.source import pilot_version
+
     try:
         version = pilot_version(source.dir)
     except OSError:

@@ -289,11 +289,11 @@ class PayloadLayer(PilotLayer):
     def setup(self, layer: Layer, env: dict[str, str]) -> list[str]:
         """Unpack pilot3 when it comes as a tarball, check its --pilot-user, write the
         shutdown time; what it did."""
-        from siteagent.pilot.source import check_pilot_user, ensure_unpacked, pilot_version
-
         payload: Payload = layer.detail
         done: list[str] = []
-        if payload.source is not None:
+        if payload.source is not None:  # pilot3 (a command given after -- has no source)
+            from siteagent.pilot.source import check_pilot_user, ensure_unpacked, pilot_version
+
             unpacked = ensure_unpacked(payload.source, env)  # through the site's proxy
             done += [unpacked] if unpacked else []
             check_pilot_user(payload.source.dir, payload.pilot_user or "")
