@@ -370,3 +370,19 @@ def test_backend_creates_configs_concurrently_and_never_stops_a_lent_executor():
     with pytest.raises(RuntimeError):
         made[str({"b": 2})].submit(lambda: 3)
     lent.shutdown()
+
+
+def test_pilot_exits_with_sys_exit_status_without_the_interpreter_teardown(capsys):
+    """`site-agent pilot` ends through os._exit; its status is what sys.exit would give."""
+    from siteagent.entry import _status
+
+    assert [_status(c) for c in (None, 0, 3, 256 + 7, -1)] == [0, 0, 3, 7, 255]
+    assert _status("bye") == 1 and capsys.readouterr().err == "bye\n"
+
+
+def test_pilot_output_is_complete_through_a_pipe(run_cli, tmp_path):
+    """stdout is flushed before os._exit: a long --dry-run --json arrives whole."""
+    env = {"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c"), "PYTHONUNBUFFERED": ""}
+    r = run_cli("pilot", "--site", "local", "--dry-run", "--json", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["layers"][-1]["name"] == "payload"
