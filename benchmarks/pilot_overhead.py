@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import Row, median_cpu
+from timing import Row, interleaved_cpu, median_cpu
 
 FLOOR = Path(__file__).with_name("floors") / "pilot_floor.py"
 
@@ -64,20 +64,32 @@ def measure(runs: int = 21) -> list[Row]:
             subprocess.run(install, env=env, check=True)
 
         median_cpu(rank, 2, env)  # warm the page cache and the profile cache
-        floor, _ = median_cpu(floor_cmd, runs, env)
-        warm, _ = median_cpu(rank, runs, env)
-        warm_script, _ = median_cpu(script, runs, env)
+        # every command in turn, run by run: the machine's load moves them alike
+        warm = interleaved_cpu({"floor": floor_cmd, "rank": rank, "script": script}, runs, env)
         fewer = max(runs // 2, 5)
-        cold, _ = median_cpu(rank, fewer, env, before=fresh_entry)
-        uncached, _ = median_cpu(
-            rank, fewer, env, before=lambda: shutil.rmtree(f"{tmp}/cache", ignore_errors=True)
+        cold = interleaved_cpu(
+            {"floor": floor_cmd, "rank": rank, "uncached": rank},
+            fewer,
+            env,
+            before={
+                "rank": fresh_entry,
+                "uncached": lambda: shutil.rmtree(f"{tmp}/cache", ignore_errors=True),
+            },
         )
+        floor = warm["floor"]
     name = "python -I -S floors/pilot_floor.py"
     return [
-        Row("pilot per rank, warm", warm * 1e3, floor * 1e3, "ms CPU", 1.3, name),
-        Row("pilot per rank, cold", cold * 1e3, floor * 1e3, "ms CPU", 1.6, name),
-        Row("  pilot from a shell, warm", warm_script * 1e3, floor * 1e3, "ms CPU", 0, name),
-        Row("  pilot, no cached profile", uncached * 1e3, floor * 1e3, "ms CPU", 0, name),
+        Row("pilot per rank, warm", warm["rank"] * 1e3, floor * 1e3, "ms CPU", 1.3, name),
+        Row("pilot per rank, cold", cold["rank"] * 1e3, cold["floor"] * 1e3, "ms CPU", 1.6, name),
+        Row("  pilot from a shell, warm", warm["script"] * 1e3, floor * 1e3, "ms CPU", 0, name),
+        Row(
+            "  pilot, no cached profile",
+            cold["uncached"] * 1e3,
+            cold["floor"] * 1e3,
+            "ms CPU",
+            0,
+            name,
+        ),
     ]
 
 

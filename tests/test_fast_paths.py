@@ -386,3 +386,22 @@ def test_pilot_output_is_complete_through_a_pipe(run_cli, tmp_path):
     r = run_cli("pilot", "--site", "local", "--dry-run", "--json", "--", "true", env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["layers"][-1]["name"] == "payload"
+
+
+def test_a_ranks_import_path_is_the_console_scripts(tmp_path):
+    """The wrapper's `python -I -S` start sees the import path `site` gives the console
+    script: the standard library first (nothing in site-packages shadows it), then this
+    environment's packages and site-agent's source."""
+    from siteagent.wrappers.render import pilot_start
+
+    python, start = pilot_start()
+    setup = start.split("\ntry:")[0]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    show = "; import json; print(json.dumps(sys.path))"
+    rank = subprocess.run(
+        [python, "-I", "-S", "-c", setup + show], capture_output=True, text=True, check=True
+    )
+    script = subprocess.run(
+        [python, "-c", "import sys" + show], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(rank.stdout) == json.loads(script.stdout)[1:]  # [0]: the script's dir

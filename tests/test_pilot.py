@@ -588,7 +588,7 @@ def test_execution_wrapper_starts_this_environments_pilot_without_site(tmp_path)
     (other / "site-agent").symlink_to(bin_dir / "site-agent")
     for line in _rank_commands(tmp_path / "other", text, other):
         assert " -I -S " not in line and f"{other}/site-agent pilot --site local" in line, line
-    stale = re.sub(r"sys\.path\[:0\] = \[[^]]*\]", 'sys.path[:0] = ["/nonexistent"]', text)
+    stale = re.sub(r"sys\.path \+= \[[^]]*\]", 'sys.path += ["/nonexistent"]', text)
     assert stale != text
     for line in _rank_commands(tmp_path / "stale", stale, bin_dir):
         assert " -I -S " not in line and "site-agent pilot --site local" in line, line

@@ -33,9 +33,9 @@ def binding_table(profile: Profile) -> list[tuple[str, str]]:
 
 def pilot_start() -> tuple[str, str]:
     """``(python, python -c code)`` with which a rank starts ``site-agent pilot`` of this
-    environment without ``site``: the import path is what ``site`` gives this Python
-    (site-packages first, then an editable install's source), so a rank imports the modules
-    the console script would. ``("", "")`` where a path has characters a shell word or a
+    environment without ``site``: the import path is what ``site`` gives this Python (the
+    standard library, then site-packages, then an editable install's source), so a rank
+    imports the modules the console script would. ``("", "")`` where a path has characters a shell word or a
     Python string should not (the rank then runs the console script)."""
     import json
     import sysconfig
@@ -49,7 +49,7 @@ def pilot_start() -> tuple[str, str]:
     if any(c in sys.executable + "".join(paths) for c in "\n'\"\\$`"):
         return "", ""
     code = (
-        f"import sys; sys.path[:0] = {json.dumps(paths)}\n"
+        f"import sys; sys.path += {json.dumps(paths)}\n"  # after the standard library, as site
         "try:\n    from siteagent.entry import main\n"
         # the environment changed since the wrapper was written: the console script decides
         'except ImportError:\n    import os; os.execvp("site-agent", ["site-agent", *sys.argv[1:]])\n'
