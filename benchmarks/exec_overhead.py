@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from pilot_overhead import site_agent
-from timing import Row, median_cpu
+from timing import Row, interleaved_cpu, median_cpu
 
 ARGS = ["--ranks-per-node", "2", "--", "true"]
 
@@ -32,9 +32,17 @@ def measure(runs: int = 21) -> list[Row]:
         wrapper.chmod(0o755)
         ours_cmd = [site_agent(), "exec", "--site", "local", *ARGS]
         median_cpu(ours_cmd, 2, env)  # the first call renders and records
-        floor, _ = median_cpu([str(wrapper), *ARGS], runs, env)
-        ours, _ = median_cpu(ours_cmd, runs, env)
-        python, _ = median_cpu([sys.executable, "-c", "pass"], runs, env)
+        # in turn, run by run: the machine's load moves them alike
+        cpu = interleaved_cpu(
+            {
+                "wrapper": [str(wrapper), *ARGS],
+                "ours": ours_cmd,
+                "python": [sys.executable, "-c", "pass"],
+            },
+            runs,
+            env,
+        )
+        floor, ours, python = cpu["wrapper"], cpu["ours"], cpu["python"]
     return [
         Row("exec per task", ours * 1e3, floor * 1e3, "ms CPU", 2.0, "bin/site-agent-exec"),
         Row(

@@ -55,12 +55,12 @@ def table(rows: list[Row]) -> str:
     head = f"{'path':30} {'site-agent':>11} {'floor':>9} {'unit':12} {'ratio':>6} {'goal':>7}  ok"
     lines = [head, "-" * len(head)]
     for r in rows:
-        goal = f"<{r.absolute:g}" if r.absolute is not None else f"<={r.goal:g}x"
+        goal = f"<{r.absolute:g}" if r.absolute is not None else f"<={r.goal:g}x" if r.goal else ""
         ratio = "" if r.absolute is not None else f"{r.ratio:.2f}x"
         floor = "" if r.absolute is not None else f"{r.floor:9.2f}"
         lines.append(
             f"{r.path:30} {r.ours:11.2f} {floor:>9} {r.unit:12} {ratio:>6} {goal:>7}  "
-            f"{'pass' if r.ok else 'FAIL'}"
+            f"{'' if r.ok is None else 'pass' if r.ok else 'FAIL'}"
         )
     return "\n".join(lines)
 

@@ -50,6 +50,28 @@ def median_cpu(
     return statistics.median(cpus), statistics.median(walls)
 
 
+def interleaved_cpu(
+    cmds: dict[str, list[str]],
+    runs: int,
+    env: dict[str, str] | None = None,
+    before: dict[str, Callable[[], None]] | None = None,
+) -> dict[str, float]:
+    """Median CPU seconds of each command, the commands taking turns run by run, so that a
+    change of the machine's load between them does not skew their ratio. ``before[name]``
+    runs ahead of each run of ``cmds[name]``, untimed."""
+    cpus: dict[str, list[float]] = {name: [] for name in cmds}
+    for _ in range(runs):
+        for name, cmd in cmds.items():
+            if before and name in before:
+                before[name]()
+            c0 = _children_cpu()
+            subprocess.run(
+                cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+            )
+            cpus[name].append(_children_cpu() - c0)
+    return {name: statistics.median(values) for name, values in cpus.items()}
+
+
 @dataclass
 class Row:
     """One line of the summary: site-agent's figure beside its floor, and the goal."""
@@ -58,7 +80,7 @@ class Row:
     ours: float
     floor: float
     unit: str  # "ms CPU", "s wall", ...
-    goal: float  # the highest ratio that passes (ours / floor)
+    goal: float  # the highest ratio that passes (ours / floor); 0: shown for scale, no goal
     floor_name: str = ""
     absolute: float | None = None  # or a goal in ``unit`` instead of a ratio
 
@@ -67,7 +89,10 @@ class Row:
         return self.ours / self.floor if self.floor else float("inf")
 
     @property
-    def ok(self) -> bool:
+    def ok(self) -> bool | None:
+        """Whether the goal is met (None: no goal)."""
+        if not self.goal and self.absolute is None:
+            return None
         if self.absolute is not None:
             return self.ours < self.absolute
         return self.ratio <= self.goal

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from siteagent.errors import ConfigError
 from siteagent.pilot import cli as pilot_cli
 from siteagent.pilot import leftovers
 
@@ -106,6 +107,31 @@ def test_pilot_run_imports_nothing_heavy(tmp_path):
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
     assert "siteagent.pilot.run" in imported  # the probe sees the run
     assert not {m for m in imported if m.split(".")[0] in HEAVY}
+
+
+# what `site` and these cost a rank, and it never needs them (records.py, TYPE_CHECKING)
+RANK_NEVER = ("dataclasses", "inspect", "typing", "socket", "shutil", "hashlib", "copy", "site")
+
+
+def test_a_rank_as_the_execution_wrapper_starts_it_imports_only_what_it_runs(tmp_path):
+    """`python -I -S -c START pilot ...` (the wrapper's per-rank start), warm profile cache:
+    no heavy module, and none of the standard modules a rank does without."""
+    from siteagent.wrappers.render import pilot_start
+
+    python, start = pilot_start()
+    assert python == sys.executable
+    env = os.environ | {
+        "SITE_AGENT_CVMFS_REPOS": "",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    cmd = [python, "-X", "importtime", "-I", "-S", "-c", start, "pilot", "--site", "local"]
+    subprocess.run([*cmd, "--", "true"], env=env, capture_output=True, check=True)  # cache
+    r = subprocess.run([*cmd, "--", "true"], env=env, capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert {"siteagent.pilot.run", "siteagent.pilot.report", "json"} <= imported
+    assert not {m for m in imported if m.split(".")[0] in HEAVY + RANK_NEVER}
 
 
 # ---------------------------------------------------------------- leftovers from /proc
@@ -257,27 +283,55 @@ def test_one_tls_context_per_ca_bundle(tmp_path, monkeypatch):
     assert tls_context(str(bundle)) is not a
 
 
-def test_profile_cache_is_per_host_only_where_the_profile_says_auto(tmp_path, monkeypatch):
-    from types import SimpleNamespace
+def test_profile_cache_holds_one_entry_for_every_host_and_resolves_auto_on_each(
+    tmp_path, monkeypatch
+):
+    from siteagent import profilecache, profiles
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    auto = tmp_path / "auto.yaml"
+    auto.write_text(
+        "name: auto\nscheduler: local\nlauncher: none\nendpoint: {name: f}\n"
+        "node: {cores: auto, gpus: 0}\n"
+    )
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 8)
+    assert profilecache.load_profile_cached(str(auto)).node.cores == 8  # the login node
+    entries = list((tmp_path / "cache" / "site-agent" / "profiles").iterdir())
+    assert len(entries) == 1 and '"cores": "auto"' in entries[0].read_text()
+
+    def no_yaml(*args, **kwargs):
+        raise AssertionError("a cached profile was parsed again")
+
+    monkeypatch.setattr(profiles, "validated_data", no_yaml)
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 2)  # another node: its own cores
+    assert profilecache.load_profile_cached(str(auto)).node.cores == 2
+    # ... and its own rules: 2 cores cannot reserve core 3
+    auto.write_text(auto.read_text().replace("gpus: 0", "gpus: 0, reserved_cores: [3]"))
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 8)
+    profilecache.load_profile_cached(str(auto))
+    monkeypatch.setattr(profiles, "validated_data", no_yaml)
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 2)
+    with pytest.raises(
+        ConfigError, match=r"node\.reserved_cores: every core must be < node\.cores"
+    ):
+        profilecache.load_profile_cached(str(auto))
+
+
+def test_profile_cache_never_keeps_a_profile_that_fails_its_rules(tmp_path, monkeypatch):
     from siteagent import profilecache
 
-    fixed = tmp_path / "fixed.yaml"
-    fixed.write_text(
-        "name: fixed\nscheduler: local\nlauncher: none\nendpoint: {name: f}\n"
-        "node: {cores: 2, gpus: 0}\n"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nscheduler: local\nlauncher: none\nendpoint: {name: f}\n"
+        "node: {cores: 2, gpus: 0, reserved_cores: [2]}\n"
     )
-    auto = tmp_path / "auto.yaml"
-    auto.write_text(fixed.read_text().replace("cores: 2", "cores: auto"))
-    keys = {}
-    for host in ("node1", "node2"):
-        monkeypatch.setattr(profilecache.os, "uname", lambda h=host: SimpleNamespace(nodename=h))
-        keys[host] = (
-            profilecache.profile_key(str(fixed))[1],
-            profilecache.profile_key(str(auto))[1],
-        )
-    assert keys["node1"][0] == keys["node2"][0]  # a site's profile: one entry for every node
-    assert keys["node1"][1] != keys["node2"][1]  # auto values are each host's own
+    for _ in range(2):  # the second time too: no entry lets it skip the rules
+        with pytest.raises(ConfigError, match=r"node\.reserved_cores"):
+            profilecache.load_profile_cached(str(bad))
+    assert not (tmp_path / "cache" / "site-agent" / "profiles").exists()
 
 
 # ---------------------------------------------------------------- smoke-test --harvester
@@ -316,3 +370,38 @@ def test_backend_creates_configs_concurrently_and_never_stops_a_lent_executor():
     with pytest.raises(RuntimeError):
         made[str({"b": 2})].submit(lambda: 3)
     lent.shutdown()
+
+
+def test_pilot_exits_with_sys_exit_status_without_the_interpreter_teardown(capsys):
+    """`site-agent pilot` ends through os._exit; its status is what sys.exit would give."""
+    from siteagent.entry import _status
+
+    assert [_status(c) for c in (None, 0, 3, 256 + 7, -1)] == [0, 0, 3, 7, 255]
+    assert _status("bye") == 1 and capsys.readouterr().err == "bye\n"
+
+
+def test_pilot_output_is_complete_through_a_pipe(run_cli, tmp_path):
+    """stdout is flushed before os._exit: a long --dry-run --json arrives whole."""
+    env = {"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c"), "PYTHONUNBUFFERED": ""}
+    r = run_cli("pilot", "--site", "local", "--dry-run", "--json", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["layers"][-1]["name"] == "payload"
+
+
+def test_a_ranks_import_path_is_the_console_scripts(tmp_path):
+    """The wrapper's `python -I -S` start sees the import path `site` gives the console
+    script: the standard library first (nothing in site-packages shadows it), then this
+    environment's packages and site-agent's source."""
+    from siteagent.wrappers.render import pilot_start
+
+    python, start = pilot_start()
+    setup = start.split("\ntry:")[0]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    show = "; import json; print(json.dumps(sys.path))"
+    rank = subprocess.run(
+        [python, "-I", "-S", "-c", setup + show], capture_output=True, text=True, check=True
+    )
+    script = subprocess.run(
+        [python, "-c", "import sys" + show], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(rank.stdout) == json.loads(script.stdout)[1:]  # [0]: the script's dir

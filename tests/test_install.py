@@ -273,3 +273,23 @@ def test_install_cvmfsexec_failure_is_one_line_with_the_commands(run_cli, home, 
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith(f"site-agent: error: cvmfsexec: git clone --depth 1 {tmp_path}")
     assert line.endswith(f"&& {target}/makedist default)")
+
+
+def test_install_leaves_the_validated_profile_for_the_ranks(run_cli, home, tmp_path, monkeypatch):
+    """The compute nodes' first ranks find the profile validated by install (a shared home)."""
+    from siteagent import profilecache, profiles
+
+    cache = tmp_path / "xdg-cache"
+    r = run_cli("install", "--site", "polaris", env=home | {"XDG_CACHE_HOME": str(cache)})
+    assert r.returncode == 0, r.stderr
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    _, key = profilecache.profile_key("polaris")
+    assert (cache / "site-agent" / "profiles" / f"{key[:32]}.json").is_file()
+
+    expected = load_profile("polaris").data
+
+    def no_yaml(*args, **kwargs):
+        raise AssertionError("a rank parsed the profile again")
+
+    monkeypatch.setattr(profiles, "validated_data", no_yaml)
+    assert profilecache.load_profile_cached("polaris").data == expected

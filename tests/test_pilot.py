@@ -535,6 +535,65 @@ def test_execution_wrapper_starts_one_pilot_wrapper_per_rank(site, tmp_path):
     assert {d["reason"] for d in reports.values()} == {"finished"}
 
 
+def _rank_commands(tmp_path, wrapper_text, path_first):
+    """Run two ranks of `site-agent pilot` through the local execution wrapper; each payload
+    prints the command line of its pilot wrapper (its parent). Returns those lines."""
+    tmp_path.mkdir()
+    wrapper = tmp_path / "site-agent-exec"
+    wrapper.write_text(wrapper_text)
+    wrapper.chmod(0o755)
+    env = clean_env(
+        {
+            "PATH": f"{path_first}:{os.environ['PATH']}",
+            "HOME": str(tmp_path),
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "SITE_AGENT_WORKDIR": str(tmp_path / "work"),
+            "SITE_AGENT_CVMFS_REPOS": "",
+            "PYTHONPATH": "",
+        }
+    )
+    # one write per rank (printf of the whole line), so the two ranks' lines never mix
+    payload = 'printf "%s\\n" "$(tr "\\0\\n" "  " </proc/$PPID/cmdline)"'
+    ranks = [str(wrapper), "--ranks-per-node", "2", "--"]
+    r = subprocess.run(
+        [*ranks, "site-agent", "pilot", "--site", "local", "--", "sh", "-c", payload],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "work" / "pilots").iterdir()]
+    assert sorted(d["rank"] for d in reports) == [0, 1]
+    assert {d["reason"] for d in reports} == {"finished"}
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    assert len(lines) == 2
+    return lines
+
+
+def test_execution_wrapper_starts_this_environments_pilot_without_site(tmp_path):
+    """A rank's `site-agent pilot` of the wrapper's own environment runs as `python -I -S`
+    on the recorded import path; any other `site-agent` runs as it is; a recorded path that
+    no longer holds site-agent falls back to the console script."""
+    from siteagent.profiles import load_profile
+    from siteagent.wrappers.render import render_wrapper
+
+    text = render_wrapper(load_profile("local"))
+    bin_dir = Path(sys.executable).parent
+    for line in _rank_commands(tmp_path / "fast", text, bin_dir):
+        assert line.startswith(f"{sys.executable} -I -S -c import sys;"), line
+        assert "main() pilot --site local -- sh -c " in line, line
+    other = tmp_path / "other-bin"  # another environment's site-agent first on PATH
+    other.mkdir()
+    (other / "site-agent").symlink_to(bin_dir / "site-agent")
+    for line in _rank_commands(tmp_path / "other", text, other):
+        assert " -I -S " not in line and f"{other}/site-agent pilot --site local" in line, line
+    stale = re.sub(r"sys\.path \+= \[[^]]*\]", 'sys.path += ["/nonexistent"]', text)
+    assert stale != text
+    for line in _rank_commands(tmp_path / "stale", stale, bin_dir):
+        assert " -I -S " not in line and "site-agent pilot --site local" in line, line
+
+
 def test_proxy_password_never_printed_or_reported(site, tmp_path):
     site.profile.write_text(
         site.profile.read_text().replace(

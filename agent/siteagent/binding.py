@@ -7,13 +7,12 @@ calls it directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from siteagent.errors import ConfigError
 from siteagent.profiles import NodeShape
+from siteagent.records import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RankBinding:
     """What one local rank gets: variables to set, variables to unset, the slots it owns."""
 

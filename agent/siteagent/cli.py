@@ -473,9 +473,11 @@ def install_command(
     site's endpoint is replaced only with --force. Run from the image, or with --image, its
     workers start inside that image."""
     from siteagent.install import install
-    from siteagent.profiles import load_profile
+    from siteagent.profilecache import load_profile_cached
 
-    profile = load_profile(site)
+    # also writes the validated profile where the compute nodes' ranks look for it (a shared
+    # home): their first start then parses no YAML and loads no jsonschema
+    profile = load_profile_cached(site)
     if with_cvmfsexec and profile.cvmfs.mode == "cvmfsexec":
         from siteagent.cvmfsexec import provision
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from siteagent.records import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class GpuInventory:
     """The GPUs this node has."""
 

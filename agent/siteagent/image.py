@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from siteagent.errors import ConfigError
@@ -27,6 +26,7 @@ from siteagent.pilot.layers.runtimes import (
     gpu_options,
 )
 from siteagent.profiles import Profile
+from siteagent.records import record
 from siteagent.sections import ContainerSection
 
 MARKER = Path("/opt/site-agent/IMAGE")
@@ -60,7 +60,7 @@ WORKER_VARIABLES = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunningImage:
     """The image site-agent runs from: its runtime and what that runtime calls it."""
 
@@ -68,7 +68,7 @@ class RunningImage:
     uri: str | None  # SIF path or image reference; None where the runtime does not say
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WorkerImage:
     """The engine's container options that start the worker pools in the image."""
 

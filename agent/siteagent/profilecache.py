@@ -1,11 +1,13 @@
 """Validated profiles cached on disk, so the per-rank pilot and per-task ``exec`` paths skip
-YAML, jsonschema and their imports after the first call on a host.
+YAML, jsonschema and their imports.
 
 An entry is keyed by everything its content follows from: site-agent's version, the
-profile's path and text, the profile schema, and the host when the profile says ``auto``
-anywhere (``auto`` values are the host's). Without ``auto`` (every real site's profile) the
-entry holds for every node: with a shared home, only the first rank of a site's first node
-pays for YAML and jsonschema, not the first rank of every node.
+profile's path and text, and the profile schema. It holds the validated data with every
+default filled in but ``auto`` values unresolved, so one entry serves every node: each load
+resolves ``auto`` on its own host (``/proc``, ``/sys``: no YAML, no schema). ``site-agent
+install`` writes the entry on the login node, so with a shared home no rank on any compute
+node parses YAML or loads jsonschema; a rank that finds none (the profile was edited since)
+builds it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
 
@@ -29,39 +31,49 @@ def cache_dir(kind: str) -> Path:
 
 
 def profile_key(site: str) -> tuple[Path, str]:
-    """The profile file ``site`` names and the key of what it validates to here."""
+    """The profile file ``site`` names and the key of what it validates to."""
+    path, key, _ = _locate(site)
+    return path, key
+
+
+def _locate(site: str) -> tuple[Path, str, str]:
+    """``(path, key, text)`` of the profile ``site`` names."""
     from siteagent import __version__
     from siteagent.fileio import sha256_text
     from siteagent.profile_path import find_profile
 
     path = find_profile(site)
     text = path.read_text()
-    host = os.uname().nodename if "auto" in text else ""
     key = sha256_text(
         "\0".join(
-            (__version__, host, str(path.absolute()), text,
+            (__version__, str(path.absolute()), text,
              SCHEMA.read_text() if SCHEMA.is_file() else "")
         )
     )  # fmt: skip
-    return path, key
+    return path, key, text
 
 
 def load_profile_cached(site: str) -> Profile:
-    """``load_profile``, with the validated result cached (see the module's docstring), so
-    every rank after the first skips YAML parsing, jsonschema and its import."""
-    from siteagent.fileio import atomic_write
-    from siteagent.profiles import Profile, load_profile
+    """``load_profile``, with the validated data cached (see the module's docstring), so a
+    rank that finds the entry skips YAML parsing, jsonschema and its import."""
+    from siteagent.profiles import complete_profile
 
-    path, key = profile_key(site)
+    path, key, text = _locate(site)
     cached = cache_dir("profiles") / f"{key[:32]}.json"
     try:
         entry = json.loads(cached.read_text())
-        return Profile(name=entry["data"]["name"], source=entry["source"], data=entry["data"])
+        data, source = entry["data"], entry["source"]
+        if isinstance(data, dict) and isinstance(source, str):
+            return complete_profile(data, source, checked=True)
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    profile = load_profile(str(path))
+    from siteagent.fileio import atomic_write
+    from siteagent.profiles import validated_data
+
+    data = validated_data(text, path.name)
+    entry_text = json.dumps({"source": path.name, "data": data})  # before auto is resolved
+    profile = complete_profile(data, path.name)  # an entry only for a profile that passes
     with contextlib.suppress(OSError):  # a read-only home only costs time
         # a cache: a crash may lose it (the next rank rebuilds it), so no fsync
-        text = json.dumps({"source": profile.source, "data": profile.data})
-        atomic_write(cached, text, 0o600, durable=False)
+        atomic_write(cached, entry_text, 0o600, durable=False)
     return profile

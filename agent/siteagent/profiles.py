@@ -5,12 +5,9 @@ A profile is data: adding a site is a new YAML file, never new code.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import Any
 
 from siteagent.errors import ConfigError
 from siteagent.profile_path import (  # noqa: F401 (re-exported: where profiles are found)
@@ -20,6 +17,7 @@ from siteagent.profile_path import (  # noqa: F401 (re-exported: where profiles 
     list_profiles,
     search_path,
 )
+from siteagent.records import record
 from siteagent.sections import (
     CheckSection,
     ContainerSection,
@@ -36,8 +34,12 @@ from siteagent.sections import (
     profile_defaults,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class Profile:
     """A validated site profile with every default filled in."""
 
@@ -119,6 +121,8 @@ def profile_schema() -> dict[str, Any]:
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """Return ``base`` updated by ``over`` recursively; lists and scalars are replaced."""
+    import copy  # not on a rank's path: its profile comes merged from the cache
+
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
@@ -136,6 +140,16 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
 
 
 def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = None) -> Profile:
+    """A profile from its YAML text: parsed, validated, defaults filled, ``auto`` resolved."""
+    return complete_profile(validated_data(text, source, overrides), source)
+
+
+def validated_data(
+    text: str, source: str, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The profile's data, parsed, validated and with every default filled in, but with its
+    ``auto`` values still unresolved: the same on every host, so ``profilecache`` can keep it
+    for every node (``complete_profile`` makes it this host's)."""
     import yaml  # here, not above: the pilot's cached-profile path never parses YAML
 
     try:
@@ -150,8 +164,24 @@ def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = Non
     if overrides:
         raw = deep_merge(raw, overrides)
     _validate(raw, text, source)
-    data = _resolve_auto(deep_merge(profile_defaults(), raw))
-    _check_consistency(data, source)
+    return deep_merge(profile_defaults(), raw)
+
+
+def has_auto(data: dict[str, Any]) -> bool:
+    """Whether validated profile data has host-dependent ``auto`` values."""
+    node = data["node"]
+    return "auto" in (node["cores"], node["memory_gb"], node["gpus"], node["gpu_vendor"])
+
+
+def complete_profile(data: dict[str, Any], source: str, *, checked: bool = False) -> Profile:
+    """The Profile of ``validated_data`` (taken over, not copied): ``auto`` values resolved on
+    this host, cross-field rules checked. ``checked``: the data passed those rules already and
+    holds no ``auto`` value, so they cannot fail now (a cached profile of a site)."""
+    auto = has_auto(data)
+    if auto:
+        _resolve_auto(data)
+    if auto or not checked:
+        _check_consistency(data, source)
     return Profile(name=data["name"], source=source, data=data)
 
 

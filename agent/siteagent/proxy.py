@@ -4,8 +4,7 @@ proxy layer (compute nodes)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
     from siteagent.sections import ProxySection

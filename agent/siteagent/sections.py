@@ -9,8 +9,13 @@ path reads cached profiles through it.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar
+from siteagent.records import MISSING, field, fields, is_record, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 def _nested(cls: type) -> Any:
@@ -18,7 +23,7 @@ def _nested(cls: type) -> Any:
     return {"section": cls}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EndpointSection:
     """The endpoint's name and the engine settings of its user endpoints."""
 
@@ -35,7 +40,7 @@ class EndpointSection:
     dir: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Directives:
     """Scheduler directives every batch job of the site carries (user configs may override
     the scheduler's own fields: account, queue, ...)."""
@@ -57,7 +62,7 @@ class Directives:
         return getattr(self, name, None)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class QueueLimits:
     """One queue (PBS queue, Slurm partition or QOS) of ``limits.queues`` and its limits;
     ``None`` means the site-wide limit applies."""
@@ -79,7 +84,7 @@ class QueueLimits:
         return cls(**{k: v for k, v in item.items() if k != "walltime_bins"}, walltime_bins=bins)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """What a user_endpoint_config may ask for at most."""
 
@@ -100,7 +105,7 @@ class Limits:
         return next((q for q in self.queue_limits if q.name == name), None)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GpuBinding:
     """How one GPU slot is given to each local rank."""
 
@@ -111,7 +116,7 @@ class GpuBinding:
     env: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NodeShape:
     """One compute node: cores, memory, GPUs and how ranks are bound to them."""
 
@@ -137,7 +142,7 @@ class NodeShape:
         return int(self.cores) - len(self.reserved_cores)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProxySection:
     """The site's HTTP proxy, and where it applies."""
 
@@ -147,7 +152,7 @@ class ProxySection:
     scope: str = "all"  # "compute": only compute nodes use the proxy
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ContainerSection:
     """The container runtime the pilot enters, its binds, options and GPU flag."""
 
@@ -160,7 +165,7 @@ class ContainerSection:
     default_image: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CvmfsSection:
     """How CVMFS is reached on compute nodes: native mounts or cvmfsexec."""
 
@@ -172,7 +177,7 @@ class CvmfsSection:
     quota_mb: int = 4000
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CondaSection:
     """Which conda-like manager creates the pilot's environments, and where."""
 
@@ -180,7 +185,7 @@ class CondaSection:
     root: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EnvironmentSection:
     """What every worker sets up: worker_init lines, variables, conda."""
 
@@ -189,7 +194,7 @@ class EnvironmentSection:
     conda: CondaSection = field(default_factory=CondaSection, metadata=_nested(CondaSection))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PilotSection:
     """PanDA pilot3 defaults: queue, user, resource type, server."""
 
@@ -227,7 +232,7 @@ class PilotSection:
             object.__setattr__(self, "server_port", inst.server_port)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CredentialsSection:
     """Where the pilot's X509 proxy and PanDA token are (None: from the environment)."""
 
@@ -239,7 +244,7 @@ class CredentialsSection:
     min_lifetime: int = 3600  # seconds either must still be valid when the pilot starts
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CheckSection:
     """`site-agent check` targets and the scratch directories it checks."""
 
@@ -271,8 +276,6 @@ SECTIONS: dict[str, type] = {
     "check": CheckSection,
 }
 
-T = TypeVar("T")
-
 
 def section_defaults(cls: type) -> dict[str, Any]:
     """The defaults of a section as profile data (lists, not tuples); fields without a
@@ -287,7 +290,7 @@ def section_defaults(cls: type) -> dict[str, Any]:
             continue
         if value is None:
             continue
-        if is_dataclass(value):
+        if is_record(value):
             value = section_defaults(type(value))
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from siteagent.errors import ConfigError
 from siteagent.launchers.base import Launcher, first_set
 from siteagent.launchers.local import LocalFork
 from siteagent.launchers.mpiexec import Mpiexec
 from siteagent.launchers.srun import Srun
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
 

@@ -4,9 +4,11 @@ which it tells each rank who it is (in the manner of Parsl's ``parsl/launchers``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
+    from typing import ClassVar
+
     from siteagent.profiles import Profile
 
 

@@ -3,11 +3,10 @@ site whose profile says ``launcher: none``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from siteagent.launchers.base import Launcher
 from siteagent.names import Var
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
 

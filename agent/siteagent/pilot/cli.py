@@ -9,9 +9,12 @@ needs: no click, yaml, jsonschema, jinja2 or psutil. ``siteagent.entry`` sends
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
 
 from siteagent.names import Var
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 PROG = "site-agent pilot"
 USAGE = f"Usage: {PROG} [OPTIONS] [PAYLOAD]..."

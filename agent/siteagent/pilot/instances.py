@@ -9,14 +9,14 @@ instance pilot3's packaged ``default.cfg`` points at, where it reads the queue's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from siteagent.records import record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.sections import PilotSection
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Instance:
     server_url: str
     server_port: int
@@ -51,7 +51,7 @@ INSTANCES: dict[str, Instance] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Endpoints:
     """Where one pilot talks to: the profile's values over its instance's."""
 

@@ -10,12 +10,11 @@ directories stay.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from siteagent.names import Var
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -82,6 +81,8 @@ def keep_logs(workdir: str | Path, dest: Path, report: PilotReport, keep: int) -
 
 def _copy_pilot_files(workdir: Path, dest: Path) -> list[str]:
     """Copy pilot3's logs into ``dest``; the tail of ``pilotlog.txt`` (empty without one)."""
+    import shutil  # only a failed run keeps its logs: not imported by every rank
+
     out: list[str] = []
     for path in _pilot_files(workdir):
         shutil.copy2(path, dest / path.name)
@@ -92,6 +93,8 @@ def _copy_pilot_files(workdir: Path, dest: Path) -> list[str]:
 
 def prune(root: Path, keep: int) -> None:
     """Remove all but the ``keep`` newest directories in ``root``."""
+    import shutil
+
     dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     for old in dirs[: max(len(dirs) - keep, 0)]:
         shutil.rmtree(old, ignore_errors=True)

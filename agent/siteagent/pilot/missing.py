@@ -4,16 +4,18 @@ instead of an error that hides every other layer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from siteagent.errors import ConfigError
+from siteagent.records import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any
 
 # the errors of the payload layer that mean "not there yet" (payload.py, pilot/source.py)
 MISSING_PHRASES = ("PanDA pilot3 not found", "no PanDA queue", "is not there")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MissingPayload:
     """The payload layer's detail when its plan failed in a dry run."""
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from siteagent.records import record
 
 SETUP_ERROR_EXIT = 64  # the payload never ran (Harvester: CVMFS/setup trouble)
 # these start the grace period, then SIGKILL; SIGUSR1 is only passed on. pilot3 stops on
@@ -35,7 +36,7 @@ STOPPING = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Happened:
     """What a run saw: signals in arrival order, the payload's return code (None: it never
     ran; negative: killed by that signal), the walltime margin reached, a setup error."""
@@ -46,7 +47,7 @@ class Happened:
     setup_error: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     """How a run ended: its reason and exit code."""
 

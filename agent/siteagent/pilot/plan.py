@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import ConfigError
 from siteagent.names import WORKER_ID_RE, Var
@@ -20,9 +18,12 @@ from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
 from siteagent.pilot.missing import plan_layer
 from siteagent.profilecache import load_profile_cached
+from siteagent.records import record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from siteagent.binding import RankBinding
     from siteagent.gpus import GpuInventory
@@ -36,7 +37,7 @@ GRACE = 180.0  # default seconds from SIGTERM to SIGKILL (see PilotOptions.grace
 RESOURCE_TYPES = ("SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PilotOptions:
     """What the caller asks for; ``None`` means: from the environment, then the profile."""
 
@@ -67,7 +68,7 @@ class PilotOptions:
     dry_run: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PilotPlan:
     """One rank's plan: its identity, its layers in stacking order, where it reports."""
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+from siteagent.records import asdict, field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any
 
 REPORT_VERSION = 1
 
@@ -22,7 +26,7 @@ REPORT_VERSION = 1
 REASONS = ("finished", "failed", "signalled", "walltime", "setup-error")
 
 
-@dataclass
+@record
 class LayerReport:
     """One layer's set-up: how long it took and what it did."""
 
@@ -32,7 +36,7 @@ class LayerReport:
     actions: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class PilotReport:
     """Everything a monitor learns about one pilot rank (the JSON report)."""
 

@@ -14,15 +14,16 @@ import contextlib
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
 from siteagent.pilot.leftovers import end_leftovers, remove_workdir
 from siteagent.pilot.outcome import SETUP_ERROR_EXIT, STOPPING, Happened, decide, stopped
 from siteagent.pilot.report import LayerReport, PilotReport, write_report
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any
 
     from siteagent.pilot.plan import PilotOptions, PilotPlan
 
@@ -263,11 +264,11 @@ class Supervisor:
 
 def pilot_record(plan: PilotPlan) -> dict[str, str] | None:
     """Which pilot3 ran: its source and version (None for a command given after --)."""
-    from siteagent.pilot.source import pilot_version
-
     source = plan.layer("payload").detail.source
     if source is None:
         return None
+    from siteagent.pilot.source import pilot_version
+
     try:
         version = pilot_version(source.dir)
     except OSError:

@@ -10,23 +10,24 @@ setup unpacks, so the download happens on the compute node, once per node and ve
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.fileio import sha256_text
 from siteagent.names import Var
+from siteagent.records import record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from siteagent.sections import PilotSection
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PilotSource:
     kind: str  # dir, package, tarball, url
     origin: str  # the directory, tarball path or URL it came from
@@ -52,7 +53,7 @@ def _unpacked(kind: str, origin: str, environ: Mapping[str, str]) -> PilotSource
         except OSError as err:
             raise ConfigError(f"pilot.source: {origin}: {err.strerror}") from None
         ident = f"{origin}\0{st.st_size}\0{st.st_mtime_ns}"
-    key = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    key = sha256_text(ident)[:16]
     return PilotSource(kind, origin, _cache_root(environ) / key)
 
 

@@ -6,14 +6,13 @@ provider fragment in ``templates/``, and its line in ``SCHEDULERS`` below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from siteagent.errors import ConfigError
 from siteagent.schedulers.base import Scheduler
 from siteagent.schedulers.local import Local
 from siteagent.schedulers.pbspro import PbsPro
 from siteagent.schedulers.slurm import Slurm
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
 

@@ -5,11 +5,13 @@ of the user endpoint template (in the manner of Parsl's ``parsl/providers``)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
 
 from siteagent.names import WORD
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from siteagent.profiles import Profile
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import ConfigError
 from siteagent.schedulers.base import Scheduler
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
+    from typing import Any
+
     from siteagent.profiles import Profile
 
 # user_endpoint_config options written as the sbatch flag of their name, after the queue

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing per task
 if TYPE_CHECKING:
     from pathlib import Path
 

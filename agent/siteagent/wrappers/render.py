@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from typing import Any
 
 from siteagent import __version__
@@ -30,6 +31,33 @@ def binding_table(profile: Profile) -> list[tuple[str, str]]:
     return rows
 
 
+def pilot_start() -> tuple[str, str]:
+    """``(python, python -c code)`` with which a rank starts ``site-agent pilot`` of this
+    environment without ``site``: the import path is what ``site`` gives this Python (the
+    standard library, then site-packages, then an editable install's source), so a rank
+    imports the modules the console script would. ``("", "")`` where a path has characters a shell word or a
+    Python string should not (the rank then runs the console script)."""
+    import json
+    import sysconfig
+    from pathlib import Path
+
+    import siteagent
+
+    paths = [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    paths.append(str(Path(siteagent.__file__).resolve().parent.parent))
+    paths = list(dict.fromkeys(paths))
+    if any(c in sys.executable + "".join(paths) for c in "\n'\"\\$`"):
+        return "", ""
+    code = (
+        f"import sys; sys.path += {json.dumps(paths)}\n"  # after the standard library, as site
+        "try:\n    from siteagent.entry import main\n"
+        # the environment changed since the wrapper was written: the console script decides
+        'except ImportError:\n    import os; os.execvp("site-agent", ["site-agent", *sys.argv[1:]])\n'
+        "main()"
+    )
+    return sys.executable, code
+
+
 def render_wrapper(profile: Profile) -> str:
     """The execution wrapper script of ``profile`` (bash, no Python per task)."""
     from siteagent.templating import shell_environment
@@ -37,6 +65,7 @@ def render_wrapper(profile: Profile) -> str:
     env = shell_environment("siteagent.wrappers")
     node = profile.node
     launcher = launcher_for(profile)
+    python, start = pilot_start()
     return env.get_template("site-agent-exec.sh.in").render(
         version=__version__,
         profile=profile,
@@ -50,6 +79,8 @@ def render_wrapper(profile: Profile) -> str:
         global_rank_expr=launcher.global_rank_expr(),
         launch_lines=launcher.launch_lines(profile),
         start_lines=launcher.start_lines(),
+        pilot_python=shlex.quote(python),
+        pilot_start=shlex.quote(start),
     )
 
 

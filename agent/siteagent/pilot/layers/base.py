@@ -10,17 +10,18 @@ order that puts every layer after those it reads (``planning_order``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from siteagent.records import field, record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any, ClassVar
 
     from siteagent.pilot.plan import PilotOptions
     from siteagent.profiles import Profile
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Layer:
     """One planned layer, as ``--dry-run`` shows it and the report names it."""
 
@@ -44,7 +45,7 @@ class Layer:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PlanContext:
     """What a layer plans from; ``earlier`` holds only the layers it names in ``after``."""
 
@@ -58,7 +59,7 @@ class PlanContext:
 
     def seeing(self, done: Mapping[str, Layer], names: Iterable[str]) -> PlanContext:
         """This context with the decisions of ``names`` (all planned already) visible."""
-        from dataclasses import replace
+        from siteagent.records import replace
 
         return replace(self, earlier={name: done[name] for name in names})
 

@@ -10,7 +10,6 @@ lines before it (modules that put the runtime on PATH) and, at the end, the runt
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import IMAGE_RE, Var
@@ -22,6 +21,7 @@ from siteagent.pilot.layers.runtimes import (
     RunSpec,
 )
 from siteagent.profiles import Profile
+from siteagent.records import record
 
 IMAGE = IMAGE_RE
 __all__ = ["RUNTIMES", "ContainerLayer", "ContainerPlan", "ContainerRuntime", "plan_container"]
@@ -115,7 +115,7 @@ def apply_setup(cmd: tuple[str, ...], env: dict[str, str]) -> None:
             env[key] = value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Placement:
     """The container (None: the payload runs on the host) and what the host PATH gets."""
 

@@ -16,25 +16,25 @@ pilot3 reads, in its own code:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.records import record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from siteagent.sections import CredentialsSection
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     """Where the credentials are (paths only) and what the pilot needs of them."""
 
@@ -112,6 +112,8 @@ def token_expiry(path: str) -> float | None:
 
 def _claims(payload: str) -> dict[str, Any]:
     """A JWT's claims from its base64url payload ({} when they are not a JSON object)."""
+    import base64  # only where a token is given: not imported by every rank
+
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except ValueError:
@@ -224,7 +226,7 @@ class CredentialsLayer(PilotLayer):
     def plan(self, ctx: PlanContext) -> Layer:
         creds = find_credentials(ctx.profile.credentials, ctx.environ)
         if ctx.opts.payload:  # a command of the admin's own, not the PanDA pilot
-            from dataclasses import replace
+            from siteagent.records import replace
 
             creds = replace(creds, require="none")
         what = [f"proxy {creds.proxy}"] + ([f"token {creds.token}"] if creds.token else [])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from siteagent.cvmfs import parse_repositories, render_default_local
@@ -20,12 +19,13 @@ from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.profiles import Profile
+from siteagent.records import field, record
 
 MAKEDIST_TIMEOUT = 1800
 CVMFS = "/cvmfs"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CvmfsPlan:
     """How the payload gets its repositories."""
 

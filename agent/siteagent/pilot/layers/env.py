@@ -19,12 +19,12 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.records import record
 
 MANAGERS = ("micromamba", "mamba", "conda")
 PACKAGE = re.compile(
@@ -35,7 +35,7 @@ MARKER = ".site-agent-env.json"
 CREATE_TIMEOUT = 3600
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EnvSpec:
     """A software environment: packages, or a file that lists them."""
 
@@ -72,7 +72,7 @@ def _packages(value: str) -> tuple[str, ...]:
     return tuple(packages)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EnvPlan:
     """How the environment is made: by which manager, from which spec."""
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 from siteagent.binding import RankBinding, bind_rank
 from siteagent.errors import ConfigError
 from siteagent.gpus import GpuInventory, discover_gpus
 from siteagent.names import Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.records import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GpuShare:
     """The node's GPUs and this rank's share of them."""
 

@@ -17,19 +17,19 @@ its logs are kept when it fails, pilot/run.py) ends in the rank's own pilot id.
 
 from __future__ import annotations
 
-import socket
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import os
 
 from siteagent.errors import ConfigError
 from siteagent.names import WORD_RE
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.records import record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Identity:
     harvester_id: str | None
     worker_id: str | None
@@ -69,7 +69,7 @@ class IdentityLayer(PilotLayer):
         wid = _given(
             opts.harvester_worker_id, ctx.environ, "HARVESTER_WORKER_ID", "--harvester-worker-id"
         )
-        host = socket.gethostname().split(".")[0]
+        host = os.uname().nodename.split(".")[0]  # gethostname(), without importing socket
         gtag = f"file://{host}{log_dir(ctx.environ, ctx.pilot_id)}"
         ident = Identity(hid, wid, gtag)
         summary = (

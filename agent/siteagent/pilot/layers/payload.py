@@ -6,14 +6,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from siteagent.errors import ConfigError
 from siteagent.names import WORD_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
+from siteagent.records import record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -76,7 +76,7 @@ PILOT_TYPES = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Labels:
     """What kind of jobs the pilot asks for: pilot3's ``-j``, ``--job-type``, ``-i``."""
 
@@ -193,7 +193,7 @@ def panda_queue(ctx: PlanContext) -> str:
     return queue
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Payload:
     """What the rank finally runs, and the walltime it has left."""
 
@@ -244,7 +244,7 @@ def with_shutdowntime(payload: Payload, workdir: str, now: float) -> Payload:
     and aborts 10 minutes before ``$MACHINEFEATURES/shutdowntime`` (pilot/control/monitor.py
     ``run_shutdowntime_minute_check``, read by pilot/util/features.py ``MachineFeatures``)
     instead of trusting its queue's CRIC maxtime over ``-l``."""
-    from dataclasses import replace
+    from siteagent.records import replace
 
     if payload.walltime_s is None:
         return payload
@@ -289,11 +289,11 @@ class PayloadLayer(PilotLayer):
     def setup(self, layer: Layer, env: dict[str, str]) -> list[str]:
         """Unpack pilot3 when it comes as a tarball, check its --pilot-user, write the
         shutdown time; what it did."""
-        from siteagent.pilot.source import check_pilot_user, ensure_unpacked, pilot_version
-
         payload: Payload = layer.detail
         done: list[str] = []
-        if payload.source is not None:
+        if payload.source is not None:  # pilot3 (a command given after -- has no source)
+            from siteagent.pilot.source import check_pilot_user, ensure_unpacked, pilot_version
+
             unpacked = ensure_unpacked(payload.source, env)  # through the site's proxy
             done += [unpacked] if unpacked else []
             check_pilot_user(payload.source.dir, payload.pilot_user or "")

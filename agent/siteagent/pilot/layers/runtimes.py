@@ -16,12 +16,15 @@ adding to it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar
 
 from siteagent.errors import ConfigError
+from siteagent.records import record
 from siteagent.sections import ContainerSection
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import ClassVar
 
 BIND = re.compile(r"^[A-Za-z0-9_./~+@-]{1,512}(:[A-Za-z0-9_./~+@-]{1,512}(:(ro|rw))?)?$")
 # What each GPU vendor needs inside the container when the profile asks for no flag.
@@ -52,7 +55,7 @@ def gpu_options(cfg: ContainerSection) -> list[str]:
     return [cfg.gpu_flag] if cfg.gpu_flag != "none" else []
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ContainerPlan:
     runtime: str
     image: str
@@ -65,7 +68,7 @@ class ContainerPlan:
         return f"{self.runtime} {self.image}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunSpec:
     """What the pilot asks of a runtime besides the image: where the payload works, the
     name of its container, extra binds, host PATH entries to put in front inside, and the
