@@ -470,8 +470,9 @@ def install_command(
     cvmfs/default.local; one line per file (created, unchanged, updated, kept-edited,
     removed), then the next steps, each a command that works as printed. Running it again
     changes nothing; files edited by hand are kept unless --force (a backup is kept); another
-    site's endpoint is replaced only with --force. Run from the image, or with --image, its
-    workers start inside that image."""
+    site's endpoint is replaced only with --force. It also leaves the validated profile in
+    ~/.cache/site-agent/profiles/ for the ranks on compute nodes. Run from the image, or with
+    --image, its workers start inside that image."""
     from siteagent.install import install
     from siteagent.profilecache import load_profile_cached
 
