@@ -134,15 +134,24 @@ else:
 
     def _init(self, args, kwargs):
         cls = type(self)
-        params = cls.__record_init__
-        if len(args) > len(params):
+        if len(args) > len(cls.__record_init__):
             raise TypeError(
-                f"{cls.__qualname__}.__init__() takes {len(params) + 1} positional arguments "
-                f"but {len(args) + 1} were given"
+                f"{cls.__qualname__}.__init__() takes {len(cls.__record_init__) + 1} positional "
+                f"arguments but {len(args) + 1} were given"
             )
         values = dict(zip(cls.__match_args__, args, strict=False))
+        _check_keywords(cls, values, kwargs)
+        values.update(kwargs)
+        _fill_defaults(cls, values)
+        self.__dict__.update(values)
+        post_init = getattr(self, "__post_init__", None)
+        if post_init is not None:
+            post_init()
+
+    def _check_keywords(cls, positional, kwargs):
+        """Raise as Python does for a keyword given twice or not a parameter."""
         for name in kwargs:
-            if name in values:
+            if name in positional:
                 raise TypeError(
                     f"{cls.__qualname__}.__init__() got multiple values for argument '{name}'"
                 )
@@ -150,7 +159,9 @@ else:
                 raise TypeError(
                     f"{cls.__qualname__}.__init__() got an unexpected keyword argument '{name}'"
                 )
-        values.update(kwargs)
+
+    def _fill_defaults(cls, values):
+        """Set each field not given (or not an init field) from its default or factory."""
         for f in cls.__record_fields__:
             if f.name in values and f.init:
                 continue
@@ -163,10 +174,6 @@ else:
                     f"{cls.__qualname__}.__init__() missing 1 required positional argument: "
                     f"'{f.name}'"
                 )
-        self.__dict__.update(values)
-        post_init = getattr(self, "__post_init__", None)
-        if post_init is not None:
-            post_init()
 
     def _repr(self):
         shown = ", ".join(
@@ -199,7 +206,9 @@ else:
         text = annotation if isinstance(annotation, str) else repr(annotation)
         return text.startswith(("ClassVar", "typing.ClassVar"))
 
-    def _process(cls, frozen):
+    def _own_fields(cls):
+        """The fields the class itself annotates; a ``field()`` class attribute is replaced
+        by its default (or removed), as dataclasses does."""
         own = []
         # not inspect.get_annotations: importing inspect is what records avoid
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063
@@ -219,25 +228,45 @@ else:
                 else:
                     setattr(cls, name, f.default)
             own.append(f)
-        inherited = {}
+        return own
+
+    def _all_fields(cls, own):
+        """The base records' fields then the class's own, an own field overriding its base's."""
+        merged = {}
         for base in reversed(cls.__mro__[1:]):
-            for f in base.__dict__.get("__record_fields__", ()):
-                inherited[f.name] = f
-        merged = {**inherited, **{f.name: f for f in own}}
-        all_fields = tuple(merged.values())
+            merged.update((f.name, f) for f in base.__dict__.get("__record_fields__", ()))
+        merged.update((f.name, f) for f in own)
+        return tuple(merged.values())
+
+    def _check_default_order(init_fields):
+        """Raise if a field without a default follows one with a default."""
         seen_default = False
-        for f in all_fields:
-            if not f.init:
-                continue
-            if f.default is MISSING and f.default_factory is MISSING:
-                if seen_default:
-                    raise TypeError(f"non-default argument '{f.name}' follows default argument")
-            else:
+        for f in init_fields:
+            if f.default is not MISSING or f.default_factory is not MISSING:
                 seen_default = True
+            elif seen_default:
+                raise TypeError(f"non-default argument '{f.name}' follows default argument")
+
+    def _add_methods(cls, frozen):
+        """``__repr__``, ``__eq__``, ``__hash__`` (and the frozen guards) as dataclasses adds
+        them: never over the class's own."""
         class_hash = cls.__dict__.get("__hash__", MISSING)
         explicit_hash = not (
             class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__)
         )
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = _repr
+        if "__eq__" not in cls.__dict__:
+            cls.__eq__ = _eq
+        if not explicit_hash:  # dataclasses' rule for eq=True
+            cls.__hash__ = _hash if frozen else None
+        if frozen:
+            cls.__setattr__ = _frozen_setattr
+            cls.__delattr__ = _frozen_delattr
+
+    def _process(cls, frozen):
+        all_fields = _all_fields(cls, _own_fields(cls))
+        _check_default_order(f for f in all_fields if f.init)
         cls.__record_fields__ = all_fields
         cls.__record_init__ = tuple(f for f in all_fields if f.init)
         cls.__record_names__ = frozenset(f.name for f in cls.__record_init__)
@@ -249,15 +278,7 @@ else:
 
         __init__.__qualname__ = f"{cls.__qualname__}.__init__"
         cls.__init__ = __init__
-        if "__repr__" not in cls.__dict__:
-            cls.__repr__ = _repr
-        if "__eq__" not in cls.__dict__:
-            cls.__eq__ = _eq
-        if not explicit_hash:  # dataclasses' rule for eq=True
-            cls.__hash__ = _hash if frozen else None
-        if frozen:
-            cls.__setattr__ = _frozen_setattr
-            cls.__delattr__ = _frozen_delattr
+        _add_methods(cls, frozen)
         return cls
 
     def record(cls=None, /, *, frozen=False):
