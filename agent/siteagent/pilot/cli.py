@@ -32,6 +32,10 @@ class UsageError(Exception):
     """A bad command line, in click's words: one line, exit 2 (see ``main``)."""
 
 
+NUMBERS = {"int": (int, "integer"), "float": (float, "float")}  # kind: cast, click's name
+METAVARS = {"int": "INTEGER RANGE", "float": "FLOAT RANGE", "file": "FILE", "dir": "DIRECTORY"}
+
+
 class Opt:
     """One option: its flag, the PilotOptions field it fills, how its value is checked."""
 
@@ -55,33 +59,50 @@ class Opt:
 
     def convert(self, value: str) -> Any:
         """The option's value from its text, or a UsageError in click's words."""
-        bad = f"Invalid value for '{self.flag}'"
-        if self.kind in ("int", "float"):
-            cast, name = (int, "integer") if self.kind == "int" else (float, "float")
-            try:
-                number = cast(value)
-            except ValueError:
-                raise UsageError(f"{bad}: {value!r} is not a valid {name} range.") from None
-            if not self.low <= number <= self.high:
-                raise UsageError(
-                    f"{bad}: {number} is not in the range {self.low:g}<=x<={self.high:g}."
-                )
-            return number
-        if self.kind in ("file", "dir"):
-            import os
+        if self.kind in NUMBERS:
+            return self._number(value)
+        import os
 
-            if self.kind == "file" and os.path.isdir(value):
-                raise UsageError(f"{bad}: File {value!r} is a directory.")
-            if self.kind == "dir" and os.path.exists(value) and not os.path.isdir(value):
-                raise UsageError(f"{bad}: Directory {value!r} is a file.")
+        if self.kind == "file" and os.path.isdir(value):
+            raise UsageError(f"Invalid value for '{self.flag}': File {value!r} is a directory.")
+        if self.kind == "dir" and os.path.exists(value) and not os.path.isdir(value):
+            raise UsageError(f"Invalid value for '{self.flag}': Directory {value!r} is a file.")
         return value
+
+    def _number(self, value: str) -> int | float:
+        cast, name = NUMBERS[self.kind]
+        try:
+            number = cast(value)
+        except ValueError:
+            raise UsageError(
+                f"Invalid value for '{self.flag}': {value!r} is not a valid {name} range."
+            ) from None
+        if not self.low <= number <= self.high:
+            raise UsageError(
+                f"Invalid value for '{self.flag}': {number} is not in the range "
+                f"{self.low:g}<=x<={self.high:g}."
+            )
+        return number
+
+    def take(self, current: Any, inline: str | None, rest: list[str]) -> Any:
+        """The option's new value: its ``=`` value, else the next argument (taken from
+        ``rest``); a flag's constant; a repeatable option's values so far plus this one."""
+        if self.kind == "flag":
+            if inline is not None:
+                raise UsageError(f"Option '{self.flag}' does not take a value.")
+            return self.const
+        if inline is None:
+            if not rest:
+                raise UsageError(f"Option '{self.flag}' requires an argument.")
+            inline = rest.pop(0)
+        value = self.convert(inline)
+        return (*current, value) if self.multiple else value
 
     def column(self) -> str:
         """The option as the help's left column shows it."""
         if self.kind == "flag":
             return self.flag
-        shown = {"int": "INTEGER RANGE", "float": "FLOAT RANGE", "file": "FILE"}
-        return f"{self.flag} {shown.get(self.kind, 'DIRECTORY' if self.kind == 'dir' else self.metavar)}"
+        return f"{self.flag} {METAVARS.get(self.kind, self.metavar)}"
 
     def extra(self) -> str:
         """Click's bracketed note: required, default, range."""
@@ -90,7 +111,7 @@ class Opt:
             notes.append("required")
         if self.default is not None and self.kind != "flag" and not self.multiple:
             notes.append(f"default: {self.default}")
-        if self.kind in ("int", "float"):
+        if self.kind in NUMBERS:
             notes.append(f"{self.low:g}<=x<={self.high:g}")
         return f"  [{'; '.join(notes)}]" if notes else ""
 
@@ -235,31 +256,18 @@ def parse(argv: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {o.dest: o.default for o in OPTIONS}
     extra: list[str] = []
     rest = list(argv)
-    while rest:
+    while rest and rest[0].startswith("-") and rest[0] != "-":
         arg = rest.pop(0)
         if arg == "--":
-            break
-        if not arg.startswith("-") or arg == "-":
-            rest.insert(0, arg)
             break
         if arg in HELP_FLAGS:
             return {"help": True}
         flag, eq, inline = arg.partition("=")
-        opt = BY_FLAG.get(flag) if flag.startswith("--") else None
+        opt = BY_FLAG.get(flag)
         if opt is None:
             extra.append(arg)  # an unknown option belongs to the payload (pilot arguments)
-            continue
-        if opt.kind == "flag":
-            if eq:
-                raise UsageError(f"Option '{flag}' does not take a value.")
-            values[opt.dest] = opt.const
-            continue
-        if not eq:
-            if not rest:
-                raise UsageError(f"Option '{flag}' requires an argument.")
-            inline = rest.pop(0)
-        value = opt.convert(inline)
-        values[opt.dest] = (*values[opt.dest], value) if opt.multiple else value
+        else:
+            values[opt.dest] = opt.take(values[opt.dest], inline if eq else None, rest)
     if values["site"] is None:
         raise UsageError("Missing option '--site'.")
     values["payload"] = (*extra, *rest)
