@@ -25,17 +25,10 @@ DEFAULTS = {"nodes": 1, "ranks_per_node": 1, "gpus_per_rank": 0}
 def parse(argv: list[str]) -> tuple[str, dict[str, int], list[str]] | None:
     """``(site, request, command)`` of a plain ``exec`` command line, None for anything
     else (click then parses it and says what is wrong)."""
-    values: dict[str, str] = {}
     rest = list(argv)
-    while rest and rest[0].startswith("-") and rest[0] != "--":
-        flag, eq, value = rest.pop(0).partition("=")
-        if flag not in ("--site", *INT_FLAGS) or flag in values:
-            return None
-        if not eq:
-            if not rest:
-                return None
-            value = rest.pop(0)
-        values[flag] = value
+    values = _take_options(rest)
+    if values is None:
+        return None
     if rest[:1] == ["--"]:
         rest.pop(0)
     site = values.pop("--site", None)
@@ -44,6 +37,18 @@ def parse(argv: list[str]) -> tuple[str, dict[str, int], list[str]] | None:
     request = dict(DEFAULTS)
     request.update({f[2:].replace("-", "_"): int(v) for f, v in values.items()})
     return site, request, rest
+
+
+def _take_options(rest: list[str]) -> dict[str, str] | None:
+    """The leading options of ``rest`` (taken from it) by flag; None for an unknown or
+    repeated option, or one without its value."""
+    values: dict[str, str] = {}
+    while rest and rest[0].startswith("-") and rest[0] != "--":
+        flag, eq, value = rest.pop(0).partition("=")
+        if flag not in ("--site", *INT_FLAGS) or flag in values or not (eq or rest):
+            return None
+        values[flag] = value if eq else rest.pop(0)
+    return values
 
 
 def entry_path(site: str, request: dict[str, int]) -> Path | None:
@@ -101,15 +106,23 @@ def exec_cached(argv: list[str]) -> None:
     if parsed is None:
         return
     site, request, command = parsed
+    wrapper = recorded_wrapper(site, request)
+    if wrapper is None:
+        return
+    sys.stdout.flush()
+    os.execv(wrapper, wrapper_args(wrapper, request, command))
+
+
+def recorded_wrapper(site: str, request: dict[str, int]) -> str | None:
+    """The wrapper recorded for ``request`` on ``site``, if it can run on this host."""
     path = entry_path(site, request)
     try:
         entry = json.loads(path.read_text()) if path else {}
         wrapper, launcher = entry["wrapper"], entry["launcher"]
     except (OSError, ValueError, KeyError, TypeError):
-        return  # no entry, or one without its launcher (older): click decides
+        return None  # no entry, or one without its launcher (older): click decides
     if not wrapper or not os.access(wrapper, os.X_OK):
-        return
+        return None
     if launcher and not on_path(launcher):
-        return  # on another host (a login node): click says so in one line
-    sys.stdout.flush()
-    os.execv(wrapper, wrapper_args(wrapper, request, command))
+        return None  # on another host (a login node): click says so in one line
+    return wrapper
