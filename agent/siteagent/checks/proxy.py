@@ -41,16 +41,21 @@ def proxy_settings(
 ) -> ProxySettings:
     """The profile's proxy (its section, or the section's mapping) when it names one, else
     the environment's."""
-    from siteagent.sections import ProxySection, build_section
-
-    p = profile_proxy or ProxySection()
-    if not isinstance(p, ProxySection):
-        p = build_section(ProxySection, dict(p))
+    p = _section(profile_proxy)
     if p.http or p.https:
         return ProxySettings(p.http, p.https or p.http, tuple(p.no_proxy), "profile")
     if use_env and (_env("http_proxy") or _env("https_proxy")):
         return _environment_settings()
     return ProxySettings(None, None, (), "none")
+
+
+def _section(profile_proxy: ProxySection | Mapping[str, Any] | None) -> ProxySection:
+    """The profile's proxy section, built from its mapping if given as one."""
+    from siteagent.sections import ProxySection, build_section
+
+    if isinstance(profile_proxy, ProxySection):
+        return profile_proxy
+    return build_section(ProxySection, dict(profile_proxy or {}))
 
 
 def _environment_settings() -> ProxySettings:
@@ -65,18 +70,26 @@ def bypasses_proxy(host: str, no_proxy: tuple[str, ...] | list[str]) -> bool:
     name matches itself and its subdomains (a leading dot is ignored); an IP matches itself;
     a CIDR range matches the addresses inside it. Case does not matter; ports are ignored."""
     host = host.strip("[]").lower().rstrip(".")
-    try:
-        host_ip = ipaddress.ip_address(host)
-    except ValueError:
-        host_ip = None
+    host_ip = _address(host)
     entries = (raw.strip().lower() for raw in no_proxy)
-    for entry in (e for e in entries if e):
-        if entry == "*":
-            return True
-        matched = _ip_in(host_ip, entry) if host_ip is not None else _name_in(host, entry)
-        if matched:
-            return True
-    return False
+    return any(_entry_matches(host, host_ip, entry) for entry in entries if entry)
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address, None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _entry_matches(
+    host: str, host_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, entry: str
+) -> bool:
+    """One no_proxy entry against the host (``host_ip``: the host as an address, if it is one)."""
+    if entry == "*":
+        return True
+    return _ip_in(host_ip, entry) if host_ip is not None else _name_in(host, entry)
 
 
 def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
