@@ -102,6 +102,15 @@ def _connect(host: str, port: int, deadline: float) -> socket.socket:
 
 
 def _read_status(sock: socket.socket, deadline: float) -> tuple[int, str]:
+    line = _read_head(sock, deadline).split(b"\r\n", 1)[0].decode("latin-1").strip()
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise _StepFailed("proxy", f"the proxy answered {line!r}, not HTTP")
+    return int(parts[1]), line
+
+
+def _read_head(sock: socket.socket, deadline: float) -> bytes:
+    """The proxy's answer up to the end of its headers (at most 64 KiB, or until it closes)."""
     data = b""
     while b"\r\n\r\n" not in data and len(data) < 65536:
         sock.settimeout(_remaining(deadline, "proxy"))
@@ -112,11 +121,7 @@ def _read_status(sock: socket.socket, deadline: float) -> tuple[int, str]:
         if not chunk:
             break
         data += chunk
-    line = data.split(b"\r\n", 1)[0].decode("latin-1").strip()
-    parts = line.split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise _StepFailed("proxy", f"the proxy answered {line!r}, not HTTP")
-    return int(parts[1]), line
+    return data
 
 
 def _auth_header(username: str | None, password: str | None) -> str:
@@ -131,24 +136,13 @@ def probe(
 ) -> CheckResult:
     """Probe one target; every failure names the step, the reason and a hint."""
     start = time.monotonic()
-    deadline = start + timeout
-    proxy_url = proxies.for_scheme(target.scheme) if target.scheme in PROXIED_SCHEMES else None
-    if proxy_url and bypasses_proxy(target.host, proxies.no_proxy):
-        proxy_url = None
+    proxy_url = _proxy_for(target, proxies)
     via = mask_url(proxy_url) if proxy_url else "direct"
     result = CheckResult(
         name="connectivity", status=PASS, seconds=0.0, reason="", target=target.label, via=via
     )
     try:
-        if proxy_url:
-            sock = _through_proxy(target, parse_proxy_url(proxy_url), via, deadline)
-        else:
-            sock = _connect(target.host, target.port, deadline)
-        result.reason = f"connected via {via}"
-        if target.scheme in TLS_SCHEMES:
-            result.reason = f"{_tls_version(sock, target, ca_file, deadline)} via {via}"
-        else:
-            sock.close()
+        result.reason = _reach(target, proxy_url, via, ca_file, start + timeout)
     except _StepFailed as failed:
         result.status, result.step = FAIL, failed.step
         result.reason, result.hint = mask_url(failed.reason), failed.hint or HINTS[failed.step]
@@ -157,6 +151,27 @@ def probe(
         result.reason, result.hint = str(err), "fix the proxy URL"
     result.seconds = time.monotonic() - start
     return result
+
+
+def _proxy_for(target: Target, proxies: ProxySettings) -> str | None:
+    """The proxy URL ``target`` is reached through; None: directly."""
+    if target.scheme not in PROXIED_SCHEMES or bypasses_proxy(target.host, proxies.no_proxy):
+        return None
+    return proxies.for_scheme(target.scheme)
+
+
+def _reach(
+    target: Target, proxy_url: str | None, via: str, ca_file: str | None, deadline: float
+) -> str:
+    """Connect to ``target`` (and shake hands, for a TLS scheme); the result's reason."""
+    if proxy_url:
+        sock = _through_proxy(target, parse_proxy_url(proxy_url), via, deadline)
+    else:
+        sock = _connect(target.host, target.port, deadline)
+    if target.scheme not in TLS_SCHEMES:
+        sock.close()
+        return f"connected via {via}"
+    return f"{_tls_version(sock, target, ca_file, deadline)} via {via}"
 
 
 def _through_proxy(target: Target, proxy: ProxyURL, via: str, deadline: float) -> socket.socket:
@@ -198,18 +213,24 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     SSL_CERT_FILE/SSL_CERT_DIR, makes a new one."""
     import os
 
-    bundle = ca_file or os.environ.get("SSL_CERT_FILE")
-    try:
-        st = os.stat(bundle) if bundle else None
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino) if st else None
-    except OSError:
-        stamp = None
+    stamp = _file_stamp(ca_file or os.environ.get("SSL_CERT_FILE"))
     key = (ca_file, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), stamp)
     with _CONTEXTS_LOCK:
         context = _CONTEXTS.get(key)
         if context is None:
             context = _CONTEXTS[key] = ssl.create_default_context(cafile=ca_file)
         return context
+
+
+def _file_stamp(path: str | None) -> tuple[int, int, int] | None:
+    """What changes when the file at ``path`` is edited or replaced; None if there is none."""
+    import os
+
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino) if st else None
 
 
 def _tls_version(sock: socket.socket, target: Target, ca_file: str | None, deadline: float) -> str:
