@@ -26,16 +26,22 @@ def _children_files(pid: int) -> list[int] | None:
         return []
     found: list[int] = []
     for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as fh:
-                found += [int(c) for c in fh.read().split()]
-        except FileNotFoundError:
-            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
-                continue  # the thread ended meanwhile
+        kids = _task_children(pid, tid)
+        if kids is None:
             return None
-        except OSError:
-            continue
+        found += kids
     return found
+
+
+def _task_children(pid: int, tid: str) -> list[int] | None:
+    """The children one thread started; [] if it ended meanwhile, None without the file."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except FileNotFoundError:
+        return [] if not os.path.exists(f"/proc/{pid}/task/{tid}") else None
+    except OSError:
+        return []
 
 
 def _parents() -> dict[int, list[int]]:
@@ -102,7 +108,10 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     return alive
 
 
-def _killpg(pgid: int, sig: int) -> None:
+def _killpg(pgid: int | None, sig: int) -> None:
+    """Signal the process group ``pgid``, if there is one."""
+    if pgid is None:
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
@@ -111,13 +120,11 @@ def end_leftovers(pgid: int | None, grace: float = LEFTOVER_GRACE) -> list[int]:
     """TERM, then KILL after ``grace``, every process still below us or in the payload's
     group ``pgid``; the pids found."""
     me = os.getpid()
-    if pgid is not None:
-        _killpg(pgid, signal.SIGTERM)
+    _killpg(pgid, signal.SIGTERM)
     procs = descendants(me)
     _send(procs, signal.SIGTERM)
     alive = _wait_gone(procs, grace)
-    if pgid is not None:
-        _killpg(pgid, signal.SIGKILL)
+    _killpg(pgid, signal.SIGKILL)
     _send(alive, signal.SIGKILL)
     _wait_gone(alive, grace)
     late = [p for p in descendants(me) if p not in procs]  # orphans re-parented meanwhile
