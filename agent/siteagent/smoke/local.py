@@ -39,26 +39,38 @@ class LocalSmokeTest(SmokeTest):
 
     def run(self, harvester: bool) -> SmokeReport:
         try:
-            ok = self.step("render endpoint", self.render)
-            if ok and harvester:  # its engines start while this one does and runs its tasks
-                self.start_harvester_round()
-            ok = ok and self.step("render user endpoint", self.user_endpoint)
-            if ok and self.step("start engine", self.start):
-                if self.round is not None:  # its workers' config is this one: same engine
-                    self.round.share(self.canonical, self.executor)
-                ok = self.step("python function", self.python_function) and self.step(
-                    "shell command", self.shell_command
-                )
-                if ok and harvester:
-                    self.step("harvester workers", self.harvester_workers)
+            if self._prepare(harvester) and self.step("start engine", self.start):
+                self._run_tasks(harvester)
         finally:
-            if self.round is not None:  # the harvester step did not run (an earlier failure)
-                self.round.close()
-            if self.executor is not None:
-                self.step("stop engine", self.stop)
-            elif self.config is not None:
-                self.config.engine.shutdown()
+            self._close()
         return self.report
+
+    def _prepare(self, harvester: bool) -> bool:
+        """Render the endpoint and the user endpoint; whether both steps passed."""
+        if not self.step("render endpoint", self.render):
+            return False
+        if harvester:  # its engines start while this one does and runs its tasks
+            self.start_harvester_round()
+        return self.step("render user endpoint", self.user_endpoint)
+
+    def _run_tasks(self, harvester: bool) -> None:
+        """The engine's tasks, then (if asked for and they passed) the Harvester workers."""
+        if self.round is not None:  # its workers' config is this one: same engine
+            self.round.share(self.canonical, self.executor)
+        ok = self.step("python function", self.python_function) and self.step(
+            "shell command", self.shell_command
+        )
+        if ok and harvester:
+            self.step("harvester workers", self.harvester_workers)
+
+    def _close(self) -> None:
+        """Close what a failure left open: the Harvester round, the engine."""
+        if self.round is not None:  # the harvester step did not run (an earlier failure)
+            self.round.close()
+        if self.executor is not None:
+            self.step("stop engine", self.stop)
+        elif self.config is not None:
+            self.config.engine.shutdown()
 
     def render(self) -> str:
         from siteagent.endpoint.render import render_endpoint, write_endpoint
