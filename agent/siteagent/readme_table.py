@@ -37,12 +37,19 @@ def _metavar(param: click.Parameter) -> str:
     if isinstance(kind, click.Choice):
         return "|".join(str(c) for c in kind.choices)
     if isinstance(kind, click.Path):
-        return "DIR" if not kind.file_okay else ("FILE" if not kind.dir_okay else "PATH")
+        return _path_metavar(kind)
     if isinstance(kind, click.types.IntParamType):
         return "N"
     if isinstance(kind, click.types.FloatParamType):
         return "S" if "timeout" in (param.name or "") else "X"
     return (param.name or "value").upper()
+
+
+def _path_metavar(kind: click.Path) -> str:
+    """DIR, FILE or PATH: what the path may name."""
+    if not kind.file_okay:
+        return "DIR"
+    return "FILE" if not kind.dir_okay else "PATH"
 
 
 def _option(opt: click.Option) -> str:
@@ -96,14 +103,24 @@ def _named(opt: Any) -> str:
 
 def usage(path: str, cmd: click.Command) -> str:
     """``site-agent PATH ARGS [--opt X] ...`` with every option of the command."""
-    words = ["site-agent", path]
     given = cmd.params or forwarded_params(path)
-    options = [p for p in given if isinstance(p, click.Option) and not p.hidden]
-    arguments = [p for p in given if isinstance(p, click.Argument)]
-    words += [_argument(a) for a in arguments if a.nargs != -1]
-    words += [_option(o) for o in sorted(options, key=lambda o: not o.required)]
-    words += [_argument(a) for a in arguments if a.nargs == -1]
-    return " ".join(words)
+    shown = sorted((p for p in given if not getattr(p, "hidden", False)), key=_place)
+    return " ".join(["site-agent", path, *map(_word, shown)])
+
+
+def _place(param: click.Parameter) -> int:
+    """Where a parameter goes in the usage line: arguments, required options, the other
+    options, then ``-- ARGS...``."""
+    if isinstance(param, click.Argument):
+        return 3 if param.nargs == -1 else 0
+    return 1 if param.required else 2
+
+
+def _word(param: click.Parameter) -> str:
+    if isinstance(param, click.Argument):
+        return _argument(param)
+    assert isinstance(param, click.Option)
+    return _option(param)
 
 
 def description(cmd: click.Command) -> str:
