@@ -25,23 +25,30 @@ def hidden_profiles(shown: dict[str, Path]) -> list[str]:
 
 def problems(rows: list[dict[str, Any]]) -> list[str]:
     """One line per problem among the listed profiles (rows of ``profiles list --json``)."""
-    out = []
-    by_endpoint: dict[str, list[str]] = defaultdict(list)
-    for r in rows:
-        if r.get("error"):
-            continue
-        if r["profile_name"] != r["name"]:
-            out.append(
-                f"{r['path']}: name: '{r['profile_name']}' differs from the file name "
-                f"'{r['name']}' (--site {r['name']} loads it; messages call it "
-                f"'{r['profile_name']}')"
-            )
-        by_endpoint[r["endpoint"]].append(r["name"])
-    for endpoint, names in sorted(by_endpoint.items()):
-        if len(names) > 1:
-            out.append(
-                f"profiles {', '.join(names)} share the endpoint name '{endpoint}' (one "
-                "endpoint directory): give each its own endpoint.name"
-            )
+    valid = [r for r in rows if not r.get("error")]
+    out = [_name_differs(r) for r in valid if r["profile_name"] != r["name"]]
+    out += _shared_endpoints(valid)
     shown = {r["name"]: Path(r["path"]) for r in rows}
     return out + hidden_profiles(shown)
+
+
+def _name_differs(row: dict[str, Any]) -> str:
+    """The problem of a profile whose ``name:`` is not its file's."""
+    return (
+        f"{row['path']}: name: '{row['profile_name']}' differs from the file name "
+        f"'{row['name']}' (--site {row['name']} loads it; messages call it "
+        f"'{row['profile_name']}')"
+    )
+
+
+def _shared_endpoints(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per endpoint name more than one profile uses."""
+    by_endpoint: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        by_endpoint[r["endpoint"]].append(r["name"])
+    return [
+        f"profiles {', '.join(names)} share the endpoint name '{endpoint}' (one "
+        "endpoint directory): give each its own endpoint.name"
+        for endpoint, names in sorted(by_endpoint.items())
+        if len(names) > 1
+    ]

@@ -9,10 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from siteagent.checks.model import FAIL, CheckResult
 from siteagent.profiles import Profile
 from siteagent.sections import CheckSection
+
+if TYPE_CHECKING:
+    from siteagent.checks.proxy import ProxySettings
 
 
 @dataclass
@@ -59,18 +63,10 @@ def run_checks(
     """All checks at once in threads; the whole run takes about the slowest one. ``scope``
     says whose connections are probed: this login node's (a proxy the profile scopes to
     compute nodes is not used, as site-agent does not use it here) or a compute node's."""
-    from siteagent.checks.network import parse_target, probe
-
     proxies = proxies_for(profile, scope)
     jobs: list[Job] = []
     if network:
-        urls = list(dict.fromkeys([*_targets(profile), *extra_targets]))
-        targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
-        jobs += [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
-        if profile.pilot.panda_queue:  # the pilot's own questions to its PanDA server
-            from siteagent.checks.panda import probe_panda
-
-            jobs.append(("panda", partial(probe_panda, profile.pilot, timeout, ca_file)))
+        jobs += _network_jobs(profile, proxies, extra_targets, timeout, ca_file)
     if local:
         jobs += _local_jobs(profile, timeout)
     report = CheckReport(site=profile.name, proxy_source=proxies.source)
@@ -78,6 +74,27 @@ def run_checks(
     report.results = _run_all(jobs, grace=timeout + 1.0)
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _network_jobs(
+    profile: Profile,
+    proxies: ProxySettings,
+    extra_targets: list[str] | tuple[str, ...],
+    timeout: float,
+    ca_file: str | None,
+) -> list[Job]:
+    """A probe of each target (the profile's and ``extra_targets``), and of the PanDA
+    server when the profile names a queue."""
+    from siteagent.checks.network import parse_target, probe
+
+    urls = list(dict.fromkeys([*_targets(profile), *extra_targets]))
+    targets = [parse_target(u) for u in urls]  # bad --target: ConfigError before any probe
+    jobs: list[Job] = [(t.label, partial(probe, t, proxies, timeout, ca_file)) for t in targets]
+    if profile.pilot.panda_queue:  # the pilot's own questions to its PanDA server
+        from siteagent.checks.panda import probe_panda
+
+        jobs.append(("panda", partial(probe_panda, profile.pilot, timeout, ca_file)))
+    return jobs
 
 
 def _targets(profile: Profile) -> list[str]:
@@ -139,16 +156,19 @@ def _run_all(jobs: list[Job], grace: float) -> list[CheckResult]:
         try:
             results.append(job_future.result(timeout=left))
         except concurrent.futures.TimeoutError:
-            results.append(
-                CheckResult(
-                    name="connectivity" if label else "local",
-                    status=FAIL,
-                    seconds=grace,
-                    reason="timed out (the name resolver or a command did not return)",
-                    hint="check the DNS resolver",
-                    target=label,
-                    step="dns" if label else "",
-                )
-            )
+            results.append(_timed_out(label, grace))
     pool.shutdown(wait=False, cancel_futures=True)
     return results
+
+
+def _timed_out(label: str, grace: float) -> CheckResult:
+    """The result of a job (a probe of ``label``, or a local check) still running at ``grace``."""
+    return CheckResult(
+        name="connectivity" if label else "local",
+        status=FAIL,
+        seconds=grace,
+        reason="timed out (the name resolver or a command did not return)",
+        hint="check the DNS resolver",
+        target=label,
+        step="dns" if label else "",
+    )
