@@ -11,6 +11,7 @@ tests in place of ``globus_compute_sdk.Executor``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import sys
 import threading
@@ -114,12 +115,7 @@ class EngineExecutor(concurrent.futures.Executor):
 
         with self._lock:
             self._futures.pop(gc_future.gc_task_id, None)
-        if out.done():  # settled by shutdown() already: cancelled, or lost with the engine
-            return
-        try:
-            if not out.set_running_or_notify_cancel():
-                return
-        except RuntimeError:  # settled by shutdown() meanwhile
+        if not _claim(out):
             return
         try:
             result = cast(Result, messagepack.unpack(gc_future.result()))
@@ -147,13 +143,20 @@ class EngineExecutor(concurrent.futures.Executor):
         self.engine.shutdown()
         # what the engine never answered is lost with it: say so rather than hang a waiter
         for f in pending:
-            if f.done():  # cancelled and notified already, or answered meanwhile
-                continue
-            try:
-                if f.set_running_or_notify_cancel():
+            if _claim(f):
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
                     f.set_exception(TaskLost(f.task_id))  # type: ignore[attr-defined]
-            except (RuntimeError, concurrent.futures.InvalidStateError):
-                pass  # its result came in meanwhile
+
+
+def _claim(f: concurrent.futures.Future) -> bool:
+    """Mark ``f`` running, so that this caller settles it; False if it was cancelled or
+    settled already (by the result coming in, or by shutdown)."""
+    if f.done():
+        return False
+    try:
+        return f.set_running_or_notify_cancel()
+    except RuntimeError:  # settled by the other side meanwhile
+        return False
 
 
 def _ensure_on_path(bin_dir: Path) -> None:
