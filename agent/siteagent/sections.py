@@ -282,18 +282,20 @@ def section_defaults(cls: type) -> dict[str, Any]:
     default and ``None`` defaults are left out, as a profile leaves them out."""
     out: dict[str, Any] = {}
     for f in fields(cls):
-        if f.default is not MISSING:
-            value = f.default
-        elif f.default_factory is not MISSING:
-            value = f.default_factory()
-        else:
-            continue
-        if value is None:
+        value = _default(f)
+        if value is MISSING or value is None:
             continue
         if is_record(value):
             value = section_defaults(type(value))
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def _default(f: Any) -> Any:
+    """A field's default (its factory called), ``MISSING`` if it has none."""
+    if f.default is not MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not MISSING else MISSING
 
 
 def profile_defaults() -> dict[str, Any]:
@@ -307,15 +309,17 @@ def build_section(cls: type[T], data: dict[str, Any]) -> T:
     """A section object from its (validated, defaults-filled) profile mapping."""
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        nested = f.metadata.get("section")
-        if nested is not None and isinstance(value, dict):
-            value = build_section(nested, value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(value, dict):
-            value = dict(value)
-        kwargs[f.name] = value
+        if f.name in data:
+            kwargs[f.name] = _field_value(f, data[f.name])
     return cls(**kwargs)
+
+
+def _field_value(f: Any, value: Any) -> Any:
+    """A field's value from profile data: a nested section built, lists as tuples, a
+    mapping copied."""
+    nested = f.metadata.get("section")
+    if nested is not None and isinstance(value, dict):
+        return build_section(nested, value)
+    if isinstance(value, list):
+        return tuple(value)
+    return dict(value) if isinstance(value, dict) else value
