@@ -278,32 +278,44 @@ def run(values: dict[str, Any]) -> None:
     """Plan and run (or show, with --dry-run) one rank; exits with the payload's code."""
     import time
 
-    from siteagent.errors import SiteAgentError
-
     dry_run, as_json = values.pop("dry_run"), values.pop("as_json")
     if not dry_run:
         from siteagent.pilot import catch_early_signals
 
         catch_early_signals()  # a stop during start-up still ends with a report
-    from siteagent.pilot.plan import PilotOptions, build_plan
-
-    payload, pilot_args = values.pop("payload"), values.pop("pilot_args")
-    if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
-        pilot_args, payload = (*pilot_args, *payload), ()
-    opts = PilotOptions(payload=payload, pilot_args=pilot_args, dry_run=dry_run, **values)
+    opts = _pilot_options(values, dry_run)
     t = time.monotonic()
-    try:
-        plan = build_plan(opts)
-    except SiteAgentError as err:
-        if not dry_run:
-            from siteagent.pilot.run import report_plan_error
-
-            report_plan_error(opts, err)  # the monitor learns why; the user sees one line
-        raise
+    plan = _plan(opts)
     if dry_run:
         _show_plan(plan, as_json)
     else:
         _run_plan_and_exit(plan, plan_seconds=round(time.monotonic() - t, 4))
+
+
+def _pilot_options(values: dict[str, Any], dry_run: bool) -> Any:
+    """The PilotOptions of the parsed ``values``; a payload that starts with an option is
+    more pilot arguments (``-- --arg ...``: the Harvester plugin's form)."""
+    from siteagent.pilot.plan import PilotOptions
+
+    payload, pilot_args = values.pop("payload"), values.pop("pilot_args")
+    if payload and payload[0].startswith("-"):
+        pilot_args, payload = (*pilot_args, *payload), ()
+    return PilotOptions(payload=payload, pilot_args=pilot_args, dry_run=dry_run, **values)
+
+
+def _plan(opts: Any) -> Any:
+    """The rank's plan; a run (not a dry run) that cannot plan reports why first."""
+    from siteagent.errors import SiteAgentError
+    from siteagent.pilot.plan import build_plan
+
+    try:
+        return build_plan(opts)
+    except SiteAgentError as err:
+        if not opts.dry_run:
+            from siteagent.pilot.run import report_plan_error
+
+            report_plan_error(opts, err)  # the monitor learns why; the user sees one line
+        raise
 
 
 def _show_plan(plan: Any, as_json: bool) -> None:
