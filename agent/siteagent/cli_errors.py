@@ -15,12 +15,9 @@ import click
 
 def wants_json(args: Sequence[str]) -> bool:
     """``--json`` among the command's own arguments (not in a payload after ``--``)."""
-    for arg in args:
-        if arg == "--":
-            return False
-        if arg == "--json":
-            return True
-    return False
+    args = list(args)
+    own = args[: args.index("--")] if "--" in args else args
+    return "--json" in own
 
 
 def fail(message: str, code: int = 1, as_json: bool = False) -> NoReturn:
