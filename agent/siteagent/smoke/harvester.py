@@ -96,18 +96,9 @@ class HarvesterRound:
     def submit_stop_and_wait(self) -> tuple[str, dict[int, str]]:
         from siteagent.harvester.base import ST_CANCELLED, ST_FINISHED
 
-        answers = self.submitter.submit_workers(self.workers)
-        answers += self.long_submitter.submit_workers([self.victim])
-        if any(ok is not True for ok, _ in answers):
-            raise SiteAgentError(f"submit_workers: {answers}")
+        self._submit()
         self.deadline = time.monotonic() + self.timeout
-        # stop the long worker once its pilot wrapper runs the payload
-        self.wait_for(
-            "the worker to stop to start", lambda: self.pilot_report(3).get("state") == "running"
-        )
-        [(stopped, detail)] = self.sweeper.kill_workers([self.victim])
-        if not stopped:
-            raise SiteAgentError(f"kill_workers: {detail}")
+        detail = self._stop_victim()
         everyone = [*self.workers, self.victim]
         want = [ST_FINISHED, ST_FINISHED, ST_CANCELLED]
 
@@ -123,6 +114,23 @@ class HarvesterRound:
         if reasons != {1: "finished", 3: "signalled"}:
             raise SiteAgentError(f"pilot wrapper reports: {reasons}")
         return detail, reasons
+
+    def _submit(self) -> None:
+        """Submit the two short workers and the long one (the victim)."""
+        answers = self.submitter.submit_workers(self.workers)
+        answers += self.long_submitter.submit_workers([self.victim])
+        if any(ok is not True for ok, _ in answers):
+            raise SiteAgentError(f"submit_workers: {answers}")
+
+    def _stop_victim(self) -> str:
+        """Stop the long worker once its pilot wrapper runs the payload; the sweeper's word."""
+        self.wait_for(
+            "the worker to stop to start", lambda: self.pilot_report(3).get("state") == "running"
+        )
+        [(stopped, detail)] = self.sweeper.kill_workers([self.victim])
+        if not stopped:
+            raise SiteAgentError(f"kill_workers: {detail}")
+        return detail
 
     def wait_for(self, what: str, done: Callable[[], Any]) -> Any:
         while not (value := done()):
