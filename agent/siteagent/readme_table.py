@@ -38,11 +38,16 @@ def _metavar(param: click.Parameter) -> str:
         return "|".join(str(c) for c in kind.choices)
     if isinstance(kind, click.Path):
         return _path_metavar(kind)
-    if isinstance(kind, click.types.IntParamType):
-        return "N"
-    if isinstance(kind, click.types.FloatParamType):
-        return "S" if "timeout" in (param.name or "") else "X"
+    if isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
+        return _number_metavar(param)
     return (param.name or "value").upper()
+
+
+def _number_metavar(param: click.Parameter) -> str:
+    """N for a count, S for a timeout (seconds), X for another number."""
+    if isinstance(param.type, click.types.IntParamType):
+        return "N"
+    return "S" if "timeout" in (param.name or "") else "X"
 
 
 def _path_metavar(kind: click.Path) -> str:

@@ -112,25 +112,26 @@ else:
 
         def __get__(self, obj, owner):
             if self.built is None:
-                import dataclasses
-
-                built = {}
-                for f in self.own:
-                    d = dataclasses.field(
-                        default=dataclasses.MISSING if f.default is MISSING else f.default,
-                        default_factory=dataclasses.MISSING
-                        if f.default_factory is MISSING
-                        else f.default_factory,
-                        init=f.init,
-                        repr=f.repr,
-                        compare=f.compare,
-                        metadata=f.metadata or None,
-                    )
-                    d.name, d.type = f.name, f.type
-                    d._field_type = dataclasses._FIELD  # what dataclasses.fields() keeps
-                    built[f.name] = d
-                self.built = built
+                self.built = {f.name: _dataclass_field(f) for f in self.own}
             return self.built
+
+    def _dataclass_field(f):
+        """The record field ``f`` as a ``dataclasses.Field`` (imports dataclasses)."""
+        import dataclasses
+
+        d = dataclasses.field(
+            default=dataclasses.MISSING if f.default is MISSING else f.default,
+            default_factory=dataclasses.MISSING
+            if f.default_factory is MISSING
+            else f.default_factory,
+            init=f.init,
+            repr=f.repr,
+            compare=f.compare,
+            metadata=f.metadata or None,
+        )
+        d.name, d.type = f.name, f.type
+        d._field_type = dataclasses._FIELD  # what dataclasses.fields() keeps
+        return d
 
     def _init(self, args, kwargs):
         cls = type(self)

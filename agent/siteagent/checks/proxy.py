@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from siteagent.errors import ConfigError
 
@@ -119,11 +119,15 @@ def parse_proxy_url(url: str) -> ProxyURL:
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"proxy: {_mask(url)} is not an http://host:port URL")
+    return ProxyURL(parts.hostname, _port(parts, url), parts.username, parts.password)
+
+
+def _port(parts: SplitResult, url: str) -> int:
+    """The proxy URL's port, else curl's default for its scheme."""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 1080)  # curl's defaults
+        return parts.port or (443 if parts.scheme == "https" else 1080)
     except ValueError:
         raise ConfigError(f"proxy: {_mask(url)} has an invalid port") from None
-    return ProxyURL(parts.hostname, port, parts.username, parts.password)
 
 
 def _mask(url: str) -> str:

@@ -99,13 +99,18 @@ def _send(pids: list[int], sig: int) -> None:
 
 def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     """Wait up to ``timeout`` for ``pids`` to end (reaping our own); those still running."""
-    alive = [p for p in pids if not _gone(p)]
+    alive = _running(pids)
     end, pause = time.monotonic() + timeout, 0.001
     while alive and time.monotonic() < end:
         time.sleep(pause)
         pause = min(pause * 2, 0.04)
-        alive = [p for p in alive if not _gone(p)]
+        alive = _running(alive)
     return alive
+
+
+def _running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (the ended ones of ours reaped)."""
+    return [p for p in pids if not _gone(p)]
 
 
 def _killpg(pgid: int | None, sig: int) -> None:
