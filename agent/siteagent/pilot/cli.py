@@ -243,10 +243,16 @@ def help_text() -> str:
     ]
     lines += ["", "Options:"]
     for left, right in rows:
-        wrapped = textwrap.wrap(right, max(78 - width - 2, 30)) or [""]
-        lines.append(f"  {left.ljust(width)}{wrapped[0]}")
-        lines += [" " * (width + 2) + more for more in wrapped[1:]]
+        lines += _help_row(left, right, width)
     return "\n".join(lines) + "\n"
+
+
+def _help_row(left: str, right: str, width: int) -> list[str]:
+    """One option's help lines: its column, then its text wrapped beside it."""
+    import textwrap
+
+    wrapped = textwrap.wrap(right, max(78 - width - 2, 30)) or [""]
+    return [f"  {left.ljust(width)}{wrapped[0]}", *(" " * (width + 2) + w for w in wrapped[1:])]
 
 
 def parse(argv: list[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from siteagent import __version__
-from siteagent.binding import bind_rank
+from siteagent.binding import RankBinding, bind_rank
 from siteagent.errors import ConfigError
 from siteagent.launchers import launcher_for
 from siteagent.names import JOB_NAME
@@ -22,13 +22,14 @@ def binding_table(profile: Profile) -> list[tuple[str, str]]:
     rows = []
     for gpus in range(1, node.gpu_slots + 1):
         for rank in range(node.gpu_slots // gpus):
-            b = bind_rank(node, rank, gpus)
-            parts = []
-            if b.unset:
-                parts.append("unset " + " ".join(b.unset))
-            parts.append("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in b.set.items()))
-            rows.append((f"{gpus}:{rank}", "; ".join(parts)))
+            rows.append((f"{gpus}:{rank}", _binding_shell(bind_rank(node, rank, gpus))))
     return rows
+
+
+def _binding_shell(b: RankBinding) -> str:
+    """One rank's binding as shell: ``unset`` what it clears, ``export`` what it sets."""
+    exports = "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in b.set.items())
+    return f"unset {' '.join(b.unset)}; {exports}" if b.unset else exports
 
 
 def pilot_start() -> tuple[str, str]:
