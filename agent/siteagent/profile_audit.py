@@ -13,14 +13,16 @@ from siteagent.profiles import PROFILE_SUFFIXES, search_path
 
 def hidden_profiles(shown: dict[str, Path]) -> list[str]:
     """Profile files that ``shown`` (name -> the file used) hides."""
-    out = []
-    for d in search_path():
-        if not d.is_dir():
-            continue
-        for p in sorted(d.iterdir()):
-            if p.suffix in PROFILE_SUFFIXES and p.stem in shown and p != shown[p.stem]:
-                out.append(f"{p} is hidden by {shown[p.stem]} (earlier on the search path)")
-    return out
+    return [line for d in search_path() if d.is_dir() for line in _hidden_in(d, shown)]
+
+
+def _hidden_in(directory: Path, shown: dict[str, Path]) -> list[str]:
+    """The profile files in ``directory`` that ``shown`` hides."""
+    return [
+        f"{p} is hidden by {shown[p.stem]} (earlier on the search path)"
+        for p in sorted(directory.iterdir())
+        if p.suffix in PROFILE_SUFFIXES and p.stem in shown and p != shown[p.stem]
+    ]
 
 
 def problems(rows: list[dict[str, Any]]) -> list[str]:

@@ -67,9 +67,8 @@ def _option(opt: click.Option) -> str:
 
 def _argument(arg: click.Argument) -> str:
     name = (arg.metavar or arg.name or "arg").upper()
-    if arg.nargs == -1:
-        return f"[-- {name}...]" if not arg.required else f"-- {name}..."
-    return name if arg.required else f"[{name}]"
+    text = f"-- {name}..." if arg.nargs == -1 else name
+    return text if arg.required else f"[{text}]"
 
 
 def forwarded_params(path: str) -> list[click.Parameter]:

@@ -210,26 +210,26 @@ else:
     def _own_fields(cls):
         """The fields the class itself annotates; a ``field()`` class attribute is replaced
         by its default (or removed), as dataclasses does."""
-        own = []
         # not inspect.get_annotations: importing inspect is what records avoid
-        for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063
-            if _is_classvar(annotation):
-                continue
-            value = cls.__dict__.get(name, MISSING)
-            f = value if isinstance(value, Field) else field(default=value)
-            f.name, f.type = name, annotation
-            if isinstance(f.default, (list, dict, set)):
-                raise ValueError(
-                    f"mutable default {type(f.default)} for field {name} is not allowed: "
-                    "use default_factory"
-                )
-            if isinstance(value, Field):
-                if f.default is MISSING:
-                    delattr(cls, name)
-                else:
-                    setattr(cls, name, f.default)
-            own.append(f)
-        return own
+        annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+        return [_own_field(cls, n, a) for n, a in annotations.items() if not _is_classvar(a)]
+
+    def _own_field(cls, name, annotation):
+        """The field the class annotates as ``name``."""
+        value = cls.__dict__.get(name, MISSING)
+        f = value if isinstance(value, Field) else field(default=value)
+        f.name, f.type = name, annotation
+        if isinstance(f.default, (list, dict, set)):
+            raise ValueError(
+                f"mutable default {type(f.default)} for field {name} is not allowed: "
+                "use default_factory"
+            )
+        if isinstance(value, Field):
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+        return f
 
     def _all_fields(cls, own):
         """The base records' fields then the class's own, an own field overriding its base's."""

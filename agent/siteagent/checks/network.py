@@ -9,7 +9,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from siteagent.checks.model import FAIL, PASS, CheckResult
 from siteagent.checks.proxy import ProxySettings, ProxyURL, bypasses_proxy, parse_proxy_url
@@ -51,13 +51,18 @@ def parse_target(url: str) -> Target:
         raise ConfigError(
             f"--target: {mask_url(url)}: scheme must be one of https, amqps, http, tcp"
         )
-    try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-    except ValueError:
-        raise ConfigError(f"--target: {mask_url(url)}: invalid port") from None
+    port = _port(parts, url)
     if not parts.hostname or port is None:
         raise ConfigError(f"--target: {mask_url(url)}: needs a host and a port")
     return Target(url, parts.scheme, parts.hostname, port)
+
+
+def _port(parts: SplitResult, url: str) -> int | None:
+    """The target's port, else its scheme's (None for tcp, which has none)."""
+    try:
+        return parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise ConfigError(f"--target: {mask_url(url)}: invalid port") from None
 
 
 class _StepFailed(Exception):
