@@ -187,24 +187,21 @@ def _through_proxy(target: Target, proxy: ProxyURL, via: str, deadline: float) -
         raise _StepFailed(
             "proxy", f"cannot reach proxy {via}: {failed.reason}", _unreachable_proxy_hint(failed)
         ) from None
-    auth = _auth_header(proxy.username, proxy.password)
-    if target.scheme == "http":
-        request = (
-            f"HEAD http://{target.host}:{target.port}/ HTTP/1.1\r\n"
-            f"Host: {target.host}:{target.port}\r\n{auth}Connection: close\r\n\r\n"
-        )
-    else:
-        request = (
-            f"CONNECT {target.host}:{target.port} HTTP/1.1\r\n"
-            f"Host: {target.host}:{target.port}\r\n{auth}\r\n"
-        )
-    sock.sendall(request.encode())
+    sock.sendall(_proxy_request(target, _auth_header(proxy.username, proxy.password)).encode())
     code, line = _read_status(sock, deadline)
     refused = code in (403, 407, 502, 503, 504) if target.scheme == "http" else code != 200
     if refused:
         sock.close()
         raise _StepFailed("proxy", f"proxy {via} answered {line!r}")
     return sock
+
+
+def _proxy_request(target: Target, auth: str) -> str:
+    """What the proxy is asked: HEAD of an http target, CONNECT to any other."""
+    where = f"{target.host}:{target.port}"
+    if target.scheme == "http":
+        return f"HEAD http://{where}/ HTTP/1.1\r\nHost: {where}\r\n{auth}Connection: close\r\n\r\n"
+    return f"CONNECT {where} HTTP/1.1\r\nHost: {where}\r\n{auth}\r\n"
 
 
 _CONTEXTS: dict[tuple, ssl.SSLContext] = {}
