@@ -73,34 +73,56 @@ def _check_allowed(tree: ast.Expression, expr: str) -> None:
 
 def evaluate(expr: str, config: dict[str, Any]) -> bool:
     """The value of a checked constraint for a canonical config (a missing field is None)."""
-
-    def ev(node: ast.AST) -> Any:
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            return config.get(node.id)
-        if isinstance(node, ast.List | ast.Tuple):
-            return [ev(e) for e in node.elts]
-        if isinstance(node, ast.BoolOp):
-            vals = (ev(v) for v in node.values)
-            return all(vals) if isinstance(node.op, ast.And) else any(vals)
-        if isinstance(node, ast.UnaryOp):
-            return not ev(node.operand)
-        if isinstance(node, ast.BinOp):
-            return _OPS[type(node.op)](ev(node.left), ev(node.right))
-        if isinstance(node, ast.Compare):
-            left = ev(node.left)
-            for op, comp in zip(node.ops, node.comparators, strict=True):
-                right = ev(comp)
-                if not _OPS[type(op)](left, right):
-                    return False
-                left = right
-            return True
-        raise ConfigError(f"constraints: {expr!r}: unsupported")
-
     try:
-        return bool(ev(ast.parse(expr, mode="eval")))
+        return bool(_value(ast.parse(expr, mode="eval"), config))
     except (TypeError, ZeroDivisionError):  # e.g. None * 2: the field is not set here
         return False
+    except _Unsupported:
+        raise ConfigError(f"constraints: {expr!r}: unsupported") from None
+
+
+class _Unsupported(Exception):
+    """A node ``_RULES`` has no rule for (``_check_allowed`` refuses it first)."""
+
+
+def _value(node: ast.AST, config: dict[str, Any]) -> Any:
+    """The value of one node of a constraint, by its type's rule."""
+    rule = _RULES.get(type(node))
+    if rule is None:
+        raise _Unsupported
+    return rule(node, config)
+
+
+def _bool_op(node: Any, config: dict[str, Any]) -> bool:
+    values = (_value(v, config) for v in node.values)
+    return all(values) if isinstance(node.op, ast.And) else any(values)
+
+
+def _compare(node: Any, config: dict[str, Any]) -> bool:
+    """A chain of comparisons (``1 <= x < 4``), each operand evaluated once."""
+    left = _value(node.left, config)
+    for op, comp in zip(node.ops, node.comparators, strict=True):
+        right = _value(comp, config)
+        if not _OPS[type(op)](left, right):
+            return False
+        left = right
+    return True
+
+
+def _sequence(node: Any, config: dict[str, Any]) -> list[Any]:
+    return [_value(e, config) for e in node.elts]
+
+
+_RULES: dict[type, Any] = {
+    ast.Expression: lambda node, config: _value(node.body, config),
+    ast.Constant: lambda node, config: node.value,
+    ast.Name: lambda node, config: config.get(node.id),
+    ast.List: _sequence,
+    ast.Tuple: _sequence,
+    ast.BoolOp: _bool_op,
+    ast.UnaryOp: lambda node, config: not _value(node.operand, config),  # only `not` is allowed
+    ast.BinOp: lambda node, config: _OPS[type(node.op)](
+        _value(node.left, config), _value(node.right, config)
+    ),
+    ast.Compare: _compare,
+}
