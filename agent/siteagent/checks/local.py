@@ -50,13 +50,18 @@ def _scheduler(profile: Profile, timeout: float) -> Outcome:
     probe = scheduler_for(profile).probe_command
     if probe is None:
         return SKIP, f"no batch scheduler on the {profile.scheduler} profile", ""
-    cmd, tool = list(probe), probe[0]
-    if shutil.which(tool) is None:
+    if shutil.which(probe[0]) is None:
         return (
             FAIL,
-            f"{tool} not found on PATH",
+            f"{probe[0]} not found on PATH",
             f"load the {profile.scheduler} module or run on a login node",
         )
+    return _ask_scheduler(list(probe), timeout)
+
+
+def _ask_scheduler(cmd: list[str], timeout: float) -> Outcome:
+    """Run the scheduler's probe command: does its controller answer?"""
+    tool = cmd[0]
     try:
         r = _run(cmd, timeout)
     except subprocess.TimeoutExpired:
