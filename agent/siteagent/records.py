@@ -164,17 +164,18 @@ else:
     def _fill_defaults(cls, values):
         """Set each field not given (or not an init field) from its default or factory."""
         for f in cls.__record_fields__:
-            if f.name in values and f.init:
-                continue
-            if f.default is not MISSING:
-                values[f.name] = f.default
-            elif f.default_factory is not MISSING:
-                values[f.name] = f.default_factory()
-            else:
-                raise TypeError(
-                    f"{cls.__qualname__}.__init__() missing 1 required positional argument: "
-                    f"'{f.name}'"
-                )
+            if f.name not in values or not f.init:
+                values[f.name] = _default_value(cls, f)
+
+    def _default_value(cls, f):
+        """The field's default, or its factory's new value; TypeError if it has neither."""
+        if f.default is not MISSING:
+            return f.default
+        if f.default_factory is not MISSING:
+            return f.default_factory()
+        raise TypeError(
+            f"{cls.__qualname__}.__init__() missing 1 required positional argument: '{f.name}'"
+        )
 
     def _repr(self):
         shown = ", ".join(
@@ -248,13 +249,16 @@ else:
             elif seen_default:
                 raise TypeError(f"non-default argument '{f.name}' follows default argument")
 
+    def _sets_hash(cls):
+        """Whether the class defines ``__hash__`` itself (``__hash__ = None`` beside its own
+        ``__eq__`` does not count: Python sets that)."""
+        class_hash = cls.__dict__.get("__hash__", MISSING)
+        return not (class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__))
+
     def _add_methods(cls, frozen):
         """``__repr__``, ``__eq__``, ``__hash__`` (and the frozen guards) as dataclasses adds
         them: never over the class's own."""
-        class_hash = cls.__dict__.get("__hash__", MISSING)
-        explicit_hash = not (
-            class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__)
-        )
+        explicit_hash = _sets_hash(cls)
         if "__repr__" not in cls.__dict__:
             cls.__repr__ = _repr
         if "__eq__" not in cls.__dict__:

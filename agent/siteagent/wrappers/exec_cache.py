@@ -32,11 +32,17 @@ def parse(argv: list[str]) -> tuple[str, dict[str, int], list[str]] | None:
     if rest[:1] == ["--"]:
         rest.pop(0)
     site = values.pop("--site", None)
-    if not site or not rest or not all(v.isdigit() for v in values.values()):
+    request = _request(values)
+    if not site or not rest or request is None:
         return None
-    request = dict(DEFAULTS)
-    request.update({f[2:].replace("-", "_"): int(v) for f, v in values.items()})
     return site, request, rest
+
+
+def _request(values: dict[str, str]) -> dict[str, int] | None:
+    """The request the integer options make, defaults filled; None if one is not a count."""
+    if not all(v.isdigit() for v in values.values()):
+        return None
+    return {**DEFAULTS, **{f[2:].replace("-", "_"): int(v) for f, v in values.items()}}
 
 
 def _take_options(rest: list[str]) -> dict[str, str] | None:
