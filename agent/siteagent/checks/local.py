@@ -231,6 +231,11 @@ def _disk(path: Path, min_free_gb: float, must_exist: bool) -> Outcome:
             f"{path} does not exist on this node (nearest existing: {probe})",
             "fix the profile's check.scratch_dirs, or check that the file system is mounted",
         )
+    return _space(probe, min_free_gb)
+
+
+def _space(probe: Path, min_free_gb: float) -> Outcome:
+    """Free space (at least ``min_free_gb``) and inodes at the existing directory ``probe``."""
     st = os.statvfs(probe)
     free_gb = st.f_bavail * st.f_frsize / 2**30
     free_inodes = st.f_favail

@@ -61,13 +61,18 @@ class Opt:
         """The option's value from its text, or a UsageError in click's words."""
         if self.kind in NUMBERS:
             return self._number(value)
+        if self.kind in ("file", "dir"):
+            self._check_path(value)
+        return value
+
+    def _check_path(self, value: str) -> None:
+        """A file option may not name a directory, nor a directory option a file."""
         import os
 
         if self.kind == "file" and os.path.isdir(value):
             raise UsageError(f"Invalid value for '{self.flag}': File {value!r} is a directory.")
         if self.kind == "dir" and os.path.exists(value) and not os.path.isdir(value):
             raise UsageError(f"Invalid value for '{self.flag}': Directory {value!r} is a file.")
-        return value
 
     def _number(self, value: str) -> int | float:
         cast, name = NUMBERS[self.kind]
