@@ -283,12 +283,16 @@ def section_defaults(cls: type) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(cls):
         value = _default(f)
-        if value is MISSING or value is None:
-            continue
-        if is_record(value):
-            value = section_defaults(type(value))
-        out[f.name] = list(value) if isinstance(value, tuple) else value
+        if value is not MISSING and value is not None:
+            out[f.name] = _profile_data(value)
     return out
+
+
+def _profile_data(value: Any) -> Any:
+    """A default as a profile gives it: a nested section as its mapping, a tuple as a list."""
+    if is_record(value):
+        return section_defaults(type(value))
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _default(f: Any) -> Any:

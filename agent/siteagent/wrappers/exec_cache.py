@@ -127,8 +127,12 @@ def recorded_wrapper(site: str, request: dict[str, int]) -> str | None:
         wrapper, launcher = entry["wrapper"], entry["launcher"]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no entry, or one without its launcher (older): click decides
+    return wrapper if _runs_here(wrapper, launcher) else None
+
+
+def _runs_here(wrapper: str, launcher: str | None) -> bool:
+    """The wrapper is executable and the program it starts ranks with is on $PATH (on
+    another host, a login node, it is not: click then says so in one line)."""
     if not wrapper or not os.access(wrapper, os.X_OK):
-        return None
-    if launcher and not on_path(launcher):
-        return None  # on another host (a login node): click says so in one line
-    return wrapper
+        return False
+    return not launcher or on_path(launcher)
