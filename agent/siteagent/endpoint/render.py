@@ -16,7 +16,7 @@ from siteagent.names import Var
 from siteagent.profiles import Profile
 from siteagent.proxy import proxy_environment, proxy_exports
 from siteagent.schedulers import all_fields, scheduler_for
-from siteagent.userconfig import defaults, user_config_schema
+from siteagent.userconfig import defaults, integer_fields, user_config_schema
 
 CONFIG = "config.yaml"
 TEMPLATE = "user_config_template.yaml.j2"
@@ -122,6 +122,7 @@ def _template_context(profile: Profile, worker_init: list[str]) -> dict[str, Any
         "display_name_literal": json.dumps(endpoint.display_name or endpoint.name),
         "defaults_literal": jinja_literal(d),
         "optional_fields": optional,
+        "integer_fields": integer_fields(profile),
         "worker_init": worker_init,
         "launcher_type": sched.parsl_launcher,
         "init_blocks": endpoint.init_blocks,

@@ -100,7 +100,17 @@ def render_user_config(endpoint_dir: Path, user_config: dict[str, Any]) -> str:
     except ValueError as err:  # reserved words such as _GC
         raise ConfigError(f"user_endpoint_config: {err}") from None
     except jinja2.TemplateError as err:
+        refused = _template_refusal(err)
+        if refused:
+            raise ConfigError(refused) from None
         raise ConfigError(f"{template_path}: {type(err).__name__}: {_one_line(err)}") from None
+
+
+def _template_refusal(err: BaseException) -> str | None:
+    """The message of the template's own refusal (``{}["user_endpoint_config: ..."]``)."""
+    text = str(err)
+    start = text.find("user_endpoint_config: ")
+    return text[start:].rstrip("'\"") if start >= 0 else None
 
 
 def load_user_endpoint_config(rendered: str, source: str = "rendered user config"):

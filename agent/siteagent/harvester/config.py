@@ -46,7 +46,7 @@ def _any(key: str, value: Any) -> Any:
 
 def _matching(pattern: re.Pattern[str], what: str, optional: bool = True) -> Check:
     def check(key: str, value: Any) -> Any:
-        if (value is None and optional) or (isinstance(value, str) and pattern.match(value)):
+        if (value is None and optional) or (isinstance(value, str) and pattern.fullmatch(value)):
             return value
         raise _fail(key, f"must be {what}")
 
@@ -73,7 +73,7 @@ def _words(pattern: re.Pattern[str], what: str, none: Any = ()) -> Check:
         if value is None or value == ():  # absent (the field's default is ())
             return none
         if not isinstance(value, list) or not all(
-            isinstance(v, str) and pattern.match(v) for v in value
+            isinstance(v, str) and pattern.fullmatch(v) for v in value
         ):
             raise _fail(key, f"must be a list of {what}")
         return tuple(value)

@@ -84,7 +84,7 @@ def payload_argv(qc: QueueConfig, workspec: Any) -> list[str]:
     if qc.panda_queue:
         argv += ["--queue", qc.panda_queue]
     resource_type = getattr(workspec, "resourceType", None)
-    if resource_type and re.match(r"^[A-Za-z0-9_]{1,64}$", str(resource_type)):
+    if resource_type and re.fullmatch(r"[A-Za-z0-9_]{1,64}", str(resource_type)):
         argv += ["--resource-type", str(resource_type)]
     argv += [f"--pilot-arg={arg}" for arg in qc.pilot_args]
     if qc.payload:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from siteagent.names import WORD
+from siteagent.names import WORD, string_schema
 
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
@@ -35,7 +35,7 @@ class Scheduler(ABC):
     def schema_properties(self, profile: Profile) -> dict[str, Any]:
         """JSON-schema properties of this scheduler's options in user_endpoint_config."""
         return {
-            name: {"type": "string", "pattern": self.field_patterns.get(name, WORD)}
+            name: string_schema(self.field_patterns.get(name, WORD))
             for name in self.fields
         }
 
