@@ -17,6 +17,7 @@ import click
 from siteagent import __version__
 from siteagent.cli_options import (
     PASSTHROUGH,
+    FiniteFloat,
     config_option,
     endpoint_dir_option,
     force_option,
@@ -308,14 +309,14 @@ def wrapper_header(site: str, config_json: str | None, job_name: str) -> None:
 )
 @click.option(
     "--margin",
-    type=click.FloatRange(0, 86400),
+    type=FiniteFloat(0, 86400),
     default=60.0,
     show_default=True,
     help="Seconds before the walltime at which the payload gets SIGTERM.",
 )
 @click.option(
     "--grace",
-    type=click.FloatRange(0, 3600),
+    type=FiniteFloat(0, 3600),
     default=30.0,
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL.",
@@ -347,6 +348,7 @@ def pilot(
         pilot_args, payload = (*pilot_args, *payload), ()
     # the other options are named as PilotOptions' fields
     opts = PilotOptions(payload=payload, pilot_args=pilot_args, **options)
+    early = None if dry_run else _start_reporting(opts)
     t = time.monotonic()
     try:
         plan = build_plan(opts)
@@ -356,10 +358,28 @@ def pilot(
 
             report_plan_error(opts, err)  # the monitor learns why; the user sees one line
         raise
+    if early is not None and early.absolute() != Path(plan.report_path):
+        early.unlink(missing_ok=True)  # the plan's pilot id differs (a launcher's rank variable)
     if dry_run:
         _show_plan(plan, as_json)
     else:
         _run_plan_and_exit(plan, plan_seconds=round(time.monotonic() - t, 4))
+
+
+def _start_reporting(opts: Any) -> Path:
+    """Write the ``starting`` report first; a report that cannot be written is a setup
+    error (exit SETUP_ERROR_EXIT: the payload never runs) with the reason on stderr."""
+    from siteagent.pilot.outcome import SETUP_ERROR_EXIT
+    from siteagent.pilot.run import report_starting
+
+    try:
+        return report_starting(opts)
+    except OSError as err:
+        _fail(
+            f"--report: cannot write {err.filename or opts.report}: {err.strerror}",
+            SETUP_ERROR_EXIT,
+        )
+        raise  # not reached: _fail exits
 
 
 def _show_plan(plan: Any, as_json: bool) -> None:
@@ -397,7 +417,7 @@ def _run_plan_and_exit(plan: Any, plan_seconds: float) -> None:
     "--timeout",
     default=5.0,
     show_default=True,
-    type=click.FloatRange(0.1, 300),
+    type=FiniteFloat(0.1, 300),
     help="Seconds each probe may take.",
 )
 @click.option(
@@ -523,6 +543,8 @@ def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) 
     report = uninstall(endpoint_dir, force=force)
     _echo_each("removed     ", report.directory, report.removed)
     _echo_each("left        ", report.directory, report.left, " (not written by site-agent)")
+    if report.backup_dir:
+        click.echo(f"backed up   {report.backup_dir}")
     if report.directory_removed:
         click.echo(f"removed     {report.directory}/")
 
@@ -539,7 +561,7 @@ def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) 
 @endpoint_dir_option(file_okay=False)
 @click.option(
     "--timeout",
-    type=click.FloatRange(1, 86400),
+    type=FiniteFloat(1, 86400),
     help="Seconds to wait for each task (default: 60 on local, 1800 where a batch queue waits).",
 )
 @click.option(

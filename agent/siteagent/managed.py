@@ -9,10 +9,12 @@ manifest last, so an interrupted write is redone on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,49 @@ class WriteReport:
 
 class UserEditedError(SiteAgentError):
     """A managed file was changed by hand; nothing was written."""
+
+
+class ManifestError(SiteAgentError):
+    """The manifest names a path outside the directory; nothing was removed."""
+
+
+def confined(directory: Path, name: str) -> Path:
+    """``directory / name`` when it stays inside ``directory`` with every symlink resolved;
+    a one-line ManifestError otherwise (a manifest is data anyone with write access can edit)."""
+    base = Path(directory).resolve()
+    path = base / name
+    inside = not Path(name).is_absolute() and ".." not in Path(name).parts
+    if not inside or not path.resolve().is_relative_to(base) or path.resolve() == base:
+        raise ManifestError(
+            f"{Path(directory) / MANIFEST}: entry {name!r} is outside {directory}; "
+            "nothing was removed"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def locked(directory: Path, timeout: float = 60.0) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` (install and uninstall take it, so two at
+    once cannot mix files); waits up to ``timeout`` seconds, then one line."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SiteAgentError(
+                        f"{directory}: another site-agent install or uninstall holds it "
+                        f"(waited {timeout:.0f} s); try again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def read_manifest(directory: Path) -> dict[str, str]:
@@ -131,29 +176,35 @@ def _back_up(directory: Path, names: list[str], report: WriteReport) -> None:
     for name in names:
         dest = report.backup_dir / name
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        shutil.copy2(directory / name, dest)
+        # a symlinked file is backed up as the link, not as what it points to
+        shutil.copy2(directory / name, dest, follow_symlinks=False)
         report.backed_up.append(name)
 
 
-def remove_managed(directory: Path, *, force: bool = False) -> list[str]:
-    """Remove exactly the files the manifest lists (refusing edited ones unless ``force``)."""
+def remove_managed(directory: Path, *, force: bool = False) -> WriteReport:
+    """Remove exactly the files the manifest lists (refusing edited ones unless ``force``,
+    and then backing them up first); every entry must be inside ``directory``."""
     directory = Path(directory)
     manifest = read_manifest(directory)
+    for name in manifest:  # all checked before anything is removed
+        confined(directory, name)
     edited = edited_files(directory)
     if edited and not force:
         raise UserEditedError(
             f"{directory}: {', '.join(edited)} edited since site-agent wrote them; "
-            "nothing was removed (use --force)"
+            "nothing was removed (use --force, a backup is kept)"
         )
-    removed = []
+    report = WriteReport(directory=directory)
+    if edited:
+        _back_up(directory, edited, report)
     for name in sorted(manifest):
         p = directory / name
-        if p.is_file():
+        if p.is_file() or p.is_symlink():
             p.unlink()
-            removed.append(name)
+            report.written.append(name)
     (directory / MANIFEST).unlink(missing_ok=True)
     _remove_empty_parents(directory, manifest)
-    return removed
+    return report
 
 
 def _remove_empty_parents(directory: Path, names: Iterable[str]) -> None:

@@ -76,7 +76,7 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
     if "queue" in props and limits.queues:
         props["queue"] = {"enum": list(limits.queues)}
     required = required_fields(profile)
-    return {
+    schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"user_endpoint_config for site profile {profile.name}",
         "type": "object",
@@ -86,10 +86,13 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
         "if": {"required": ["control"]},
         "then": {"maxProperties": 1},
         "else": {"required": required},
-        # GPUs and cores of all ranks fit one node: JSON Schema cannot multiply, so one rule
-        # per range of ranks_per_node with the same per-rank maximums
-        "allOf": fit_rules(profile),
     }
+    # GPUs and cores of all ranks fit one node: JSON Schema cannot multiply, so one rule per
+    # range of ranks_per_node with the same per-rank maximums (allOf may not be empty)
+    rules = fit_rules(profile)
+    if rules:
+        schema["allOf"] = rules
+    return schema
 
 
 def walltime_schema(max_walltime: str) -> dict[str, Any]:
@@ -220,7 +223,9 @@ def validate(profile: Profile, config: dict[str, Any]) -> None:
     for name in integer_fields(profile):
         value = config.get(name)
         if isinstance(value, float):  # 1.0 is an "integer" to JSON Schema, not to a directive
-            raise ConfigError(f"user_endpoint_config: {name}: must be a whole number, not {value!r}")
+            raise ConfigError(
+                f"user_endpoint_config: {name}: must be a whole number, not {value!r}"
+            )
     error = best_error(Draft202012Validator(user_config_schema(profile)).iter_errors(config))
     if error is not None:
         where, problem = describe(error)

@@ -78,10 +78,11 @@ def _address_yaml(address: str | None) -> str | None:
 
 
 def _shell_word(value: str, what: str) -> str:
-    """``value`` when a shell reads it as one plain word; a ConfigError naming ``what`` else."""
-    if any(c in value for c in "\n;$`\"'\\ "):
-        raise ConfigError(f"{what} {value!r} has characters a shell would read")
-    return value
+    """``value`` when it is an allowed local path (a plain shell word, literal to the
+    endpoint's Jinja); a one-line ConfigError naming ``what`` else."""
+    from siteagent.install import check_local_path
+
+    return str(check_local_path(Path(value), what))
 
 
 def _worker_init(
@@ -146,9 +147,9 @@ def render_endpoint(
     exec_path = pilot_path = None
     if endpoint_dir is not None:
         exec_path = str(Path(endpoint_dir).expanduser().absolute() / EXEC_WRAPPER)
-        _shell_word(exec_path, "endpoint directory")
+        _shell_word(exec_path, "--endpoint-dir")
     if pilot_dir is not None:
-        pilot_path = _shell_word(str(Path(pilot_dir).expanduser().absolute()), "--pilot-dir:")
+        pilot_path = _shell_word(str(Path(pilot_dir).expanduser().absolute()), "--pilot-dir")
     context = _template_context(profile, _worker_init(profile, bin_dir, exec_path, pilot_path))
     # the scheduler's provider block, rendered with the same values, without surrounding newlines
     provider = env.get_template(scheduler_for(profile).provider_template)
@@ -171,8 +172,9 @@ def render_endpoint(
 
 def managed_files(rendered: RenderedEndpoint) -> dict[str, ManagedFile]:
     """The rendered files with the mode each is written with."""
-    # the environment file may carry proxy credentials: owner-only
-    modes = {ENVIRONMENT: 0o600, EXEC_WRAPPER: 0o755}
+    # the environment file and the template's worker_init (http_proxy=http://user:pass@...)
+    # may carry proxy credentials: owner-only
+    modes = {ENVIRONMENT: 0o600, TEMPLATE: 0o600, EXEC_WRAPPER: 0o755}
     return {
         name: ManagedFile(text, modes.get(name, 0o644)) for name, text in rendered.files.items()
     }

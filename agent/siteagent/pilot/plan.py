@@ -199,8 +199,14 @@ def report_path(opts: PilotOptions, environ: Mapping[str, str], pid_: str) -> Pa
 
 
 def workdir_of(environ: Mapping[str, str], pid_: str) -> str:
-    """The per-pilot working directory, under ``$TMPDIR`` (node-local on most sites)."""
-    return str(Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}")
+    """The per-pilot working directory, under ``$TMPDIR`` (node-local on most sites), with a
+    random suffix as ``mkdtemp`` makes one: nobody can plant a path there in advance (the
+    Supervisor creates it exclusively, owner-only, and never uses one that exists)."""
+    import secrets
+
+    return str(
+        Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}-{secrets.token_hex(8)}"
+    )
 
 
 def load_profile_cached(site: str) -> Profile:
@@ -211,13 +217,13 @@ def load_profile_cached(site: str) -> Profile:
 
     from siteagent import __version__
     from siteagent.fileio import atomic_write, sha256_text
-    from siteagent.profiles import Profile, find_profile, load_profile
+    from siteagent.profiles import Profile, find_profile, load_profile, read_profile_text
 
     path = find_profile(site)
     schema = Path(__file__).resolve().parents[1] / "schemas" / "profile.schema.json"
     key = sha256_text(
         "\0".join(
-            (__version__, socket.gethostname(), str(path.absolute()), path.read_text(),
+            (__version__, socket.gethostname(), str(path.absolute()), read_profile_text(path),
              schema.read_text() if schema.is_file() else "")
         )
     )  # fmt: skip
@@ -235,7 +241,13 @@ def load_profile_cached(site: str) -> Profile:
 
 
 def check_options(opts: PilotOptions) -> None:
-    """Refuse bad ``--queue``/``--resource-type`` before anything is loaded."""
+    """Refuse bad ``--queue``/``--resource-type``/``--margin``/``--grace`` before anything
+    is loaded."""
+    import math
+
+    for flag, value in (("--margin", opts.margin), ("--grace", opts.grace)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{flag}: {value!r} is not a finite number of seconds >= 0")
     if opts.queue is not None and not QUEUE.match(opts.queue):
         raise ConfigError(f"--queue: '{opts.queue}' has characters that are not allowed")
     if opts.resource_type is not None and opts.resource_type not in RESOURCE_TYPES:

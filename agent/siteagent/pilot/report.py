@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 REPORT_VERSION = 1
-# Why the wrapper ended; "setup-error" means the payload never ran.
-REASONS = ("finished", "failed", "signalled", "walltime", "setup-error")
+# Why the wrapper ended; "setup-error" means the payload never ran; "lost" that the wrapper
+# itself was killed (SIGKILL, node trouble) and a later run found its report unfinished.
+REASONS = ("finished", "failed", "signalled", "walltime", "setup-error", "lost")
 
 
 @dataclass
@@ -69,3 +70,52 @@ def write_report(path: str | Path, report: PilotReport) -> None:
 
 def read_report(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
+
+
+def _wrapper_alive(pid: int, started: str) -> bool:
+    """Is the wrapper that wrote a report (``pid``, started at ``started``) still running?
+    A pid in use by a process younger than the report is another process (pid reuse)."""
+    import calendar
+
+    import psutil
+
+    try:
+        created = psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
+        return False
+    except psutil.AccessDenied:
+        return True
+    try:
+        written = calendar.timegm(time.strptime(started, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return True
+    return created <= written + 1
+
+
+def mark_lost(directory: str | Path, host: str, *, skip: str | Path | None = None) -> list[Path]:
+    """Mark the unfinished reports in ``directory`` written on ``host`` whose wrapper is gone
+    (killed with SIGKILL, so it could not say so) as ``done``/``lost``; the paths marked."""
+    marked = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return marked
+    for path in directory.glob("*.json"):
+        if skip is not None and path == Path(skip):
+            continue
+        try:
+            data = read_report(path)
+            unfinished = data.get("state") in ("starting", "running") and data.get("host") == host
+            if not unfinished or _wrapper_alive(int(data["pid"]), str(data.get("started"))):
+                continue
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not a report, or one being replaced right now
+        data |= {"state": "done", "reason": "lost", "finished": _now()}
+        data["error"] = data.get("error") or f"wrapper pid {data['pid']} ended without a report"
+        from siteagent.fileio import atomic_write
+
+        try:
+            atomic_write(path, json.dumps(data, indent=2) + "\n", 0o644)
+        except OSError:
+            continue
+        marked.append(path)
+    return marked

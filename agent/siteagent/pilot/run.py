@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siteagent.errors import SiteAgentError
@@ -43,6 +44,20 @@ def _become_subreaper() -> None:
         libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass  # not Linux: process-group cleanup still applies
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the payload's child process before exec: SIGKILL when the wrapper dies, even by
+    SIGKILL (which it cannot forward); if it is already gone, do not start at all."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux
+    if os.getppid() != parent:  # the wrapper died before prctl took effect
+        os._exit(SETUP_ERROR_EXIT)
 
 
 def _end_leftovers(pgid: int | None) -> list[int]:
@@ -109,6 +124,7 @@ class Supervisor:
         walltime = plan.walltime_s
         self.deadline = self.t0 + walltime - plan.margin_s if walltime else None
         self._previous: dict[int, Any] = {}
+        self.workdir_made = False  # only a workdir this run created is removed
 
     def run(self) -> PilotReport:
         """Run to the end and return the final report (also written to disk)."""
@@ -120,6 +136,7 @@ class Supervisor:
         env = self.plan.environment(dict(os.environ))
         try:
             write_report(self.plan.report_path, self.report)
+            _mark_lost_neighbours(self.plan)
             error = self.start(env)
             rc = self.wait() if self.proc is not None else None
             self.conclude(
@@ -152,7 +169,7 @@ class Supervisor:
 
         try:
             self.setup_layers(env)
-            os.makedirs(self.plan.workdir, exist_ok=True)
+            self.make_workdir()
         except (SiteAgentError, OSError) as err:
             return str(err)
         if stopped(self.received):  # stopped before the payload began
@@ -161,14 +178,29 @@ class Supervisor:
         try:
             # its own process group, but not its own session: pilot3 calls os.setpgrp(), which
             # a session leader may not (EPERM kills its job validation thread)
+            wrapper = os.getpid()
             self.proc = subprocess.Popen(
-                list(self.plan.argv), env=env, cwd=self.plan.workdir, process_group=0
+                list(self.plan.argv),
+                env=env,
+                cwd=self.plan.workdir,
+                process_group=0,
+                preexec_fn=lambda: _die_with_parent(wrapper),
             )
         except OSError as err:
             return f"payload: cannot start {self.plan.argv[0]}: {err.strerror}"
         self.report.state, self.report.payload_pid = "running", self.proc.pid
         write_report(self.plan.report_path, self.report)
         return None
+
+    def make_workdir(self) -> None:
+        """Create the workdir exclusively and owner-only: ``mkdir`` fails on anything already
+        there (a planted directory or symlink), which is never followed or reused."""
+        path = self.plan.workdir
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            raise SiteAgentError(f"workdir: {path} exists already; refusing to use it") from None
+        self.workdir_made = True
 
     def wait(self) -> int:
         """Poll until the payload ends; its return code."""
@@ -227,7 +259,8 @@ class Supervisor:
         import shutil
 
         _end_leftovers(self.proc.pid if self.proc is not None else None)
-        shutil.rmtree(self.plan.workdir, ignore_errors=True)
+        if self.workdir_made:
+            shutil.rmtree(self.plan.workdir, ignore_errors=True)
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         report = self.report
@@ -238,13 +271,22 @@ class Supervisor:
         write_report(self.plan.report_path, report)
 
 
+def _mark_lost_neighbours(plan: PilotPlan) -> None:
+    """Reports beside ours from this host whose wrapper was SIGKILLed end as ``lost``."""
+    from siteagent.pilot.report import mark_lost
+
+    with contextlib.suppress(OSError):
+        mark_lost(os.path.dirname(plan.report_path), plan.host, skip=plan.report_path)
+
+
 def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
     """Run ``plan`` to the end and return its final report (also written to disk)."""
     return Supervisor(plan, plan_seconds=plan_seconds).run()
 
 
-def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotReport]:
-    """A plan that could not even be built still leaves a report (reason setup-error)."""
+def _early_report(opts: PilotOptions) -> tuple[Path, PilotReport]:
+    """Where this rank reports and its report, before the profile is loaded (the pilot id
+    from the rank variable the execution wrapper exports)."""
     import socket
 
     from siteagent.names import Var
@@ -255,7 +297,20 @@ def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotR
     rank = environ.get(Var.RANK, "0")
     pid_ = pilot_id(environ, host, int(rank) if rank.isdigit() else 0, os.getpid())
     path = report_path(opts, environ, pid_)
-    report = PilotReport(pilot_id=pid_, site=opts.site, host=host, pid=os.getpid())
+    return path, PilotReport(pilot_id=pid_, site=opts.site, host=host, pid=os.getpid())
+
+
+def report_starting(opts: PilotOptions) -> Path:
+    """Write a ``starting`` report before anything else, so even a SIGKILL during start-up
+    leaves one (a later run marks it ``lost``); raises OSError when it cannot be written."""
+    path, report = _early_report(opts)
+    write_report(path, report)
+    return path
+
+
+def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotReport]:
+    """A plan that could not even be built still leaves a report (reason setup-error)."""
+    path, report = _early_report(opts)
     report.state, report.reason, report.exit_code = "done", "setup-error", SETUP_ERROR_EXIT
     report.error = str(error)
     report.finished = report.started
