@@ -111,7 +111,7 @@ def run_corpus(endpoints) -> dict[str, int]:
                         problems.append(f"{site} {name} {label}: {text[:200]!r}")
                     else:
                         refused += 1
-                except Exception as err:  # noqa: BLE001 - the point: no traceback at all
+                except Exception as err:
                     problems.append(f"{site} {name} {label}: {type(err).__name__}: {err}"[:300])
     return {"tried": tried, "refused": refused, "problems": len(problems), "list": problems}
 
@@ -136,7 +136,7 @@ def test_the_corpus_names_every_field_of_the_schema(site, endpoints):
 
 def test_site_limits_are_the_endpoints_own(endpoints):
     """What issue #11 found the endpoint accepting, refused by the endpoint itself."""
-    profile, loaded = endpoints["perlmutter"]
+    _, loaded = endpoints["perlmutter"]
     cases = {
         "walltime: must be longer than 00:00:00": {"walltime": "0:00:00"},
         "walltime: 999:59:59 exceeds the site limit 48:00:00": {"walltime": "999:59:59"},
@@ -164,7 +164,7 @@ def test_a_pbs_account_with_a_newline_never_reaches_qsub(endpoints):
     _, loaded = endpoints["polaris"]
     with pytest.raises(ConfigError, match="account: must not contain a line break"):
         render_loaded(loaded, {"account": "P1\n"})
-    assert "account: P1" not in render_loaded(loaded, {"account": "P1"}).replace('"', "")
+    assert '    account: "P1"\n' in render_loaded(loaded, {"account": "P1"})
 
 
 def test_env_key_with_newline_is_one_line_not_a_yaml_traceback(endpoints):

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from siteagent import __version__
-from siteagent.errors import ConfigError
 from siteagent.managed import ManagedFile, WriteReport, write_managed
 from siteagent.names import Var
 from siteagent.profiles import Profile

@@ -34,7 +34,11 @@ class Scheduler(ABC):
 
     def schema_properties(self, profile: Profile) -> dict[str, Any]:
         """JSON-schema properties of this scheduler's options in user_endpoint_config."""
-        return {name: string_schema(self.field_patterns.get(name, WORD)) for name in self.fields}
+        # a length cap whatever the pattern ("a+(:a+)*" alone admits a megabyte)
+        return {
+            name: string_schema(self.field_patterns.get(name, WORD), maxLength=256)
+            for name in self.fields
+        }
 
     def required_fields(self, profile: Profile) -> list[str]:
         """Options a worker config must name: the account, unless the profile has one."""
