@@ -155,7 +155,7 @@ def install(
             existed = {name for name in files if (directory / name).exists()}
             edited = _edited(directory, files, existed)
             to_write = files if force else {n: f for n, f in files.items() if n not in edited}
-            written = write_managed(directory, to_write, force=force)
+            written = write_managed(directory, to_write, force=force, prune=True)
     except OSError as err:  # read-only or full filesystem, a name too long
         _undo(directory, [n for n in files if n not in existed], created)
         where = err.filename or directory

@@ -115,9 +115,16 @@ def edited_files(directory: Path, names: list[str] | None = None) -> list[str]:
 
 
 def write_managed(
-    directory: Path, files: dict[str, ManagedFile], *, force: bool = False, dir_mode: int = 0o700
+    directory: Path,
+    files: dict[str, ManagedFile],
+    *,
+    force: bool = False,
+    dir_mode: int = 0o700,
+    prune: bool = False,
 ) -> WriteReport:
-    """Write ``files`` (relative path -> content) into ``directory``; see module docstring."""
+    """Write ``files`` (relative path -> content) into ``directory``; see module docstring.
+    With ``prune``, files an earlier write made that are not in ``files`` (and were not edited
+    since) are removed, so the directory holds one set of files, never a mix of two."""
     directory = Path(directory)
     report = WriteReport(directory=directory)
     manifest = read_manifest(directory)
@@ -138,6 +145,8 @@ def write_managed(
         atomic_write(directory / name, files[name].text, files[name].mode)
         report.written.append(name)
     merged = manifest | wanted
+    if prune:
+        merged = {n: h for n, h in merged.items() if n in wanted or not _pruned(directory, n, h)}
     if merged != manifest or not (directory / MANIFEST).is_file():
         atomic_write(
             directory / MANIFEST,
@@ -145,6 +154,18 @@ def write_managed(
             0o600,
         )
     return report
+
+
+def _pruned(directory: Path, name: str, digest: str) -> bool:
+    """Remove the stale managed file ``name`` unless edited by hand; True when it is gone."""
+    try:
+        path = confined(directory, name)
+    except ManifestError:
+        return False  # never touch a path outside; the entry stays for uninstall to refuse
+    if path.is_file() and sha256_file(path) != digest:
+        return False
+    path.unlink(missing_ok=True)
+    return True
 
 
 def _plan(
