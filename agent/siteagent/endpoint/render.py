@@ -142,7 +142,9 @@ def render_endpoint(
     With ``pilot_dir`` worker_init exports ``SITE_AGENT_PILOT_DIR`` (PanDA pilot3's pilot.py).
     """
     env = _meta_env()
-    bin_dir = _shell_word(str(Path(python_bin or sys.executable).parent), "python environment path")
+    bin_dir = _shell_word(
+        str(Path(python_bin or sys.executable).parent), "venv (python environment)"
+    )
     exec_path = pilot_path = None
     if endpoint_dir is not None:
         exec_path = str(Path(endpoint_dir).expanduser().absolute() / EXEC_WRAPPER)
