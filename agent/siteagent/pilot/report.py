@@ -95,7 +95,7 @@ def _wrapper_alive(pid: int, started: str) -> bool:
 def mark_lost(directory: str | Path, host: str, *, skip: str | Path | None = None) -> list[Path]:
     """Mark the unfinished reports in ``directory`` written on ``host`` whose wrapper is gone
     (killed with SIGKILL, so it could not say so) as ``done``/``lost``; the paths marked."""
-    marked = []
+    marked: list[Path] = []
     directory = Path(directory)
     if not directory.is_dir():
         return marked
@@ -103,6 +103,9 @@ def mark_lost(directory: str | Path, host: str, *, skip: str | Path | None = Non
         if skip is not None and path == Path(skip):
             continue
         try:
+            with path.open("rb") as fh:  # most reports are done: the state is near the top
+                if b'"state": "done"' in fh.read(1024):
+                    continue
             data = read_report(path)
             unfinished = data.get("state") in ("starting", "running") and data.get("host") == host
             if not unfinished or _wrapper_alive(int(data["pid"]), str(data.get("started"))):
