@@ -444,3 +444,13 @@ def test_install_waits_for_the_directory_lock(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert (ep / MANIFEST).is_file()
+
+
+def test_installing_another_site_removes_the_first_sites_own_files(tmp_path):
+    ep = tmp_path / "ep"
+    assert cli("install", "--site", "polaris", "--endpoint-dir", str(ep)).returncode == 0
+    assert (ep / "cvmfs" / "default.local").is_file()
+    r = cli("install", "--site", "local", "--endpoint-dir", str(ep), "--force")
+    assert r.returncode == 0, r.stderr
+    assert not (ep / "cvmfs").exists()  # local has no cvmfsexec: polaris's file went
+    assert "cvmfs/default.local" not in json.loads((ep / MANIFEST).read_text())["files"]

@@ -146,7 +146,9 @@ def write_managed(
         report.written.append(name)
     merged = manifest | wanted
     if prune:
-        merged = {n: h for n, h in merged.items() if n in wanted or not _pruned(directory, n, h)}
+        kept = {n: h for n, h in merged.items() if n in wanted or not _pruned(directory, n, h)}
+        _remove_empty_parents(directory, set(merged) - set(kept))
+        merged = kept
     if merged != manifest or not (directory / MANIFEST).is_file():
         atomic_write(
             directory / MANIFEST,
