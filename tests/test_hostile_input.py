@@ -116,6 +116,7 @@ def run_corpus(endpoints) -> dict[str, int]:
     return {"tried": tried, "refused": refused, "problems": len(problems), "list": problems}
 
 
+@pytest.mark.slow  # about a minute: each render checks the schema first, as the endpoint does
 def test_every_field_refuses_every_hostile_value_on_every_profile(endpoints):
     result = run_corpus(endpoints)
     assert result["list"] == []
