@@ -278,11 +278,15 @@ def test_sigkilled_wrapper_takes_its_payload_and_a_later_run_marks_it_lost(tmp_p
     )  # fmt: skip
     try:
         end = time.monotonic() + 30
-        while not (pidfile.is_file() and pidfile.read_text().strip()):
+        # the payload is up and the wrapper has said so (it writes "running" after Popen)
+        while not (
+            pidfile.is_file()
+            and pidfile.read_text().strip()
+            and json.loads(first.read_text())["state"] == "running"
+        ):
             assert time.monotonic() < end, "payload did not start"
             time.sleep(0.05)
         payload = int(pidfile.read_text())
-        assert json.loads(first.read_text())["state"] == "running"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         psutil.Process(payload).wait(10)  # PR_SET_PDEATHSIG: it dies with the wrapper
