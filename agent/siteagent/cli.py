@@ -359,7 +359,9 @@ def pilot(
             report_plan_error(opts, err)  # the monitor learns why; the user sees one line
         raise
     if early is not None and early.absolute() != Path(plan.report_path):
-        early.unlink(missing_ok=True)  # the plan's pilot id differs (a launcher's rank variable)
+        from siteagent.pilot.run import drop_own_report
+
+        drop_own_report(early)  # the plan's pilot id differs (a launcher's rank variable)
     if dry_run:
         _show_plan(plan, as_json)
     else:

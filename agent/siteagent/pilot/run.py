@@ -308,6 +308,17 @@ def report_starting(opts: PilotOptions) -> Path:
     return path
 
 
+def drop_own_report(path: Path) -> None:
+    """Remove the ``starting`` report at ``path`` if it is still this process's own (another
+    rank may have written its report there since)."""
+    from siteagent.pilot.report import read_report
+
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        data = read_report(path)
+        if data["pid"] == os.getpid() and data["state"] == "starting":
+            path.unlink()
+
+
 def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotReport]:
     """A plan that could not even be built still leaves a report (reason setup-error)."""
     path, report = _early_report(opts)
