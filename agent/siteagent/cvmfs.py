@@ -30,7 +30,7 @@ def data_dir() -> Path:
 def repository_list(name: str) -> list[str]:
     """Repositories of a shipped list (``atlas``, ``epic``)."""
     path = data_dir() / f"{name}.repos"
-    if not LIST_NAME.match(name) or not path.is_file():
+    if not LIST_NAME.fullmatch(name) or not path.is_file():
         known = sorted(p.stem for p in data_dir().glob("*.repos"))
         raise ConfigError(
             f"cvmfs: '{name}' is neither a repository name nor a list (lists: {', '.join(known)})"
@@ -46,7 +46,7 @@ def _expand(item: str) -> list[str]:
     """One repository, or the repositories of a shipped list; each checked."""
     names = [item] if "." in item else repository_list(item)
     for repo in names:
-        if not REPO.match(repo) or len(repo) > 127:
+        if not REPO.fullmatch(repo) or len(repo) > 127:
             raise ConfigError(f"cvmfs: '{repo}' is not a valid repository name")
     return names
 

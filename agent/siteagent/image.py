@@ -148,7 +148,7 @@ def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
         binds.append(INTEL_DEVICES)  # once: the loop below drops a repeated bind
     out: list[str] = []
     for bind in binds:
-        if not BIND.match(bind):
+        if not BIND.fullmatch(bind):
             raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
         if bind not in out:
             out.append(bind)

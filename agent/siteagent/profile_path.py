@@ -9,6 +9,7 @@ from pathlib import Path
 from siteagent.errors import ConfigError
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
+MAX_PROFILE_BYTES = 1 << 20  # 1 MiB: real profiles are a few kB
 
 
 def builtin_profile_dir() -> Path:
@@ -54,3 +55,16 @@ def find_profile(name_or_path: str) -> Path:
                 return p
     known = ", ".join(n for n, _ in list_profiles()) or "none"
     raise ConfigError(f"unknown site profile '{name_or_path}' (known: {known})")
+
+
+def read_profile_text(path: Path) -> str:
+    """The text of a profile file: at most MAX_PROFILE_BYTES of UTF-8, else one line."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_PROFILE_BYTES:
+            raise ConfigError(f"{path.name}: {size} bytes; a profile may have at most 1 MiB")
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path.name}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None

@@ -32,10 +32,10 @@ def profile_key(site: str) -> tuple[Path, str]:
     """The profile file ``site`` names and the key of what it validates to here."""
     from siteagent import __version__
     from siteagent.fileio import sha256_text
-    from siteagent.profile_path import find_profile
+    from siteagent.profile_path import find_profile, read_profile_text
 
     path = find_profile(site)
-    text = path.read_text()
+    text = read_profile_text(path)
     host = os.uname().nodename if "auto" in text else ""
     key = sha256_text(
         "\0".join(

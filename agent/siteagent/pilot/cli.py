@@ -8,6 +8,7 @@ needs: no click, yaml, jsonschema, jinja2 or psutil. ``siteagent.entry`` sends
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -59,6 +60,9 @@ class Opt:
                 number = cast(value)
             except ValueError:
                 raise UsageError(f"{bad}: {value!r} is not a valid {name} range.") from None
+            if number != number or number in (float("inf"), float("-inf")):
+                # nan and inf pass any range check (nan < 0 is false): --grace nan = never
+                raise UsageError(f"{bad}: {value!r} is not a finite number.")
             if not self.low <= number <= self.high:
                 raise UsageError(
                     f"{bad}: {number} is not in the range {self.low:g}<=x<={self.high:g}."
@@ -269,6 +273,7 @@ def run(values: dict[str, Any]) -> None:
     if payload and payload[0].startswith("-"):  # `-- --arg ...`: the Harvester plugin's form
         pilot_args, payload = (*pilot_args, *payload), ()
     opts = PilotOptions(payload=payload, pilot_args=pilot_args, dry_run=dry_run, **values)
+    early = None if dry_run else _start_reporting(opts)
     t = time.monotonic()
     try:
         plan = build_plan(opts)
@@ -278,10 +283,31 @@ def run(values: dict[str, Any]) -> None:
 
             report_plan_error(opts, err)  # the monitor learns why; the user sees one line
         raise
+    if early is not None and os.path.abspath(early) != os.path.abspath(plan.report_path):
+        from siteagent.pilot.run import drop_own_report
+
+        drop_own_report(early)  # the plan's pilot id differs (a launcher's rank variable)
     if dry_run:
         _show_plan(plan, as_json)
     else:
         _run_plan_and_exit(plan, plan_seconds=round(time.monotonic() - t, 4))
+
+
+def _start_reporting(opts: Any) -> Any:
+    """Write the ``starting`` report first (its path); a report that cannot be written is a
+    setup error (exit SETUP_ERROR_EXIT: the payload never runs) with the reason on stderr."""
+    from siteagent.pilot.outcome import SETUP_ERROR_EXIT
+    from siteagent.pilot.run import report_starting
+
+    try:
+        return report_starting(opts)
+    except OSError as err:
+        print(
+            f"site-agent: error: --report: cannot write {err.filename or opts.report}: "
+            f"{err.strerror}",
+            file=sys.stderr,
+        )
+        sys.exit(SETUP_ERROR_EXIT)
 
 
 def _show_plan(plan: Any, as_json: bool) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from siteagent.names import WORD
+from siteagent.names import WORD, string_schema
 
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
@@ -34,8 +34,9 @@ class Scheduler(ABC):
 
     def schema_properties(self, profile: Profile) -> dict[str, Any]:
         """JSON-schema properties of this scheduler's options in user_endpoint_config."""
+        # a length cap whatever the pattern ("a+(:a+)*" alone admits a megabyte)
         return {
-            name: {"type": "string", "pattern": self.field_patterns.get(name, WORD)}
+            name: string_schema(self.field_patterns.get(name, WORD), maxLength=256)
             for name in self.fields
         }
 

@@ -82,7 +82,7 @@ class ContainerRuntime:
         devices = [INTEL_DEVICES] if gpu_vendor == "intel" else []
         out: list[str] = []
         for bind in (*self.cfg.binds, *devices, *extra):
-            if not BIND.match(bind):
+            if not BIND.fullmatch(bind):
                 raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
             if bind not in out:
                 out.append(bind)
