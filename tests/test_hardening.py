@@ -19,6 +19,7 @@ import pytest
 
 from siteagent.errors import ConfigError
 from siteagent.managed import MANIFEST
+from siteagent.pilot.outcome import SETUP_ERROR_EXIT
 from siteagent.profiles import load_profile, parse_profile
 
 from .pilotsite import clean_env, make_site
@@ -155,7 +156,7 @@ def test_workdir_is_unpredictable_exclusive_and_owner_only(tmp_path):
     planted.mkdir()
     os.symlink(planted, second.workdir)
     result = run_plan(second)
-    assert (result.reason, result.exit_code) == ("setup-error", 70)
+    assert (result.reason, result.exit_code) == ("setup-error", SETUP_ERROR_EXIT)
     assert "exists already" in (result.error or "")
     assert Path(second.workdir).is_symlink() and planted.is_dir()
     os.unlink(second.workdir)
@@ -318,7 +319,7 @@ def test_report_to_an_unwritable_path_is_a_setup_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     r = cli("pilot", "--site", "local", "--report", str(blocker / "r.json"), "--", "true")
-    line = one_line_error(r, 70)
+    line = one_line_error(r, SETUP_ERROR_EXIT)
     assert f"--report: cannot write {blocker}" in line
 
 

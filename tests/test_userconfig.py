@@ -85,7 +85,7 @@ def test_bad_local_configs(config, message):
 def test_more_gpus_than_the_node_has():
     with pytest.raises(
         ConfigError,
-        match=r"gpus_per_rank: with 4 ranks per node a polaris node \(4 GPUs\) has at most 1 per rank",
+        match=r"gpus_per_rank: 4 ranks x 2 GPUs needs 8 per node, but a polaris node has 4",
     ):
         validate(load_profile("polaris"), {"account": "a", "ranks_per_node": 4, "gpus_per_rank": 2})
 

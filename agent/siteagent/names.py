@@ -34,8 +34,9 @@ ENV_DENIED = (
     "|HTTP_PROXY|HTTPS_PROXY|NO_PROXY|ALL_PROXY|FTP_PROXY|SSL_CERT_FILE|SSL_CERT_DIR"
     "|X509_USER_PROXY|X509_CERT_DIR|NODE_OPTIONS|JAVA_TOOL_OPTIONS)$"
 )
-# the newline guard of string_schema: what ``$`` would let through before the end
-NEWLINE_GUARD = {"not": {"pattern": "[\\n\\r]"}}
+# the newline guard of string_schema: what ``$`` would let through before the end ("type":
+# without it, ``not`` refuses every non-string, which hides the "must be a string" error)
+NEWLINE_GUARD = {"not": {"type": "string", "pattern": "[\\n\\r]"}}
 
 
 def full(pattern: str) -> re.Pattern[str]:

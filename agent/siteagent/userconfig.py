@@ -251,10 +251,9 @@ def validate(profile: Profile, config: dict[str, Any]) -> None:
                 f"user_endpoint_config: {name}: must be a whole number, not {value!r}"
             )
     schema = user_config_schema(profile)
-    # the per-queue node rules are the endpoint's; here _check_shape says which queue's limit
+    # the node-fit and per-queue rules are the endpoint's; here _check_shape says the same
+    # with the numbers (the defaults merged in) and which queue's limit
     schema.pop("allOf", None)
-    if rules := fit_rules(profile):
-        schema["allOf"] = rules
     error = best_error(Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         where, problem = describe(error)

@@ -161,8 +161,8 @@ class Supervisor:
         import subprocess
 
         try:
+            self.make_workdir()  # first: a layer may write into it (the machine features)
             self.setup_layers(env)
-            self.make_workdir()
         except (SiteAgentError, OSError) as err:
             return str(err)
         self._passed = len(self.received)  # what came before is the wrapper's business
