@@ -221,6 +221,7 @@ def test_schema_errors_mask_passwords_with_odd_characters():
         ("pilot", "--site", "local", "--margin", "nan", "--dry-run"),
         ("pilot", "--site", "local", "--margin", "inf", "--dry-run"),
         ("check", "--site", "local", "--timeout", "nan"),
+        ("sweep", "--site", "local", "--max-node-hours", "nan"),
     ],
 )
 def test_cli_numbers_must_be_finite(args):
@@ -459,3 +460,45 @@ def test_installing_another_site_removes_the_first_sites_own_files(tmp_path):
     assert r.returncode == 0, r.stderr
     assert not (ep / "cvmfs").exists()  # local has no cvmfsexec: polaris's file went
     assert "cvmfs/default.local" not in json.loads((ep / MANIFEST).read_text())["files"]
+
+
+# ---------------------------------------------------------------- the same, on newer paths
+def test_the_per_rank_pilot_reads_a_broken_profile_in_one_line(tmp_path):
+    """The pilot loads profiles through profilecache.py (no YAML once cached): a profile that
+    is not UTF-8 is one line there too."""
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    line = one_line_error(cli("pilot", "--site", str(bad), "--dry-run"))
+    assert "latin1.yaml: not UTF-8 text" in line
+
+
+def test_marking_a_report_lost_reads_proc_not_psutil(tmp_path):
+    """mark_lost runs on every rank's start: it must not import psutil (the fast path)."""
+    report = tmp_path / "dead.json"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report.write_text(json.dumps({"state": "running", "host": "h", "pid": dead.pid,
+                                  "started": started}))  # fmt: skip
+    alive = tmp_path / "alive.json"
+    alive.write_text(json.dumps({"state": "running", "host": "h", "pid": os.getpid(),
+                                 "started": started}))  # fmt: skip
+    code = (
+        "import sys; from siteagent.pilot.report import mark_lost; "
+        f"print([p.name for p in mark_lost({str(tmp_path)!r}, 'h')]); "
+        "assert 'psutil' not in sys.modules"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['dead.json']"  # this test's own process is alive
+    assert json.loads(report.read_text())["reason"] == "lost"
+
+
+def test_harvester_names_match_whole_strings():
+    from types import SimpleNamespace
+
+    from siteagent.harvester.config import harvester_queue
+
+    assert harvester_queue(SimpleNamespace(siteName="SITE_Q")) == "SITE_Q"
+    with pytest.raises(ConfigError, match="queueName"):
+        harvester_queue(SimpleNamespace(siteName="SITE_Q\n"))
