@@ -256,6 +256,14 @@ def test_endpoint_dir_must_be_a_plain_path(path):
     assert not Path(path).exists()
 
 
+def test_the_default_endpoint_dir_is_checked_too(tmp_path):
+    home = tmp_path / "{{_GC.env}}"
+    home.mkdir()
+    line = one_line_error(cli("install", "--site", "local", env={"HOME": str(home)}))
+    assert "--endpoint-dir" in line and "not allowed" in line
+    assert not (home / ".globus_compute").exists()
+
+
 def test_pilot_dir_and_venv_paths_are_checked(tmp_path):
     from siteagent.endpoint.render import render_endpoint
 
