@@ -78,8 +78,11 @@ def make_site(
     for i in range(gpus):
         (gpu_root / f"proc/driver/nvidia/gpus/0000:{i:02x}:00.0").mkdir(parents=True)
     profile = root / "gputest.yaml"
+    text = PROFILE
+    if "pilot_user:" in pilot_extra:  # the extra one replaces it (duplicate keys are refused)
+        text = text.replace("  pilot_user: generic\n", "")
     profile.write_text(
-        PROFILE.format(
+        text.format(
             opt=root / "opt",
             cvmfsexec=cvmfsexec,
             cache=root / "cvmfs-cache",

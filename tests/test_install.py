@@ -178,7 +178,11 @@ def test_uninstall_refuses_edited_files_and_running_endpoint(run_cli, tmp_path):
     assert "is running (pid" in r.stderr and "globus-compute-endpoint stop ep" in r.stderr
     (ep / "daemon.pid").unlink()
     r = run_cli("uninstall", "--endpoint-dir", str(ep), "--force")
-    assert r.returncode == 0 and not ep.exists()
+    assert r.returncode == 0 and "backed up" in r.stdout, r.stderr
+    # like install --force, the hand-edited file is kept in a backup; nothing else is left
+    (backup,) = (ep / ".site-agent-backup").iterdir()
+    assert (backup / "config.yaml").read_text() == "# mine\n"
+    assert sorted(p.name for p in ep.rglob("*") if p.is_file()) == ["config.yaml"]
 
 
 def test_uninstall_with_several_endpoints_asks_which(run_cli, home):

@@ -113,7 +113,7 @@ def test_a_new_file_joins_the_manifest(tmp_path):
     write_managed(tmp_path, {"a": ManagedFile("1")})
     write_managed(tmp_path, {"b": ManagedFile("2")})
     assert sorted(read_manifest(tmp_path)) == ["a", "b"]
-    assert remove_managed(tmp_path) == ["a", "b"]
+    assert remove_managed(tmp_path).written == ["a", "b"]
 
 
 def test_a_user_edit_stops_the_write(tmp_path):
@@ -183,7 +183,7 @@ def test_remove_takes_exactly_what_was_written(tmp_path):
     (tmp_path / "mine.txt").write_text("keep")
     (tmp_path / "bin" / "tool").write_text("keep")
     (tmp_path / "config.yaml").unlink()  # already gone: not reported
-    assert remove_managed(tmp_path) == [
+    assert remove_managed(tmp_path).written == [
         "README",
         "bin/site-agent-exec",
         "share/doc/x/readme",
@@ -201,9 +201,13 @@ def test_remove_refuses_edited_files_unless_forced(tmp_path):
         remove_managed(tmp_path)
     assert str(err.value) == (
         f"{tmp_path}: README, config.yaml edited since site-agent wrote them; nothing was removed "
-        "(use --force)"
+        "(use --force, a backup is kept)"
     )
     assert (tmp_path / "user_environment.yaml").is_file()
     assert (tmp_path / MANIFEST).is_file()
-    assert remove_managed(tmp_path, force=True) == sorted(FILES)
-    assert list(tmp_path.iterdir()) == []
+    done = remove_managed(tmp_path, force=True)
+    assert done.written == sorted(FILES)
+    # like a forced write, the edited files are kept in a backup, and nothing else is left
+    assert done.backed_up == ["README", "config.yaml"] and done.backup_dir is not None
+    assert [p.name for p in tmp_path.iterdir()] == [".site-agent-backup"]
+    assert (done.backup_dir / "README").read_text() == "mine"

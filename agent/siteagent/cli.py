@@ -17,6 +17,7 @@ import click
 from siteagent import __version__
 from siteagent.cli_options import (
     PASSTHROUGH,
+    FiniteFloat,
     config_option,
     endpoint_dir_option,
     force_option,
@@ -354,7 +355,7 @@ def pilot(ctx: click.Context) -> None:
     "--timeout",
     default=5.0,
     show_default=True,
-    type=click.FloatRange(0.1, 300),
+    type=FiniteFloat(0.1, 300),
     help="Seconds each probe may take.",
 )
 @click.option(
@@ -528,6 +529,8 @@ def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) 
         return
     _echo_each("removed     ", report.directory, report.removed)
     _echo_each("left        ", report.directory, report.left, " (not written by site-agent)")
+    if report.backup_dir:
+        click.echo(f"backed up   {report.backup_dir}")
     if report.directory_removed:
         click.echo(f"removed     {report.directory}/")
 
@@ -544,7 +547,7 @@ def uninstall_command(site: str | None, endpoint_dir: Path | None, force: bool) 
 @endpoint_dir_option(file_okay=False)
 @click.option(
     "--timeout",
-    type=click.FloatRange(1, 86400),
+    type=FiniteFloat(1, 86400),
     help="Seconds to wait for each task (default: 60 on local, 1800 where a batch queue waits).",
 )
 @click.option(

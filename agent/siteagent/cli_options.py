@@ -24,6 +24,19 @@ FORCE_HELP = "Replace files edited by hand (a backup is kept)."
 PASSTHROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
 
+class FiniteFloat(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (which pass any range
+    check: ``nan < 0`` is false), so ``--grace nan`` cannot mean "never"."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def site_option(required: bool = True, help: str = SITE_HELP, **kwargs: Any) -> Decorator:
     """``--site NAME|PATH`` (required unless a default is given)."""
     if "default" in kwargs:

@@ -30,7 +30,7 @@ def data_dir() -> Path:
 def repository_list(name: str) -> list[str]:
     """Repositories of a shipped list (``atlas``, ``epic``)."""
     path = data_dir() / f"{name}.repos"
-    if not LIST_NAME.match(name) or not path.is_file():
+    if not LIST_NAME.fullmatch(name) or not path.is_file():
         raise ConfigError(
             f"cvmfs: '{name}' is neither a repository name nor a list "
             f"(lists: {', '.join(_shipped_lists())})"
@@ -57,7 +57,7 @@ def _expand(item: str) -> list[str]:
 
 
 def _check_repository(repo: str) -> None:
-    if not REPO.match(repo) or len(repo) > 127:
+    if not REPO.fullmatch(repo) or len(repo) > 127:
         raise ConfigError(f"cvmfs: '{repo}' is not a valid repository name")
 
 

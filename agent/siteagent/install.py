@@ -9,6 +9,7 @@ only what the manifest lists.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -18,7 +19,15 @@ from typing import TYPE_CHECKING
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.fileio import sha256_file, sha256_text
-from siteagent.managed import MANIFEST, ManagedFile, edited_files, remove_managed, write_managed
+from siteagent.managed import (
+    MANIFEST,
+    ManagedFile,
+    edited_files,
+    locked,
+    remove_managed,
+    write_managed,
+)
+from siteagent.names import LOCAL_PATH_RE
 from siteagent.profiles import Profile
 from siteagent.site_switch import check_same_site, remove_stale
 
@@ -57,6 +66,22 @@ class UninstallReport:
     removed: list[str]
     left: list[str]  # files in the directory that site-agent did not write
     directory_removed: bool
+    backup_dir: Path | None = None  # --force: the edited files, kept here
+
+
+def check_local_path(path: Path, option: str) -> Path:
+    """``path`` when it is absolute and made of characters that worker_init, a shell and the
+    endpoint's Jinja take literally (names.LOCAL_PATH); a one-line ConfigError otherwise."""
+    text = str(path)
+    if not LOCAL_PATH_RE.match(text):
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise ConfigError(
+            f"{option}: {shown!r} has characters that are not allowed "
+            "(letters, digits and _ . + @ % , = - /)"
+        )
+    if any(len(part) > 255 for part in Path(text).parts):
+        raise ConfigError(f"{option}: a name in the path is longer than 255 characters")
+    return path
 
 
 def default_endpoint_dir(profile: Profile) -> Path:
@@ -103,17 +128,21 @@ def install_files(
     return files
 
 
-def _private_dirs(directory: Path, names: list[str]) -> None:
-    """Create ``directory``, its missing parents and the files' subdirectories as 0700."""
+def _private_dirs(directory: Path, names: list[str]) -> list[Path]:
+    """Create ``directory``, its missing parents and the files' subdirectories as 0700;
+    the directories created, in the order they were."""
     missing = []
     d = directory
     while not d.exists():
         missing.append(d)
         d = d.parent
+    created = []
     for d in [*reversed(missing), *sorted({(directory / n).parent for n in names})]:
         if not d.exists():
             d.mkdir(mode=0o700)
+            created.append(d)
             d.chmod(0o700)  # mkdir's mode is filtered by the umask
+    return created
 
 
 def install(
@@ -137,11 +166,21 @@ def install(
     report = InstallReport(
         site=profile.name, endpoint_name=profile.endpoint.name, directory=directory
     )
-    existed = {name for name in files if (directory / name).is_file()}
-    edited = _edited(directory, files, existed)
-    to_write = files if force else {n: f for n, f in files.items() if n not in edited}
-    _private_dirs(directory, list(files))
-    written = write_managed(directory, to_write, force=force)
+    created: list[Path] = []
+    existed: set[str] = set()
+    try:
+        created = _private_dirs(directory, list(files))
+        with locked(directory):  # two installs at once would mix their files
+            existed = {name for name in files if (directory / name).exists()}
+            edited = _edited(directory, files, existed)
+            to_write = files if force else {n: f for n, f in files.items() if n not in edited}
+            written = write_managed(directory, to_write, force=force, prune=True)
+    except OSError as err:  # read-only or full filesystem, a name too long
+        _undo(directory, [n for n in files if n not in existed], created)
+        where = err.filename or directory
+        raise SiteAgentError(
+            f"{where}: cannot write: {err.strerror or err}; nothing was installed"
+        ) from None
     report.backup_dir = written.backup_dir
     report.files = [
         (name, _status(name, written.unchanged, to_write, existed)) for name in sorted(files)
@@ -187,9 +226,23 @@ def _cvmfsexec_notes(profile: Profile) -> list[str]:
     ]
 
 
+def _undo(directory: Path, new_files: list[str], created: list[Path]) -> None:
+    """Remove what a failed install added: files a manifest does not list are partial."""
+    from siteagent.managed import read_manifest
+
+    listed = read_manifest(directory) if directory.is_dir() else {}
+    for name in new_files:
+        if name not in listed:
+            (directory / name).unlink(missing_ok=True)
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only when empty
+
+
 def _target_directory(profile: Profile, directory: Path | None) -> Path:
     directory = Path(directory).expanduser().absolute() if directory else None
     directory = directory or default_endpoint_dir(profile)
+    check_local_path(directory, "--endpoint-dir")
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"--endpoint-dir: {directory} exists and is not a directory")
     return directory
@@ -275,10 +328,17 @@ def uninstall(directory: Path, force: bool = False) -> UninstallReport:
             f"the endpoint in {directory} is running (pid {pid}): stop it first with "
             f"`{gce_command(directory, 'stop')}`"
         )
-    removed = remove_managed(directory, force=force)
-    left = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
-    gone = False
-    if not any(directory.iterdir()):
-        directory.rmdir()
-        gone = True
-    return UninstallReport(directory=directory, removed=removed, left=left, directory_removed=gone)
+    with locked(directory):
+        done = remove_managed(directory, force=force)
+        left = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+        gone = False
+        if not any(directory.iterdir()):
+            directory.rmdir()
+            gone = True
+    return UninstallReport(
+        directory=directory,
+        removed=done.written,
+        left=left,
+        directory_removed=gone,
+        backup_dir=done.backup_dir,
+    )

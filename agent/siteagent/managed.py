@@ -9,10 +9,12 @@ manifest last, so an interrupted write is redone on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,49 @@ class UserEditedError(SiteAgentError):
     """A managed file was changed by hand; nothing was written."""
 
 
+class ManifestError(SiteAgentError):
+    """The manifest names a path outside the directory; nothing was removed."""
+
+
+def confined(directory: Path, name: str) -> Path:
+    """``directory / name`` when it stays inside ``directory`` with every symlink resolved;
+    a one-line ManifestError otherwise (a manifest is data anyone with write access can edit)."""
+    base = Path(directory).resolve()
+    path = base / name
+    inside = not Path(name).is_absolute() and ".." not in Path(name).parts
+    if not inside or not path.resolve().is_relative_to(base) or path.resolve() == base:
+        raise ManifestError(
+            f"{Path(directory) / MANIFEST}: entry {name!r} is outside {directory}; "
+            "nothing was removed"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def locked(directory: Path, timeout: float = 60.0) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` (install and uninstall take it, so two at
+    once cannot mix files); waits up to ``timeout`` seconds, then one line."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SiteAgentError(
+                        f"{directory}: another site-agent install or uninstall holds it "
+                        f"(waited {timeout:.0f} s); try again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def read_manifest(directory: Path) -> dict[str, str]:
     path = directory / MANIFEST
     if not path.is_file():
@@ -69,9 +114,15 @@ def edited_files(directory: Path, names: list[str] | None = None) -> list[str]:
 
 
 def write_managed(
-    directory: Path, files: dict[str, ManagedFile], *, force: bool = False
+    directory: Path,
+    files: dict[str, ManagedFile],
+    *,
+    force: bool = False,
+    prune: bool = False,
 ) -> WriteReport:
-    """Write ``files`` (relative path -> content) into ``directory``; see module docstring."""
+    """Write ``files`` (relative path -> content) into ``directory``; see module docstring.
+    With ``prune``, files an earlier write made that are not in ``files`` (and were not edited
+    since) are removed, so the directory holds one set of files, never a mix of two."""
     report = WriteReport(directory=directory)
     manifest = read_manifest(directory)
     wanted = {name: sha256_text(f.text) for name, f in files.items()}
@@ -92,6 +143,10 @@ def write_managed(
         atomic_write(directory / name, files[name].text, files[name].mode)
         report.written.append(name)
     merged = manifest | wanted
+    if prune:
+        kept = {n: h for n, h in merged.items() if n in wanted or not _pruned(directory, n, h)}
+        _remove_empty_parents(directory, set(merged) - set(kept))
+        merged = kept
     if merged != manifest or not (directory / MANIFEST).is_file():
         atomic_write(
             directory / MANIFEST,
@@ -99,6 +154,18 @@ def write_managed(
             0o600,
         )
     return report
+
+
+def _pruned(directory: Path, name: str, digest: str) -> bool:
+    """Remove the stale managed file ``name`` unless edited by hand; True when it is gone."""
+    try:
+        path = confined(directory, name)
+    except ManifestError:
+        return False  # never touch a path outside; the entry stays for uninstall to refuse
+    if path.is_file() and sha256_file(path) != digest:
+        return False
+    path.unlink(missing_ok=True)
+    return True
 
 
 def _plan(
@@ -130,28 +197,34 @@ def _back_up(directory: Path, names: list[str], report: WriteReport) -> None:
     for name in names:
         dest = report.backup_dir / name
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        shutil.copy2(directory / name, dest)
+        # a symlinked file is backed up as the link, not as what it points to
+        shutil.copy2(directory / name, dest, follow_symlinks=False)
         report.backed_up.append(name)
 
 
-def remove_managed(directory: Path, *, force: bool = False) -> list[str]:
-    """Remove exactly the files the manifest lists (refusing edited ones unless ``force``)."""
+def remove_managed(directory: Path, *, force: bool = False) -> WriteReport:
+    """Remove exactly the files the manifest lists (refusing edited ones unless ``force``,
+    and then backing them up first); every entry must be inside ``directory``."""
     manifest = read_manifest(directory)
+    for name in manifest:  # all checked before anything is removed
+        confined(directory, name)
     edited = edited_files(directory)
     if edited and not force:
         raise UserEditedError(
             f"{directory}: {', '.join(edited)} edited since site-agent wrote them; "
-            "nothing was removed (use --force)"
+            "nothing was removed (use --force, a backup is kept)"
         )
-    removed = []
+    report = WriteReport(directory=directory)
+    if edited:
+        _back_up(directory, edited, report)
     for name in sorted(manifest):
         p = directory / name
-        if p.is_file():
+        if p.is_file() or p.is_symlink():
             p.unlink()
-            removed.append(name)
+            report.written.append(name)
     (directory / MANIFEST).unlink(missing_ok=True)
     _remove_empty_parents(directory, manifest)
-    return removed
+    return report
 
 
 def _remove_empty_parents(directory: Path, names: Iterable[str]) -> None:

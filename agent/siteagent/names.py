@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 
 # --- patterns (strings, as the JSON schema carries them; compile with re when matching) ---
+# ``$`` also matches before a final newline (Python and the endpoint's jsonschema, which uses
+# ``re.search``), so match in Python with ``full()`` (``\A...\Z``) and put ``string_schema()``
+# (which adds a newline guard) in JSON schemas: never a bare ``re.match(PATTERN, value)``.
 WORD = "^[A-Za-z0-9_.+-]{1,64}$"  # account, queue, qos, reservation, PanDA queue
 WALLTIME = "^[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]$"
 IMAGE = "^([a-z]+://)?[A-Za-z0-9_./:@+-]{1,512}$"
@@ -20,10 +23,41 @@ ENV_VALUE = "^[A-Za-z0-9_./:,=@+%-]{0,512}$"
 CONDA_ENV = "^[A-Za-z0-9_./+-]{1,256}$"
 WORKER_ID = "^[A-Za-z0-9_.-]{1,128}$"
 JOB_NAME = "^[A-Za-z0-9_.-]{1,64}$"
+# an absolute path that worker_init, a shell word and the endpoint's Jinja take literally:
+# no whitespace, quote, $, backtick, braces, glob or redirection character, no ':' (PATH)
+LOCAL_PATH = "^/[A-Za-z0-9_.+@%,=/-]{0,4095}$"
+# variables a remote user_endpoint_config may not set in worker_init: the loader, shells and
+# interpreters read them, and SITE_AGENT_* is site-agent's own contract (e.g. JOB_START)
+ENV_DENIED = (
+    "^(LD_|DYLD_|BASH_|SITE_AGENT_|PYTHON|PERL|RUBY|APPTAINER|SINGULARITY|GLOBUS_|PARSL_)"
+    "|^(PATH|ENV|IFS|PS4|SHELLOPTS|BASHOPTS|HOME|TMPDIR|SHELL|CDPATH|GCONV_PATH|MANPATH"
+    "|HTTP_PROXY|HTTPS_PROXY|NO_PROXY|ALL_PROXY|FTP_PROXY|SSL_CERT_FILE|SSL_CERT_DIR"
+    "|X509_USER_PROXY|X509_CERT_DIR|NODE_OPTIONS|JAVA_TOOL_OPTIONS)$"
+)
+# the newline guard of string_schema: what ``$`` would let through before the end ("type":
+# without it, ``not`` refuses every non-string, which hides the "must be a string" error)
+NEWLINE_GUARD = {"not": {"type": "string", "pattern": "[\\n\\r]"}}
 
-WORD_RE = re.compile(WORD)
-IMAGE_RE = re.compile(IMAGE)
-WORKER_ID_RE = re.compile(WORKER_ID)
+
+def full(pattern: str) -> re.Pattern[str]:
+    """``pattern`` (``^...$``) compiled so that ``.match`` must consume the whole string:
+    ``\\A...\\Z`` (no newline may follow)."""
+    body = pattern.removeprefix("^").removesuffix("$")
+    return re.compile(rf"\A(?:{body})\Z")
+
+
+def string_schema(pattern: str, **extra: object) -> dict[str, object]:
+    """A JSON-schema string property matching ``pattern`` whole: the endpoint's jsonschema
+    searches with ``re.search``, so a newline guard stops ``"P1\\n"`` passing ``...$``."""
+    return {"type": "string", "pattern": pattern, **NEWLINE_GUARD, **extra}
+
+
+WORD_RE = full(WORD)
+IMAGE_RE = full(IMAGE)
+WORKER_ID_RE = full(WORKER_ID)
+JOB_NAME_RE = full(JOB_NAME)
+WALLTIME_RE = full(WALLTIME)
+LOCAL_PATH_RE = full(LOCAL_PATH)
 
 
 class Var:

@@ -9,6 +9,7 @@ from pathlib import Path
 from siteagent.errors import ConfigError
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
+MAX_PROFILE_BYTES = 1 << 20  # 1 MiB: real profiles are a few kB
 
 
 def builtin_profile_dir() -> Path:
@@ -72,3 +73,16 @@ def _find_on_search_path(name: str) -> Path | None:
             if (d / f"{name}{suffix}").is_file():
                 return d / f"{name}{suffix}"
     return None
+
+
+def read_profile_text(path: Path) -> str:
+    """The text of a profile file: at most MAX_PROFILE_BYTES of UTF-8, else one line."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_PROFILE_BYTES:
+            raise ConfigError(f"{path.name}: {size} bytes; a profile may have at most 1 MiB")
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path.name}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None

@@ -40,10 +40,10 @@ def _locate(site: str) -> tuple[Path, str, str]:
     """``(path, key, text)`` of the profile ``site`` names."""
     from siteagent import __version__
     from siteagent.fileio import sha256_text
-    from siteagent.profile_path import find_profile
+    from siteagent.profile_path import find_profile, read_profile_text
 
     path = find_profile(site)
-    text = path.read_text()
+    text = read_profile_text(path)
     key = sha256_text(
         "\0".join(
             (__version__, str(path.absolute()), text,

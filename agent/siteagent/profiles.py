@@ -11,10 +11,12 @@ from functools import cache, cached_property
 
 from siteagent.errors import ConfigError
 from siteagent.profile_path import (  # noqa: F401 (re-exported: where profiles are found)
+    MAX_PROFILE_BYTES,
     PROFILE_SUFFIXES,
     builtin_profile_dir,
     find_profile,
     list_profiles,
+    read_profile_text,
     search_path,
 )
 from siteagent.records import record
@@ -37,6 +39,11 @@ from siteagent.sections import (
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from typing import Any
+
+    import yaml
+
+MAX_YAML_NODES = 100_000  # after alias expansion (a "billion laughs" expands past any cap)
+MAX_STRING = 4096  # every string of a profile: free text included
 
 
 @record(frozen=True)
@@ -116,7 +123,27 @@ def profile_schema() -> dict[str, Any]:
     schema = json.loads(text)
     schema["properties"]["scheduler"]["enum"] = list(scheduler_names())
     schema["properties"]["launcher"]["enum"] = list(launcher_names())
+    _guard_strings(schema)
     return schema
+
+
+def _guard_strings(schema: Any) -> None:
+    """Every pattern gets the newline guard (``$`` passes ``"...\\n"``) and every string a
+    length cap, in place."""
+    from siteagent.names import NEWLINE_GUARD
+
+    if isinstance(schema, list):
+        for item in schema:
+            _guard_strings(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    for value in list(schema.values()):
+        _guard_strings(value)
+    if "pattern" in schema and isinstance(schema["pattern"], str):
+        schema.setdefault("allOf", []).append(dict(NEWLINE_GUARD))
+    if schema.get("type") == "string":
+        schema.setdefault("maxLength", MAX_STRING)
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -135,8 +162,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> Profile:
     """Load, validate and complete a profile; raise ConfigError naming file, line and field."""
     path = find_profile(name_or_path)
-    text = path.read_text()
-    return parse_profile(text, source=path.name, overrides=overrides)
+    return parse_profile(read_profile_text(path), source=path.name, overrides=overrides)
 
 
 def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = None) -> Profile:
@@ -150,21 +176,83 @@ def validated_data(
     """The profile's data, parsed, validated and with every default filled in, but with its
     ``auto`` values still unresolved: the same on every host, so ``profilecache`` can keep it
     for every node (``complete_profile`` makes it this host's)."""
-    import yaml  # here, not above: the pilot's cached-profile path never parses YAML
-
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    raw = load_yaml(text, source)
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}:1: a site profile must be a YAML mapping")
     if overrides:
         raw = deep_merge(raw, overrides)
     _validate(raw, text, source)
     return deep_merge(profile_defaults(), raw)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` for files people write: one-line errors with file:line, duplicate
+    keys refused, alias expansion and nesting bounded."""
+    import yaml  # here, not above: the pilot's cached-profile path never parses YAML
+
+    if len(text) > MAX_PROFILE_BYTES:
+        raise ConfigError(f"{source}: longer than 1 MiB")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, source)
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node, source: str) -> None:
+    """Refuse duplicate keys (file:line), recursive aliases and more than MAX_YAML_NODES
+    nodes once aliases are expanded (each node counted with its expanded size, once)."""
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        children = _children(node, source)
+        if done:
+            open_.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            if size[id(node)] > MAX_YAML_NODES:
+                line = node.start_mark.line + 1
+                raise ConfigError(
+                    f"{source}:{line}: invalid YAML: more than {MAX_YAML_NODES} values once "
+                    "aliases are expanded"
+                )
+            continue
+        if id(node) in open_:
+            raise ConfigError(f"{source}:{node.start_mark.line + 1}: invalid YAML: recursive alias")
+        open_.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+
+
+def _children(node: yaml.Node, source: str) -> list[yaml.Node]:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+            if key.value in seen:
+                line = key.start_mark.line + 1
+                raise ConfigError(f"{source}:{line}: duplicate key '{key.value[:60]}'")
+            seen.add(key.value)
+    return [n for pair in node.value for n in pair]
 
 
 def has_auto(data: dict[str, Any]) -> bool:

@@ -7,6 +7,8 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
+from siteagent.names import NEWLINE_GUARD
+
 
 def field_path(parts: Iterable[Any]) -> str:
     out = ""
@@ -39,6 +41,12 @@ def describe(error: ValidationError) -> tuple[str, str]:
     if named is not None:
         return named
     v, arg = error.validator, error.validator_value
+    why = error.schema.get("x-problem") if isinstance(error.schema, dict) else None
+    if why:  # the schema says it in words (a site limit, a reserved name)
+        problem = str(why).replace("{value}", _short(error.instance).strip("'"))
+        return field_path(path) or "(top level)", problem
+    if v == "not" and arg == NEWLINE_GUARD["not"]:
+        return field_path(path) or "(top level)", "must not contain a line break"
     if v in ("anyOf", "oneOf") and error.context:
         branch = _applicable_branch(error)
         if branch is not None:
@@ -139,5 +147,8 @@ def _alternative(branch: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    from siteagent.secrets import mask_data
+
+    # a proxy URL with a password may be the bad value: mask it before it is shown
+    text = repr(mask_data(value))
     return text if len(text) <= 60 else text[:57] + "..."

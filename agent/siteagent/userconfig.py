@@ -11,7 +11,16 @@ from siteagent.errors import ConfigError
 
 # Every string that reaches a #SBATCH/#PBS line or worker_init is a whitelist of characters:
 # no whitespace, newline, ';', '$', backtick, quote, brace or backslash can pass.
-from siteagent.names import CONDA_ENV, ENV_NAME, ENV_VALUE, IMAGE, REPO, WALLTIME
+from siteagent.names import (
+    CONDA_ENV,
+    ENV_DENIED,
+    ENV_NAME,
+    ENV_VALUE,
+    IMAGE,
+    REPO,
+    WALLTIME,
+    string_schema,
+)
 from siteagent.profiles import Profile
 from siteagent.schedulers import scheduler_for
 
@@ -21,33 +30,43 @@ CONTROL_CONFIG: dict[str, Any] = {"control": True}
 
 def user_config_schema(profile: Profile) -> dict[str, Any]:
     """The JSON schema of user_endpoint_config for this profile (written as
-    ``user_config_schema.json``, enforced by the endpoint before rendering)."""
+    ``user_config_schema.json``, enforced by the endpoint before rendering).
+
+    It states the site's limits itself (walltime at most ``limits.max_walltime`` and not
+    zero, GPUs and cores that fit one node), because a Globus Compute SDK user can send a
+    config straight to the endpoint without site-agent's own ``validate``."""
     node, limits = profile.node, profile.limits
-    threads = node.usable_cores * node.threads_per_core
+    threads = max(node.usable_cores * node.threads_per_core, 1)
     props: dict[str, Any] = {
         "nodes": {"type": "integer", "minimum": 1, "maximum": limits.max_nodes},
         "ranks_per_node": {"type": "integer", "minimum": 1, "maximum": threads},
         "cores_per_rank": {"type": "integer", "minimum": 1, "maximum": threads},
         "gpus_per_rank": {"type": "integer", "minimum": 0, "maximum": node.gpu_slots},
-        "walltime": {"type": "string", "pattern": WALLTIME},
+        "walltime": walltime_schema(limits.max_walltime),
         "max_blocks": {
             "type": "integer",
             "minimum": 1,
             "maximum": profile.endpoint.max_blocks,
         },
-        "container": {"type": "string", "pattern": IMAGE},
+        "container": string_schema(IMAGE),
         "cvmfs_repos": {
             "type": "array",
             "maxItems": 32,
             "uniqueItems": True,
-            "items": {"type": "string", "pattern": REPO},
+            "items": string_schema(REPO),
         },
-        "conda_env": {"type": "string", "pattern": CONDA_ENV},
+        "conda_env": string_schema(CONDA_ENV),
         "env": {
             "type": "object",
             "maxProperties": 32,
-            "propertyNames": {"pattern": ENV_NAME},
-            "additionalProperties": {"type": "string", "pattern": ENV_VALUE},
+            "propertyNames": {
+                "allOf": [
+                    string_schema(ENV_NAME),
+                    # the loader, shells, interpreters and site-agent's own variables
+                    {"not": {"pattern": ENV_DENIED}, "x-problem": "is a variable sites keep"},
+                ]
+            },
+            "additionalProperties": string_schema(ENV_VALUE),
         },
     }
     # a control config runs site-agent's own housekeeping (stopping a worker) on the login node
@@ -57,7 +76,7 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
     if "queue" in props and limits.queues:
         props["queue"] = {"enum": list(limits.queue_names)}
     required = required_fields(profile)
-    schema = {
+    schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"user_endpoint_config for site profile {profile.name}",
         "type": "object",
@@ -68,8 +87,13 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
         "then": {"maxProperties": 1},
         "else": {"required": required},
     }
-    if "queue" in props and (per_queue := _queue_node_rules(profile)):
-        schema["allOf"] = per_queue
+    # GPUs and cores of all ranks fit one node: JSON Schema cannot multiply, so one rule per
+    # range of ranks_per_node with the same per-rank maximums (allOf may not be empty)
+    rules = fit_rules(profile)
+    if "queue" in props:
+        rules += _queue_node_rules(profile)
+    if rules:
+        schema["allOf"] = rules
     return schema
 
 
@@ -91,6 +115,84 @@ def _queue_node_rules(profile: Profile) -> list[dict[str, Any]]:
         cond = {"required": ["queue"], "properties": {"queue": {"const": q.name}}}
         rules.append({"if": cond, "then": then})
     return rules
+
+
+def walltime_schema(max_walltime: str) -> dict[str, Any]:
+    """``HH:MM:SS``, not zero (Slurm reads ``--time=0`` as no limit) and at most the site's
+    limit, as patterns the endpoint's own validator enforces."""
+    return string_schema(
+        WALLTIME,
+        allOf=[
+            {"not": {"pattern": "^0+:00:00$"}, "x-problem": "must be longer than 00:00:00"},
+            {
+                "pattern": at_most_pattern(walltime_seconds(max_walltime)),
+                "x-problem": "{value} exceeds the site limit " + max_walltime,
+            },
+        ],
+    )
+
+
+def at_most_pattern(limit: int) -> str:
+    """A pattern of the ``H:MM:SS`` walltimes of at most ``limit`` seconds."""
+    h, rest = divmod(limit, 3600)
+    m, s = divmod(rest, 60)
+
+    def below(n: int, width: int) -> str:  # the numbers 0 .. n-1, zero-padded
+        return "(" + "|".join(f"{i:0{width}d}" for i in range(n)) + ")"
+
+    mm_ss = "[0-5][0-9]:[0-5][0-9]"
+    alts = [f"0*{below(h, 1)}:{mm_ss}"] if h else []  # 0* takes any zero padding
+    if m:
+        alts.append(f"0*{h}:{below(m, 2)}:[0-5][0-9]")
+    alts.append(f"0*{h}:{m:02d}:{below(s + 1, 2)}")
+    return "^(" + "|".join(alts) + ")$"
+
+
+def fit_rules(profile: Profile) -> list[dict[str, Any]]:
+    """``if ranks_per_node in [lo, hi] then gpus_per_rank <= G and cores_per_rank <= C``, one
+    rule per range of ranks with the same G and C (a few dozen for 256 threads)."""
+    node = profile.node
+    threads = max(node.usable_cores * node.threads_per_core, 1)
+    slots = node.gpu_slots
+    rules = []
+    lo = 2
+    while lo <= threads:
+        per_rank = (slots // lo, threads // lo)
+        hi = lo
+        while hi < threads and (slots // (hi + 1), threads // (hi + 1)) == per_rank:
+            hi += 1
+        ranks = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        where = f"with {ranks} ranks per node a {profile.name} node"
+        rules.append(
+            {
+                "if": {
+                    "properties": {"ranks_per_node": {"minimum": lo, "maximum": hi}},
+                    "required": ["ranks_per_node"],
+                },
+                "then": {
+                    "properties": {
+                        "gpus_per_rank": {
+                            "maximum": per_rank[0],
+                            "x-problem": f"{where} ({slots} GPUs) has at most "
+                            f"{per_rank[0]} per rank",
+                        },
+                        "cores_per_rank": {
+                            "maximum": per_rank[1],
+                            "x-problem": f"{where} ({threads} hardware threads) has at "
+                            f"most {per_rank[1]} per rank",
+                        },
+                    }
+                },
+            }
+        )
+        lo = hi + 1
+    return rules
+
+
+def integer_fields(profile: Profile) -> list[str]:
+    """The options that must be whole numbers (JSON Schema's ``integer`` admits ``1.0``)."""
+    props = user_config_schema(profile)["properties"]
+    return [name for name, p in props.items() if p.get("type") == "integer"]
 
 
 def required_fields(profile: Profile) -> list[str]:
@@ -142,8 +244,15 @@ def validate(profile: Profile, config: dict[str, Any]) -> None:
         raise ConfigError("user_endpoint_config: must be a JSON object")
     if "control" in config and len(config) > 1:
         raise ConfigError("user_endpoint_config: control: takes no other option")
+    for name in integer_fields(profile):
+        value = config.get(name)
+        if isinstance(value, float):  # 1.0 is an "integer" to JSON Schema, not to a directive
+            raise ConfigError(
+                f"user_endpoint_config: {name}: must be a whole number, not {value!r}"
+            )
     schema = user_config_schema(profile)
-    # the per-queue node rules are the endpoint's; here _check_shape says which queue's limit
+    # the node-fit and per-queue rules are the endpoint's; here _check_shape says the same
+    # with the numbers (the defaults merged in) and which queue's limit
     schema.pop("allOf", None)
     error = best_error(Draft202012Validator(schema).iter_errors(config))
     if error is not None:

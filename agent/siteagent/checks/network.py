@@ -46,7 +46,10 @@ class Target:
 
 def parse_target(url: str) -> Target:
     """``https://host[:port]``, ``amqps://host[:port]``, ``http://...`` or ``tcp://host:port``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # "Invalid IPv6 URL"
+        raise ConfigError(f"--target: {mask_url(url)[:200]}: {err}") from None
     if parts.scheme not in DEFAULT_PORTS:
         raise ConfigError(
             f"--target: {mask_url(url)}: scheme must be one of https, amqps, http, tcp"
@@ -54,6 +57,8 @@ def parse_target(url: str) -> Target:
     port = _port(parts, url)
     if not parts.hostname or port is None:
         raise ConfigError(f"--target: {mask_url(url)}: needs a host and a port")
+    if len(parts.hostname) > 253 or any(len(label) > 63 for label in parts.hostname.split(".")):
+        raise ConfigError(f"--target: {mask_url(url)[:80]}...: the host name is too long")
     return Target(url, parts.scheme, parts.hostname, port)
 
 
@@ -85,6 +90,8 @@ def _resolve(host: str, port: int, deadline: float) -> list[tuple]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
         raise _StepFailed("dns", f"cannot resolve {host}: {err.strerror}") from None
+    except UnicodeError:  # a label IDNA cannot encode
+        raise _StepFailed("dns", f"cannot resolve {host[:80]}: not a valid host name") from None
     _remaining(deadline, "dns")
     return infos
 

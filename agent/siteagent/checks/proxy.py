@@ -116,7 +116,10 @@ class ProxyURL:
 
 def parse_proxy_url(url: str) -> ProxyURL:
     """Host, port and credentials of an ``http://[user:pass@]host[:port]`` proxy."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+    except ValueError:  # "Invalid IPv6 URL"
+        raise ConfigError(f"proxy: {_mask(url)} is not an http://host:port URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"proxy: {_mask(url)} is not an http://host:port URL")
     return ProxyURL(parts.hostname, _port(parts, url), parts.username, parts.password)

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siteagent import __version__
-from siteagent.errors import ConfigError
 from siteagent.managed import ManagedFile, WriteReport, write_managed
 from siteagent.names import Var
 from siteagent.profiles import Profile
 from siteagent.proxy import proxy_environment, proxy_exports
 from siteagent.schedulers import all_fields, scheduler_for
-from siteagent.userconfig import defaults, user_config_schema
+from siteagent.userconfig import defaults, integer_fields, user_config_schema
 
 if TYPE_CHECKING:
     from siteagent.image import WorkerImage
@@ -81,10 +80,11 @@ def _address_yaml(address: str | None) -> str | None:
 
 
 def _shell_word(value: str, what: str) -> str:
-    """``value`` when a shell reads it as one plain word; a ConfigError naming ``what`` else."""
-    if any(c in value for c in "\n;$`\"'\\ "):
-        raise ConfigError(f"{what} {value!r} has characters a shell would read")
-    return value
+    """``value`` when it is an allowed local path (a plain shell word, literal to the
+    endpoint's Jinja); a one-line ConfigError naming ``what`` else."""
+    from siteagent.install import check_local_path
+
+    return str(check_local_path(Path(value), what))
 
 
 def _worker_init(
@@ -136,6 +136,7 @@ def _template_context(
         "display_name_literal": json.dumps(endpoint.display_name or endpoint.name),
         "defaults_literal": jinja_literal(d),
         "optional_fields": optional,
+        "integer_fields": integer_fields(profile),
         "worker_init": worker_init,
         "launcher_type": sched.parsl_launcher,
         "init_blocks": endpoint.init_blocks,
@@ -160,13 +161,15 @@ def render_endpoint(
     worker_init loads the container runtime instead of putting this venv on PATH.
     """
     env = _meta_env()
-    bin_dir = _shell_word(str(Path(python_bin or sys.executable).parent), "python environment path")
+    bin_dir = _shell_word(
+        str(Path(python_bin or sys.executable).parent), "venv (python environment)"
+    )
     exec_path = pilot_path = None
     if endpoint_dir is not None:
         exec_path = str(Path(endpoint_dir).expanduser().absolute() / EXEC_WRAPPER)
-        _shell_word(exec_path, "endpoint directory")
+        _shell_word(exec_path, "--endpoint-dir")
     if pilot_dir is not None:
-        pilot_path = _shell_word(str(Path(pilot_dir).expanduser().absolute()), "--pilot-dir:")
+        pilot_path = _shell_word(str(Path(pilot_dir).expanduser().absolute()), "--pilot-dir")
     worker_init = _worker_init(profile, bin_dir, exec_path, pilot_path, image)
     context = _template_context(profile, worker_init, image)
     # the scheduler's provider block, rendered with the same values, without surrounding newlines
@@ -190,8 +193,9 @@ def render_endpoint(
 
 def managed_files(rendered: RenderedEndpoint) -> dict[str, ManagedFile]:
     """The rendered files with the mode each is written with."""
-    # the environment file may carry proxy credentials: owner-only
-    modes = {ENVIRONMENT: 0o600, EXEC_WRAPPER: 0o755}
+    # the environment file and the template's worker_init (http_proxy=http://user:pass@...)
+    # may carry proxy credentials: owner-only
+    modes = {ENVIRONMENT: 0o600, TEMPLATE: 0o600, EXEC_WRAPPER: 0o755}
     return {
         name: ManagedFile(text, modes.get(name, 0o644)) for name, text in rendered.files.items()
     }

@@ -45,19 +45,28 @@ def load_parent_config(endpoint_dir: Path):
     return parent
 
 
-def render_user_config(endpoint_dir: Path, user_config: dict[str, Any]) -> str:
-    """Render the endpoint's template for ``user_config`` exactly as the endpoint would."""
+@dataclass(frozen=True)
+class EndpointTemplate:
+    """What the endpoint reads from its directory before rendering a user endpoint."""
+
+    parent: Any  # CoreEndpointConfig
+    template: str
+    template_path: Path
+    schema: dict[str, Any] | None
+    identity: Any  # MappedPosixIdentity of this user
+    runtime: dict[str, Any]
+
+
+def load_endpoint_template(endpoint_dir: Path) -> EndpointTemplate:
+    """Read config.yaml, the template and the schema as the endpoint does."""
     import os
     import pwd
     import uuid
     from dataclasses import asdict
 
-    import jinja2
-    import jsonschema
     from globus_compute_endpoint.endpoint.config.utils import (
         load_user_config_schema,
         load_user_config_template,
-        render_config_user_template,
     )
     from globus_compute_endpoint.endpoint.identity_mapper import MappedPosixIdentity
     from globus_compute_sdk.sdk.batch import create_user_runtime
@@ -77,16 +86,36 @@ def render_user_config(endpoint_dir: Path, user_config: dict[str, Any]) -> str:
         matched_identity=uuid.UUID(int=0),
         globus_identity_candidates=[],
     )
-    runtime = json.loads(json.dumps(asdict(create_user_runtime())))
+    return EndpointTemplate(
+        parent=parent,
+        template=load_user_config_template(template_path),
+        template_path=template_path,
+        schema=schema,
+        identity=identity,
+        runtime=json.loads(json.dumps(asdict(create_user_runtime()))),
+    )
+
+
+def render_user_config(endpoint_dir: Path, user_config: dict[str, Any]) -> str:
+    """Render the endpoint's template for ``user_config`` exactly as the endpoint would."""
+    return render_loaded(load_endpoint_template(endpoint_dir), user_config)
+
+
+def render_loaded(loaded: EndpointTemplate, user_config: dict[str, Any]) -> str:
+    """``render_config_user_template`` of the endpoint; its refusals as one-line ConfigErrors."""
+    import jinja2
+    import jsonschema
+    from globus_compute_endpoint.endpoint.config.utils import render_config_user_template
+
     try:
         return render_config_user_template(
-            parent_config=parent,
-            user_config_template=load_user_config_template(template_path),
-            user_config_template_path=template_path,
-            mapped_identity=identity,
-            user_config_schema=schema,
+            parent_config=loaded.parent,
+            user_config_template=loaded.template,
+            user_config_template_path=loaded.template_path,
+            mapped_identity=loaded.identity,
+            user_config_schema=loaded.schema,
             user_opts=user_config,
-            user_runtime=runtime,
+            user_runtime=loaded.runtime,
         )
     except jsonschema.ValidationError as err:
         from siteagent.schema_errors import describe
@@ -95,12 +124,23 @@ def render_user_config(endpoint_dir: Path, user_config: dict[str, Any]) -> str:
         raise ConfigError(f"user_endpoint_config: {where}: {problem}") from None
     except jsonschema.SchemaError as err:
         raise ConfigError(
-            f"{endpoint_dir / SCHEMA}: not a valid JSON schema: {err.message}"
+            f"{loaded.template_path.parent / SCHEMA}: not a valid JSON schema: {err.message}"
         ) from None
     except ValueError as err:  # reserved words such as _GC
-        raise ConfigError(f"user_endpoint_config: {err}") from None
+        raise ConfigError(f"user_endpoint_config: {_one_line(err)}") from None
     except jinja2.TemplateError as err:
-        raise ConfigError(f"{template_path}: {type(err).__name__}: {_one_line(err)}") from None
+        refused = _template_refusal(err)
+        if refused:
+            raise ConfigError(refused) from None
+        path = loaded.template_path
+        raise ConfigError(f"{path}: {type(err).__name__}: {_one_line(err)}") from None
+
+
+def _template_refusal(err: BaseException) -> str | None:
+    """The message of the template's own refusal (``{}["user_endpoint_config: ..."]``)."""
+    text = str(err)
+    start = text.find("user_endpoint_config: ")
+    return text[start:].rstrip("'\"") if start >= 0 else None
 
 
 def load_user_endpoint_config(rendered: str, source: str = "rendered user config"):

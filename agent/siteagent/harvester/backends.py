@@ -271,7 +271,7 @@ class TableExecutor(concurrent.futures.Executor):
 
 
 def _safe(task_id: str) -> str:
-    if not re.match(r"^[A-Za-z0-9_.-]{1,128}$", task_id):
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", task_id):
         return hashlib.sha256(task_id.encode()).hexdigest()
     return task_id
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ def _any(key: str, value: Any) -> Any:
 
 def _matching(pattern: re.Pattern[str], what: str, optional: bool = True) -> Check:
     def check(key: str, value: Any) -> Any:
-        if (value is None and optional) or (isinstance(value, str) and pattern.match(value)):
+        if (value is None and optional) or (isinstance(value, str) and pattern.fullmatch(value)):
             return value
         raise _fail(key, f"must be {what}")
 
@@ -75,8 +76,8 @@ def _int(low: int, high: int) -> Check:
 
 
 def _seconds(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _fail(key, "must be a positive number of seconds")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise _fail(key, "must be a positive number of seconds")  # nan fails too
     return float(value)
 
 
@@ -85,7 +86,7 @@ def _words(pattern: re.Pattern[str], what: str, none: Any = ()) -> Check:
         if value is None or value == ():  # absent (the field's default is ())
             return none
         if not isinstance(value, list) or not all(
-            isinstance(v, str) and pattern.match(v) for v in value
+            isinstance(v, str) and pattern.fullmatch(v) for v in value
         ):
             raise _fail(key, f"must be a list of {what}")
         return tuple(value)
@@ -252,7 +253,7 @@ def harvester_queue(plugin: Any) -> str | None:
     name = _site_or_queue_name(plugin).split("/")[0]
     if not name:
         return None
-    if not TOKEN.match(name):
+    if not TOKEN.fullmatch(name):
         raise _fail("queueName", f"{name!r} is not a PanDA queue name ({TOKEN_WHAT})")
     return name
 

@@ -164,7 +164,7 @@ def harvester_id() -> str | None:
 
 def _plain(value: Any) -> str | None:
     """``value`` as a word safe on a command line, else None (left to the profile)."""
-    if value is None or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", str(value)):
+    if value is None or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", str(value)):
         return None
     return str(value)
 
@@ -182,7 +182,7 @@ def payload_argv(qc: QueueConfig, workspec: Any, hid: str | None = None) -> list
     if qc.panda_queue:
         argv += ["--queue", qc.panda_queue]
     resource_type = getattr(workspec, "resourceType", None)
-    if resource_type and re.match(r"^[A-Za-z0-9_]{1,64}$", str(resource_type)):
+    if resource_type and re.fullmatch(r"[A-Za-z0-9_]{1,64}", str(resource_type)):
         argv += ["--resource-type", str(resource_type)]
     for flag, value in (
         ("--job-label", qc.prod_source_label),

@@ -8,6 +8,7 @@ needs: no click, yaml, jsonschema, jinja2 or psutil. ``siteagent.entry`` sends
 
 from __future__ import annotations
 
+import os
 import sys
 
 from siteagent.names import Var
@@ -82,6 +83,9 @@ class Opt:
             raise UsageError(
                 f"Invalid value for '{self.flag}': {value!r} is not a valid {name} range."
             ) from None
+        if number != number or number in (float("inf"), float("-inf")):
+            # nan and inf pass any range check (nan < 0 is false): --grace nan = never
+            raise UsageError(f"Invalid value for '{self.flag}': {value!r} is not a finite number.")
         if not self.low <= number <= self.high:
             raise UsageError(
                 f"Invalid value for '{self.flag}': {number} is not in the range "
@@ -295,8 +299,13 @@ def run(values: dict[str, Any]) -> None:
 
         catch_early_signals()  # a stop during start-up still ends with a report
     opts = _pilot_options(values, dry_run)
+    early = None if dry_run else _start_reporting(opts)
     t = time.monotonic()
     plan = _plan(opts)
+    if early is not None and os.path.abspath(early) != os.path.abspath(plan.report_path):
+        from siteagent.pilot.run import drop_own_report
+
+        drop_own_report(early)  # the plan's pilot id differs (a launcher's rank variable)
     if dry_run:
         _show_plan(plan, as_json)
     else:
@@ -327,6 +336,23 @@ def _plan(opts: Any) -> Any:
 
             report_plan_error(opts, err)  # the monitor learns why; the user sees one line
         raise
+
+
+def _start_reporting(opts: Any) -> Any:
+    """Write the ``starting`` report first (its path); a report that cannot be written is a
+    setup error (exit SETUP_ERROR_EXIT: the payload never runs) with the reason on stderr."""
+    from siteagent.pilot.outcome import SETUP_ERROR_EXIT
+    from siteagent.pilot.run import report_starting
+
+    try:
+        return report_starting(opts)
+    except OSError as err:
+        print(
+            f"site-agent: error: --report: cannot write {err.filename or opts.report}: "
+            f"{err.strerror}",
+            file=sys.stderr,
+        )
+        sys.exit(SETUP_ERROR_EXIT)
 
 
 def _show_plan(plan: Any, as_json: bool) -> None:

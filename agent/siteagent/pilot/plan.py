@@ -216,8 +216,11 @@ def report_path(opts: PilotOptions, environ: Mapping[str, str], pid_: str) -> Pa
 
 
 def workdir_of(environ: Mapping[str, str], pid_: str) -> str:
-    """The per-pilot working directory, under ``$TMPDIR`` (node-local on most sites)."""
-    return str(Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}")
+    """The per-pilot working directory, under ``$TMPDIR`` (node-local on most sites), with a
+    random suffix as ``mkdtemp`` makes one: nobody can plant a path there in advance (the
+    Supervisor creates it exclusively, owner-only, and never uses one that exists)."""
+    suffix = os.urandom(8).hex()  # what secrets.token_hex does, without its imports
+    return str(Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}-{suffix}")
 
 
 def hostname() -> str:
@@ -227,9 +230,15 @@ def hostname() -> str:
 
 
 def check_options(opts: PilotOptions) -> None:
-    """Refuse bad ``--queue``/``--resource-type``/labels before anything is loaded."""
+    """Refuse bad ``--queue``/``--resource-type``/``--margin``/``--grace``/labels before
+    anything is loaded."""
+    import math
+
     from siteagent.pilot.layers.payload import check_labels
 
+    for flag, value in (("--margin", opts.margin), ("--grace", opts.grace)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{flag}: {value!r} is not a finite number of seconds >= 0")
     check_labels(opts)
     if opts.queue is not None and not QUEUE.match(opts.queue):
         raise ConfigError(f"--queue: '{opts.queue}' has characters that are not allowed")

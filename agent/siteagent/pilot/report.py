@@ -10,6 +10,7 @@ Where: ``--report PATH``, else ``$SITE_AGENT_WORKDIR/pilots/<id>.json``, else
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 REPORT_VERSION = 1
 
 
-# why the wrapper ended; setup-error: the payload never ran
-REASONS = ("finished", "failed", "signalled", "walltime", "setup-error")
+# Why the wrapper ended; "setup-error" means the payload never ran; "lost" that the wrapper
+# itself was killed (SIGKILL, node trouble) and a later run found its report unfinished.
+REASONS = ("finished", "failed", "signalled", "walltime", "setup-error", "lost")
 
 
 @record
@@ -95,3 +97,65 @@ def write_report(path: str | Path, report: PilotReport) -> None:
 
 def read_report(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
+
+
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds, from /proc: no psutil on the per-rank
+    path); None when it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        with open("/proc/stat") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrapper_alive(pid: int, started: str) -> bool:
+    """Is the wrapper that wrote a report (``pid``, started at ``started``) still running?
+    A pid in use by a process younger than the report is another process (pid reuse)."""
+    import calendar
+
+    created = _started_at(pid)
+    if created is None:
+        return False
+    try:
+        written = calendar.timegm(time.strptime(started, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return True
+    return created <= written + 1
+
+
+def mark_lost(directory: str | Path, host: str, *, skip: str | Path | None = None) -> list[Path]:
+    """Mark the unfinished reports in ``directory`` written on ``host`` whose wrapper is gone
+    (killed with SIGKILL, so it could not say so) as ``done``/``lost``; the paths marked."""
+    marked: list[Path] = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return marked
+    for path in directory.glob("*.json"):
+        if skip is not None and path == Path(skip):
+            continue
+        try:
+            with path.open("rb") as fh:  # most reports are done: the state is near the top
+                if b'"state": "done"' in fh.read(1024):
+                    continue
+            data = read_report(path)
+            unfinished = data.get("state") in ("starting", "running") and data.get("host") == host
+            if not unfinished or _wrapper_alive(int(data["pid"]), str(data.get("started"))):
+                continue
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not a report, or one being replaced right now
+        data |= {"state": "done", "reason": "lost", "finished": _now()}
+        data["error"] = data.get("error") or f"wrapper pid {data['pid']} ended without a report"
+        from siteagent.fileio import atomic_write
+
+        try:
+            atomic_write(path, json.dumps(data, indent=2) + "\n", 0o644)
+        except OSError:
+            continue
+        marked.append(path)
+    return marked

@@ -23,6 +23,7 @@ from siteagent.pilot.report import LayerReport, PilotReport, write_report
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
     from typing import Any
 
     from siteagent.pilot.plan import PilotOptions, PilotPlan
@@ -50,6 +51,20 @@ def _become_subreaper() -> None:
         libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass  # not Linux: process-group cleanup still applies
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the payload's child process before exec: SIGKILL when the wrapper dies, even by
+    SIGKILL (which it cannot forward); if it is already gone, do not start at all."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux
+    if os.getppid() != parent:  # the wrapper died before prctl took effect
+        os._exit(SETUP_ERROR_EXIT)
 
 
 def new_report(plan: PilotPlan, plan_seconds: float) -> PilotReport:
@@ -93,6 +108,7 @@ class Supervisor:
         self._previous: dict[int, Any] = {}
         self._passed = 0  # how many of ``received`` were forwarded to the payload
         self.env: dict[str, str] = {}  # the payload's environment (after the layers' setup)
+        self.workdir_made = False  # only a workdir this run created is removed
 
     def run(self) -> PilotReport:
         """Run to the end and return the final report (also written to disk)."""
@@ -104,6 +120,7 @@ class Supervisor:
         env = self.env = self.plan.environment(dict(os.environ))
         try:
             write_report(self.plan.report_path, self.report)
+            _mark_lost_neighbours(self.plan)
             error = self.start(env)
             rc = self.wait() if self.proc is not None else None
             self.conclude(
@@ -145,8 +162,8 @@ class Supervisor:
         import subprocess
 
         try:
+            self.make_workdir()  # first: a layer may write into it (the machine features)
             self.setup_layers(env)
-            os.makedirs(self.plan.workdir, exist_ok=True)
         except (SiteAgentError, OSError) as err:
             return str(err)
         self._passed = len(self.received)  # what came before is the wrapper's business
@@ -156,8 +173,13 @@ class Supervisor:
         try:
             # its own process group, but not its own session: pilot3 calls os.setpgrp(), which
             # a session leader may not (EPERM kills its job validation thread)
+            wrapper = os.getpid()
             self.proc = subprocess.Popen(
-                list(self.plan.argv), env=env, cwd=self.plan.workdir, process_group=0
+                list(self.plan.argv),
+                env=env,
+                cwd=self.plan.workdir,
+                process_group=0,
+                preexec_fn=lambda: _die_with_parent(wrapper),
             )
         except OSError as err:
             return f"payload: cannot start {self.plan.argv[0]}: {err.strerror}"
@@ -166,6 +188,16 @@ class Supervisor:
         self.report.pilot = pilot_record(self.plan)
         write_report(self.plan.report_path, self.report)
         return None
+
+    def make_workdir(self) -> None:
+        """Create the workdir exclusively and owner-only: ``mkdir`` fails on anything already
+        there (a planted directory or symlink), which is never followed or reused."""
+        path = self.plan.workdir
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            raise SiteAgentError(f"workdir: {path} exists already; refusing to use it") from None
+        self.workdir_made = True
 
     def wait(self) -> int:
         """Poll until the payload ends; its return code."""
@@ -251,7 +283,8 @@ class Supervisor:
             self.teardown_layers()
         end_leftovers(self.proc.pid if self.proc is not None else None)
         self.keep_logs()
-        remove_workdir(self.plan.workdir)
+        if self.workdir_made:  # never one that was there before: it is not ours
+            remove_workdir(self.plan.workdir)
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         report = self.report
@@ -276,24 +309,55 @@ def pilot_record(plan: PilotPlan) -> dict[str, str] | None:
     return {"source": source.kind, "origin": source.origin, "version": version}
 
 
+def _mark_lost_neighbours(plan: PilotPlan) -> None:
+    """Reports beside ours from this host whose wrapper was SIGKILLed end as ``lost``."""
+    from siteagent.pilot.report import mark_lost
+
+    with contextlib.suppress(OSError):
+        mark_lost(os.path.dirname(plan.report_path), plan.host, skip=plan.report_path)
+
+
 def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
     """Run ``plan`` to the end and return its final report (also written to disk)."""
     return Supervisor(plan, plan_seconds=plan_seconds).run()
 
 
-def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotReport]:
-    """A plan that could not even be built still leaves a report (reason setup-error)."""
-    import socket
-
+def _early_report(opts: PilotOptions) -> tuple[Path, PilotReport]:
+    """Where this rank reports and its report, before the profile is loaded (the pilot id
+    from the rank variable the execution wrapper exports)."""
     from siteagent.names import Var
-    from siteagent.pilot.plan import pilot_id, report_path
+    from siteagent.pilot.plan import hostname, pilot_id, report_path
 
     environ = dict(os.environ)
-    host = socket.gethostname().split(".")[0]
+    host = hostname().split(".")[0]
     rank = environ.get(Var.RANK, "0")
     pid_ = pilot_id(environ, host, int(rank) if rank.isdigit() else 0, os.getpid())
     path = report_path(opts, environ, pid_)
-    report = PilotReport(pilot_id=pid_, site=opts.site, host=host, pid=os.getpid())
+    return path, PilotReport(pilot_id=pid_, site=opts.site, host=host, pid=os.getpid())
+
+
+def report_starting(opts: PilotOptions) -> Path:
+    """Write a ``starting`` report before anything else, so even a SIGKILL during start-up
+    leaves one (a later run marks it ``lost``); raises OSError when it cannot be written."""
+    path, report = _early_report(opts)
+    write_report(path, report)
+    return path
+
+
+def drop_own_report(path: Path) -> None:
+    """Remove the ``starting`` report at ``path`` if it is still this process's own (another
+    rank may have written its report there since)."""
+    from siteagent.pilot.report import read_report
+
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        data = read_report(path)
+        if data["pid"] == os.getpid() and data["state"] == "starting":
+            path.unlink()
+
+
+def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotReport]:
+    """A plan that could not even be built still leaves a report (reason setup-error)."""
+    path, report = _early_report(opts)
     report.state, report.reason, report.exit_code = "done", "setup-error", SETUP_ERROR_EXIT
     report.error = str(error)
     report.finished = report.started

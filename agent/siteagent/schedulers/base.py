@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from siteagent.names import WORD
+from siteagent.names import WORD, string_schema
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ class Scheduler(ABC):
 
     def schema_properties(self, profile: Profile) -> dict[str, Any]:
         """JSON-schema properties of this scheduler's options in user_endpoint_config."""
+        # a length cap whatever the pattern ("a+(:a+)*" alone admits a megabyte)
         return {
-            name: {"type": "string", "pattern": self.field_patterns.get(name, WORD)}
+            name: string_schema(self.field_patterns.get(name, WORD), maxLength=256)
             for name in self.fields
         }
 

@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from siteagent.cli_options import config_option, endpoint_dir_option, json_option, site_option
+from siteagent.cli_options import (
+    FiniteFloat,
+    config_option,
+    endpoint_dir_option,
+    json_option,
+    site_option,
+)
 
 
 @click.command("sweep")
@@ -40,7 +46,7 @@ from siteagent.cli_options import config_option, endpoint_dir_option, json_optio
 )  # fmt: skip
 @click.option("--max-points", type=click.IntRange(1), help="Budget: measure at most N points.")
 @click.option(
-    "--max-node-hours", type=click.FloatRange(0, min_open=True),
+    "--max-node-hours", type=FiniteFloat(0, min_open=True),
     help="Budget: submit no new run once the recorded runs used this many node-hours.",
 )  # fmt: skip
 @click.option(

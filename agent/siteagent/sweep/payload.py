@@ -31,7 +31,7 @@ def parse_payload(text: str, cwd: Path | None = None) -> Payload:
     if not text:
         raise ConfigError("--payload: empty")
     cwd = Path(cwd or os.getcwd())
-    if CALLABLE.match(text):
+    if CALLABLE.fullmatch(text):
         _find_callable(text, cwd)
         return Payload(text, "callable", str(cwd))
     _find_program(text, cwd)

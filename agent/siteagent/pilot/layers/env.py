@@ -67,7 +67,7 @@ def _packages(value: str) -> tuple[str, ...]:
     """A comma-separated package list, sorted (order free), each checked."""
     packages = sorted({p.strip() for p in value.split(",") if p.strip()})
     for p in packages:
-        if not PACKAGE.match(p) or len(p) > 200:
+        if not PACKAGE.fullmatch(p) or len(p) > 200:
             raise ConfigError(f"--conda-env: '{p}' is not a package specification")
     return tuple(packages)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from pathlib import Path
 
 from siteagent.errors import ConfigError
@@ -29,9 +28,10 @@ PAYLOAD_ENV = {"PILOT_NOKILL": "1"}
 
 
 def parse_walltime(value: str) -> int:
-    from siteagent.userconfig import WALLTIME, walltime_seconds
+    from siteagent.names import WALLTIME_RE
+    from siteagent.userconfig import walltime_seconds
 
-    if not re.match(WALLTIME, value):
+    if not WALLTIME_RE.match(value):
         raise ConfigError(f"--walltime: '{value}' is not HH:MM:SS")
     seconds = walltime_seconds(value)
     if seconds == 0:

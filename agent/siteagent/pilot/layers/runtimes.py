@@ -35,7 +35,7 @@ URI = re.compile(r"^([a-z][a-z0-9-]*)://(.+)$")
 def checked_binds(binds: Sequence[str]) -> list[str]:
     """``binds`` each once, in order; ConfigError for one that is not a bind specification."""
     for bind in binds:
-        if not BIND.match(bind):
+        if not BIND.fullmatch(bind):
             raise ConfigError(f"container.binds: '{bind}' is not a bind specification")
     return list(dict.fromkeys(binds))
 
