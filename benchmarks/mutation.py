@@ -53,6 +53,19 @@ MODULES: dict[str, list[str]] = {
         "tests/test_check.py::test_proxy_from_environment_like_curl",
         "tests/test_check.py::test_proxy_url_parsing",
     ],
+    "pilot/outcome.py": ["tests/test_pilot_outcome.py"],
+    # the Supervisor in-process with short payloads (no CLI start-up per mutant)
+    "pilot/run.py": ["tests/test_supervisor.py"],
+    "schedulers/base.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "schedulers/slurm.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "schedulers/pbspro.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "schedulers/local.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "schedulers/__init__.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/base.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/srun.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/mpiexec.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/local.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/__init__.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
 }
 
 CMP_SWAPS = {
