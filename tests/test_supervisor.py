@@ -1,9 +1,11 @@
-"""The pilot wrapper's Supervisor, run in this process with short shell payloads (no CLI
-start-up): what the report says, which signals reach the payload, when the walltime margin and
-the grace period end it, and that nothing it started outlives it.
+"""The pilot wrapper's Supervisor, run with short shell payloads (no CLI start-up): what the
+report says, which signals reach the payload, when the walltime margin and the grace period
+end it, and that nothing it started outlives it.
 
-The payload signals the Supervisor itself (``kill -USR1 $PPID``: its parent is this process),
-so the tests need no sleeps to time a signal."""
+Each run is in a child process (tests/supervisor_child.py): the Supervisor makes its process a
+child subreaper and sweeps every process below it, which in the pytest process would reach
+other tests' processes. The payload signals the Supervisor itself (``kill -USR1 $PPID``: its
+parent is that child), so the tests need no sleeps to time a signal."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ import pytest
 
 from siteagent.pilot.outcome import SETUP_ERROR_EXIT
 from siteagent.pilot.plan import PilotOptions, build_plan
-from siteagent.pilot.run import Supervisor, report_plan_error, run_plan
+from siteagent.pilot.run import report_plan_error
 
 from .pilotsite import clean_env, make_site
+from .supervisor_child import supervise
 
 
 @pytest.fixture
@@ -60,6 +63,13 @@ def on_disk(plan) -> dict:
     return json.loads(Path(plan.report_path).read_text())
 
 
+def run_plan(plan, **kwargs):
+    """The final report of ``plan`` run by the Supervisor (in a child process)."""
+    run = supervise(plan, **kwargs)
+    assert run.raised is None, run.raised
+    return run.report
+
+
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -71,12 +81,12 @@ def alive(pid: int) -> bool:
 def test_report_names_the_rank_its_gpus_command_and_layers(site):
     plan = plan_for(site, "exit 0")
     t = time.monotonic()
-    report = Supervisor(plan, plan_seconds=0.25).run()
+    run = supervise(plan, via="Supervisor", plan_seconds=0.25)
     took = time.monotonic() - t
     data = on_disk(plan)
-    assert data == report.to_dict()
+    assert data == run.report.to_dict()
     assert (data["pilot_id"], data["site"], data["host"]) == (plan.pilot_id, "gputest", plan.host)
-    assert (data["pid"], data["local_rank"], data["rank"]) == (os.getpid(), 0, 0)
+    assert (data["pid"], data["local_rank"], data["rank"]) == (run.pid, 0, 0)
     assert data["argv"] == ["sh", "-c", "exit 0"]
     # the test site binds 4 NVIDIA GPUs in reverse order: rank 0 gets the last one
     assert data["gpus"] == {
@@ -129,7 +139,7 @@ def test_exit_code_of_the_payload_is_the_report_s(site):
     report = run_plan(plan_for(site, "exit 5"))
     assert (report.reason, report.exit_code) == ("failed", 5)
     assert report.layers[0].seconds == 0  # no planning time given
-    assert Supervisor(plan_for(site, "exit 0")).run().layers[0].seconds == 0
+    assert supervise(plan_for(site, "exit 0"), via="Supervisor").report.layers[0].seconds == 0
 
 
 def test_a_payload_killed_by_a_signal_is_128_plus_n_named(site):
@@ -182,18 +192,12 @@ def test_each_layer_s_setup_time_is_reported(site):
     assert 0.3 <= seconds["cvmfs"] < report.seconds
 
 
-def test_an_unforeseen_error_is_reported_then_raised_and_cleans_up(site, tmp_path, monkeypatch):
+def test_an_unforeseen_error_is_reported_then_raised_and_cleans_up(site, tmp_path):
     pid_file = tmp_path / "pid"
     plan = plan_for(site, f"echo $$ > {pid_file}; exec sleep 60")
-
-    def broken_wait(self):
-        while not pid_file.is_file() or not pid_file.read_text():
-            time.sleep(0.01)
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(Supervisor, "wait", broken_wait)
-    with pytest.raises(RuntimeError, match="boom"):
-        run_plan(plan)
+    # wait() raises RuntimeError("boom") once the payload wrote its pid
+    run = supervise(plan, scenario="broken-wait", arg=str(pid_file))
+    assert run.raised == "RuntimeError: boom" and run.report is None
     data = on_disk(plan)
     assert (data["state"], data["reason"], data["exit_code"]) == (
         "done", "setup-error", SETUP_ERROR_EXIT,
@@ -268,16 +272,14 @@ def test_a_stopped_payload_that_ignores_it_is_killed_after_the_grace_period(site
 
 
 def test_signal_handlers_are_restored_after_the_run(site):
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP)}
-    run_plan(plan_for(site, "true"))
-    assert {s: signal.getsignal(s) for s in before} == before
+    run = supervise(plan_for(site, "true"))
+    assert run.report.reason == "finished" and run.handlers_restored
 
 
-def test_a_stop_before_the_supervisor_took_over_ends_without_starting(site, tmp_path, monkeypatch):
+def test_a_stop_before_the_supervisor_took_over_ends_without_starting(site, tmp_path):
     ran = tmp_path / "ran"
-    monkeypatch.setattr("siteagent.pilot.EARLY_SIGNALS", [signal.SIGTERM])
     plan = plan_for(site, f"touch {ran}")
-    report = run_plan(plan)
+    report = run_plan(plan, scenario="early-stop")  # a TERM the start-up caught
     assert (report.reason, report.exit_code, report.payload_pid) == ("signalled", 143, None)
     assert report.received_signals == ["SIGTERM"] and not ran.exists()
     assert not Path(plan.workdir).exists()
@@ -323,15 +325,7 @@ def test_nothing_the_payload_started_survives_it(site, tmp_path):
     assert len(left) == 3 and [p for p in left if alive(p)] == []
 
 
-def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path, monkeypatch):
-    import ctypes
-
-    from siteagent.pilot import run
-
-    def no_subreaper() -> None:  # as where the kernel has none: orphans go to init
-        ctypes.CDLL(None, use_errno=True).prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER off
-
-    monkeypatch.setattr(run, "_become_subreaper", no_subreaper)
+def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path):
     pids = tmp_path / "pids"
     # two orphans that stay in the payload's group, one of them deaf to TERM
     script = (
@@ -341,7 +335,8 @@ def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path, mo
     )
     left: list[int] = []
     try:
-        report = run_plan(plan_for(site, script))
+        # as where the kernel has none: orphans go to init (or another subreaper above)
+        report = run_plan(plan_for(site, script), scenario="no-subreaper")
         left = [int(p) for p in pids.read_text().split()]
         assert report.reason == "finished"
         assert len(left) == 2 and [p for p in left if alive(p)] == []
@@ -379,15 +374,29 @@ def test_a_leftover_that_starts_another_on_term_is_ended_too(site, tmp_path):
             os.kill(late, signal.SIGKILL)
 
 
-def test_the_report_exists_while_the_layers_are_set_up(site, monkeypatch):
+def test_the_report_exists_while_the_layers_are_set_up(site):
     plan = plan_for(site, "exit 0")
-    seen: list[dict] = []
-    setup = Supervisor.setup_layers
-
-    def watched(self, env):  # a monitor looking while CVMFS or the container are being set up
-        seen.append(on_disk(plan))
-        setup(self, env)
-
-    monkeypatch.setattr(Supervisor, "setup_layers", watched)
-    run_plan(plan)
+    # a monitor looking while CVMFS or the container are being set up
+    seen = supervise(plan, scenario="watch-setup").seen
     assert [(s["state"], s["pilot_id"]) for s in seen] == [("starting", plan.pilot_id)]
+
+
+# ---------------------------------------------------------------- the isolation itself
+def test_the_guard_sees_a_subreaper_and_the_pytest_process_is_none(tmp_path):
+    """tests/conftest.py's guard reads the flag the Supervisor sets; a reader that always said
+    no would let an in-process run slip through."""
+    import subprocess
+    import sys
+
+    from .supervisor_child import is_subreaper
+
+    code = (
+        "from tests.supervisor_child import is_subreaper, set_subreaper; "
+        "a = is_subreaper(); set_subreaper(True); print(a, is_subreaper())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+        cwd=Path(__file__).parents[1], check=True,
+    ).stdout  # fmt: skip
+    assert out.split() == ["False", "True"]
+    assert not is_subreaper()
