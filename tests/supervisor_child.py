@@ -127,6 +127,8 @@ def supervise(
         kwargs = {} if plan_seconds is None else {"plan_seconds": plan_seconds}
         job.write_bytes(pickle.dumps((plan, via, kwargs, scenario, arg)))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        if sys.dont_write_bytecode:  # a mutation run: no stale .pyc of a same-sized mutant
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
         code = "import sys, pathlib, tests.supervisor_child as c; c._child(*map(pathlib.Path, sys.argv[1:]))"
         with log.open("wb") as fh:
             # stdout to a file, not a pipe: a leftover the payload started would hold a pipe open
