@@ -45,7 +45,8 @@ MODULES: dict[str, list[str]] = {
         "tests/test_harvester_status_codes.py",
         "tests/test_harvester_status.py",
     ],
-    "pilot/report.py": ["tests/test_report.py"],
+    # the outcome tests check that every reason the wrapper gives is one REASONS documents
+    "pilot/report.py": ["tests/test_report.py", "tests/test_pilot_outcome.py"],
     "managed.py": ["tests/test_managed.py"],
     "checks/proxy.py": [
         "tests/test_proxy_check.py",
@@ -54,8 +55,13 @@ MODULES: dict[str, list[str]] = {
         "tests/test_check.py::test_proxy_url_parsing",
     ],
     "pilot/outcome.py": ["tests/test_pilot_outcome.py"],
-    # the Supervisor in-process with short payloads (no CLI start-up per mutant)
+    # the Supervisor with short payloads, each run in a child process (tests/supervisor_child.py)
     "pilot/run.py": ["tests/test_supervisor.py"],
+    "pilot/leftovers.py": [
+        "tests/test_fast_paths.py::test_orphaned_grandchild_is_found_and_ended",
+        "tests/test_fast_paths.py::test_descendants_without_children_files_reads_parents",
+        "tests/test_supervisor.py",
+    ],
     "schedulers/base.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
     "schedulers/slurm.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
     "schedulers/pbspro.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],

@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from siteagent.pilot.outcome import SETUP_ERROR_EXIT, Happened, Outcome, decide
+from siteagent.pilot.report import REASONS
 
 TERM, INT, HUP, USR1, KILL = (
     signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGKILL,
@@ -17,8 +18,6 @@ SIGNALS = (TERM, INT, HUP, USR1)
 # every order of up to two signals the wrapper forwards (first one decides an early stop)
 RECEIVED = [()] + [(s,) for s in SIGNALS] + list(itertools.permutations(SIGNALS, 2))
 RETURN_CODES = (None, 0, 1, 3, 137, -int(TERM), -int(KILL), -int(USR1))
-# the reasons PilotReport.reason documents
-REASONS = ("finished", "failed", "signalled", "walltime", "setup-error")
 CASES = list(itertools.product(RECEIVED, RETURN_CODES, (False, True), (None, "boom")))
 
 

@@ -12,7 +12,7 @@ import yaml
 from siteagent import launchers, schedulers
 from siteagent.errors import ConfigError
 from siteagent.launchers import get_launcher, launcher_names
-from siteagent.profiles import load_profile
+from siteagent.profiles import load_profile, parse_profile
 from siteagent.schedulers import get_scheduler, scheduler_names
 from siteagent.userconfig import validate
 from siteagent.wrappers.render import render_batch_header
@@ -111,3 +111,40 @@ def test_mpiexec_without_a_site_core_list_binds_by_depth():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[8] == "depth"
+
+
+SLURM_SITE = """\
+name: testsite
+scheduler: slurm
+launcher: srun
+endpoint: {name: test-ep}
+directives: {queue_kind: KIND}
+node: {cores: 8, gpus: 0}
+"""
+
+
+@pytest.mark.parametrize("kind", ["qos", "partition"])
+def test_a_slurm_site_without_a_queue_table_sends_any_queue_as_its_queue_kind(kind):
+    profile = parse_profile(SLURM_SITE.replace("KIND", kind), source="x.yaml")
+    header = render_batch_header(profile, {"account": "a", "queue": "anyq", "nodes": 1}, "x")
+    assert f"#SBATCH --{kind}=anyq\n" in header
+    assert header.count("anyq") == 1 and header.count("--account=a\n") == 1
+
+
+def test_every_queue_a_qos_whether_its_entry_says_so_or_not():
+    # NERSC-like: queue_kind qos, one queue's entry stating kind: qos; the provider block
+    # then renders every queue as a QOS (no list of QOS queues)
+    queues = [{"name": "debug", "kind": "qos"}, {"name": "regular"}]
+    perlmutter = load_profile("perlmutter", overrides={"limits": {"queues": queues}})
+    assert get_scheduler("slurm").template_context(perlmutter) == {"qos_queues": "none"}
+    header = render_batch_header(perlmutter, {"account": "m1", "queue": "regular"}, "x")
+    assert "#SBATCH --qos=regular\n" in header and "--partition" not in header
+
+
+def test_a_qos_given_as_queue_and_as_qos_is_refused_saying_how():
+    with pytest.raises(ConfigError) as err:
+        validate(load_profile("perlmutter"), {"account": "m1", "queue": "debug", "qos": "premium"})
+    assert str(err.value) == (
+        "user_endpoint_config: qos: queue 'debug' is already the QOS at perlmutter; "
+        "give the QOS as queue alone"
+    )

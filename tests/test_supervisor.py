@@ -147,6 +147,28 @@ def test_a_payload_killed_by_a_signal_is_128_plus_n_named(site):
     assert (report.reason, report.exit_code, report.signal) == ("failed", 139, "SIGSEGV")
 
 
+def test_a_container_left_behind_is_removed_after_the_run_and_reported(site, tmp_path):
+    """podman-hpc's ``rm --force NAME`` runs once the payload ended (however it ended: a
+    SIGKILL leaves the container behind), and the report's container layer names it."""
+    removed = tmp_path / "removed"
+    plan = plan_for(site, "exit 4", container="docker://example.org/atlas:1")
+    layer = plan.layer("container")
+    teardown = ("sh", "-c", f"echo rm >> {removed}")
+    container = dataclasses.replace(layer.detail.container, teardown=teardown)
+    layer = dataclasses.replace(
+        layer, detail=dataclasses.replace(layer.detail, container=container)
+    )
+    plan = dataclasses.replace(
+        plan, layers=tuple(layer if x.name == "container" else x for x in plan.layers)
+    )
+    report = run_plan(plan)
+    assert (report.reason, report.exit_code) == ("failed", 4)
+    assert removed.read_text() == "rm\n"
+    actions = {entry.name: entry.actions for entry in report.layers}
+    assert actions["container"][-1] == " ".join(teardown)
+    assert [name for name, done in actions.items() if " ".join(teardown) in done] == ["container"]
+
+
 # ---------------------------------------------------------------- setup errors
 def test_a_payload_that_cannot_start_is_a_setup_error(site):
     plan = plan_for(site, "true")

@@ -11,9 +11,9 @@ from siteagent.schedulers.base import Scheduler
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
 
-# user_endpoint_config option -> sbatch flag (``queue`` is --partition or --qos: queue_kind)
+# user_endpoint_config option -> sbatch flag, after --account and the queue (``queue`` is
+# --partition or --qos: queue_kind)
 _FLAGS = (
-    ("account", "account"),
     ("qos", "qos"),
     ("constraint", "constraint"),
     ("reservation", "reservation"),
@@ -87,7 +87,7 @@ class Slurm(Scheduler):
             lines.append(f"--account={r['account']}")
         if r.get("queue"):
             lines.append(f"--{queue_kind(profile, r['queue'])}={r['queue']}")
-        lines += [f"--{flag}={r[key]}" for key, flag in _FLAGS[1:] if r.get(key)]
+        lines += [f"--{flag}={r[key]}" for key, flag in _FLAGS if r.get(key)]
         if r.get("mem_per_node_gb"):
             lines.append(f"--mem={r['mem_per_node_gb']}G")
         if r["gpus_per_rank"]:
