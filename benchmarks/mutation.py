@@ -46,7 +46,11 @@ MODULES: dict[str, list[str]] = {
         "tests/test_harvester_status.py",
     ],
     # the outcome tests check that every reason the wrapper gives is one REASONS documents
-    "pilot/report.py": ["tests/test_report.py", "tests/test_pilot_outcome.py"],
+    "pilot/report.py": [
+        "tests/test_report.py",
+        "tests/test_pilot_outcome.py",
+        "tests/test_fast_paths.py::test_only_the_final_report_is_fsynced",
+    ],
     "managed.py": ["tests/test_managed.py"],
     "checks/proxy.py": [
         "tests/test_proxy_check.py",
