@@ -73,6 +73,18 @@ def _scenario(name: str | None, arg: Any, result: Run) -> None:
         run.Supervisor.wait = broken_wait  # type: ignore[method-assign]
     elif name == "early-stop":  # a TERM caught before the Supervisor took over
         pilot.EARLY_SIGNALS[:] = [signal.SIGTERM]
+    elif name == "early-usr1":  # a USR1 caught before the Supervisor took over
+        pilot.EARLY_SIGNALS[:] = [signal.SIGUSR1]
+    elif name == "term-during-popen":  # a TERM lands while the payload is being started
+        import subprocess
+
+        real = subprocess.Popen
+
+        def popen(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real(*args, **kwargs)
+
+        subprocess.Popen = popen  # type: ignore[misc]
     elif name == "early-stop-real":  # as the execution wrapper's stop during start-up
         pilot.catch_early_signals()
         os.kill(os.getpid(), signal.SIGTERM)

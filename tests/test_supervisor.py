@@ -307,6 +307,24 @@ def test_a_stop_before_the_supervisor_took_over_ends_without_starting(site, tmp_
     assert not Path(plan.workdir).exists()
 
 
+def test_a_usr1_before_the_payload_started_is_not_passed_on(site, tmp_path):
+    got = tmp_path / "got"
+    # what came before the start is the wrapper's business: the payload does not get it later
+    script = TRAP_USR1.format(got=got) + "sleep 0.3; exit 0"
+    report = run_plan(plan_for(site, script), scenario="early-usr1")
+    assert (report.reason, report.exit_code) == ("finished", 0)
+    assert report.received_signals == ["SIGUSR1"] and not got.exists()
+
+
+def test_a_stop_while_the_payload_is_being_started_reaches_it(site):
+    # the TERM lands in Popen, before the Supervisor knows the payload's pid; were it not
+    # passed on, the payload would run on to the walltime margin (TERM after 3 s)
+    plan = plan_for(site, "while :; do sleep 0.05; done", walltime="00:00:05", margin=2.0)
+    report = run_plan(plan, scenario="term-during-popen")
+    assert (report.reason, report.exit_code, report.signal) == ("signalled", 143, "SIGTERM")
+    assert report.received_signals == ["SIGTERM"] and report.payload_seconds < 2
+
+
 # ---------------------------------------------------------------- walltime
 def test_walltime_margin_sends_term_to_the_payload(site, tmp_path):
     got = tmp_path / "got"
