@@ -169,6 +169,23 @@ def test_a_container_left_behind_is_removed_after_the_run_and_reported(site, tmp
     assert [name for name, done in actions.items() if " ".join(teardown) in done] == ["container"]
 
 
+def test_the_report_names_the_pilot3_that_runs(site, pilot3_dir, tmp_path):
+    from siteagent.pilot.source import PilotSource
+
+    seen = tmp_path / "seen"
+    plan = plan_for(site, running(site) + f"cat {site.root / 'report.json'} > {seen}")
+    payload = plan.layer("payload")
+    source = PilotSource("dir", str(pilot3_dir), pilot3_dir)
+    payload = dataclasses.replace(
+        payload, detail=dataclasses.replace(payload.detail, source=source, pilot_user="generic")
+    )
+    plan = dataclasses.replace(plan, layers=(*plan.layers[:-1], payload))
+    report = run_plan(plan)
+    pilot = {"source": "dir", "origin": str(pilot3_dir), "version": "3.7.0.36"}
+    assert report.reason == "finished" and report.pilot == pilot
+    assert json.loads(seen.read_text())["pilot"] == pilot  # while it runs already
+
+
 # ---------------------------------------------------------------- setup errors
 def test_a_payload_that_cannot_start_is_a_setup_error(site):
     plan = plan_for(site, "true")
