@@ -186,6 +186,27 @@ def test_the_report_names_the_pilot3_that_runs(site, pilot3_dir, tmp_path):
     assert json.loads(seen.read_text())["pilot"] == pilot  # while it runs already
 
 
+def test_a_run_that_did_not_finish_keeps_its_logs(site, tmp_path):
+    log = "mkdir -p PanDA_Pilot3_1; printf 'start\\nboom\\n' > PanDA_Pilot3_1/pilotlog.txt; "
+    finished = run_plan(plan_for(site, log + "exit 0"))
+    plan = plan_for(site, log + "exit 3")
+    kept = Path(plan.logs_dir)
+    assert (finished.logs, finished.log_tail, kept.exists()) == (None, [], False)
+    report = run_plan(plan)
+    assert (report.reason, report.logs, report.log_tail) == ("failed", str(kept), ["start", "boom"])
+    assert (kept / "pilotlog.txt").read_text() == "start\nboom\n"
+    assert "ended: failed, exit code 3" in (kept / "wrapper.log").read_text()
+    # failed_logs_kept: 0 keeps none
+    none_kept = run_plan(dataclasses.replace(plan_for(site, log + "exit 3"), logs_kept=0))
+    assert (none_kept.reason, none_kept.logs) == ("failed", None)
+    # a place the logs cannot go: said in the report, which still says how the pilot ended
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    full = run_plan(dataclasses.replace(plan_for(site, "exit 3"), logs_dir=str(blocker / "l")))
+    assert (full.reason, full.exit_code) == ("failed", 3)
+    assert full.logs.startswith("not kept: ") and "Not a directory" in full.logs
+
+
 # ---------------------------------------------------------------- setup errors
 def test_a_payload_that_cannot_start_is_a_setup_error(site):
     plan = plan_for(site, "true")
