@@ -285,6 +285,21 @@ def equivalent_reason(
     return None
 
 
+def _become_subreaper() -> None:
+    """Processes a mutant's tests leave behind (a hung Supervisor's payload, in its own
+    process group) re-parent to this script instead of init, so _end_orphans finds them."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def _end_orphans() -> None:
+    """End every process still below this script once a pytest run is over."""
+    from siteagent.pilot.leftovers import end_leftovers
+
+    end_leftovers(None, grace=1.0)
+
+
 class Sandbox:
     """A copy of agent/ (plus the shipped data it finds next to it) first on PYTHONPATH."""
 
@@ -328,6 +343,7 @@ class Sandbox:
             out = b""
         finally:
             target.write_text(original)
+            _end_orphans()
         seconds = time.monotonic() - t0
         if rc is None:
             return "timeout", seconds
@@ -464,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                 elif args.list:
                     print(f"{n}\t{module}:{m.line}\t{m.operator}: {m.detail}")
         return 0
+    _become_subreaper()
     sandbox = Sandbox()
     try:
         summaries = [run_module(m, sandbox, equivalent, args.fresh) for m in modules]

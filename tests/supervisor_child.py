@@ -11,6 +11,7 @@ subreaper (:func:`is_subreaper`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pickle
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 1, 36, 37
 
 
 def is_subreaper() -> bool:
@@ -103,6 +104,10 @@ def _scenario(name: str | None, arg: Any, result: Run) -> None:
 
 
 def _child(job: Path, out: Path) -> None:
+    # ends with the test's process (a killed or timed-out pytest leaves no Supervisor behind)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != int(os.environ.get("SUPERVISE_PARENT", os.getppid())):
+        return  # the test's process ended before the line above
     plan, via, kwargs, scenario, arg = pickle.loads(job.read_bytes())
     from siteagent.pilot import run
 
@@ -139,6 +144,7 @@ def supervise(
         kwargs = {} if plan_seconds is None else {"plan_seconds": plan_seconds}
         job.write_bytes(pickle.dumps((plan, via, kwargs, scenario, arg)))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env["SUPERVISE_PARENT"] = str(os.getpid())
         if sys.dont_write_bytecode:  # a mutation run: no stale .pyc of a same-sized mutant
             env["PYTHONDONTWRITEBYTECODE"] = "1"
         code = "import sys, pathlib, tests.supervisor_child as c; c._child(*map(pathlib.Path, sys.argv[1:]))"
@@ -146,13 +152,16 @@ def supervise(
             # stdout to a file, not a pipe: a leftover the payload started would hold a pipe open
             proc = subprocess.Popen(
                 [sys.executable, "-c", code, str(job), str(out)],
-                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                env=env, process_group=0,
+                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                from siteagent.pilot.leftovers import descendants
+
+                for pid in [*descendants(proc.pid), proc.pid]:  # the payload and its children
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 proc.wait()
                 raise AssertionError(f"the Supervisor's child ran over {timeout} s") from None
         if rc != 0 or not out.is_file():
