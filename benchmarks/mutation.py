@@ -8,8 +8,8 @@ the reason in mutation_equivalent.txt and left out of the score).
 
 The tree is never mutated: the worktree's agent/ is copied to a temporary directory that comes
 first on PYTHONPATH, and only that copy is rewritten. Results are cached in
-.cache/mutation.json per module source hash and mutant: a killed mutant stays killed, a
-survivor is run again when the tests have changed since. Not part of CI (minutes per module).
+.cache/mutation.json per module source hash and mutant: a killed (or hanging) mutant stays
+so, a survivor is run again when the tests have changed since. Not part of CI (minutes per module).
 
     .venv/bin/python benchmarks/mutation.py                      # every module
     .venv/bin/python benchmarks/mutation.py binding.py            # one module
@@ -386,7 +386,7 @@ def run_module(module: str, sandbox: Sandbox, equivalent: list, fresh: bool) -> 
     print(f"{module}: {len(all_mutants)} mutants, baseline {baseline:.1f}s", file=sys.stderr)
     for n, m in enumerate(all_mutants, 1):
         old = results.get(m.key)
-        if old and (old["status"] == "killed" or old["tests"] == thash):
+        if old and (old["status"] in ("killed", "timeout") or old["tests"] == thash):
             continue
         if equivalent_reason(module, m, equivalent, source.splitlines()) and old:
             continue
