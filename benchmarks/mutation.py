@@ -40,7 +40,12 @@ EQUIVALENT = Path(__file__).with_name("mutation_equivalent.txt")
 # module (relative to agent/siteagent) -> the fast tests that cover it (pytest arguments)
 MODULES: dict[str, list[str]] = {
     "binding.py": ["tests/test_binding.py"],
-    "userconfig.py": ["tests/test_userconfig_limits.py", "tests/test_userconfig.py"],
+    "userconfig.py": [
+        "tests/test_userconfig_limits.py",
+        "tests/test_userconfig.py",
+        "tests/test_userconfig_queues.py",
+        "tests/test_schedulers.py::test_per_queue_limits_in_the_request_and_in_the_endpoint_schema",
+    ],
     "harvester/status.py": [
         "tests/test_harvester_status_codes.py",
         "tests/test_harvester_status.py",
