@@ -196,9 +196,11 @@ def test_a_run_that_did_not_finish_keeps_its_logs(site, tmp_path):
     assert (report.reason, report.logs, report.log_tail) == ("failed", str(kept), ["start", "boom"])
     assert (kept / "pilotlog.txt").read_text() == "start\nboom\n"
     assert "ended: failed, exit code 3" in (kept / "wrapper.log").read_text()
-    # failed_logs_kept: 0 keeps none
+    # failed_logs_kept: 0 keeps none, 1 keeps this one
     none_kept = run_plan(dataclasses.replace(plan_for(site, log + "exit 3"), logs_kept=0))
     assert (none_kept.reason, none_kept.logs) == ("failed", None)
+    one_kept = run_plan(dataclasses.replace(plan_for(site, log + "exit 3"), logs_kept=1))
+    assert (one_kept.logs, one_kept.log_tail) == (str(kept), ["start", "boom"])
     # a place the logs cannot go: said in the report, which still says how the pilot ended
     blocker = tmp_path / "file"
     blocker.write_text("")
