@@ -68,3 +68,31 @@ def test_site_agent_names_the_queue_whose_node_range_a_request_is_outside():
             f"user_endpoint_config: nodes: {nodes} is outside queue {queue}'s {rule} nodes"
         )
     validate(profile, {"account": "a", "queue": "open", "nodes": 100})
+
+
+def test_a_request_without_a_queue_is_held_to_the_site_limits_only():
+    schema = Draft202012Validator(user_config_schema(parse_profile(SITE, source="x.yaml")))
+    assert accepts(schema, {"account": "a", "nodes": 100})
+    assert accepts(schema, {"account": "a", "nodes": 1})
+
+
+def test_a_walltime_over_the_queue_limit_for_its_node_count_is_refused():
+    profile = parse_profile(SITE, source="x.yaml")
+    for nodes, walltime, limit in (
+        (1, "02:00:01", "02:00:00 for 1 node"),
+        (5, "1:30:00", "01:00:00 for 5 nodes"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            validate(
+                profile, {"account": "a", "queue": "binned", "nodes": nodes, "walltime": walltime}
+            )
+        assert str(err.value) == (
+            f"user_endpoint_config: walltime: {walltime} exceeds queue binned's limit {limit}"
+        )
+    validate(profile, {"account": "a", "queue": "binned", "nodes": 5, "walltime": "01:00:00"})
+
+
+def test_the_scheduler_s_own_checks_are_part_of_validation():
+    # Slurm: a queue that is the QOS, and a qos besides
+    with pytest.raises(ConfigError, match=r"^user_endpoint_config: qos: queue 'debug' is already"):
+        validate(load_profile("perlmutter"), {"account": "m1", "queue": "debug", "qos": "premium"})
