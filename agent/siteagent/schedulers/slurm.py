@@ -11,13 +11,9 @@ from siteagent.schedulers.base import Scheduler
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
 
-# user_endpoint_config option -> sbatch flag, after --account and the queue (``queue`` is
-# --partition or --qos: queue_kind)
-_FLAGS = (
-    ("qos", "qos"),
-    ("constraint", "constraint"),
-    ("reservation", "reservation"),
-)
+# user_endpoint_config options written as the sbatch flag of their name, after the queue
+# (``queue`` is --partition or --qos: queue_kind)
+_FLAGS = ("qos", "constraint", "reservation")
 
 
 def queue_kind(profile: Profile, queue: str | None) -> str:
@@ -25,16 +21,21 @@ def queue_kind(profile: Profile, queue: str | None) -> str:
     entry, else ``directives.queue_kind``). NERSC's queues are QOSs; Frontier's are
     partitions except the debug QOS."""
     q = profile.limits.queue(queue)
-    return (q.kind if q is not None and q.kind else None) or profile.directives.queue_kind
+    return q.kind if q is not None and q.kind else profile.directives.queue_kind
 
 
 def qos_queues(profile: Profile) -> list[str] | None:
     """The queue names that are QOSs; None when every queue is (queue_kind: qos)."""
-    if profile.directives.queue_kind == "qos" and all(
-        q.kind in (None, "qos") for q in profile.limits.queue_limits
-    ):
+    if _all_qos(profile):
         return None
     return [q.name for q in profile.limits.queue_limits if queue_kind(profile, q.name) == "qos"]
+
+
+def _all_qos(profile: Profile) -> bool:
+    """Every queue is a QOS: queue_kind says so and no queue's limits say otherwise."""
+    return profile.directives.queue_kind == "qos" and all(
+        q.kind in (None, "qos") for q in profile.limits.queue_limits
+    )
 
 
 class Slurm(Scheduler):
@@ -83,15 +84,26 @@ class Slurm(Scheduler):
             f"--cpus-per-task={r['cores_per_rank']}",
             f"--time={r['walltime']}",
         ]
-        if r.get("account"):
-            lines.append(f"--account={r['account']}")
-        if r.get("queue"):
-            lines.append(f"--{queue_kind(profile, r['queue'])}={r['queue']}")
-        lines += [f"--{flag}={r[key]}" for key, flag in _FLAGS if r.get(key)]
-        if r.get("mem_per_node_gb"):
-            lines.append(f"--mem={r['mem_per_node_gb']}G")
-        if r["gpus_per_rank"]:
-            lines.append(f"--gpus-per-node={r['ranks_per_node'] * r['gpus_per_rank']}")
-        if profile.directives.exclusive:
-            lines.append("--exclusive")
+        lines += [f"--{flag}={value}" for flag, value in _named_options(profile, r) if value]
+        lines += _node_options(profile, r)
         return [*lines, *profile.directives.extra]
+
+
+def _named_options(profile: Profile, r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(sbatch flag, value or None) of the request's account, queue and _FLAGS; the queue's
+    flag is its queue_kind."""
+    queue = r.get("queue")
+    queue_flag = queue_kind(profile, queue) if queue else "partition"
+    return [("account", r.get("account")), (queue_flag, queue), *((f, r.get(f)) for f in _FLAGS)]
+
+
+def _node_options(profile: Profile, r: dict[str, Any]) -> list[str]:
+    """Memory and GPUs of a node, as requested, and exclusive nodes, as the profile says."""
+    lines = []
+    if r.get("mem_per_node_gb"):
+        lines.append(f"--mem={r['mem_per_node_gb']}G")
+    if r["gpus_per_rank"]:
+        lines.append(f"--gpus-per-node={r['ranks_per_node'] * r['gpus_per_rank']}")
+    if profile.directives.exclusive:
+        lines.append("--exclusive")
+    return lines
