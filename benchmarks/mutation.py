@@ -8,8 +8,8 @@ the reason in mutation_equivalent.txt and left out of the score).
 
 The tree is never mutated: the worktree's agent/ is copied to a temporary directory that comes
 first on PYTHONPATH, and only that copy is rewritten. Results are cached in
-.cache/mutation.json per module source hash and mutant: a killed mutant stays killed, a
-survivor is run again when the tests have changed since. Not part of CI (minutes per module).
+.cache/mutation.json per module source hash and mutant: a killed (or hanging) mutant stays
+so, a survivor is run again when the tests have changed since. Not part of CI (minutes per module).
 
     .venv/bin/python benchmarks/mutation.py                      # every module
     .venv/bin/python benchmarks/mutation.py binding.py            # one module
@@ -40,12 +40,22 @@ EQUIVALENT = Path(__file__).with_name("mutation_equivalent.txt")
 # module (relative to agent/siteagent) -> the fast tests that cover it (pytest arguments)
 MODULES: dict[str, list[str]] = {
     "binding.py": ["tests/test_binding.py"],
-    "userconfig.py": ["tests/test_userconfig_limits.py", "tests/test_userconfig.py"],
+    "userconfig.py": [
+        "tests/test_userconfig_limits.py",
+        "tests/test_userconfig.py",
+        "tests/test_userconfig_queues.py",
+        "tests/test_schedulers.py::test_per_queue_limits_in_the_request_and_in_the_endpoint_schema",
+    ],
     "harvester/status.py": [
         "tests/test_harvester_status_codes.py",
         "tests/test_harvester_status.py",
     ],
-    "pilot/report.py": ["tests/test_report.py"],
+    # the outcome tests check that every reason the wrapper gives is one REASONS documents
+    "pilot/report.py": [
+        "tests/test_report.py",
+        "tests/test_pilot_outcome.py",
+        "tests/test_fast_paths.py::test_only_the_final_report_is_fsynced",
+    ],
     "managed.py": ["tests/test_managed.py"],
     "checks/proxy.py": [
         "tests/test_proxy_check.py",
@@ -53,6 +63,24 @@ MODULES: dict[str, list[str]] = {
         "tests/test_check.py::test_proxy_from_environment_like_curl",
         "tests/test_check.py::test_proxy_url_parsing",
     ],
+    "pilot/outcome.py": ["tests/test_pilot_outcome.py"],
+    # the Supervisor with short payloads, each run in a child process (tests/supervisor_child.py)
+    "pilot/run.py": ["tests/test_supervisor.py"],
+    "pilot/leftovers.py": [
+        "tests/test_fast_paths.py::test_orphaned_grandchild_is_found_and_ended",
+        "tests/test_fast_paths.py::test_descendants_without_children_files_reads_parents",
+        "tests/test_supervisor.py",
+    ],
+    "schedulers/base.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "schedulers/slurm.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "schedulers/pbspro.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "schedulers/local.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "schedulers/__init__.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/base.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/srun.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/mpiexec.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/local.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    "launchers/__init__.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
 }
 
 CMP_SWAPS = {
@@ -262,6 +290,21 @@ def equivalent_reason(
     return None
 
 
+def _become_subreaper() -> None:
+    """Processes a mutant's tests leave behind (a hung Supervisor's payload, in its own
+    process group) re-parent to this script instead of init, so _end_orphans finds them."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def _end_orphans() -> None:
+    """End every process still below this script once a pytest run is over."""
+    from siteagent.pilot.leftovers import end_leftovers
+
+    end_leftovers(None, grace=1.0)
+
+
 class Sandbox:
     """A copy of agent/ (plus the shipped data it finds next to it) first on PYTHONPATH."""
 
@@ -305,6 +348,7 @@ class Sandbox:
             out = b""
         finally:
             target.write_text(original)
+            _end_orphans()
         seconds = time.monotonic() - t0
         if rc is None:
             return "timeout", seconds
@@ -347,7 +391,7 @@ def run_module(module: str, sandbox: Sandbox, equivalent: list, fresh: bool) -> 
     print(f"{module}: {len(all_mutants)} mutants, baseline {baseline:.1f}s", file=sys.stderr)
     for n, m in enumerate(all_mutants, 1):
         old = results.get(m.key)
-        if old and (old["status"] == "killed" or old["tests"] == thash):
+        if old and (old["status"] in ("killed", "timeout") or old["tests"] == thash):
             continue
         if equivalent_reason(module, m, equivalent, source.splitlines()) and old:
             continue
@@ -441,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
                 elif args.list:
                     print(f"{n}\t{module}:{m.line}\t{m.operator}: {m.detail}")
         return 0
+    _become_subreaper()
     sandbox = Sandbox()
     try:
         summaries = [run_module(m, sandbox, equivalent, args.fresh) for m in modules]

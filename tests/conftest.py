@@ -9,8 +9,24 @@ from pathlib import Path
 
 import pytest
 
+from .supervisor_child import is_subreaper, set_subreaper
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE_NAMES = ("local", "perlmutter", "polaris", "aurora", "frontier")
+
+
+@pytest.fixture(autouse=True)
+def never_a_subreaper():
+    """Fails a test after which the pytest process is a child subreaper: it would adopt the
+    orphans of later tests, and a Supervisor's leftover sweep run here would signal other
+    tests' processes. Run the Supervisor with tests/supervisor_child.py instead."""
+    yield
+    if is_subreaper():
+        set_subreaper(False)  # so the tests after this one are not blamed too
+        pytest.fail(
+            "the pytest process became a child subreaper: run the Supervisor (or anything "
+            "that sweeps leftovers) in a child process (tests/supervisor_child.py)"
+        )
 
 
 @pytest.fixture

@@ -158,8 +158,9 @@ def test_one_batched_call_for_every_worker_that_has_not_ended_here():
             self.nativeStatus = self.nativeExitCode = None
 
     workers = [WS(1, running_id), WS(2, forgotten_id), WS(3, ended_id), WS(4, queued_id)]
-    ok, states = monitor.check_workers(workers)
+    ok, states = monitor.check_workers([*workers, WS(5, None)])
     assert ok
+    assert states[4] == (ST_FAILED, "no batchID: never submitted")  # submission never returned
     assert states[0] == (ST_RUNNING, "")
     assert states[1][0] == ST_FAILED and states[1][1].startswith("lost:")
     assert states[2] == (ST_FINISHED, "exit 82: no job from the PanDA server")

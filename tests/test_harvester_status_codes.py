@@ -8,7 +8,14 @@ import concurrent.futures
 import pytest
 
 from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_RUNNING, ST_SUBMITTED
-from siteagent.harvester.status import LOST, after_kill, from_future, from_result, from_task
+from siteagent.harvester.status import (
+    LOST,
+    WorkerState,
+    after_kill,
+    from_future,
+    from_result,
+    from_task,
+)
 
 
 class ShellResult:
@@ -188,3 +195,13 @@ def test_web_service_answers(info, want, native):
 
 def test_the_lost_state_is_one_constant():
     assert from_task(None) is LOST and LOST.lost and LOST.ended
+
+
+def test_a_failed_task_says_why_from_its_exception_else_its_reason_else_its_state():
+    exc = {"pending": False, "status": "failed", "exception": "Traceback\nOSError: disk"}
+    assert from_task(exc) == WorkerState(ST_FAILED, "OSError: disk", "failed")
+    reason = {"pending": False, "status": "failed", "reason": "endpoint stopped\nby admin"}
+    assert from_task(reason) == WorkerState(ST_FAILED, "by admin", "failed")
+    assert from_task({"pending": False, "status": "failed"}) == WorkerState(
+        ST_FAILED, "failed", "failed"
+    )

@@ -667,29 +667,23 @@ def test_bad_resource_type_is_refused(site):
 def test_stop_during_start_up_ends_with_a_report_and_no_payload(site, tmp_path):
     """A SIGTERM that arrives while the wrapper still imports and plans is kept, not fatal:
     the payload never starts and the report says signalled."""
-    from siteagent.pilot import EARLY_SIGNALS, catch_early_signals
     from siteagent.pilot.plan import PilotOptions, build_plan
-    from siteagent.pilot.run import run_plan
+
+    from .supervisor_child import supervise
 
     marker, report = tmp_path / "payload-ran", tmp_path / "r.json"
-    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    saved = {s: signal.getsignal(s) for s in stops}
-    try:
-        catch_early_signals()
-        os.kill(os.getpid(), signal.SIGTERM)  # as the execution wrapper's stop would
-        opts = PilotOptions(
-            site=str(site.profile),
-            cvmfs="none",
-            container="none",
-            report=str(report),
-            payload=("touch", str(marker)),
-        )
-        result = run_plan(build_plan(opts, clean_env(site.env)))
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-        EARLY_SIGNALS.clear()
-    assert (result.reason, result.exit_code) == ("signalled", 143)
+    opts = PilotOptions(
+        site=str(site.profile),
+        cvmfs="none",
+        container="none",
+        report=str(report),
+        payload=("touch", str(marker)),
+    )
+    # in a child process (the Supervisor there becomes a subreaper): catch_early_signals(),
+    # then a TERM to itself, as the execution wrapper's stop would send, then the run
+    run = supervise(build_plan(opts, clean_env(site.env)), scenario="early-stop-real")
+    assert run.raised is None, run.raised
+    assert (run.report.reason, run.report.exit_code) == ("signalled", 143)
     assert not marker.exists()
     data = json.loads(report.read_text())
     assert (data["state"], data["reason"], data["exit_code"]) == ("done", "signalled", 143)

@@ -18,7 +18,7 @@ class Mpiexec(Launcher):
         lines = ['cpu_bind="depth"']
         cpu_bind = profile.node.cpu_bind or ""
         if cpu_bind.startswith("list:"):
-            entries = len(cpu_bind[5:].split(":"))
+            entries = cpu_bind.count(":")  # list:a:b:c has three
             lines += [
                 "# the site's per-rank core list applies when there is one rank per list entry",
                 f'[ "$ranks" -eq {entries} ] && cpu_bind="{cpu_bind}"',
