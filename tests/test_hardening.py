@@ -135,7 +135,7 @@ def test_profile_values_with_a_trailing_newline_are_refused():
 # ---------------------------------------------------------------- 4. the workdir
 def test_workdir_is_unpredictable_exclusive_and_owner_only(tmp_path):
     from siteagent.pilot.plan import PilotOptions, build_plan
-    from siteagent.pilot.run import run_plan
+    from tests.supervisor_child import supervise
 
     site = make_site(tmp_path / "site")
     env = clean_env(site.env)
@@ -149,13 +149,13 @@ def test_workdir_is_unpredictable_exclusive_and_owner_only(tmp_path):
     )
     first, second = build_plan(opts, env), build_plan(opts, env)
     assert first.workdir != second.workdir  # a random part: nobody can plant it in advance
-    assert run_plan(first).exit_code == 0
+    assert supervise(first).report.exit_code == 0
     assert seen.read_text().strip() == "700"
     # a path that exists (here a planted symlink) is refused, never followed or removed
     planted = tmp_path / "planted"
     planted.mkdir()
     os.symlink(planted, second.workdir)
-    result = run_plan(second)
+    result = supervise(second).report
     assert (result.reason, result.exit_code) == ("setup-error", SETUP_ERROR_EXIT)
     assert "exists already" in (result.error or "")
     assert Path(second.workdir).is_symlink() and planted.is_dir()
