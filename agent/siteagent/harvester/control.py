@@ -95,3 +95,21 @@ def forget_worker(worker_id: str) -> dict[str, Any]:
         gone.append(path.name)
     detail = f"removed {', '.join(gone)}" if gone else "nothing left on the site"
     return {"worker": worker_id, "action": "forgot", "detail": detail}
+
+
+def collect_workers(worker_ids: list[str]) -> dict[str, Any]:
+    """What the pilots of push-mode workers left in their push directories on the shared
+    file system, for all of them at once (the monitor sends one such task per cycle):
+    ``{worker: siteagent.push.collect(...)}``; a name that is not a worker's gets None."""
+    import os
+
+    from siteagent.errors import ConfigError
+    from siteagent.push import collect, push_dir
+
+    out: dict[str, Any] = {}
+    for wid in worker_ids:
+        try:
+            out[wid] = collect(push_dir(os.environ, wid))
+        except ConfigError:
+            out[wid] = None
+    return out

@@ -1,0 +1,110 @@
+"""Push mode end to end: Harvester's job goes into the Globus Compute task (real engine), the
+pilot wrapper writes it into the worker's push directory and runs the real pilot3 in PUSH mode
+in a network namespace with no network at all; what pilot3 reports comes back into the
+worker's Harvester access point (shared-file messenger names), where the assertions read it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from siteagent.harvester.base import ST_FAILED, ST_FINISHED, ST_RUNNING
+from siteagent.harvester.monitor import GlobusComputeMonitor
+from siteagent.harvester.submitter import GlobusComputeSubmitter
+
+from .gridproxy import GridCA
+from .pushsite import QUEUE, netless_pilot_dir, push_worker
+from .test_harvester import wait_status
+
+pytestmark = pytest.mark.slow
+
+PILOT_ARGS = ["--noproxyverification", "--use-https=False", "--pilot-user=generic"]
+
+
+@pytest.fixture(scope="module")
+def push_plugins(engine_dir, pilot3_dir, tmp_path_factory):
+    """Submitter and monitor of a push-mode queue on the local engine; the engine's workers
+    find the network-less pilot3 through $SITE_AGENT_PILOT_DIR."""
+    root = tmp_path_factory.mktemp("push")
+    pilot = netless_pilot_dir(pilot3_dir, root / "pilot3")
+    # the credentials layer wants an X509 proxy (push mode talks to no server: any proxy)
+    proxy = GridCA().proxy(root / "x509up", 86400)
+    old = {v: os.environ.get(v) for v in ("SITE_AGENT_PILOT_DIR", "X509_USER_PROXY")}
+    os.environ["SITE_AGENT_PILOT_DIR"] = str(pilot)
+    os.environ["X509_USER_PROXY"] = str(proxy)
+    workdir, state = engine_dir
+    keys = {
+        "site": "local", "backend": "local-engine", "workdir": str(workdir), "mode": "push",
+        "pandaQueue": QUEUE, "pilotArgs": PILOT_ARGS, "resultTimeout": 60,
+    }  # fmt: skip
+    yield GlobusComputeSubmitter(**keys), GlobusComputeMonitor(**keys), root, state
+    for var, value in old.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+
+
+def wait_end(monitor, ws, timeout=300.0):
+    """The worker's state once it ended (or what it is at ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, [state] = monitor.check_workers([ws])
+        assert ok
+        if state[0] in (ST_FINISHED, ST_FAILED) or time.monotonic() > deadline:
+            return state
+        time.sleep(1)
+
+
+def test_push_job_runs_without_network_and_reports_to_the_access_point(push_plugins):
+    submitter, monitor, root, state = push_plugins
+    ws = push_worker(root, 1, 5001, 0)
+    assert submitter.submit_workers([ws]) == [(True, "")]
+    assert wait_end(monitor, ws) == (ST_FINISHED, "")
+    ap = Path(ws.accessPoint)
+    attributes = json.loads((ap / "worker_attributes.json").read_text())
+    assert attributes["jobId"] == "5001"
+    assert attributes["jobStatus"] == "finished"
+    assert (attributes["pilotErrorCode"], attributes["transExitCode"]) == (0, 0)
+    assert json.loads((ap / "jobReport.json").read_text()) == {"exitCode": 0, "exitMsg": "exit 0"}
+    stdout = (ap / "payload.stdout").read_text()
+    assert "payload on " in stdout
+    assert "network devices: lo \n" in stdout  # no network at all: loopback only, and down
+    assert "payload ends with 0" in (ap / "payload.stderr").read_text()
+    assert (ap / "worker_heartbeat.json").exists()
+    assert ws.nativeExitCode == 0
+    # the job arrived as data, in the worker's push directory on the site
+    push = state / "push" / f"{QUEUE}-1"
+    assert json.loads((push / "siteagent_push.json").read_text())["job"]["5001"]["jobPars"] == "0"
+    assert "pilot has finished (exit code=0" in (ap / "pilotlog.txt").read_text()
+
+
+def test_failing_push_job_returns_its_error_codes(push_plugins):
+    submitter, monitor, root, _ = push_plugins
+    ws = push_worker(root, 2, 5002, 3)
+    assert submitter.submit_workers([ws]) == [(True, "")]
+    status, diag = wait_end(monitor, ws)
+    assert status == ST_FAILED, diag
+    attributes = json.loads((Path(ws.accessPoint) / "worker_attributes.json").read_text())
+    assert attributes["jobStatus"] == "failed"
+    assert attributes["transExitCode"] == 3
+    assert diag.startswith("PanDA job 5002 failed"), diag
+    assert "transExitCode 3" in diag, diag
+    assert ws.nativeExitCode == (attributes["pilotErrorCode"] or 3)
+    report = json.loads((Path(ws.accessPoint) / "jobReport.json").read_text())
+    assert report["exitCode"] == 3
+
+
+def test_running_push_worker_is_running_from_its_files(push_plugins):
+    """While the pilot runs, the monitor's control task reads its files: running."""
+    submitter, monitor, root, _ = push_plugins
+    ws = push_worker(root, 3, 5003, 0)
+    ws.jobs[0].jobParams["jobPars"] = "0; sleep 20"
+    assert submitter.submit_workers([ws]) == [(True, "")]
+    [(status, diag)] = wait_status(monitor, [ws], ST_RUNNING, timeout=200)
+    assert status == ST_RUNNING
+    assert wait_end(monitor, ws) == (ST_FINISHED, "")
