@@ -11,11 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from siteagent.harvester.backends import shutdown_backends
 from siteagent.harvester.base import ST_FAILED, ST_FINISHED, ST_RUNNING
 from siteagent.harvester.monitor import GlobusComputeMonitor
 from siteagent.harvester.submitter import GlobusComputeSubmitter
+from siteagent.profiles import deep_merge
 
+from .conftest import REPO
 from .gridproxy import GridCA
 from .pushsite import QUEUE, netless_pilot_dir, push_worker
 from .test_harvester import wait_status
@@ -107,4 +111,63 @@ def test_running_push_worker_is_running_from_its_files(push_plugins):
     assert submitter.submit_workers([ws]) == [(True, "")]
     [(status, diag)] = wait_status(monitor, [ws], ST_RUNNING, timeout=200)
     assert status == ST_RUNNING
+    assert diag in ("", "PanDA job 5003 starting", "PanDA job 5003 running"), diag
+    assert (Path(ws.accessPoint) / "worker_heartbeat.json").exists()
     assert wait_end(monitor, ws) == (ST_FINISHED, "")
+
+
+@pytest.fixture
+def frontier(slurm, pilot3_dir, tmp_path, monkeypatch):
+    """Frontier's profile (its GPU binding, its node) on the test Slurm node, push mode."""
+    data = yaml.safe_load((REPO / "site-profiles" / "frontier.yaml").read_text())
+    data = deep_merge(
+        data,
+        {
+            "name": "frontier-test",
+            "endpoint": {"name": "frontier-test", "strategy_period": 0.5, "max_blocks": 1},
+            "node": {"cores": 16, "threads_per_core": 1},
+            "limits": {"max_nodes": 1, "queues": [{"name": "debug"}]},
+            "directives": {"queue": "debug", "extra": [], "exclusive": False, "account": "t"},
+            "environment": {"worker_init": []},
+            "container": {"runtime": "none"},
+            "cvmfs": {"mode": "none", "repositories": []},
+        },
+    )
+    data["node"].pop("memory_gb")
+    profile = tmp_path / "frontier-test.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    pilot = netless_pilot_dir(pilot3_dir, tmp_path / "pilot3")
+    state = tmp_path / "state"
+    # sbatch of the engine and the batch job's environment: the test cluster, this state
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    monkeypatch.setenv("SITE_AGENT_STATE", str(state))
+    monkeypatch.setenv("SITE_AGENT_PILOT_DIR", str(pilot))
+    monkeypatch.setenv("X509_USER_PROXY", str(GridCA().proxy(tmp_path / "x509up", 86400)))
+    keys = {
+        "site": str(profile), "backend": "local-engine", "workdir": str(tmp_path / "engine"),
+        "mode": "push", "pandaQueue": QUEUE, "pilotArgs": PILOT_ARGS, "gpusPerWorker": 8,
+        "resultTimeout": 60,
+    }  # fmt: skip
+    yield keys, state
+    shutdown_backends()
+
+
+@pytest.mark.slurm
+def test_frontier_push_job_runs_in_a_slurm_job_without_network(frontier, tmp_path):
+    keys, state = frontier
+    submitter, monitor = GlobusComputeSubmitter(**keys), GlobusComputeMonitor(**keys)
+    ws = push_worker(tmp_path, 7, 5007, 0)
+    ws.jobs[0].jobParams["jobPars"] = "0; echo gpus=$ROCR_VISIBLE_DEVICES job=$SLURM_JOB_ID"
+    assert submitter.submit_workers([ws]) == [(True, "")]
+    assert wait_end(monitor, ws, timeout=400) == (ST_FINISHED, "")
+    ap = Path(ws.accessPoint)
+    attributes = json.loads((ap / "worker_attributes.json").read_text())
+    assert (attributes["jobId"], attributes["jobStatus"]) == ("5007", "finished")
+    stdout = (ap / "payload.stdout").read_text()
+    assert "network devices: lo \n" in stdout
+    # Frontier's closest-GCD order, all 8 GCDs to the one rank; inside the batch job
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("gpus="))
+    gpus, job = line.split(" job=")
+    assert gpus == "gpus=4,5,2,3,6,7,0,1" and job, line
+    report = json.loads((state / "pilots" / f"{QUEUE}-7-r0.json").read_text())
+    assert report["reason"] == "finished"
