@@ -15,7 +15,7 @@ import pytest
 from siteagent.errors import ConfigError
 from siteagent.harvester.base import ST_FAILED, ST_FINISHED, ST_RUNNING, ST_SUBMITTED
 from siteagent.harvester.config import queue_config
-from siteagent.harvester.control import collect_workers
+from siteagent.harvester.control import collect_workers, forget_worker
 from siteagent.harvester.pushjob import push_bundle, write_access_point
 from siteagent.harvester.pushstatus import ended_state, report_of_result, running_state
 from siteagent.harvester.shape import payload_argv, worker_command
@@ -143,6 +143,10 @@ def test_one_control_task_reads_every_worker_push_directory(tmp_path, monkeypatc
     assert (out["Q-2"]["exists"], out["Q-2"]["files"]) == (True, 0)
     assert out["Q-3"] == {"dir": str(tmp_path / "push" / "Q-3"), "exists": False}
     assert out["../etc"] is None
+    # the sweeper's clean-up removes a swept worker's push directory
+    assert forget_worker("Q-1")["detail"] == "removed push/Q-1"
+    assert not (tmp_path / "push" / "Q-1").exists()
+    assert forget_worker("Q-1")["detail"] == "nothing left on the site"
 
 
 def test_running_worker_is_lost_once_its_files_stop_changing(tmp_path):

@@ -93,8 +93,28 @@ def forget_worker(worker_id: str) -> dict[str, Any]:
     for path in state.glob(f"{worker_id}.json.*"):
         path.unlink(missing_ok=True)
         gone.append(path.name)
+    gone += _forget_push_dir(worker_id)
     detail = f"removed {', '.join(gone)}" if gone else "nothing left on the site"
     return {"worker": worker_id, "action": "forgot", "detail": detail}
+
+
+def _forget_push_dir(worker_id: str) -> list[str]:
+    """A push-mode worker's push directory (its job and what its pilot left), once Harvester
+    swept the worker: it has read everything from it by then."""
+    import os
+    import shutil
+
+    from siteagent.errors import ConfigError
+    from siteagent.push import push_dir
+
+    try:
+        directory = push_dir(os.environ, worker_id)
+    except ConfigError:
+        return []
+    if not directory.is_dir():
+        return []
+    shutil.rmtree(directory, ignore_errors=True)
+    return [f"push/{worker_id}"]
 
 
 def collect_workers(worker_ids: list[str]) -> dict[str, Any]:
