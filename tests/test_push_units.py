@@ -197,3 +197,50 @@ def test_access_point_gets_the_messenger_files(tmp_path):
     assert (ap / "worker_heartbeat.json").stat().st_mtime == 1234.0
     # the same report again writes nothing new
     assert write_access_point(ap, collect(tmp_path / "w"), changed_at=1234.0) == []
+
+
+def _bundle_on_site(state: Path, worker: str, data: dict) -> None:
+    directory = state / "push" / worker
+    directory.mkdir(parents=True)
+    (directory / "siteagent_push.json").write_text(json.dumps(data))
+
+
+def test_pilot_dry_run_shows_the_push_mode_command(run_cli, tmp_path, pilot3_dir):
+    state = tmp_path / "state"
+    _bundle_on_site(state, "Q-4", {"job": {"44": job(44, 0)}, "queuedata": {"nickname": QUEUE}})
+    env = {"SITE_AGENT_STATE": str(state), "SITE_AGENT_WORKER_ID": "Q-4"}
+    r = run_cli(
+        "pilot", "--site", "local", "--queue", QUEUE, "--push", "--pilot-dir", str(pilot3_dir),
+        "--dry-run", "--json", env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    [payload] = [layer for layer in plan["layers"] if layer["name"] == "payload"]
+    push = str(state / "push" / "Q-4")
+    assert payload["summary"].endswith(f"push mode: PanDA job 44 in {push}")
+    argv = payload["command"]
+    i = argv.index("--harvester-submit-mode")
+    assert argv[i - 1 : i + 2] == ["-z", "--harvester-submit-mode", "PUSH"]
+    assert argv[argv.index("-a") + 1] == push
+    assert argv[argv.index("--queuedata-url") + 1] == f"{push}/queuedata.json"
+    assert "PULL" not in argv
+    assert payload["env"]["HARVESTER_WORKDIR"] == push
+    assert payload["env"]["LOCAL_AGIS_SCHEDCONF"] == f"{push}/cric_pandaqueues.json"
+    assert payload["env"]["PILOT_NOKILL"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("data", "env", "message"),
+    [
+        ({"job": JOB, "files": {"a/b": "x"}}, {}, "push job: files: 'a/b' is not a plain file"),
+        ({"job": JOB}, {"SITE_AGENT_WORLD_SIZE": "2"}, "--push: one PanDA job runs on one rank"),
+    ],
+)
+def test_pilot_refuses_a_bad_push_job_in_one_line(run_cli, tmp_path, data, env, message):
+    state = tmp_path / "state"
+    _bundle_on_site(state, "Q-5", data)
+    env = {"SITE_AGENT_STATE": str(state), "SITE_AGENT_WORKER_ID": "Q-5"} | env
+    r = run_cli("pilot", "--site", "local", "--queue", QUEUE, "--push", "--dry-run", env=env)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"site-agent: error: {message}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
