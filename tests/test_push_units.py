@@ -128,6 +128,9 @@ def _pilot_files(directory: Path, status: str, pilot_code: int = 0, trans: int =
     (jobdir / "jobReport.json").write_text('{"exitCode": 0}')
     (jobdir / "payload.stdout").write_text("out\n" * 5000)
     (jobdir / "pilotlog.txt").write_text("log\n")
+    deep = jobdir / "payload" / "outputs"  # what the payload makes below: not read each cycle
+    deep.mkdir(parents=True)
+    (deep / "big.root").write_text("x")
 
 
 def test_one_control_task_reads_every_worker_push_directory(tmp_path, monkeypatch):
@@ -140,6 +143,10 @@ def test_one_control_task_reads_every_worker_push_directory(tmp_path, monkeypatc
     assert out["Q-1"]["job_report"] == {"exitCode": 0}
     assert len(out["Q-1"]["payload_stdout"]) == 8192  # a tail, not the whole file
     assert out["Q-1"]["ended"] is False
+    assert out["Q-1"]["files"] == 4  # attributes, report, stdout, pilot log: not payload/...
+    signature = out["Q-1"]["signature"]
+    os.utime(tmp_path / "push" / "Q-1" / "worker_attributes.json", (signature + 5,) * 2)
+    assert collect_workers(["Q-1"])["Q-1"]["signature"] == signature + 5
     assert (out["Q-2"]["exists"], out["Q-2"]["files"]) == (True, 0)
     assert out["Q-3"] == {"dir": str(tmp_path / "push" / "Q-3"), "exists": False}
     assert out["../etc"] is None

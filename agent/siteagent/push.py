@@ -15,6 +15,7 @@ library only.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,6 +235,26 @@ def _newest(paths: list[Path]) -> Path | None:
     return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
 
 
+def _files(directory: Path, depth: int = 2) -> list[Path]:
+    """The files in ``directory`` and its subdirectories ``depth`` levels down: the push
+    directory, pilot3's main workdir and its job's workdir, not whatever the payload makes
+    below that (a control task reads this for every running worker, on a shared file system)."""
+    out: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False):
+                out.append(Path(entry.path))
+            elif depth and entry.is_dir(follow_symlinks=False):
+                out += _files(Path(entry.path), depth - 1)
+        except OSError:
+            continue
+    return out
+
+
 def collect(directory: Path) -> dict[str, Any]:
     """What pilot3 left in a push directory for Harvester, as JSON data: its worker
     attributes, job report, output file list (with their paths on the site), whether it
@@ -242,7 +263,7 @@ def collect(directory: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"dir": str(directory), "exists": directory.is_dir()}
     if not out["exists"]:
         return out
-    files = [p for p in directory.rglob("*") if p.is_file()]
+    files = _files(directory)
     out["signature"] = max((p.stat().st_mtime for p in files), default=0.0)
     out["files"] = len(files)
     out["attributes"] = _read_json(directory / WORKER_ATTRIBUTES_FILE)
