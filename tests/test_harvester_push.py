@@ -5,6 +5,7 @@ worker's Harvester access point (shared-file messenger names), where the asserti
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import time
@@ -18,6 +19,7 @@ from siteagent.harvester.base import ST_FAILED, ST_FINISHED, ST_RUNNING
 from siteagent.harvester.monitor import GlobusComputeMonitor
 from siteagent.harvester.submitter import GlobusComputeSubmitter
 from siteagent.profiles import deep_merge
+from siteagent.userconfig import CONTROL_CONFIG
 
 from .conftest import REPO
 from .gridproxy import GridCA
@@ -171,3 +173,39 @@ def test_frontier_push_job_runs_in_a_slurm_job_without_network(frontier, tmp_pat
     assert gpus == "gpus=4,5,2,3,6,7,0,1" and job, line
     report = json.loads((state / "pilots" / f"{QUEUE}-7-r0.json").read_text())
     assert report["reason"] == "finished"
+
+
+class CountingExecutor(concurrent.futures.Executor):
+    """The real control executor, noting what is submitted to it."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.calls.append((fn.__name__, args))
+        return self.inner.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self.inner.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def test_one_control_task_per_cycle_reads_all_running_workers(push_plugins):
+    submitter, monitor, root, _ = push_plugins
+    workers = [push_worker(root, 20 + i, 5020 + i, 0) for i in range(2)]
+    for ws in workers:
+        ws.jobs[0].jobParams["jobPars"] = "0; sleep 30"
+    assert submitter.submit_workers(workers) == [(True, "")] * 2
+    assert [s for s, _ in wait_status(monitor, workers, ST_RUNNING, timeout=200)] == [
+        ST_RUNNING
+    ] * 2
+    backend = monitor.gc_backend
+    counting = CountingExecutor(backend.executor(CONTROL_CONFIG))
+    backend.adopt(CONTROL_CONFIG, counting)
+    try:
+        ok, states = monitor.check_workers(workers)
+    finally:
+        backend.release(CONTROL_CONFIG)
+    assert ok and [s for s, _ in states] == [ST_RUNNING] * 2, states
+    assert counting.calls == [("collect_workers", ([f"{QUEUE}-20", f"{QUEUE}-21"],))]
+    for ws in workers:
+        assert wait_end(monitor, ws) == (ST_FINISHED, "")
