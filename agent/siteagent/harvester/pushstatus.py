@@ -7,7 +7,7 @@ from typing import Any
 
 from siteagent.harvester.base import ST_CANCELLED, ST_FAILED, ST_FINISHED, ST_RUNNING
 from siteagent.harvester.status import WorkerState
-from siteagent.push import RESULT_PREFIX, parse_result
+from siteagent.push import parse_result
 
 # workAttributes key: the newest change seen in the worker's files, and since when it is
 SEEN_KEY = "siteAgentPushSeen"
@@ -85,5 +85,3 @@ def running_state(
     native = task.native if task.status == ST_RUNNING else "running"
     return WorkerState(ST_RUNNING, diag, native), seen
 
-
-__all__ = ["RESULT_PREFIX", "SEEN_KEY", "ended_state", "report_of_result", "running_state"]
