@@ -129,7 +129,7 @@ def frontier(slurm, pilot3_dir, tmp_path, monkeypatch):
             "endpoint": {"name": "frontier-test", "strategy_period": 0.5, "max_blocks": 1},
             "node": {"cores": 16, "threads_per_core": 1},
             "limits": {"max_nodes": 1, "queues": [{"name": "debug"}]},
-            "directives": {"queue": "debug", "extra": [], "exclusive": False, "account": "t"},
+            "directives": {"queue": "debug", "extra": [], "exclusive": False, "account": "test"},
             "environment": {"worker_init": []},
             "container": {"runtime": "none"},
             "cvmfs": {"mode": "none", "repositories": []},
