@@ -209,3 +209,54 @@ def test_one_control_task_per_cycle_reads_all_running_workers(push_plugins):
     assert counting.calls == [("collect_workers", ([f"{QUEUE}-20", f"{QUEUE}-21"],))]
     for ws in workers:
         assert wait_end(monitor, ws) == (ST_FINISHED, "")
+
+
+def frontier_here(tmp_path: Path) -> Path:
+    """Frontier's profile as it is (GPUs, binding order, proxy, pilot settings) with this
+    machine's scheduler: no Slurm, the engine's LocalProvider."""
+    data = yaml.safe_load((REPO / "site-profiles" / "frontier.yaml").read_text())
+    data.pop("directives")
+    data["limits"].pop("queues")
+    data = deep_merge(
+        data,
+        {
+            "name": "frontier-local", "scheduler": "local", "launcher": "none",
+            "endpoint": {
+                "name": "frontier-local", "address": "127.0.0.1", "max_blocks": 1,
+                "init_blocks": 1, "strategy_period": 0.5, "max_workers_per_node": 2,
+            },
+            "node": {"cores": 16, "threads_per_core": 1},
+            "limits": {"max_nodes": 1, "max_walltime": "04:00:00"},
+            "environment": {"worker_init": []},
+            "container": {"runtime": "none"},
+            "cvmfs": {"mode": "none", "repositories": []},
+        },
+    )  # fmt: skip
+    data["node"].pop("memory_gb")
+    profile = tmp_path / "frontier-local.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    return profile
+
+
+def test_frontier_profile_push_job_on_the_local_engine(push_plugins, tmp_path):
+    """The Frontier profile in push mode without Slurm: its GPU binding reaches the payload
+    that real pilot3 runs with no network."""
+    _, _, root, _ = push_plugins
+    keys = {
+        "site": str(frontier_here(tmp_path)), "backend": "local-engine",
+        "workdir": str(tmp_path / "engine"), "mode": "push", "pandaQueue": QUEUE,
+        "pilotArgs": PILOT_ARGS, "gpusPerWorker": 8, "resultTimeout": 60,
+    }  # fmt: skip
+    submitter, monitor = GlobusComputeSubmitter(**keys), GlobusComputeMonitor(**keys)
+    ws = push_worker(root, 30, 5030, 0)
+    ws.jobs[0].jobParams["jobPars"] = (
+        "0; echo gpus=$ROCR_VISIBLE_DEVICES cuda=$CUDA_VISIBLE_DEVICES"
+    )
+    assert submitter.submit_workers([ws]) == [(True, "")]
+    assert wait_end(monitor, ws) == (ST_FINISHED, "")
+    stdout = (Path(ws.accessPoint) / "payload.stdout").read_text()
+    assert "network devices: lo \n" in stdout
+    # Frontier's closest-GCD order, all 8 GCDs for the one rank; CUDA_VISIBLE_DEVICES unset
+    assert "gpus=4,5,2,3,6,7,0,1 cuda=\n" in stdout, stdout
+    attributes = json.loads((Path(ws.accessPoint) / "worker_attributes.json").read_text())
+    assert (attributes["jobId"], attributes["jobStatus"]) == ("5030", "finished")
