@@ -225,12 +225,17 @@ class TaskTable:
                 "exception": f"{type(err).__name__}: {err}",
             }
         else:
+            from siteagent.push import RESULT_PREFIX
+
             res = future.result()
+            stdout = getattr(res, "stdout", None) or ""
             result = {
                 "returncode": getattr(res, "returncode", None),
-                "stdout": (getattr(res, "stdout", None) or "")[-self.KEEP :],
+                "stdout": stdout[-self.KEEP :],
                 "stderr": (getattr(res, "stderr", None) or "")[-self.KEEP :],
             }
+            if RESULT_PREFIX in stdout:  # a push-mode worker's report, whole, as the service has it
+                result["push"] = stdout[stdout.rindex(RESULT_PREFIX) :].split("\n", 1)[0]
             entry = {"pending": False, "status": "success", "result": result}
         self._write(task_id, entry | {"completion_t": time.time()})
 

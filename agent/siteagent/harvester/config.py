@@ -30,6 +30,8 @@ PAYLOAD_WORD = re.compile(r"^[^\x00-\x1f\x7f]{1,4096}$")
 
 # where tasks go: the Globus Compute service (production) or the engine in this process
 BACKENDS = ("globus", "local-engine")
+# pull: the pilot asks the PanDA server for a job; push: Harvester's job goes in the task
+MODES = ("pull", "push")
 
 # attributes Harvester itself sets on a plugin besides the queue-config keys
 HARVESTER_ATTRIBUTES = frozenset(
@@ -92,6 +94,12 @@ def _words(pattern: re.Pattern[str], what: str, none: Any = ()) -> Check:
         return tuple(value)
 
     return check
+
+
+def _mode(key: str, value: Any) -> str:
+    if value not in MODES:
+        raise _fail(key, "must be 'pull' or 'push'")
+    return value
 
 
 def _backend(key: str, value: Any) -> str:
@@ -211,6 +219,19 @@ class QueueConfig:
     batch_size: int = _key(
         "batchSize", 128, _int(1, 10000), "Tasks per submission request of the SDK."
     )
+    mode: str = _key(
+        "mode",
+        "pull",
+        _mode,
+        "`pull` (pilots ask PanDA for jobs) or `push` (Harvester's job travels in the task, "
+        "for compute nodes without outbound network).",
+    )
+    lost_timeout: float = _key(
+        "lostTimeout",
+        3600.0,
+        _seconds,
+        "Push mode: seconds without any change in a running worker's files before it is lost.",
+    )
 
 
 FIELDS = dataclasses.fields(QueueConfig)
@@ -231,6 +252,13 @@ def queue_config(plugin: Any) -> QueueConfig:
         values[f.name] = f.metadata["check"](f.metadata["key"], raw)
     if values["panda_queue"] is None:
         values["panda_queue"] = harvester_queue(plugin)
+    if values["mode"] == "push" and (
+        values["payload"] or values["nodes"] * values["ranks_per_node"] != 1
+    ):
+        raise _fail(
+            "mode",
+            "push runs one PanDA job per worker: one node, one rank, no payload",
+        )
     _warn_unknown_keys(plugin)
     return QueueConfig(**values)
 

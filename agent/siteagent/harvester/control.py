@@ -94,6 +94,7 @@ def forget_worker(worker_id: str) -> dict[str, Any]:
     mark, record = state / f"{worker_id}.stop", state / f"{worker_id}.json"
     # and a record being written (``.json.<pid>``) when its batch job was killed
     gone = _remove_existing([mark, record, *state.glob(f"{worker_id}.json.*")])
+    gone += _forget_push_dir(worker_id)
     detail = f"removed {', '.join(gone)}" if gone else "nothing left on the site"
     return {"worker": worker_id, "action": "forgot", "detail": detail}
 
@@ -104,3 +105,40 @@ def _remove_existing(paths: list[Path]) -> list[str]:
     for path in gone:
         path.unlink(missing_ok=True)
     return [path.name for path in gone]
+
+
+def _forget_push_dir(worker_id: str) -> list[str]:
+    """A push-mode worker's push directory (its job and what its pilot left), once Harvester
+    swept the worker: it has read everything from it by then."""
+    import os
+    import shutil
+
+    from siteagent.errors import ConfigError
+    from siteagent.push import push_dir
+
+    try:
+        directory = push_dir(os.environ, worker_id)
+    except ConfigError:
+        return []
+    if not directory.is_dir():
+        return []
+    shutil.rmtree(directory, ignore_errors=True)
+    return [f"push/{worker_id}"]
+
+
+def collect_workers(worker_ids: list[str]) -> dict[str, Any]:
+    """What the pilots of push-mode workers left in their push directories on the shared
+    file system, for all of them at once (the monitor sends one such task per cycle):
+    ``{worker: siteagent.push.collect(...)}``; a name that is not a worker's gets None."""
+    import os
+
+    from siteagent.errors import ConfigError
+    from siteagent.push import collect, push_dir
+
+    out: dict[str, Any] = {}
+    for wid in worker_ids:
+        try:
+            out[wid] = collect(push_dir(os.environ, wid))
+        except ConfigError:
+            out[wid] = None
+    return out

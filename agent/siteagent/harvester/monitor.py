@@ -24,7 +24,10 @@ class GlobusComputeMonitor(GlobusComputePlugin):
         for all of them; a task the endpoint does not know is failed as lost.
         """
         try:
-            states = self.gc_states(workspec_list)
+            if self.gc_queue.mode == "push":
+                states = self._push_states(workspec_list)
+            else:
+                states = self.gc_states(workspec_list)
         except SiteAgentError as err:  # a bad queue config: Harvester's checkTimeout applies
             return True, [(None, str(err))] * len(workspec_list)
         out: list[tuple[Any, str]] = []
@@ -36,6 +39,78 @@ class GlobusComputeMonitor(GlobusComputePlugin):
             out.append((state.status, state.diag))
             _record(ws, state)
         return True, out
+
+    def _push_states(self, workspec_list: list[Any]) -> list[WorkerState | None]:
+        """Push mode: each worker's state from what its pilot left, written into its access
+        point: from the task's result once it ended, else from one control task on the login
+        node that reads the push directories of all running workers."""
+        import time
+
+        from siteagent.harvester.pushjob import access_point, write_access_point
+        from siteagent.harvester.pushstatus import (
+            SEEN_KEY,
+            ended_state,
+            report_of_result,
+            running_state,
+        )
+
+        pairs = self.gc_states_and_results(workspec_list)
+        running = [
+            self.gc_worker_name(ws)
+            for ws, (state, _) in zip(workspec_list, pairs, strict=True)
+            if state is not None and not state.ended and ws.batchID is not None
+        ]
+        reports = self._collect(running) if running else {}
+        now = time.time()
+        out: list[WorkerState | None] = []
+        for ws, (state, raw) in zip(workspec_list, pairs, strict=True):
+            if state is None or ws.batchID is None:
+                out.append(state)
+                continue
+            if state.ended:
+                report = report_of_result(raw)
+                new = ended_state(state, report)
+            else:
+                report = reports.get(self.gc_worker_name(ws))
+                seen = (getattr(ws, "workAttributes", None) or {}).get(SEEN_KEY)
+                new, seen = running_state(state, report, seen, now, self.gc_queue.lost_timeout)
+                if seen is not None:
+                    _note(ws, SEEN_KEY, seen)
+            ap = access_point(ws)
+            if report and report.get("exists") and ap is not None:
+                changed = float(report.get("signature") or now)
+                write_access_point(ap, report, changed)
+                node = (report.get("attributes") or {}).get("node")
+                if node and hasattr(ws, "nodeID"):
+                    ws.nodeID = str(node)[:128]
+            out.append(new)
+        return out
+
+    def _collect(self, workers: list[str]) -> dict[str, Any]:
+        """One control task reading the push directories of ``workers`` on the login node;
+        {} when it gives no answer in time (the task states still apply)."""
+        from concurrent.futures import wait
+
+        from siteagent.harvester.control import collect_workers
+        from siteagent.userconfig import CONTROL_CONFIG
+
+        try:
+            future = self.gc_backend.executor(CONTROL_CONFIG).submit(collect_workers, workers)
+            wait([future], timeout=self.gc_queue.result_timeout)
+            if future.done() and future.exception() is None:
+                return future.result() or {}
+            future.cancel()
+        except Exception as err:  # the running workers keep their task's state this cycle
+            log = worker_logger(__name__, "-", "check_workers")
+            log.warning("push reports unavailable: %s: %s", type(err).__name__, err)
+        return {}
+
+
+def _note(ws: Any, key: str, value: Any) -> None:
+    if hasattr(ws, "set_work_attributes"):
+        ws.set_work_attributes({key: value})
+    else:
+        ws.workAttributes = (getattr(ws, "workAttributes", None) or {}) | {key: value}
 
 
 def _record(ws: Any, state: WorkerState) -> None:

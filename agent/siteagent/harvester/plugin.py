@@ -64,19 +64,34 @@ class GlobusComputePlugin(PluginBase):
         about in one batched status call to the endpoint (``get_batch_result``), so a plugin
         in another process, or after a restart, gives the same answers.
         """
-        out: list[WorkerState | None] = []
+        return [state for state, _ in self.gc_states_and_results(workspec_list)]
+
+    def gc_states_and_results(
+        self, workspec_list: list[Any]
+    ) -> list[tuple[WorkerState | None, Any]]:
+        """``gc_states`` with each ended task's result (its ShellResult, or the endpoint's
+        form of it; None while the task has not ended)."""
+        out: list[tuple[WorkerState | None, Any]] = []
         ask: dict[str, str] = {}
         for ws in workspec_list:
             batch_id = getattr(ws, "batchID", None)
             future = self.registry.get(batch_id)
             state = from_future(future) if future is not None else None
+            raw = _future_result(future) if state is not None else None
             if state is None and batch_id is not None:
                 ask[str(batch_id)] = self._name_if_any(ws)
-            out.append(state if batch_id is not None else NEVER_SUBMITTED)
+            out.append((state, raw) if batch_id is not None else (NEVER_SUBMITTED, None))
         if not ask:
             return out
         remote = self.gc_backend.task_status(ask)
         for i, ws in enumerate(workspec_list):
-            if out[i] is None:
-                out[i] = from_task(remote.get(str(ws.batchID))) if remote is not None else None
+            if out[i][0] is None and remote is not None:
+                info = remote.get(str(ws.batchID))
+                out[i] = (from_task(info), (info or {}).get("result"))
         return out
+
+
+def _future_result(future: Any) -> Any:
+    if future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()

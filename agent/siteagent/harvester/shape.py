@@ -194,13 +194,19 @@ def payload_argv(qc: QueueConfig, workspec: Any, hid: str | None = None) -> list
         if value:
             argv += [flag, value]
     argv += [f"--pilot-arg={arg}" for arg in qc.pilot_args]
+    if qc.mode == "push":
+        argv.append("--push")
     if qc.payload:
         argv += ["--", *qc.payload]
     return argv
 
 
-def worker_command(wid: str, argv: list[str]) -> str:
+def worker_command(wid: str, argv: list[str], push: str | None = None) -> str:
     """The ShellFunction command of a worker (``templates/worker.sh.in``).
+
+    In push mode, ``push`` is the worker's job bundle (JSON, ``siteagent.push``): it goes in
+    the command base64-encoded, in a quoted here-document, so the shell never reads a byte
+    of the job as code; the worker decodes it into its push directory.
 
     It leaves a record (host, pid, batch job id) in ``$SITE_AGENT_STATE/workers`` while the
     worker runs, which is how the sweeper's control task finds what to stop, and it refuses
@@ -209,7 +215,14 @@ def worker_command(wid: str, argv: list[str]) -> str:
     """
     if not WORKER_ID.match(wid):
         raise ConfigError(f"worker id: {wid!r} is not a plain name")
-    script = _worker_template().render(worker_id=wid, argv=shlex.join(argv), job_id=job_id_expr())
+    encoded = None
+    if push is not None:
+        import base64
+
+        encoded = base64.encodebytes(push.encode()).decode().rstrip("\n")
+    script = _worker_template().render(
+        worker_id=wid, argv=shlex.join(argv), job_id=job_id_expr(), push=encoded
+    )
     return script.replace("{", "{{").replace("}", "}}")
 
 

@@ -98,7 +98,12 @@ class GlobusComputeSubmitter(GlobusComputePlugin):
         if key not in shapes:  # validate each shape once, not each worker
             shapes[key] = worker_shape(qc, profile, ws)
         config, changed = shapes[key]
-        command = worker_command(wid, payload_argv(qc, ws))
+        push = None
+        if qc.mode == "push":  # the job goes in the task: the node needs no network
+            from siteagent.harvester.pushjob import push_bundle
+
+            push = push_bundle(ws, qc.panda_queue).to_json()
+        command = worker_command(wid, payload_argv(qc, ws), push)
         return wid, config, ShellFunction(command, walltime=shell_walltime(config)), changed
 
 

@@ -207,6 +207,13 @@ OPTIONS = (
         help="Exported as HARVESTER_WORKER_ID (default: $HARVESTER_WORKER_ID).",
     ),
     Opt(
+        "--push",
+        "push",
+        help="Push mode: run the PanDA job the Harvester worker command left in "
+        f"${Var.STATE}/push/${Var.WORKER_ID} (pilot3 --harvester-submit-mode PUSH).",
+        kind="flag",
+    ),
+    Opt(
         "--gpus-per-rank",
         "gpus_per_rank",
         help=f"Default: ${Var.GPUS_PER_RANK}, else 1 when the node has GPUs.",
@@ -375,6 +382,11 @@ def _run_plan_and_exit(plan: Any, plan_seconds: float) -> NoReturn:
 
     sys.stdout.flush()
     result = run_plan(plan, plan_seconds=plan_seconds)
+    push = plan.layer("payload").detail.push
+    if push is not None:  # what pilot3 left for Harvester: the task's result
+        from siteagent.push import result_line
+
+        print(result_line(push.dir), flush=True)
     line = f"{PROG}: {result.reason}, exit code {result.exit_code}"
     if result.error:
         line += f": {result.error}"

@@ -59,6 +59,7 @@ class PilotOptions:
     harvester_id: str | None = None  # default: $HARVESTER_ID
     harvester_worker_id: str | None = None  # default: $HARVESTER_WORKER_ID
     gpus_per_rank: int | None = None
+    push: bool = False  # push mode: the PanDA job from the worker's push directory
     margin: float = 60.0
     # pilot3 waits up to MAX_KILL_WAIT_TIME (120 s) + 60 s after a signal for its threads,
     # last job update and log stage-out (pilot/workflow/generic.py interrupt)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from siteagent.pilot.plan import PilotOptions
     from siteagent.pilot.source import PilotSource
     from siteagent.profiles import Profile
+    from siteagent.push import Bundle
 
 QUEUE = WORD_RE
 # pilot3's kill_orphans() SIGTERMs every process of the user whose parent is init: on a
@@ -119,6 +120,7 @@ def pilot_command(
     profile: Profile, queue: str, lifetime: int | None, workdir: str, script: Path,
     extra: tuple[str, ...], environ: Mapping[str, str], resource_type: str | None = None,
     labels: Labels | None = None, debug: bool | None = None,
+    push: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:  # fmt: skip
     from siteagent.pilot.instances import endpoints
 
@@ -134,7 +136,7 @@ def pilot_command(
         "--resource-type", resource_type or p.resource_type,
         "--url", ends.server_url,
         "-p", str(ends.server_port),
-        "--harvester-submit-mode", "PULL",
+        *(push if push is not None else ("--harvester-submit-mode", "PULL")),
         "-a", workdir,
         # pilot3 removes its main workdir (-a/PanDA_Pilot3_*, with pilotlog.txt) at the end
         # (pilot.py wrap_up); the wrapper removes the workdir itself, after keeping the logs
@@ -151,7 +153,7 @@ def pilot_command(
     if lifetime:
         args += ["-l", str(lifetime)]
     hw = environ.get(Var.HARVESTER_WORKDIR)
-    if hw:
+    if hw and push is None:
         args += ["--harvester-workdir", hw]
     return (*args, *extra)
 
@@ -205,6 +207,29 @@ class Payload:
     pilot_user: str | None = None
     shutdowntime: int | None = None  # the batch job's end (epoch seconds), when known
     machinefeatures: str | None = None  # the directory pilot3 reads it from
+    push: PushJob | None = None  # push mode: the job and where pilot3 runs it
+
+
+@record(frozen=True)
+class PushJob:
+    """Push mode: the worker's push directory and the bundle the worker command left there."""
+
+    dir: Path
+    bundle: Bundle
+
+
+def push_job(ctx: PlanContext) -> PushJob:
+    """The bundle of this worker (``$SITE_AGENT_STATE/push/<worker>``), checked; push mode
+    runs one PanDA job, so one rank."""
+    from siteagent.push import BUNDLE_FILE, push_dir, read_bundle
+
+    if ctx.opts.payload:
+        raise ConfigError("--push: runs the PanDA pilot; give no command after --")
+    world = ctx.environ.get(Var.WORLD_SIZE, "1")
+    if world not in ("", "1"):
+        raise ConfigError(f"--push: one PanDA job runs on one rank, not {world}")
+    directory = push_dir(ctx.environ, ctx.environ.get(Var.WORKER_ID, ""))
+    return PushJob(directory, read_bundle(directory / BUNDLE_FILE))
 
 
 def given_payload(ctx: PlanContext) -> Payload:
@@ -215,8 +240,10 @@ def given_payload(ctx: PlanContext) -> Payload:
 def panda_pilot(ctx: PlanContext) -> Payload:
     """PanDA pilot3 for the queue, told to stop by itself before the job's walltime."""
     from siteagent.pilot.source import check_pilot_user, choose_source
+    from siteagent.push import pilot_args as push_args
 
     opts = ctx.opts
+    push = push_job(ctx) if opts.push else None
     source = choose_source(
         ctx.profile.pilot, opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR), ctx.environ
     )
@@ -232,11 +259,14 @@ def panda_pilot(ctx: PlanContext) -> Payload:
         own = int(walltime_s - opts.margin - opts.grace)
         lifetime = max(min(own, lifetime or own), 60)
     argv = pilot_command(
-        ctx.profile, queue, lifetime, ctx.workdir, script, tuple(opts.pilot_args), ctx.environ,
-        opts.resource_type, labels_of(ctx.profile, opts), opts.debug,
+        ctx.profile, queue, lifetime, str(push.dir) if push else ctx.workdir, script,
+        tuple(opts.pilot_args), ctx.environ, opts.resource_type, labels_of(ctx.profile, opts),
+        opts.debug, tuple(push_args(push.dir, push.bundle)) if push else None,
     )  # fmt: skip
     summary = f"PanDA pilot {script} ({source.kind} {source.origin}) for queue {queue}"
-    return Payload(summary, argv, script, walltime_s, source, user)
+    if push:
+        summary += f", push mode: PanDA job {push.bundle.panda_id} in {push.dir}"
+    return Payload(summary, argv, script, walltime_s, source, user, push=push)
 
 
 def with_shutdowntime(payload: Payload, workdir: str, now: float) -> Payload:
@@ -282,6 +312,10 @@ class PayloadLayer(PilotLayer):
         payload = given_payload(ctx) if ctx.opts.payload else panda_pilot(ctx)
         payload = with_shutdowntime(payload, ctx.workdir, time.time())
         env = dict(PAYLOAD_ENV)
+        if payload.push:
+            from siteagent.push import pilot_env
+
+            env |= pilot_env(payload.push.dir, payload.push.bundle)
         if payload.machinefeatures:
             env["MACHINEFEATURES"] = payload.machinefeatures
         return Layer(self.name, payload.summary, command=payload.argv, env=env, detail=payload)
@@ -291,6 +325,11 @@ class PayloadLayer(PilotLayer):
         shutdown time; what it did."""
         payload: Payload = layer.detail
         done: list[str] = []
+        if payload.push:  # the job as data, where pilot3 reads it
+            from siteagent.push import write_bundle
+
+            names = write_bundle(payload.push.bundle, payload.push.dir)
+            done.append(f"push job {payload.push.bundle.panda_id}: {', '.join(names)}")
         if payload.source is not None:  # pilot3 (a command given after -- has no source)
             from siteagent.pilot.source import check_pilot_user, ensure_unpacked, pilot_version
 
