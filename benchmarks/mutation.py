@@ -65,7 +65,14 @@ MODULES: dict[str, list[str]] = {
     ],
     "pilot/outcome.py": ["tests/test_pilot_outcome.py"],
     # the Supervisor with short payloads, each run in a child process (tests/supervisor_child.py)
-    "pilot/run.py": ["tests/test_supervisor.py"],
+    "pilot/run.py": [
+        "tests/test_supervisor.py",
+        # the hardening of #11: the payload dies with a SIGKILLed wrapper, the early report
+        "tests/test_hardening.py::test_sigkilled_wrapper_takes_its_payload_and_a_later_run_marks_it_lost",
+        "tests/test_hardening.py::test_the_starting_report_is_written_before_planning",
+        "tests/test_hardening.py::test_report_to_an_unwritable_path_is_a_setup_error",
+        "tests/test_hardening.py::test_workdir_is_unpredictable_exclusive_and_owner_only",
+    ],
     "pilot/leftovers.py": [
         "tests/test_fast_paths.py::test_orphaned_grandchild_is_found_and_ended",
         "tests/test_fast_paths.py::test_descendants_without_children_files_reads_parents",
