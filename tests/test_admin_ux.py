@@ -138,7 +138,7 @@ def test_readme_example_error_is_what_users_see(run_cli, tmp_path):
     [
         (
             ("  cores: 32", "  cores: lots"),
-            "p.yaml:{line}: node.cores: 'lots' is not allowed: must be an integer from 0 to "
+            "p.yaml:{line}: node.cores: 'lots' is not allowed: must be an integer from 1 to "
             "100000 or 'auto'",
         ),
         (("  cores: 32", "  cores: 100001"), "p.yaml:{line}: node.cores: must be <= 100000"),
