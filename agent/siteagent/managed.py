@@ -129,11 +129,7 @@ def write_managed(
 
     todo, conflicts = _plan(directory, files, wanted, manifest, report)
     if conflicts and not force:
-        raise UserEditedError(
-            f"{directory}: {', '.join(conflicts)} edited since site-agent wrote "
-            f"{'it' if len(conflicts) == 1 else 'them'}; nothing was written "
-            "(use --force to replace, a backup is kept)"
-        )
+        raise _edited_error(directory, conflicts)
     if conflicts:
         _back_up(directory, conflicts, report)
 
@@ -148,6 +144,15 @@ def write_managed(
     if merged != manifest or not (directory / MANIFEST).is_file():
         _write_manifest(directory, merged)
     return report
+
+
+def _edited_error(directory: Path, conflicts: list[str]) -> UserEditedError:
+    """The refusal to replace files edited by hand without ``--force``."""
+    return UserEditedError(
+        f"{directory}: {', '.join(conflicts)} edited since site-agent wrote "
+        f"{'it' if len(conflicts) == 1 else 'them'}; nothing was written "
+        "(use --force to replace, a backup is kept)"
+    )
 
 
 def _prune(directory: Path, merged: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:

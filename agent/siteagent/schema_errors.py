@@ -162,7 +162,11 @@ def _alternative(branch: Any) -> str:
     text = {"integer": "an integer", "array": "a list", "object": "a mapping"}.get(
         text, f"a {text}"
     )
-    lo, hi = branch.get("minimum"), branch.get("maximum")
+    return _bounded(text, branch.get("minimum"), branch.get("maximum"))
+
+
+def _bounded(text: str, lo: Any, hi: Any) -> str:
+    """``text`` with its bounds in words: ``an integer from 0 to 100000``, ``a number >= 1``."""
     if lo is not None and hi is not None:
         return f"{text} from {lo} to {hi}"
     if lo is not None:

@@ -304,17 +304,22 @@ def _check_queue_limits(profile: Profile, merged: dict[str, Any]) -> None:
     if q is None:
         return
     nodes, walltime = merged["nodes"], merged["walltime"]
-    top = _top_nodes(q)
-    if nodes < q.min_nodes or (top is not None and nodes > top):
-        span = f"{q.min_nodes}-{top}" if top is not None else f"at least {q.min_nodes}"
-        raise ConfigError(
-            f"user_endpoint_config: nodes: {nodes} is outside queue {q.name}'s {span} nodes"
-        )
+    _check_queue_nodes(q, nodes)
     limit = _walltime_limit(q, nodes)
     if limit and walltime_seconds(walltime) > walltime_seconds(limit):
         raise ConfigError(
             f"user_endpoint_config: walltime: {walltime} exceeds queue {q.name}'s limit "
             f"{limit} for {nodes} node{'s' if nodes != 1 else ''}"
+        )
+
+
+def _check_queue_nodes(q: QueueLimits, nodes: int) -> None:
+    """The chosen queue takes between its least and most nodes."""
+    top = _top_nodes(q)
+    if nodes < q.min_nodes or (top is not None and nodes > top):
+        span = f"{q.min_nodes}-{top}" if top is not None else f"at least {q.min_nodes}"
+        raise ConfigError(
+            f"user_endpoint_config: nodes: {nodes} is outside queue {q.name}'s {span} nodes"
         )
 
 
