@@ -22,6 +22,7 @@ from siteagent.fileio import sha256_file, sha256_text
 from siteagent.managed import (
     MANIFEST,
     ManagedFile,
+    WriteReport,
     edited_files,
     locked,
     remove_managed,
@@ -158,29 +159,13 @@ def install(
     worker pools inside that image (siteagent/image.py)."""
     directory = _target_directory(profile, directory)
     replaced = check_same_site(profile.name, directory, force)
-    if pilot_dir is not None and not (Path(pilot_dir) / "pilot.py").is_file():
-        raise ConfigError(f"--pilot-dir: no pilot.py in {pilot_dir}")
-    pilot_dir = pilot_dir or default_pilot_dir()
+    pilot_dir = _checked_pilot_dir(pilot_dir)
     workers = _worker_image(profile, directory, image)
     files = install_files(profile, directory, pilot_dir, workers)
     report = InstallReport(
         site=profile.name, endpoint_name=profile.endpoint.name, directory=directory
     )
-    created: list[Path] = []
-    existed: set[str] = set()
-    try:
-        created = _private_dirs(directory, list(files))
-        with locked(directory):  # two installs at once would mix their files
-            existed = {name for name in files if (directory / name).exists()}
-            edited = _edited(directory, files, existed)
-            to_write = files if force else {n: f for n, f in files.items() if n not in edited}
-            written = write_managed(directory, to_write, force=force, prune=True)
-    except OSError as err:  # read-only or full filesystem, a name too long
-        _undo(directory, [n for n in files if n not in existed], created)
-        where = err.filename or directory
-        raise SiteAgentError(
-            f"{where}: cannot write: {err.strerror or err}; nothing was installed"
-        ) from None
+    written, to_write, existed = _write_files(directory, files, force)
     report.backup_dir = written.backup_dir
     report.files = [
         (name, _status(name, written.unchanged, to_write, existed)) for name in sorted(files)
@@ -188,6 +173,37 @@ def install(
     report.notes = _notes(pilot_dir, workers) + _cvmfsexec_notes(profile)
     _drop_stale(report, set(files), replaced)
     return report
+
+
+def _checked_pilot_dir(pilot_dir: Path | None) -> Path | None:
+    """``--pilot-dir`` when it holds pilot.py, else the pilot3 of this venv (or None)."""
+    if pilot_dir is not None and not (Path(pilot_dir) / "pilot.py").is_file():
+        raise ConfigError(f"--pilot-dir: no pilot.py in {pilot_dir}")
+    return pilot_dir or default_pilot_dir()
+
+
+def _write_files(
+    directory: Path, files: dict[str, ManagedFile], force: bool
+) -> tuple[WriteReport, dict[str, ManagedFile], set[str]]:
+    """Write ``files`` under the install lock, leaving files edited by hand unless ``force``:
+    (what was written, the files meant to be written, the names there before). On an OSError
+    what this install created is removed and nothing counts as installed."""
+    created: list[Path] = []
+    existed: set[str] = set()
+    try:
+        created = _private_dirs(directory, list(files))
+        with locked(directory):  # two installs at once would mix their files
+            existed = {name for name in files if (directory / name).exists()}
+            unedited = _unedited(directory, files, existed)
+            to_write = files if force else unedited
+            written = write_managed(directory, to_write, force=force, prune=True)
+    except OSError as err:  # read-only or full filesystem, a name too long
+        _undo(directory, [n for n in files if n not in existed], created)
+        where = err.filename or directory
+        raise SiteAgentError(
+            f"{where}: cannot write: {err.strerror or err}; nothing was installed"
+        ) from None
+    return written, to_write, existed
 
 
 def _drop_stale(report: InstallReport, written: set[str], replaced: str | None) -> None:
@@ -248,13 +264,17 @@ def _target_directory(profile: Profile, directory: Path | None) -> Path:
     return directory
 
 
-def _edited(directory: Path, files: dict[str, ManagedFile], existed: set[str]) -> set[str]:
-    """Files we wrote that were edited by hand since, and differ from what we would write."""
-    return {
+def _unedited(
+    directory: Path, files: dict[str, ManagedFile], existed: set[str]
+) -> dict[str, ManagedFile]:
+    """The ``files`` site-agent may replace: not those it wrote that were edited by hand
+    since, and differ from what it would write."""
+    edited = {
         name
         for name in edited_files(directory, sorted(existed))
         if sha256_file(directory / name) != sha256_text(files[name].text)
     }
+    return {n: f for n, f in files.items() if n not in edited}
 
 
 def _status(

@@ -129,11 +129,7 @@ def write_managed(
 
     todo, conflicts = _plan(directory, files, wanted, manifest, report)
     if conflicts and not force:
-        raise UserEditedError(
-            f"{directory}: {', '.join(conflicts)} edited since site-agent wrote "
-            f"{'it' if len(conflicts) == 1 else 'them'}; nothing was written "
-            "(use --force to replace, a backup is kept)"
-        )
+        raise _edited_error(directory, conflicts)
     if conflicts:
         _back_up(directory, conflicts, report)
 
@@ -144,16 +140,36 @@ def write_managed(
         report.written.append(name)
     merged = manifest | wanted
     if prune:
-        kept = {n: h for n, h in merged.items() if n in wanted or not _pruned(directory, n, h)}
-        _remove_empty_parents(directory, set(merged) - set(kept))
-        merged = kept
+        merged = _prune(directory, merged, wanted)
     if merged != manifest or not (directory / MANIFEST).is_file():
-        atomic_write(
-            directory / MANIFEST,
-            json.dumps({"files": dict(sorted(merged.items()))}, indent=1) + "\n",
-            0o600,
-        )
+        _write_manifest(directory, merged)
     return report
+
+
+def _edited_error(directory: Path, conflicts: list[str]) -> UserEditedError:
+    """The refusal to replace files edited by hand without ``--force``."""
+    return UserEditedError(
+        f"{directory}: {', '.join(conflicts)} edited since site-agent wrote "
+        f"{'it' if len(conflicts) == 1 else 'them'}; nothing was written "
+        "(use --force to replace, a backup is kept)"
+    )
+
+
+def _prune(directory: Path, merged: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
+    """Remove the files of ``merged`` that are not ``wanted`` (unless edited by hand) and
+    the directories that leaves empty; the manifest entries that remain."""
+    kept = {n: h for n, h in merged.items() if n in wanted or not _pruned(directory, n, h)}
+    _remove_empty_parents(directory, set(merged) - set(kept))
+    return kept
+
+
+def _write_manifest(directory: Path, entries: dict[str, str]) -> None:
+    """The manifest: each managed file (relative path) and the digest written."""
+    atomic_write(
+        directory / MANIFEST,
+        json.dumps({"files": dict(sorted(entries.items()))}, indent=1) + "\n",
+        0o600,
+    )
 
 
 def _pruned(directory: Path, name: str, digest: str) -> bool:
@@ -253,11 +269,6 @@ def forget_managed(directory: Path, names: Iterable[str]) -> tuple[list[str], li
         elif p.is_file():
             p.unlink()
             removed.append(name)
-    kept = {k: v for k, v in manifest.items() if k not in names}
-    atomic_write(
-        directory / MANIFEST,
-        json.dumps({"files": dict(sorted(kept.items()))}, indent=1) + "\n",
-        0o600,
-    )
+    _write_manifest(directory, {k: v for k, v in manifest.items() if k not in names})
     _remove_empty_parents(directory, removed)
     return removed, left

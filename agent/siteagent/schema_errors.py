@@ -40,30 +40,54 @@ def describe(error: ValidationError) -> tuple[str, str]:
     named = _named_field(error, path)
     if named is not None:
         return named
-    v, arg = error.validator, error.validator_value
-    why = error.schema.get("x-problem") if isinstance(error.schema, dict) else None
+    branch = _meant_branch(error)
+    if branch is not None:
+        return describe(branch)
+    return field_path(path) or "(top level)", _problem(error)
+
+
+def _stated_problem(error: ValidationError) -> Any:
+    """The schema's own words for the problem (``x-problem``: a site limit, a reserved name)."""
+    return error.schema.get("x-problem") if isinstance(error.schema, dict) else None
+
+
+def _is_alternatives(error: ValidationError) -> bool:
+    return error.validator in ("anyOf", "oneOf") and bool(error.context)
+
+
+def _meant_branch(error: ValidationError) -> ValidationError | None:
+    """For an ``anyOf``/``oneOf`` error the schema does not word itself, the error of the
+    one branch meant for the value (see ``_applicable_branch``)."""
+    if _stated_problem(error) or not _is_alternatives(error):
+        return None
+    return _applicable_branch(error)
+
+
+def _problem(error: ValidationError) -> str:
+    """The problem with the value itself, in words."""
+    why = _stated_problem(error)
     if why:  # the schema says it in words (a site limit, a reserved name)
-        problem = str(why).replace("{value}", _short(error.instance).strip("'"))
-        return field_path(path) or "(top level)", problem
-    if v == "not" and arg == NEWLINE_GUARD["not"]:
-        return field_path(path) or "(top level)", "must not contain a line break"
-    if v in ("anyOf", "oneOf") and error.context:
-        branch = _applicable_branch(error)
-        if branch is not None:
-            return describe(branch)
-        problem = f"{_short(error.instance)} is not allowed: must be " + " or ".join(
-            _alternative(b) for b in arg
+        return str(why).replace("{value}", _short(error.instance).strip("'"))
+    if error.validator == "not" and error.validator_value == NEWLINE_GUARD["not"]:
+        return "must not contain a line break"
+    if _is_alternatives(error):
+        return f"{_short(error.instance)} is not allowed: must be " + " or ".join(
+            _alternative(b) for b in error.validator_value
         )
-        return field_path(path) or "(top level)", problem
+    return _rule_problem(error)
+
+
+def _rule_problem(error: ValidationError) -> str:
+    """The broken rule (``enum``, ``type``, a bound of ``PROBLEMS``) in words, else
+    jsonschema's own message."""
+    v, arg = error.validator, error.validator_value
     if v == "enum":
-        problem = "must be one of: " + ", ".join(str(a) for a in arg)
-    elif v == "type":
-        problem = f"must be of type {arg if isinstance(arg, str) else ' or '.join(arg)}"
-    elif v in PROBLEMS:
-        problem = PROBLEMS[str(v)].format(arg=arg, inst=_short(error.instance))
-    else:
-        problem = error.message
-    return field_path(path) or "(top level)", problem
+        return "must be one of: " + ", ".join(str(a) for a in arg)
+    if v == "type":
+        return f"must be of type {arg if isinstance(arg, str) else ' or '.join(arg)}"
+    if v in PROBLEMS:
+        return PROBLEMS[str(v)].format(arg=arg, inst=_short(error.instance))
+    return str(error.message)
 
 
 def _named_field(error: ValidationError, path: list[Any]) -> tuple[str, str] | None:
@@ -138,7 +162,11 @@ def _alternative(branch: Any) -> str:
     text = {"integer": "an integer", "array": "a list", "object": "a mapping"}.get(
         text, f"a {text}"
     )
-    lo, hi = branch.get("minimum"), branch.get("maximum")
+    return _bounded(text, branch.get("minimum"), branch.get("maximum"))
+
+
+def _bounded(text: str, lo: Any, hi: Any) -> str:
+    """``text`` with its bounds in words: ``an integer from 0 to 100000``, ``a number >= 1``."""
     if lo is not None and hi is not None:
         return f"{text} from {lo} to {hi}"
     if lo is not None:

@@ -23,6 +23,7 @@ from siteagent.names import (
 )
 from siteagent.profiles import Profile
 from siteagent.schedulers import scheduler_for
+from siteagent.sections import QueueLimits
 
 # The config of site-agent's control tasks: a local provider on the login node.
 CONTROL_CONFIG: dict[str, Any] = {"control": True}
@@ -35,9 +36,41 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
     It states the site's limits itself (walltime at most ``limits.max_walltime`` and not
     zero, GPUs and cores that fit one node), because a Globus Compute SDK user can send a
     config straight to the endpoint without site-agent's own ``validate``."""
+    limits = profile.limits
+    props = _shape_properties(profile)
+    # a control config runs site-agent's own housekeeping (stopping a worker) on the login node
+    props["control"] = {"const": True}
+    # the scheduler's own options (account, queue, ...): each scheduler's file says which
+    props |= scheduler_for(profile).schema_properties(profile)
+    if "queue" in props and limits.queues:
+        props["queue"] = {"enum": list(limits.queue_names)}
+    required = required_fields(profile)
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"user_endpoint_config for site profile {profile.name}",
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+        # a control config stands alone; every other config names what the site requires
+        "if": {"required": ["control"]},
+        "then": {"maxProperties": 1},
+        "else": {"required": required},
+    }
+    # GPUs and cores of all ranks fit one node: JSON Schema cannot multiply, so one rule per
+    # range of ranks_per_node with the same per-rank maximums (allOf may not be empty)
+    rules = fit_rules(profile)
+    if "queue" in props:
+        rules += _queue_node_rules(profile)
+    if rules:
+        schema["allOf"] = rules
+    return schema
+
+
+def _shape_properties(profile: Profile) -> dict[str, Any]:
+    """Schema properties of the worker's shape and software, within the site's limits."""
     node, limits = profile.node, profile.limits
     threads = max(node.usable_cores * node.threads_per_core, 1)
-    props: dict[str, Any] = {
+    return {
         "nodes": {"type": "integer", "minimum": 1, "maximum": limits.max_nodes},
         "ranks_per_node": {"type": "integer", "minimum": 1, "maximum": threads},
         "cores_per_rank": {"type": "integer", "minimum": 1, "maximum": threads},
@@ -69,32 +102,6 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
             "additionalProperties": string_schema(ENV_VALUE),
         },
     }
-    # a control config runs site-agent's own housekeeping (stopping a worker) on the login node
-    props["control"] = {"const": True}
-    # the scheduler's own options (account, queue, ...): each scheduler's file says which
-    props |= scheduler_for(profile).schema_properties(profile)
-    if "queue" in props and limits.queues:
-        props["queue"] = {"enum": list(limits.queue_names)}
-    required = required_fields(profile)
-    schema: dict[str, Any] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"user_endpoint_config for site profile {profile.name}",
-        "type": "object",
-        "properties": props,
-        "additionalProperties": False,
-        # a control config stands alone; every other config names what the site requires
-        "if": {"required": ["control"]},
-        "then": {"maxProperties": 1},
-        "else": {"required": required},
-    }
-    # GPUs and cores of all ranks fit one node: JSON Schema cannot multiply, so one rule per
-    # range of ranks_per_node with the same per-rank maximums (allOf may not be empty)
-    rules = fit_rules(profile)
-    if "queue" in props:
-        rules += _queue_node_rules(profile)
-    if rules:
-        schema["allOf"] = rules
-    return schema
 
 
 def _queue_node_rules(profile: Profile) -> list[dict[str, Any]]:
@@ -103,7 +110,7 @@ def _queue_node_rules(profile: Profile) -> list[dict[str, Any]]:
     Walltime limits per queue are checked by ``validate`` (a schema cannot compare times)."""
     rules = []
     for q in profile.limits.queue_limits:
-        top = q.max_nodes or (q.walltime_bins[-1][0] if q.walltime_bins else None)
+        top = _top_nodes(q)
         if q.min_nodes == 1 and top is None:
             continue
         nodes: dict[str, Any] = {"type": "integer", "minimum": q.min_nodes}
@@ -297,22 +304,33 @@ def _check_queue_limits(profile: Profile, merged: dict[str, Any]) -> None:
     if q is None:
         return
     nodes, walltime = merged["nodes"], merged["walltime"]
-    top = q.max_nodes or (q.walltime_bins[-1][0] if q.walltime_bins else None)
-    if nodes < q.min_nodes or (top is not None and nodes > top):
-        span = f"{q.min_nodes}-{top}" if top is not None else f"at least {q.min_nodes}"
-        raise ConfigError(
-            f"user_endpoint_config: nodes: {nodes} is outside queue {q.name}'s {span} nodes"
-        )
-    limit = q.max_walltime
-    for bin_nodes, bin_walltime in q.walltime_bins:
-        if nodes <= bin_nodes:
-            limit = bin_walltime
-            break
+    _check_queue_nodes(q, nodes)
+    limit = _walltime_limit(q, nodes)
     if limit and walltime_seconds(walltime) > walltime_seconds(limit):
         raise ConfigError(
             f"user_endpoint_config: walltime: {walltime} exceeds queue {q.name}'s limit "
             f"{limit} for {nodes} node{'s' if nodes != 1 else ''}"
         )
+
+
+def _check_queue_nodes(q: QueueLimits, nodes: int) -> None:
+    """The chosen queue takes between its least and most nodes."""
+    top = _top_nodes(q)
+    if nodes < q.min_nodes or (top is not None and nodes > top):
+        span = f"{q.min_nodes}-{top}" if top is not None else f"at least {q.min_nodes}"
+        raise ConfigError(
+            f"user_endpoint_config: nodes: {nodes} is outside queue {q.name}'s {span} nodes"
+        )
+
+
+def _top_nodes(q: QueueLimits) -> int | None:
+    """The most nodes a queue takes: its own maximum, else its largest walltime bin's."""
+    return q.max_nodes or (q.walltime_bins[-1][0] if q.walltime_bins else None)
+
+
+def _walltime_limit(q: QueueLimits, nodes: int) -> str | None:
+    """A queue's walltime limit for ``nodes``: the first bin that holds them, else its own."""
+    return next((wt for bin_nodes, wt in q.walltime_bins if nodes <= bin_nodes), q.max_walltime)
 
 
 def canonicalize(profile: Profile, config: dict[str, Any]) -> dict[str, Any]:

@@ -179,18 +179,7 @@ def payload_argv(qc: QueueConfig, workspec: Any, hid: str | None = None) -> list
     type and pilot type come from the WorkSpec, then the queue config (else the profile's);
     the Harvester and worker ids become the pilot's HARVESTER_ID/HARVESTER_WORKER_ID."""
     argv = ["site-agent", "pilot", "--site", qc.site]
-    if qc.panda_queue:
-        argv += ["--queue", qc.panda_queue]
-    resource_type = getattr(workspec, "resourceType", None)
-    if resource_type and re.fullmatch(r"[A-Za-z0-9_]{1,64}", str(resource_type)):
-        argv += ["--resource-type", str(resource_type)]
-    for flag, value in (
-        ("--job-label", qc.prod_source_label),
-        ("--job-type", _plain(getattr(workspec, "jobType", None)) or qc.job_type),
-        ("--pilot-type", _pilot_type(getattr(workspec, "pilotType", None)) or qc.pilot_type),
-        ("--harvester-id", _plain(hid or harvester_id())),
-        ("--harvester-worker-id", _plain(getattr(workspec, "workerID", None))),
-    ):
+    for flag, value in _named_options(qc, workspec, hid):
         if value:
             argv += [flag, value]
     argv += [f"--pilot-arg={arg}" for arg in qc.pilot_args]
@@ -199,6 +188,29 @@ def payload_argv(qc: QueueConfig, workspec: Any, hid: str | None = None) -> list
     if qc.payload:
         argv += ["--", *qc.payload]
     return argv
+
+
+def _named_options(
+    qc: QueueConfig, workspec: Any, hid: str | None
+) -> tuple[tuple[str, str | None], ...]:
+    """The wrapper's ``--flag value`` options in order, None where not given: the WorkSpec's
+    values (when plain words) before the queue config's."""
+    return (
+        ("--queue", qc.panda_queue),
+        ("--resource-type", _resource_type(getattr(workspec, "resourceType", None))),
+        ("--job-label", qc.prod_source_label),
+        ("--job-type", _plain(getattr(workspec, "jobType", None)) or qc.job_type),
+        ("--pilot-type", _pilot_type(getattr(workspec, "pilotType", None)) or qc.pilot_type),
+        ("--harvester-id", _plain(hid or harvester_id())),
+        ("--harvester-worker-id", _plain(getattr(workspec, "workerID", None))),
+    )
+
+
+def _resource_type(value: Any) -> str | None:
+    """A WorkSpec's resource type when it is a plain word, else None (left to the profile)."""
+    if value and re.fullmatch(r"[A-Za-z0-9_]{1,64}", str(value)):
+        return str(value)
+    return None
 
 
 def worker_command(wid: str, argv: list[str], push: str | None = None) -> str:

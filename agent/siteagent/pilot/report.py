@@ -132,30 +132,42 @@ def _wrapper_alive(pid: int, started: str) -> bool:
 def mark_lost(directory: str | Path, host: str, *, skip: str | Path | None = None) -> list[Path]:
     """Mark the unfinished reports in ``directory`` written on ``host`` whose wrapper is gone
     (killed with SIGKILL, so it could not say so) as ``done``/``lost``; the paths marked."""
-    marked: list[Path] = []
     directory = Path(directory)
     if not directory.is_dir():
-        return marked
+        return []
+    skipped = Path(skip) if skip is not None else None
+    marked: list[Path] = []
     for path in directory.glob("*.json"):
-        if skip is not None and path == Path(skip):
-            continue
-        try:
-            with path.open("rb") as fh:  # most reports are done: the state is near the top
-                if b'"state": "done"' in fh.read(1024):
-                    continue
-            data = read_report(path)
-            unfinished = data.get("state") in ("starting", "running") and data.get("host") == host
-            if not unfinished or _wrapper_alive(int(data["pid"]), str(data.get("started"))):
-                continue
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue  # not a report, or one being replaced right now
-        data |= {"state": "done", "reason": "lost", "finished": _now()}
-        data["error"] = data.get("error") or f"wrapper pid {data['pid']} ended without a report"
-        from siteagent.fileio import atomic_write
-
-        try:
-            atomic_write(path, json.dumps(data, indent=2) + "\n", 0o644)
-        except OSError:
-            continue
-        marked.append(path)
+        data = None if path == skipped else _lost_report(path, host)
+        if data is not None and _write_lost(path, data):
+            marked.append(path)
     return marked
+
+
+def _lost_report(path: Path, host: str) -> dict[str, Any] | None:
+    """The report at ``path`` when it is unfinished, written on ``host`` and its wrapper is
+    gone; None otherwise (also for what is not a report, or one being replaced right now)."""
+    try:
+        with path.open("rb") as fh:  # most reports are done: the state is near the top
+            if b'"state": "done"' in fh.read(1024):
+                return None
+        data = read_report(path)
+        unfinished = data.get("state") in ("starting", "running") and data.get("host") == host
+        if not unfinished or _wrapper_alive(int(data["pid"]), str(data.get("started"))):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return data
+
+
+def _write_lost(path: Path, data: dict[str, Any]) -> bool:
+    """Rewrite the report at ``path`` as ``done``/``lost``; False when it cannot be written."""
+    data |= {"state": "done", "reason": "lost", "finished": _now()}
+    data["error"] = data.get("error") or f"wrapper pid {data['pid']} ended without a report"
+    from siteagent.fileio import atomic_write
+
+    try:
+        atomic_write(path, json.dumps(data, indent=2) + "\n", 0o644)
+    except OSError:
+        return False
+    return True

@@ -144,18 +144,19 @@ def pilot_command(
         "--cleanup", "False",
     ]  # fmt: skip
     # pilot.py get_args: --queuedata-url, --storagedata-url (default "": its default.cfg's)
-    if ends.queuedata_url:
-        args += ["--queuedata-url", ends.queuedata_url]
-    if ends.storagedata_url:
-        args += ["--storagedata-url", ends.storagedata_url]
+    args += _given(
+        ("--queuedata-url", ends.queuedata_url), ("--storagedata-url", ends.storagedata_url)
+    )
     if p.debug if debug is None else debug:
         args.append("-d")
-    if lifetime:
-        args += ["-l", str(lifetime)]
-    hw = environ.get(Var.HARVESTER_WORKDIR)
-    if hw and push is None:
-        args += ["--harvester-workdir", hw]
+    hw = environ.get(Var.HARVESTER_WORKDIR) if push is None else None
+    args += _given(("-l", lifetime), ("--harvester-workdir", hw))
     return (*args, *extra)
+
+
+def _given(*options: tuple[str, object]) -> list[str]:
+    """``flag value`` for each option that has a value (pilot.py's default for the rest)."""
+    return [word for flag, value in options if value for word in (flag, str(value))]
 
 
 def pilot_user_of(profile: Profile, extra: tuple[str, ...]) -> str:
