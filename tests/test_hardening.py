@@ -5,6 +5,7 @@ profiles, concurrency. (The user_endpoint_config corpus is test_hostile_input.py
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -83,6 +84,23 @@ def test_uninstall_never_deletes_outside_the_endpoint_directory(tmp_path, kind):
     assert f"entry {entry!r} is outside" in line and "nothing was removed" in line
     assert victim.read_text() == "keep me\n"
     assert sorted(p.name for p in ep.rglob("*")) == before  # nothing at all was deleted
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink"])
+def test_install_drops_stale_entries_only_inside_the_endpoint_directory(tmp_path, kind):
+    """Another install's files are removed by the next install, but a planted manifest entry
+    outside the directory (or through a link) is never followed."""
+    ep = _installed(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    if kind == "symlink":
+        (ep / "bin" / "link").symlink_to(victim)
+    entry = {"absolute": str(victim), "dotdot": "../victim.txt", "symlink": "bin/link"}[kind]
+    digest = hashlib.sha256(b"keep me\n").hexdigest()  # as if site-agent had written it
+    _add_entries(ep, {entry: digest})
+    r = cli("install", "--site", "local", "--endpoint-dir", str(ep), "--force")
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "keep me\n"
 
 
 def test_uninstall_force_keeps_a_backup_and_copies_links_as_links(tmp_path):

@@ -165,13 +165,13 @@ def install(
     report = InstallReport(
         site=profile.name, endpoint_name=profile.endpoint.name, directory=directory
     )
-    written, to_write, existed = _write_files(directory, files, force)
+    written, to_write, existed, stale = _write_files(directory, files, force)
     report.backup_dir = written.backup_dir
     report.files = [
         (name, _status(name, written.unchanged, to_write, existed)) for name in sorted(files)
     ]
     report.notes = _notes(pilot_dir, workers) + _cvmfsexec_notes(profile)
-    _drop_stale(report, set(files), replaced)
+    _drop_stale(report, stale, replaced)
     return report
 
 
@@ -184,10 +184,12 @@ def _checked_pilot_dir(pilot_dir: Path | None) -> Path | None:
 
 def _write_files(
     directory: Path, files: dict[str, ManagedFile], force: bool
-) -> tuple[WriteReport, dict[str, ManagedFile], set[str]]:
-    """Write ``files`` under the install lock, leaving files edited by hand unless ``force``:
-    (what was written, the files meant to be written, the names there before). On an OSError
-    what this install created is removed and nothing counts as installed."""
+) -> tuple[WriteReport, dict[str, ManagedFile], set[str], tuple[list[str], list[str]]]:
+    """Write ``files`` under the install lock, leaving files edited by hand unless ``force``,
+    and drop what an earlier install wrote that this one does not (another site's files):
+    (what was written, the files meant to be written, the names there before, the stale
+    files (removed, left because edited)). On an OSError what this install created is
+    removed and nothing counts as installed."""
     created: list[Path] = []
     existed: set[str] = set()
     try:
@@ -196,19 +198,23 @@ def _write_files(
             existed = {name for name in files if (directory / name).exists()}
             unedited = _unedited(directory, files, existed)
             to_write = files if force else unedited
-            written = write_managed(directory, to_write, force=force, prune=True)
+            written = write_managed(directory, to_write, force=force)
+            stale = remove_stale(directory, set(files))  # in the lock: never a mix of two
     except OSError as err:  # read-only or full filesystem, a name too long
         _undo(directory, [n for n in files if n not in existed], created)
         where = err.filename or directory
         raise SiteAgentError(
             f"{where}: cannot write: {err.strerror or err}; nothing was installed"
         ) from None
-    return written, to_write, existed
+    return written, to_write, existed, stale
 
 
-def _drop_stale(report: InstallReport, written: set[str], replaced: str | None) -> None:
-    """Files of an earlier install this one no longer writes: removed (or left if edited)."""
-    removed, left = remove_stale(report.directory, written)
+def _drop_stale(
+    report: InstallReport, stale: tuple[list[str], list[str]], replaced: str | None
+) -> None:
+    """Report the files of an earlier install this one no longer writes: removed (or left
+    if edited)."""
+    removed, left = stale
     report.files += [(name, REMOVED) for name in removed]
     if replaced:
         report.notes.append(f"replaced the endpoint of site '{replaced}' in {report.directory}")

@@ -118,11 +118,8 @@ def write_managed(
     files: dict[str, ManagedFile],
     *,
     force: bool = False,
-    prune: bool = False,
 ) -> WriteReport:
-    """Write ``files`` (relative path -> content) into ``directory``; see module docstring.
-    With ``prune``, files an earlier write made that are not in ``files`` (and were not edited
-    since) are removed, so the directory holds one set of files, never a mix of two."""
+    """Write ``files`` (relative path -> content) into ``directory``; see module docstring."""
     report = WriteReport(directory=directory)
     manifest = read_manifest(directory)
     wanted = {name: sha256_text(f.text) for name, f in files.items()}
@@ -139,8 +136,6 @@ def write_managed(
         atomic_write(directory / name, files[name].text, files[name].mode)
         report.written.append(name)
     merged = manifest | wanted
-    if prune:
-        merged = _prune(directory, merged, wanted)
     if merged != manifest or not (directory / MANIFEST).is_file():
         _write_manifest(directory, merged)
     return report
@@ -155,14 +150,6 @@ def _edited_error(directory: Path, conflicts: list[str]) -> UserEditedError:
     )
 
 
-def _prune(directory: Path, merged: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
-    """Remove the files of ``merged`` that are not ``wanted`` (unless edited by hand) and
-    the directories that leaves empty; the manifest entries that remain."""
-    kept = {n: h for n, h in merged.items() if n in wanted or not _pruned(directory, n, h)}
-    _remove_empty_parents(directory, set(merged) - set(kept))
-    return kept
-
-
 def _write_manifest(directory: Path, entries: dict[str, str]) -> None:
     """The manifest: each managed file (relative path) and the digest written."""
     atomic_write(
@@ -170,18 +157,6 @@ def _write_manifest(directory: Path, entries: dict[str, str]) -> None:
         json.dumps({"files": dict(sorted(entries.items()))}, indent=1) + "\n",
         0o600,
     )
-
-
-def _pruned(directory: Path, name: str, digest: str) -> bool:
-    """Remove the stale managed file ``name`` unless edited by hand; True when it is gone."""
-    try:
-        path = confined(directory, name)
-    except ManifestError:
-        return False  # never touch a path outside; the entry stays for uninstall to refuse
-    if path.is_file() and sha256_file(path) != digest:
-        return False
-    path.unlink(missing_ok=True)
-    return True
 
 
 def _plan(
@@ -252,12 +227,22 @@ def _remove_empty_parents(directory: Path, names: Iterable[str]) -> None:
             d.rmdir()
 
 
+def _inside(directory: Path, name: str) -> bool:
+    """Whether manifest entry ``name`` stays inside ``directory`` (``confined``)."""
+    try:
+        confined(directory, name)
+    except ManifestError:
+        return False
+    return True
+
+
 def forget_managed(directory: Path, names: Iterable[str]) -> tuple[list[str], list[str]]:
     """Take ``names`` off the manifest: remove each file still as we wrote it, leave the ones
     edited by hand. Returns (removed, left)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    names = sorted(set(names) & set(manifest))
+    # an entry outside the directory is never touched; it stays for uninstall to refuse
+    names = sorted(n for n in set(names) & set(manifest) if _inside(directory, n))
     if not names:
         return [], []
     edited = set(edited_files(directory, names))
