@@ -256,6 +256,12 @@ def _newest(paths: list[Path]) -> Path | None:
     return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
 
 
+def _newest_tail(paths: list[Path], size: int = TAIL_BYTES) -> str | None:
+    """The tail of the newest of ``paths`` that exists (None when none does)."""
+    found = _newest(paths)
+    return _tail(found, size) if found else None
+
+
 def _files(directory: Path, depth: int = 2) -> list[Path]:
     """The files in ``directory`` and its subdirectories ``depth`` levels down: the push
     directory, pilot3's main workdir and its job's workdir, not whatever the payload makes
@@ -297,10 +303,9 @@ def collect(directory: Path) -> dict[str, Any]:
         any(directory.glob(f"*/{KILL_WORKER_FILE}")) or (directory / KILL_WORKER_FILE).exists()
     )
     for name in ("payload.stdout", "payload.stderr"):
-        found = _newest(list(directory.glob(f"*/*/{name}")))
-        out[name.replace(".", "_")] = _tail(found) if found else None
-    log = _newest([*directory.glob("*/pilotlog.txt"), *directory.glob("*/*/pilotlog.txt")])
-    out["pilot_log"] = _tail(log, 4096) if log else None
+        out[name.replace(".", "_")] = _newest_tail(list(directory.glob(f"*/*/{name}")))
+    logs = [*directory.glob("*/pilotlog.txt"), *directory.glob("*/*/pilotlog.txt")]
+    out["pilot_log"] = _newest_tail(logs, 4096)
     return out
 
 

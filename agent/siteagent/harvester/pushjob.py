@@ -43,16 +43,15 @@ def access_point(workspec: Any) -> Path | None:
     return Path(path) if path else None
 
 
-def _job_of(workspec: Any, ap: Path | None) -> dict[str, Any]:
-    """``{PandaID: jobParams}`` from the WorkSpec's jobs, else the messenger's job spec file."""
-    get = getattr(workspec, "get_jobspec_list", None)
-    jobs = (get() if callable(get) else None) or []
-    if jobs:
-        out = {}
-        for js in jobs:
-            params = js.get_job_params(False) if hasattr(js, "get_job_params") else js.jobParams
-            out[str(js.PandaID)] = params
-        return out
+def _job_params(jobspec: Any) -> Any:
+    """A Harvester JobSpec's job parameters (``jobParams`` where it has no getter)."""
+    if hasattr(jobspec, "get_job_params"):
+        return jobspec.get_job_params(False)
+    return jobspec.jobParams
+
+
+def _job_spec_file(ap: Path | None) -> dict[str, Any]:
+    """``{PandaID: jobParams}`` from the job spec file the messenger left in the access point."""
     spec = ap / JOB_SPEC_FILE if ap else None
     if spec is None or not spec.is_file():
         raise ConfigError(
@@ -63,6 +62,15 @@ def _job_of(workspec: Any, ap: Path | None) -> dict[str, Any]:
         return json.loads(spec.read_text())
     except (OSError, ValueError) as err:
         raise ConfigError(f"push job: {spec}: not a JSON job spec: {err}") from None
+
+
+def _job_of(workspec: Any, ap: Path | None) -> dict[str, Any]:
+    """``{PandaID: jobParams}`` from the WorkSpec's jobs, else the messenger's job spec file."""
+    get = getattr(workspec, "get_jobspec_list", None)
+    jobs = (get() if callable(get) else None) or []
+    if jobs:
+        return {str(js.PandaID): _job_params(js) for js in jobs}
+    return _job_spec_file(ap)
 
 
 def _queuedata_from_harvester(queue: str | None) -> dict[str, Any] | None:
