@@ -51,6 +51,7 @@ RESERVED = frozenset(
 )  # fmt: skip
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 PANDA_ID = re.compile(r"^[0-9]{1,20}$")
+PARAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 # a Globus Compute task's payload is at most 10 MB; a bundle stays well below
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
 # what comes back: text files are cut to their last TAIL_BYTES, a job report to REPORT_BYTES
@@ -92,6 +93,16 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
+def _check_param(where: str, key: Any, value: Any) -> None:
+    """One job parameter: a word for a name, a flat value without NUL characters."""
+    if not isinstance(key, str) or not PARAM_NAME.match(key):
+        raise _fail(where, f"parameter name {str(key)[:40]!r} is not a word")
+    if not _scalar(value):
+        raise _fail(f"{where}.{key}", "must be a string, number, boolean or null")
+    if isinstance(value, str) and "\x00" in value:
+        raise _fail(f"{where}.{key}", "contains a NUL character")
+
+
 def check_job(job: Any) -> dict[str, dict[str, Any]]:
     """The job spec ``{PandaID: {key: value}}``: one job, a numeric PandaID, flat values."""
     if not isinstance(job, dict) or len(job) != 1:
@@ -102,17 +113,12 @@ def check_job(job: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(params, dict) or not params:
         raise _fail(f"job.{panda_id}", "must be an object of job parameters")
     for key, value in params.items():
-        if not isinstance(key, str) or not re.match(r"^[A-Za-z0-9_]{1,64}$", key):
-            raise _fail(f"job.{panda_id}", f"parameter name {str(key)[:40]!r} is not a word")
-        if not _scalar(value):
-            raise _fail(f"job.{panda_id}.{key}", "must be a string, number, boolean or null")
-        if isinstance(value, str) and "\x00" in value:
-            raise _fail(f"job.{panda_id}.{key}", "contains a NUL character")
+        _check_param(f"job.{panda_id}", key, value)
     return {str(panda_id): dict(params)}
 
 
-def check_bundle(data: Any) -> Bundle:
-    """A bundle from its JSON data, every field checked (ConfigError naming the field)."""
+def _check_fields(data: Any) -> None:
+    """The bundle's shape: an object of known fields, its format and its data objects."""
     if not isinstance(data, dict):
         raise _fail("bundle", "must be a JSON object")
     unknown = sorted(set(data) - {"format", "job", "queuedata", "ddmendpoints", "files"})
@@ -120,11 +126,17 @@ def check_bundle(data: Any) -> Bundle:
         raise _fail(unknown[0], "is not a bundle field")
     if data.get("format", FORMAT) != FORMAT:
         raise _fail("format", f"must be {FORMAT}")
-    job = check_job(data.get("job"))
+
+
+def _check_objects(data: dict[str, Any]) -> None:
+    """The queue's and the storages' data: JSON objects when given."""
     for key in ("queuedata", "ddmendpoints"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise _fail(key, "must be a JSON object")
-    files = data.get("files") or {}
+
+
+def _check_files(files: Any) -> dict[str, str]:
+    """The bundle's extra files: plain names pilot3 and Harvester leave alone, text."""
     if not isinstance(files, dict):
         raise _fail("files", "must be an object of file name -> text")
     for name, text in files.items():
@@ -134,7 +146,16 @@ def check_bundle(data: Any) -> Bundle:
             raise _fail(f"files.{name}", "is a name pilot3 or Harvester use themselves")
         if not isinstance(text, str):
             raise _fail(f"files.{name}", "must be text")
-    bundle = Bundle(job, data.get("queuedata"), data.get("ddmendpoints"), dict(files))
+    return dict(files)
+
+
+def check_bundle(data: Any) -> Bundle:
+    """A bundle from its JSON data, every field checked (ConfigError naming the field)."""
+    _check_fields(data)
+    job = check_job(data.get("job"))
+    _check_objects(data)
+    files = _check_files(data.get("files") or {})
+    bundle = Bundle(job, data.get("queuedata"), data.get("ddmendpoints"), files)
     if len(bundle.to_json().encode()) > MAX_BUNDLE_BYTES:
         raise _fail("bundle", f"is larger than {MAX_BUNDLE_BYTES} bytes")
     return bundle
@@ -235,6 +256,12 @@ def _newest(paths: list[Path]) -> Path | None:
     return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
 
 
+def _newest_tail(paths: list[Path], size: int = TAIL_BYTES) -> str | None:
+    """The tail of the newest of ``paths`` that exists (None when none does)."""
+    found = _newest(paths)
+    return _tail(found, size) if found else None
+
+
 def _files(directory: Path, depth: int = 2) -> list[Path]:
     """The files in ``directory`` and its subdirectories ``depth`` levels down: the push
     directory, pilot3's main workdir and its job's workdir, not whatever the payload makes
@@ -276,10 +303,9 @@ def collect(directory: Path) -> dict[str, Any]:
         any(directory.glob(f"*/{KILL_WORKER_FILE}")) or (directory / KILL_WORKER_FILE).exists()
     )
     for name in ("payload.stdout", "payload.stderr"):
-        found = _newest(list(directory.glob(f"*/*/{name}")))
-        out[name.replace(".", "_")] = _tail(found) if found else None
-    log = _newest([*directory.glob("*/pilotlog.txt"), *directory.glob("*/*/pilotlog.txt")])
-    out["pilot_log"] = _tail(log, 4096) if log else None
+        out[name.replace(".", "_")] = _newest_tail(list(directory.glob(f"*/*/{name}")))
+    logs = [*directory.glob("*/pilotlog.txt"), *directory.glob("*/*/pilotlog.txt")]
+    out["pilot_log"] = _newest_tail(logs, 4096)
     return out
 
 

@@ -46,14 +46,6 @@ class GlobusComputeMonitor(GlobusComputePlugin):
         node that reads the push directories of all running workers."""
         import time
 
-        from siteagent.harvester.pushjob import access_point, write_access_point
-        from siteagent.harvester.pushstatus import (
-            SEEN_KEY,
-            ended_state,
-            report_of_result,
-            running_state,
-        )
-
         pairs = self.gc_states_and_results(workspec_list)
         running = [
             self.gc_worker_name(ws)
@@ -62,29 +54,27 @@ class GlobusComputeMonitor(GlobusComputePlugin):
         ]
         reports = self._collect(running) if running else {}
         now = time.time()
-        out: list[WorkerState | None] = []
-        for ws, (state, raw) in zip(workspec_list, pairs, strict=True):
-            if state is None or ws.batchID is None:
-                out.append(state)
-                continue
-            if state.ended:
-                report = report_of_result(raw)
-                new = ended_state(state, report)
-            else:
-                report = reports.get(self.gc_worker_name(ws))
-                seen = (getattr(ws, "workAttributes", None) or {}).get(SEEN_KEY)
-                new, seen = running_state(state, report, seen, now, self.gc_queue.lost_timeout)
-                if seen is not None:
-                    _note(ws, SEEN_KEY, seen)
-            ap = access_point(ws)
-            if report and report.get("exists") and ap is not None:
-                changed = float(report.get("signature") or now)
-                write_access_point(ap, report, changed)
-                node = (report.get("attributes") or {}).get("node")
-                if node and hasattr(ws, "nodeID"):
-                    ws.nodeID = str(node)[:128]
-            out.append(new)
-        return out
+        return [
+            self._push_state(ws, state, raw, reports, now)
+            for ws, (state, raw) in zip(workspec_list, pairs, strict=True)
+        ]
+
+    def _push_state(
+        self, ws: Any, state: WorkerState | None, raw: Any, reports: dict[str, Any], now: float
+    ) -> WorkerState | None:
+        """One push-mode worker's state, its pilot's report written into its access point."""
+        from siteagent.harvester.pushstatus import ended_state, report_of_result
+
+        if state is None or ws.batchID is None:
+            return state
+        if state.ended:
+            report = report_of_result(raw)
+            new = ended_state(state, report)
+        else:
+            report = reports.get(self.gc_worker_name(ws))
+            new = _running(ws, state, report, now, self.gc_queue.lost_timeout)
+        _write_back(ws, report, now)
+        return new
 
     def _collect(self, workers: list[str]) -> dict[str, Any]:
         """One control task reading the push directories of ``workers`` on the login node;
@@ -104,6 +94,33 @@ class GlobusComputeMonitor(GlobusComputePlugin):
             log = worker_logger(__name__, "-", "check_workers")
             log.warning("push reports unavailable: %s: %s", type(err).__name__, err)
         return {}
+
+
+def _running(
+    ws: Any, state: WorkerState, report: Any, now: float, lost_timeout: float
+) -> WorkerState:
+    """A running worker's state from its pilot's report, remembering its files' last change
+    in the WorkSpec's workAttributes."""
+    from siteagent.harvester.pushstatus import SEEN_KEY, running_state
+
+    seen = (getattr(ws, "workAttributes", None) or {}).get(SEEN_KEY)
+    new, seen = running_state(state, report, seen, now, lost_timeout)
+    if seen is not None:
+        _note(ws, SEEN_KEY, seen)
+    return new
+
+
+def _write_back(ws: Any, report: Any, now: float) -> None:
+    """What the worker's pilot left, into its access point (and its node on the WorkSpec)."""
+    from siteagent.harvester.pushjob import access_point, write_access_point
+
+    ap = access_point(ws)
+    if not report or not report.get("exists") or ap is None:
+        return
+    write_access_point(ap, report, float(report.get("signature") or now))
+    node = (report.get("attributes") or {}).get("node")
+    if node and hasattr(ws, "nodeID"):
+        ws.nodeID = str(node)[:128]
 
 
 def _note(ws: Any, key: str, value: Any) -> None:

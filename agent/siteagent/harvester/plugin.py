@@ -71,24 +71,30 @@ class GlobusComputePlugin(PluginBase):
     ) -> list[tuple[WorkerState | None, Any]]:
         """``gc_states`` with each ended task's result (its ShellResult, or the endpoint's
         form of it; None while the task has not ended)."""
-        out: list[tuple[WorkerState | None, Any]] = []
-        ask: dict[str, str] = {}
-        for ws in workspec_list:
-            batch_id = getattr(ws, "batchID", None)
-            future = self.registry.get(batch_id)
-            state = from_future(future) if future is not None else None
-            raw = _future_result(future) if state is not None else None
-            if state is None and batch_id is not None:
-                ask[str(batch_id)] = self._name_if_any(ws)
-            out.append((state, raw) if batch_id is not None else (NEVER_SUBMITTED, None))
-        if not ask:
+        out = [self._local_state(ws) for ws in workspec_list]
+        ask = {
+            str(ws.batchID): self._name_if_any(ws)
+            for ws, (state, _) in zip(workspec_list, out, strict=True)
+            if state is None
+        }
+        remote = self.gc_backend.task_status(ask) if ask else None
+        if remote is None:
             return out
-        remote = self.gc_backend.task_status(ask)
         for i, ws in enumerate(workspec_list):
-            if out[i][0] is None and remote is not None:
+            if out[i][0] is None:
                 info = remote.get(str(ws.batchID))
                 out[i] = (from_task(info), (info or {}).get("result"))
         return out
+
+    def _local_state(self, ws: Any) -> tuple[WorkerState | None, Any]:
+        """The worker's state and result from its task's future in this process; (None,
+        None) while they are to be asked of the endpoint."""
+        batch_id = getattr(ws, "batchID", None)
+        if batch_id is None:
+            return NEVER_SUBMITTED, None
+        future = self.registry.get(batch_id)
+        state = from_future(future) if future is not None else None
+        return state, (_future_result(future) if state is not None else None)
 
 
 def _future_result(future: Any) -> Any:

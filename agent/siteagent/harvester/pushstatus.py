@@ -12,6 +12,8 @@ from siteagent.push import parse_result
 # workAttributes key: the newest change seen in the worker's files, and since when it is
 SEEN_KEY = "siteAgentPushSeen"
 STALLED = "stalled"
+# pilot3's worker attributes of a failed job: (its error code, that error's diagnostic)
+FAULTS = (("pilotErrorCode", "pilotErrorDiag"), ("transExitCode", "exeErrorDiag"))
 
 
 def report_of_result(raw: Any) -> dict[str, Any] | None:
@@ -33,16 +35,22 @@ def job_outcome(attributes: dict[str, Any]) -> tuple[bool, str, int]:
     """(did the job succeed, the diagnostic, the exit code) from pilot3's worker attributes
     (its final heartbeat: jobStatus, pilotErrorCode/Diag, transExitCode, exeErrorDiag)."""
     status = str(attributes.get("jobStatus") or attributes.get("state") or "unknown")
-    pilot_code = _int(attributes.get("pilotErrorCode"))
-    trans_code = _int(attributes.get("transExitCode"))
-    if status == "finished" and not pilot_code and not trans_code:
+    codes = [_int(attributes.get(key)) for key, _ in FAULTS]
+    code = next(filter(None, codes), 0)
+    if status == "finished" and not code:
         return True, "", 0
+    return False, _diagnostic(attributes, status, codes), code or 1
+
+
+def _diagnostic(attributes: dict[str, Any], status: str, codes: list[int]) -> str:
+    """A failed job's diagnostic: its status, then each error code with its diagnostic."""
     words = [f"PanDA job {attributes.get('jobId', '?')} {status}"]
-    if pilot_code:
-        words.append(f"pilotErrorCode {pilot_code} {attributes.get('pilotErrorDiag') or ''}")
-    if trans_code:
-        words.append(f"transExitCode {trans_code} {attributes.get('exeErrorDiag') or ''}")
-    return False, "; ".join(w.strip() for w in words)[:500], pilot_code or trans_code or 1
+    words += [
+        f"{key} {value} {attributes.get(diag) or ''}"
+        for (key, diag), value in zip(FAULTS, codes, strict=True)
+        if value
+    ]
+    return "; ".join(w.strip() for w in words)[:500]
 
 
 def ended_state(task: WorkerState, report: dict[str, Any] | None) -> WorkerState:
@@ -54,6 +62,28 @@ def ended_state(task: WorkerState, report: dict[str, Any] | None) -> WorkerState
     if ok:
         return WorkerState(ST_FINISHED, "", task.native, 0)
     return WorkerState(ST_FAILED, diag, task.native, code)
+
+
+def _lost(
+    report: dict[str, Any], seen: dict[str, float], now: float, lost_timeout: float
+) -> WorkerState | None:
+    """Failed as lost when the worker's files have not changed for ``lost_timeout`` s."""
+    quiet = now - float(seen.get("since") or now)
+    if quiet <= lost_timeout:
+        return None
+    diag = (
+        f"lost: no change in the worker's files in {report.get('dir')} for "
+        f"{quiet:.0f} s (lostTimeout {lost_timeout:g} s)"
+    )
+    return WorkerState(ST_FAILED, diag, STALLED)
+
+
+def _job_diag(report: dict[str, Any]) -> str:
+    """The running PanDA job and its status, from its pilot's worker attributes."""
+    attributes = report.get("attributes")
+    if not isinstance(attributes, dict):
+        return ""
+    return f"PanDA job {attributes.get('jobId', '?')} {attributes.get('jobStatus', '?')}"
 
 
 def running_state(
@@ -69,18 +99,10 @@ def running_state(
         return task, seen  # not started yet, or the control task could not say
     signature = float(report.get("signature") or 0.0)
     if seen and seen.get("signature") == signature:
-        quiet = now - float(seen.get("since") or now)
-        if quiet > lost_timeout:
-            diag = (
-                f"lost: no change in the worker's files in {report.get('dir')} for "
-                f"{quiet:.0f} s (lostTimeout {lost_timeout:g} s)"
-            )
-            return WorkerState(ST_FAILED, diag, STALLED), seen
+        lost = _lost(report, seen, now, lost_timeout)
+        if lost is not None:
+            return lost, seen
     else:
         seen = {"signature": signature, "since": now}
-    attributes = report.get("attributes")
-    diag = ""
-    if isinstance(attributes, dict):
-        diag = f"PanDA job {attributes.get('jobId', '?')} {attributes.get('jobStatus', '?')}"
     native = task.native if task.status == ST_RUNNING else "running"
-    return WorkerState(ST_RUNNING, diag, native), seen
+    return WorkerState(ST_RUNNING, _job_diag(report), native), seen
