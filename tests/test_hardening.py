@@ -520,6 +520,37 @@ def test_marking_a_report_lost_reads_proc_not_psutil(tmp_path):
     assert json.loads(report.read_text())["reason"] == "lost"
 
 
+def test_a_wrapper_that_finishes_while_its_report_is_read_is_not_marked_lost(
+    tmp_path, monkeypatch
+):
+    """A neighbour's start reads this rank's ``running`` report; this rank then writes
+    ``done`` and exits before the neighbour asks whether it is alive. The done report stays."""
+    from siteagent.pilot import report as report_mod
+
+    path = tmp_path / "r0.json"
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rank = subprocess.Popen(
+        [sys.executable, "-c",
+         "import json, os, sys; p = sys.argv[1]; "
+         "d = {'state': 'running', 'host': 'h', 'pid': os.getpid(), 'started': sys.argv[2]}; "
+         "open(p, 'w').write(json.dumps(d)); print(flush=True); sys.stdin.readline(); "
+         "d['state'] = 'done'; open(p + '.t', 'w').write(json.dumps(d)); "
+         "os.replace(p + '.t', p)", str(path), started],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert rank.stdout.readline() == "\n"  # the running report is written
+    real_alive = report_mod._wrapper_alive
+
+    def rank_finishes_first(pid: int, when: str) -> bool:
+        rank.communicate("go\n")  # it writes done and exits, between the read and this check
+        return real_alive(pid, when)
+
+    monkeypatch.setattr(report_mod, "_wrapper_alive", rank_finishes_first)
+    assert report_mod.mark_lost(tmp_path, "h") == []
+    assert json.loads(path.read_text())["state"] == "done"
+    assert "reason" not in json.loads(path.read_text())
+
+
 def test_harvester_names_match_whole_strings():
     from types import SimpleNamespace
 

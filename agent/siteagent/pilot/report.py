@@ -152,12 +152,20 @@ def _lost_report(path: Path, host: str) -> dict[str, Any] | None:
             if b'"state": "done"' in fh.read(1024):
                 return None
         data = read_report(path)
-        unfinished = data.get("state") in ("starting", "running") and data.get("host") == host
-        if not unfinished or _wrapper_alive(int(data["pid"]), str(data.get("started"))):
+        if not _unfinished_here(data, host) or _wrapper_alive(
+            int(data["pid"]), str(data.get("started"))
+        ):
             return None
+        # the wrapper may have written its last report and exited since the read above; now
+        # that it is gone the file can no longer change, so this read is the one that counts
+        data = read_report(path)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return data
+    return data if _unfinished_here(data, host) else None
+
+
+def _unfinished_here(data: dict[str, Any], host: str) -> bool:
+    return data.get("state") in ("starting", "running") and data.get("host") == host
 
 
 def _write_lost(path: Path, data: dict[str, Any]) -> bool:
