@@ -344,6 +344,23 @@ def test_pilot_dry_run_marks_a_missing_queue(run_cli, tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("site-agent: error: --queue: no PanDA queue")
 
 
+def test_pilot_dry_run_in_a_container_marks_a_missing_queue(run_cli, tmp_path):
+    """The container layer binds pilot3's directory; with the payload missing it has none to
+    bind, and the plan is still shown (it was a traceback)."""
+    pilot3 = tmp_path / "pilot3"
+    pilot3.mkdir()
+    (pilot3 / "pilot.py").write_text("# pilot3\n")
+    image = "docker://docker.io/library/almalinux:9"
+    args = ("pilot", "--site", "polaris", "--pilot-dir", str(pilot3), "--container", image)
+    r = run_cli(*args, "--dry-run", env={"SITE_AGENT_CVMFS_REPOS": ""})
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^  \d+\. container +apptainer ", r.stdout, re.M), r.stdout
+    assert re.search(r"^  \d+\. payload +MISSING: --queue: no PanDA queue", r.stdout, re.M)
+    assert r.stderr.startswith("missing: --queue")
+    r = run_cli(*args, "--queue", "Q", "--dry-run", env={"SITE_AGENT_CVMFS_REPOS": ""})
+    assert r.returncode == 0 and f"--bind {pilot3}" in r.stdout, r.stdout  # bound when known
+
+
 def test_pilot_dry_run_marks_a_missing_pilot3(run_cli, tmp_path):
     env = {"SITE_AGENT_PILOT_DIR": "", "PYTHONPATH": ""}
     r = run_cli("pilot", "--site", "polaris", "--queue", "Q", "--dry-run", env=env)

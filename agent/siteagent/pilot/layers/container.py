@@ -168,7 +168,8 @@ class ContainerLayer(PilotLayer):
 
     @staticmethod
     def _binds(ctx: PlanContext) -> tuple[str, ...]:
-        script = ctx.detail("payload").script
+        # a dry run's payload may be missing (no queue yet): then there is no script to bind
+        script = getattr(ctx.detail("payload"), "script", None)
         env_plan = ctx.detail("env")
         binds = [
             ctx.workdir,
