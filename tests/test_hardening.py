@@ -520,9 +520,7 @@ def test_marking_a_report_lost_reads_proc_not_psutil(tmp_path):
     assert json.loads(report.read_text())["reason"] == "lost"
 
 
-def test_a_wrapper_that_finishes_while_its_report_is_read_is_not_marked_lost(
-    tmp_path, monkeypatch
-):
+def test_a_wrapper_that_finishes_while_its_report_is_read_is_not_marked_lost(tmp_path, monkeypatch):
     """A neighbour's start reads this rank's ``running`` report; this rank then writes
     ``done`` and exits before the neighbour asks whether it is alive. The done report stays."""
     from siteagent.pilot import report as report_mod

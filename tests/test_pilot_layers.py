@@ -347,3 +347,28 @@ def test_layers_are_planned_after_the_layers_they_read():
 
     with pytest.raises(RuntimeError, match="cycle"):
         planning_order((A, B))
+
+
+# ---------------------------------------------------------------- credentials in the container
+def test_the_container_binds_the_directories_of_the_credentials_there_are(tmp_path):
+    from siteagent.pilot.layers.container import credential_dirs
+    from siteagent.pilot.layers.credentials import Credentials
+
+    proxy_dir, token_dir = tmp_path / "proxy", tmp_path / "tokens"
+    for d in (proxy_dir, token_dir):
+        d.mkdir()
+    (proxy_dir / "x509up").write_text("p")
+    (token_dir / "panda.tok").write_text("t")
+    creds = Credentials(
+        "any", str(proxy_dir / "x509up"), str(token_dir / "panda.tok"), "o", 0,
+        token_key=str(token_dir / "missing.key"),
+    )  # fmt: skip
+    # the key file is not there: nothing to bind for it
+    assert credential_dirs(creds) == [str(proxy_dir), str(token_dir)]
+    nothing = Credentials("none", str(tmp_path / "no-proxy"), None, None, 0)
+    assert credential_dirs(nothing) == []
+    odd = tmp_path / "a dir"
+    odd.mkdir()
+    (odd / "x509up").write_text("p")
+    with pytest.raises(ConfigError, match=r"^credentials: '.*/a dir' cannot be bound"):
+        credential_dirs(Credentials("any", str(odd / "x509up"), None, None, 0))

@@ -124,6 +124,30 @@ def test_the_payload_runs_in_the_image_with_the_pilots_binds_variables_and_modul
     assert podman.containers() == []  # --rm
 
 
+def test_the_pilots_credentials_identity_and_machinefeatures_reach_the_container(
+    podman, node, tmp_path
+):
+    """podman passes no variable and binds no directory unasked: the proxy Harvester left
+    outside the workdir, the Harvester ids, GTAG and $MACHINEFEATURES are all seen inside."""
+    creds = tmp_path / "harvester-creds"
+    creds.mkdir()
+    (creds / "x509up").write_text("a proxy\n")
+    node = node | {"X509_USER_PROXY": str(creds / "x509up"), "HARVESTER_WORKER_ID": "w7"}
+    script = (
+        'echo "proxy=$(cat "$X509_USER_PROXY") worker=$HARVESTER_WORKER_ID gtag=$GTAG '
+        'end=$(cat "$MACHINEFEATURES/shutdowntime")"'
+    )
+    report = tmp_path / "r.json"
+    proc = pilot(node, report, f"docker://{podman.image}", script, "--walltime", "00:30:00")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    data = json.loads(report.read_text())
+    assert f"{creds}:{creds}" in data["argv"]
+    found = re.search(r"proxy=a proxy worker=w7 gtag=file://\S+ end=(\d+)$", out, re.M)
+    assert found, out
+    assert abs(int(found[1]) - (time.time() + 1800)) < 120  # the job's end, 30 min from now
+
+
 def test_sigterm_reaches_the_payload_in_the_container_and_nothing_is_left(podman, node, tmp_path):
     report = tmp_path / "r.json"
     script = 'trap "echo got-term; exit 42" TERM; echo ready; while :; do sleep 1; done'

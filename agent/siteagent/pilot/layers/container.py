@@ -9,12 +9,14 @@ lines before it (modules that put the runtime on PATH) and, at the end, the runt
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import IMAGE_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.pilot.layers.runtimes import (
+    BIND,
     RUNTIMES,
     ContainerPlan,
     ContainerRuntime,
@@ -23,10 +25,14 @@ from siteagent.pilot.layers.runtimes import (
 from siteagent.profiles import Profile
 from siteagent.records import record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from siteagent.pilot.layers.credentials import Credentials
+
 IMAGE = IMAGE_RE
 __all__ = ["RUNTIMES", "ContainerLayer", "ContainerPlan", "ContainerRuntime", "plan_container"]
 # the layers whose variables a container that passes no environment must be told about
-ENV_LAYERS = ("gpu-binding", "proxy", "cvmfs", "env")
+ENV_LAYERS = ("gpu-binding", "proxy", "cvmfs", "env", "credentials", "identity", "payload")
 SETUP_TIMEOUT = 300  # seconds for the container.setup lines (module loads)
 
 
@@ -115,6 +121,24 @@ def apply_setup(cmd: tuple[str, ...], env: dict[str, str]) -> None:
             env[key] = value
 
 
+def credential_dirs(creds: Credentials) -> list[str]:
+    """The directories of the credential files there are (X509 proxy, PanDA token and its
+    key): pilot3 in the container reads them by the host's paths. Apptainer binds $HOME,
+    /tmp and $PWD by default and nothing else of the user's (apptainer.org/docs/user/main/
+    bind_paths_and_mounts.html, "System-defined bind paths"); podman binds nothing unasked.
+    Directories, not the files: a proxy renewed by a rename must be seen anew, and a file
+    bind keeps the old inode."""
+    dirs = []
+    for path in (creds.proxy, creds.token, creds.token_key):
+        folder = os.path.dirname(path) if path and os.path.isfile(path) else ""
+        if folder in ("", "/"):
+            continue
+        if not BIND.fullmatch(folder):
+            raise ConfigError(f"credentials: {folder!r} cannot be bound into the container")
+        dirs.append(folder)
+    return dirs
+
+
 @record(frozen=True)
 class Placement:
     """The container (None: the payload runs on the host) and what the host PATH gets."""
@@ -134,10 +158,10 @@ def requested_image(ctx: PlanContext) -> str | None:
 
 class ContainerLayer(PilotLayer):
     name = "container"
-    # the container binds the workdir, pilot3, /cvmfs and the environment's prefix, and puts
-    # the environment on its PATH; GPU devices follow the vendor found; a runtime that passes
-    # no environment is told the names the other layers set
-    after = ("gpu-binding", "proxy", "cvmfs", "env", "payload")
+    # the container binds the workdir, pilot3, /cvmfs, the environment's prefix and the
+    # credentials' directories, and puts the environment on its PATH; GPU devices follow the
+    # vendor found; a runtime that passes no environment is told the names the others set
+    after = ENV_LAYERS
 
     def plan(self, ctx: PlanContext) -> Layer:
         env_plan = ctx.detail("env")
@@ -176,6 +200,7 @@ class ContainerLayer(PilotLayer):
             str(script.parent) if script is not None else None,
             ctx.detail("cvmfs").container_bind(),
             str(env_plan.prefix) if env_plan else None,
+            *credential_dirs(ctx.detail("credentials")),
         ]
         return tuple(b for b in binds if b)
 
