@@ -45,6 +45,27 @@ class PandaStack:
     def access_log(self) -> Path:
         return self.state / "log" / "httpd_access.log"
 
+    def server_log(self, name: str = "JobDispatcher") -> Path:
+        """One of the server's own logs (JobDispatcher: every getJob's parameters, the
+        updateWorkerPilotStatus calls)."""
+        return self.state / "log" / "panda" / f"panda-{name}.log"
+
+    def register_worker(
+        self, harvester_id: str, worker_id: int, queue: str, resource_type: str
+    ) -> None:
+        """What Harvester has written before its worker's pilot starts: its instance and the
+        submitted worker. The server only updates a worker's pilot status (it does not insert
+        the worker), and maps a dispatched job to a worker only for a known Harvester."""
+        self.psql(
+            "INSERT INTO doma_panda.harvester_instances (harvester_id, description, starttime,"
+            f" lastupdate) VALUES ('{harvester_id}', 'site-agent tests', now(), now())"
+            " ON CONFLICT DO NOTHING;"
+            "INSERT INTO doma_panda.harvester_workers (harvesterid, workerid, lastupdate, status,"
+            " computingsite, resourcetype, submittime, ncore, njobs)"
+            f" VALUES ('{harvester_id}', {int(worker_id)}, now(), 'submitted', '{queue}',"
+            f" '{resource_type}', now(), 1, 0)"
+        )
+
     def _jobs(self, *args: str) -> dict:
         r = subprocess.run(
             [self.env["PANDA_DEVSTACK_PYTHON"], str(JOBS), *args],

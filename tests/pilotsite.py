@@ -23,8 +23,8 @@ node:
   gpu_vendor: nvidia
   gpu_binding: {{variable: CUDA_VISIBLE_DEVICES, order: reverse}}
 proxy:
-  http: http://proxy.example.org:3128
-  https: http://proxy.example.org:3128
+  http: {proxy}
+  https: {proxy}
   no_proxy: [localhost, 127.0.0.1]
   scope: compute
 container:
@@ -63,7 +63,12 @@ class PilotSite:
 
 
 def make_site(
-    root: Path, *, manager: str = "micromamba", gpus: int = 4, pilot_extra: str = ""
+    root: Path,
+    *,
+    manager: str = "micromamba",
+    gpus: int = 4,
+    pilot_extra: str = "",
+    proxy: str = "http://proxy.example.org:3128",
 ) -> PilotSite:
     root.mkdir(parents=True, exist_ok=True)
     cvmfsexec = root / "cvmfsexec"
@@ -89,6 +94,7 @@ def make_site(
             manager=manager,
             envs=root / "envs",
             pilot_extra=pilot_extra,
+            proxy=proxy,
         )
     )
     log = root / "standin.log"
