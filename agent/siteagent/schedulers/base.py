@@ -55,7 +55,6 @@ class Scheduler(ABC):
     def check_request(self, profile: Profile, request: dict[str, Any]) -> None:
         """Refuse, with a one-line ConfigError, options that contradict each other (a hook;
         nothing by default)."""
-        return None
 
     def launcher_of(self, profile: Profile) -> str:
         """The launcher that starts ranks in this scheduler's jobs: the profile's."""
