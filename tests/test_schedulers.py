@@ -195,6 +195,17 @@ def test_pbspro_fields_schema_and_commands():
     assert pbs.template_context(load_profile("polaris")) == {"select_options": ":system=polaris"}
 
 
+def test_an_option_without_a_length_in_its_pattern_is_capped_at_256_characters():
+    # filesystems' pattern admits a list of any length; the user config schema (the one the
+    # endpoint checks too) caps it, so a megabyte of "a:a:..." never reaches a directive
+    polaris = load_profile("polaris")
+    longest = "home:" + "e" * 251
+    validate(polaris, {"account": "a", "filesystems": longest})
+    with pytest.raises(ConfigError) as err:
+        validate(polaris, {"account": "a", "filesystems": longest + "e"})
+    assert str(err.value) == "user_endpoint_config: filesystems: must have at most 256 characters"
+
+
 @pytest.mark.parametrize(
     ("site", "closing"), [("perlmutter", "--signal=B:TERM@60"), ("polaris", "-k doe")]
 )

@@ -55,7 +55,7 @@ class Scheduler(ABC):
     def check_request(self, profile: Profile, request: dict[str, Any]) -> None:
         """Refuse, with a one-line ConfigError, options that contradict each other (a hook;
         nothing by default)."""
-        return None
+        return None  # a statement, so the hook is not an empty method of an ABC (ruff B027)
 
     def launcher_of(self, profile: Profile) -> str:
         """The launcher that starts ranks in this scheduler's jobs: the profile's."""
