@@ -73,10 +73,17 @@ MODULES: dict[str, list[str]] = {
         "tests/test_hardening.py::test_report_to_an_unwritable_path_is_a_setup_error",
         "tests/test_hardening.py::test_workdir_is_unpredictable_exclusive_and_owner_only",
     ],
+    # the sweep alone, then the Supervisor's leftover tests (not the whole file: 20 s a mutant)
     "pilot/leftovers.py": [
         "tests/test_fast_paths.py::test_orphaned_grandchild_is_found_and_ended",
         "tests/test_fast_paths.py::test_descendants_without_children_files_reads_parents",
-        "tests/test_supervisor.py",
+        "tests/test_fast_paths.py::test_a_process_that_ended_has_no_descendants",
+        "tests/test_supervisor.py::test_payload_runs_in_the_workdir_with_the_planned_environment_in_its_own_group",
+        "tests/test_supervisor.py::test_an_unforeseen_error_is_reported_then_raised_and_cleans_up",
+        "tests/test_supervisor.py::test_nothing_the_payload_started_survives_it",
+        "tests/test_supervisor.py::test_without_a_subreaper_the_payload_group_is_still_ended",
+        "tests/test_supervisor.py::test_leftovers_get_term_first_so_they_can_clean_up",
+        "tests/test_supervisor.py::test_a_leftover_that_starts_another_on_term_is_ended_too",
     ],
     "schedulers/base.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
     "schedulers/slurm.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],

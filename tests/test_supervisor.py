@@ -127,12 +127,12 @@ def test_report_says_running_with_the_payload_pid_while_it_runs(site, tmp_path):
 def test_payload_runs_in_the_workdir_with_the_planned_environment_in_its_own_group(site, tmp_path):
     out = tmp_path / "out"
     script = f'echo "$PWD" > {out}; echo "$CUDA_VISIBLE_DEVICES" >> {out}; ps -o pgid= -p $$ >> {out}; echo $$ >> {out}'
-    plan = plan_for(site, script)
+    plan = plan_for(site, script + "; mkdir -p job/sub; touch job/sub/out job/log")
     run_plan(plan)
     cwd, cuda, pgid, pid = out.read_text().split()
     assert cwd == plan.workdir and cuda == "3"
     assert int(pgid) == int(pid) != os.getpgrp()
-    assert not Path(plan.workdir).exists()  # removed at the end
+    assert not Path(plan.workdir).exists()  # removed at the end, with what the payload left
 
 
 def test_exit_code_of_the_payload_is_the_report_s(site):
@@ -392,26 +392,32 @@ def test_no_walltime_no_limit(site):
 def test_nothing_the_payload_started_survives_it(site, tmp_path):
     pids = tmp_path / "pids"
     # one child in the payload's group ignoring TERM, one escaped with setsid, one daemonised
-    # (its parent exited, so it re-parents to the Supervisor, a child subreaper)
+    # (its parent exited, so it re-parents to the Supervisor, a child subreaper), and one
+    # escaped, ignoring TERM, with a child of its own that ignores it too
     script = (
         f"sh -c \"trap '' TERM; sleep 300\" & echo $! > {pids}; "
         f"setsid sleep 301 & echo $! >> {pids}; "
         f"(setsid sleep 302 & echo $! >> {pids}); "
-        f"while [ $(wc -l < {pids}) -lt 3 ]; do :; done; exit 0"
+        f"setsid sh -c \"trap '' TERM; sleep 306 & echo \\$! >> {pids}; wait\" & "
+        f"echo $! >> {pids}; "
+        f"while [ $(wc -l < {pids}) -lt 5 ]; do :; done; exit 0"
     )
     report = run_plan(plan_for(site, script))
     assert report.reason == "finished"
     left = [int(p) for p in pids.read_text().split()]
-    assert len(left) == 3 and [p for p in left if alive(p)] == []
+    assert len(left) == 5 and [p for p in left if alive(p)] == []
 
 
 def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path):
-    pids = tmp_path / "pids"
-    # two orphans that stay in the payload's group, one of them deaf to TERM
+    pids, got = tmp_path / "pids", tmp_path / "got"
+    # three orphans that stay in the payload's group: one deaf to TERM, one that cleans up
+    # on TERM (so it gets TERM first)
+    on_term = f"trap 'echo TERM > {got}; exit 0' TERM; while :; do sleep 0.05; done"
     script = (
         f"(sleep 303 & echo $! > {pids}); "
         f"(sh -c \"trap '' TERM; sleep 304\" & echo $! >> {pids}); "
-        f"while [ $(wc -l < {pids}) -lt 2 ]; do :; done; exit 0"
+        f'(sh -c "{on_term}" & echo $! >> {pids}); '
+        f"while [ $(wc -l < {pids}) -lt 3 ]; do :; done; exit 0"
     )
     left: list[int] = []
     try:
@@ -419,7 +425,8 @@ def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path):
         report = run_plan(plan_for(site, script), scenario="no-subreaper")
         left = [int(p) for p in pids.read_text().split()]
         assert report.reason == "finished"
-        assert len(left) == 2 and [p for p in left if alive(p)] == []
+        assert len(left) == 3 and [p for p in left if alive(p)] == []
+        assert got.read_text() == "TERM\n"
     finally:
         for pid in left:
             if alive(pid):
