@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from siteagent.pilot.leftovers import LEFTOVER_GRACE
 from siteagent.pilot.outcome import SETUP_ERROR_EXIT
 from siteagent.pilot.plan import PilotOptions, build_plan
 from siteagent.pilot.run import report_plan_error
@@ -291,6 +292,54 @@ def test_a_plan_that_cannot_be_built_still_leaves_a_report(tmp_path, monkeypatch
     assert report.pilot_id.endswith(f"-r0-{os.getpid()}")
 
 
+def test_the_starting_report_is_dropped_only_while_it_is_this_rank_s(tmp_path):
+    """The CLI's first report, written before the plan names the rank's real report path, is
+    removed once that path differs; never another rank's report written there since."""
+    from siteagent.pilot.report import PilotReport, write_report
+    from siteagent.pilot.run import drop_own_report, report_starting
+
+    path = report_starting(PilotOptions(site="s", report=str(tmp_path / "r.json")))
+    drop_own_report(path)
+    assert not path.exists()
+    drop_own_report(path)  # gone already: nothing to do
+    me = os.getpid()
+    for pid, state in ((me + 1, "starting"), (me, "running")):  # another rank's; ours, later
+        write_report(path, PilotReport(pilot_id="p", site="s", host="h", pid=pid, state=state))
+        drop_own_report(path)
+        assert json.loads(path.read_text())["state"] == state
+    path.write_text("{")  # half written by another rank: left alone
+    drop_own_report(path)
+    assert path.read_text() == "{"
+
+
+def test_a_payload_whose_wrapper_died_before_it_started_does_not_start(tmp_path):
+    """The payload's side of Popen arms PR_SET_PDEATHSIG before exec; a wrapper that died
+    before that (no death signal will come) stops it from starting (exit 64)."""
+    import subprocess
+    import sys
+
+    started = tmp_path / "started"
+    code = (
+        "import os, sys, time; from siteagent.pilot.run import _die_with_parent\n"
+        "wrapper = os.getpid()\n"
+        "if os.fork() == 0:\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    while os.getppid() == wrapper: time.sleep(0.01)\n"  # the wrapper is gone
+        "    _die_with_parent(wrapper)\n"
+        "    open(sys.argv[1], 'w').close()\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(started)], capture_output=True, text=True, timeout=30
+    )
+    payload = int(out.stdout)
+    deadline = time.monotonic() + 10
+    while alive(payload):
+        assert time.monotonic() < deadline, "the payload's side never ended"
+        time.sleep(0.02)
+    assert not started.exists()
+
+
 # ---------------------------------------------------------------- signals
 TRAP_USR1 = "trap 'echo USR1 >> {got}' USR1; "
 
@@ -443,6 +492,7 @@ def test_leftovers_get_term_first_so_they_can_clean_up(site, tmp_path):
     report = run_plan(plan_for(site, script))
     assert report.reason == "finished"
     assert got.read_text() == "TERM\n" and not alive(int(pid_file.read_text()))
+    assert report.seconds < LEFTOVER_GRACE  # it ended on TERM: the grace is not waited out
 
 
 def test_a_leftover_that_starts_another_on_term_is_ended_too(site, tmp_path):

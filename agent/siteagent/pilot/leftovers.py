@@ -82,11 +82,12 @@ def _send(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def _wait_gone(pids: list[int], timeout: float) -> list[int]:
-    """Wait up to ``timeout`` for ``pids`` to end (reaping our own); those still running."""
+def _wait_gone(pids: list[int], timeout: float, pgid: int | None = None) -> list[int]:
+    """Wait up to ``timeout`` for ``pids`` (and the group ``pgid``) to end, reaping our own;
+    those of ``pids`` still running."""
     alive = _running(pids)
     end = time.monotonic() + timeout
-    while alive and time.monotonic() < end:
+    while (alive or _group_left(pgid)) and time.monotonic() < end:
         time.sleep(0.01)
         alive = _running(alive)
     return alive
@@ -95,6 +96,16 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
 def _running(pids: list[int]) -> list[int]:
     """Those of ``pids`` still running (the ended ones of ours reaped)."""
     return [p for p in pids if not _gone(p)]
+
+
+def _group_left(pgid: int | None) -> bool:
+    """Whether a process is left in the group ``pgid`` (without a subreaper, orphans of the
+    payload's group are not below us, but still in it)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if pgid is not None:
+            os.killpg(pgid, 0)  # a zombie counts, until its parent reaps it
+            return True
+    return False
 
 
 def _killpg(pgid: int | None, sig: int) -> None:
@@ -112,7 +123,7 @@ def end_leftovers(pgid: int | None, grace: float = LEFTOVER_GRACE) -> list[int]:
     _killpg(pgid, signal.SIGTERM)
     procs = descendants(me)
     _send(procs, signal.SIGTERM)
-    alive = _wait_gone(procs, grace)
+    alive = _wait_gone(procs, grace, pgid)
     _killpg(pgid, signal.SIGKILL)
     _send(alive, signal.SIGKILL)
     _wait_gone(alive, grace)
