@@ -163,7 +163,8 @@ def subreaper_child(tmp_path):
         "from test_fast_paths import _spawn_daemon; from siteagent.pilot import leftovers; "
         "pid = _spawn_daemon(Path(sys.argv[2])); found = leftovers.descendants(os.getpid()); "
         "t = time.monotonic(); ended = leftovers.end_leftovers(None, grace=2.0); "
-        "print(json.dumps([pid, found, ended, time.monotonic() - t]))"
+        "print(json.dumps([pid, found, ended, time.monotonic() - t, "
+        "leftovers.descendants(os.getpid())]))"
     )
     argv = [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True)
@@ -171,9 +172,9 @@ def subreaper_child(tmp_path):
 
 
 def test_orphaned_grandchild_is_found_and_ended(subreaper_child):
-    pid, found, ended, seconds = subreaper_child
+    pid, found, ended, seconds, after = subreaper_child
     assert pid in found and pid in ended
-    assert not _alive(pid)
+    assert not _alive(pid) and after == []  # ended and reaped: not even a zombie is left
     # sleep dies of TERM at once: neither the 2 s grace is waited out nor a long pause taken
     assert seconds < 0.9
 

@@ -175,7 +175,7 @@ def test_workdir_is_unpredictable_exclusive_and_owner_only(tmp_path):
     os.symlink(planted, second.workdir)
     result = supervise(second).report
     assert (result.reason, result.exit_code) == ("setup-error", SETUP_ERROR_EXIT)
-    assert "exists already" in (result.error or "")
+    assert result.error == f"workdir: {second.workdir} exists already; refusing to use it"
     assert Path(second.workdir).is_symlink() and planted.is_dir()
     os.unlink(second.workdir)
 

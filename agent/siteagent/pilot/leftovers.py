@@ -64,11 +64,8 @@ def descendants(pid: int) -> list[int]:
 def _gone(pid: int) -> bool:
     """Reap ``pid`` if it is our child and ended; True when it no longer runs (a zombie that
     is not ours counts as ended)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == pid
-    except ChildProcessError:
-        pass
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rpartition(")")[2].split()[0] in ("Z", "X")

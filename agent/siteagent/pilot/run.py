@@ -197,6 +197,8 @@ class Supervisor:
             os.mkdir(path, 0o700)
         except FileExistsError:
             raise SiteAgentError(f"workdir: {path} exists already; refusing to use it") from None
+        except OSError as err:
+            raise SiteAgentError(f"workdir: cannot create {path}: {err.strerror}") from None
         self.workdir_made = True
 
     def wait(self) -> int:
