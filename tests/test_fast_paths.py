@@ -141,9 +141,11 @@ def _spawn_daemon(tmp_path: Path) -> int:
 
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     pidfile = tmp_path / "pid"
+    # not on our stdout: a daemon the sweep missed would hold the test's pipe open
     subprocess.run(
-        ["sh", "-c", f"sleep 300 & echo $! > {pidfile}"], check=True, start_new_session=True
-    )
+        ["sh", "-c", f"sleep 300 & echo $! > {pidfile}"],
+        check=True, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     return int(pidfile.read_text())
 
 
