@@ -191,13 +191,37 @@ def test_descendants_without_children_files_reads_parents(monkeypatch):
         while len(leftovers.descendants(os.getpid())) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         with_files = leftovers.descendants(os.getpid())
+        # such a kernel: no children files (so none are found by them), and the check says so
         monkeypatch.setattr(leftovers, "CHILDREN_FILES", False)
+        monkeypatch.setattr(leftovers, "_children", lambda pid: [])
         assert sorted(leftovers.descendants(os.getpid())) == sorted(with_files)
         assert proc.pid in with_files and len(with_files) == 2
         assert leftovers.descendants(proc.pid) == [with_files[1]]  # the sleep, its child
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_zombie_left_to_a_parent_that_does_not_reap_it_is_not_waited_for():
+    """A leftover's child that died is a zombie until its parent reaps it; when that parent is
+    not us (a subreaper above that never reaps), it has ended all the same."""
+    sweep = (
+        "import json, os, subprocess, sys, time; from siteagent.pilot import leftovers\n"
+        # a leftover that never reaps its child; both die of TERM
+        "subprocess.Popen(['sh', '-c', 'sleep 300 & exec sleep 301'])\n"
+        "while len(leftovers.descendants(os.getpid())) < 2: time.sleep(0.01)\n"
+        "t = time.monotonic(); leftovers.end_leftovers(None, grace=2.0)\n"
+        "print(json.dumps(time.monotonic() - t))\n"
+    )
+    above = (  # a subreaper that never reaps: the zombie re-parents to it and stays
+        "import ctypes, subprocess, sys; ctypes.CDLL(None).prctl(36, 1, 0, 0, 0); "
+        "print(subprocess.run([sys.executable, '-c', sys.argv[1]], capture_output=True, "
+        "text=True, check=True, timeout=30).stdout)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", above, sweep], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) < 0.9  # not the 2 s grace, twice, for a zombie
 
 
 @pytest.mark.parametrize("children_files", [True, False])
