@@ -135,15 +135,16 @@ def test_a_rank_as_the_execution_wrapper_starts_it_imports_only_what_it_runs(tmp
 
 
 # ---------------------------------------------------------------- leftovers from /proc
-def _spawn_daemon(tmp_path: Path) -> int:
-    """A grandchild that outlives its parent (re-parented to us: we are its subreaper)."""
+def _spawn_daemon(tmp_path: Path, trap: str = "") -> int:
+    """A grandchild that outlives its parent (re-parented to us: we are its subreaper);
+    ``trap``: shell run first (``trap '' TERM``: it ignores TERM)."""
     import ctypes
 
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     pidfile = tmp_path / "pid"
     # not on our stdout: a daemon the sweep missed would hold the test's pipe open
     subprocess.run(
-        ["sh", "-c", f"sleep 300 & echo $! > {pidfile}"],
+        ["sh", "-c", f"{trap}sleep 300 & echo $! > {pidfile}"],
         check=True, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     return int(pidfile.read_text())
@@ -179,6 +180,22 @@ def test_orphaned_grandchild_is_found_and_ended(subreaper_child):
     assert not _alive(pid) and after == []  # ended and reaped: not even a zombie is left
     # sleep dies of TERM at once: neither the 2 s grace is waited out nor a long pause taken
     assert seconds < 0.9
+
+
+def test_the_sweep_waits_out_the_grace_without_spinning(tmp_path):
+    """A leftover that ignores TERM is KILLed after the grace; the wait polls, it does not
+    spin a core of the node the payload ran on."""
+    code = (
+        "import json, os, sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from test_fast_paths import _spawn_daemon; from siteagent.pilot import leftovers; "
+        "pid = _spawn_daemon(Path(sys.argv[2]), \"trap '' TERM; \"); "
+        "t, cpu = time.monotonic(), time.process_time(); leftovers.end_leftovers(None, grace=1.0); "
+        "print(json.dumps([pid, time.monotonic() - t, time.process_time() - cpu]))"
+    )
+    argv = [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path)]
+    pid, seconds, cpu = json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
+    assert not _alive(pid) and seconds >= 1.0
+    assert cpu < 0.1  # polling takes ~0.02 s of it; a busy wait takes what the machine gives
 
 
 def test_descendants_without_children_files_reads_parents(monkeypatch):

@@ -459,9 +459,9 @@ def test_nothing_the_payload_started_survives_it(site, tmp_path):
 
 def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path):
     pids, got = tmp_path / "pids", tmp_path / "got"
-    # three orphans that stay in the payload's group: one deaf to TERM, one that cleans up
-    # on TERM (so it gets TERM first)
-    on_term = f"trap 'echo TERM > {got}; exit 0' TERM; while :; do sleep 0.05; done"
+    # three orphans that stay in the payload's group: one deaf to TERM, one that takes a
+    # moment to clean up on TERM (so it gets TERM first, and the grace)
+    on_term = f"trap 'sleep 0.2; echo TERM > {got}; exit 0' TERM; while :; do sleep 0.05; done"
     script = (
         f"(sleep 303 & echo $! > {pids}); "
         f"(sh -c \"trap '' TERM; sleep 304\" & echo $! >> {pids}); "
@@ -485,8 +485,9 @@ def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path):
 def test_leftovers_get_term_first_so_they_can_clean_up(site, tmp_path):
     pid_file, got = tmp_path / "pid", tmp_path / "got"
     # escaped from the payload's group, so only the sweep of the Supervisor's children reaches it
-    leftover = (
-        f"trap 'echo TERM > {got}; exit 0' TERM; echo $$ > {pid_file}; while :; do sleep 0.05; done"
+    leftover = (  # its clean-up takes a moment
+        f"trap 'sleep 0.2; echo TERM > {got}; exit 0' TERM; echo $$ > {pid_file}; "
+        "while :; do sleep 0.05; done"
     )
     script = f'setsid sh -c "{leftover}" & until [ -s {pid_file} ]; do sleep 0.02; done; exit 0'
     report = run_plan(plan_for(site, script))
