@@ -78,7 +78,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_fast_paths.py::test_orphaned_grandchild_is_found_and_ended",
         "tests/test_fast_paths.py::test_descendants_without_children_files_reads_parents",
         "tests/test_fast_paths.py::test_a_process_that_ended_has_no_descendants",
-        "tests/test_fast_paths.py::test_the_sweep_waits_out_the_grace_without_spinning",
+        "tests/test_fast_paths.py::test_the_sweep_waits_out_the_grace_without_spinning_and_reaps_all",
         "tests/test_fast_paths.py::test_a_zombie_left_to_a_parent_that_does_not_reap_it_is_not_waited_for",
         "tests/test_supervisor.py::test_payload_runs_in_the_workdir_with_the_planned_environment_in_its_own_group",
         "tests/test_supervisor.py::test_an_unforeseen_error_is_reported_then_raised_and_cleans_up",

@@ -182,19 +182,30 @@ def test_orphaned_grandchild_is_found_and_ended(subreaper_child):
     assert seconds < 0.9
 
 
-def test_the_sweep_waits_out_the_grace_without_spinning(tmp_path):
-    """A leftover that ignores TERM is KILLed after the grace; the wait polls, it does not
-    spin a core of the node the payload ran on."""
-    code = (
-        "import json, os, sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-        "from test_fast_paths import _spawn_daemon; from siteagent.pilot import leftovers; "
-        "pid = _spawn_daemon(Path(sys.argv[2]), \"trap '' TERM; \"); "
-        "t, cpu = time.monotonic(), time.process_time(); leftovers.end_leftovers(None, grace=1.0); "
-        "print(json.dumps([pid, time.monotonic() - t, time.process_time() - cpu]))"
+def test_the_sweep_waits_out_the_grace_without_spinning_and_reaps_all(tmp_path):
+    """A leftover that shrugs off TERM (here it starts one more process instead) is KILLed
+    after the grace, and so is what it started meanwhile; the wait polls, it does not spin a
+    core of the node the payload ran on; nothing is left, not even a zombie."""
+    pid, late = tmp_path / "pid", tmp_path / "late"
+    script = (
+        f"trap 'sleep 300 & echo $! > {late}' TERM; echo $$ > {pid}; while :; do sleep 0.05; done"
     )
-    argv = [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path)]
-    pid, seconds, cpu = json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
-    assert not _alive(pid) and seconds >= 1.0
+    code = (
+        "import ctypes, json, os, subprocess, sys, time; from siteagent.pilot import leftovers\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n"  # PR_SET_CHILD_SUBREAPER, as the wrapper
+        "subprocess.Popen(['sh', '-c', sys.argv[1]], stdout=subprocess.DEVNULL)\n"
+        "while not (os.path.exists(sys.argv[2]) and os.path.getsize(sys.argv[2])):\n"
+        "    time.sleep(0.01)\n"
+        "t, cpu = time.monotonic(), time.process_time()\n"
+        "leftovers.end_leftovers(None, grace=1.0)\n"
+        "print(json.dumps([time.monotonic() - t, time.process_time() - cpu, "
+        "leftovers.descendants(os.getpid())]))\n"
+    )
+    argv = [sys.executable, "-c", code, script, str(pid)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout
+    seconds, cpu, after = json.loads(out)
+    assert not _alive(int(pid.read_text())) and not _alive(int(late.read_text()))
+    assert seconds >= 1.0 and after == []
     assert cpu < 0.1  # polling takes ~0.02 s of it; a busy wait takes what the machine gives
 
 

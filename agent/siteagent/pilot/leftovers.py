@@ -68,7 +68,7 @@ def _gone(pid: int) -> bool:
         os.waitpid(pid, os.WNOHANG)
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rpartition(")")[2].split()[0] in ("Z", "X")
+            return fh.read().rpartition(")")[2].split()[0] == "Z"
     except (OSError, IndexError):
         return True
 
