@@ -135,15 +135,18 @@ def test_a_rank_as_the_execution_wrapper_starts_it_imports_only_what_it_runs(tmp
 
 
 # ---------------------------------------------------------------- leftovers from /proc
-def _spawn_daemon(tmp_path: Path) -> int:
-    """A grandchild that outlives its parent (re-parented to us: we are its subreaper)."""
+def _spawn_daemon(tmp_path: Path, trap: str = "") -> int:
+    """A grandchild that outlives its parent (re-parented to us: we are its subreaper);
+    ``trap``: shell run first (``trap '' TERM``: it ignores TERM)."""
     import ctypes
 
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     pidfile = tmp_path / "pid"
+    # not on our stdout: a daemon the sweep missed would hold the test's pipe open
     subprocess.run(
-        ["sh", "-c", f"sleep 300 & echo $! > {pidfile}"], check=True, start_new_session=True
-    )
+        ["sh", "-c", f"{trap}sleep 300 & echo $! > {pidfile}"],
+        check=True, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     return int(pidfile.read_text())
 
 
@@ -163,7 +166,8 @@ def subreaper_child(tmp_path):
         "from test_fast_paths import _spawn_daemon; from siteagent.pilot import leftovers; "
         "pid = _spawn_daemon(Path(sys.argv[2])); found = leftovers.descendants(os.getpid()); "
         "t = time.monotonic(); ended = leftovers.end_leftovers(None, grace=2.0); "
-        "print(json.dumps([pid, found, ended, time.monotonic() - t]))"
+        "print(json.dumps([pid, found, ended, time.monotonic() - t, "
+        "leftovers.descendants(os.getpid())]))"
     )
     argv = [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True)
@@ -171,26 +175,88 @@ def subreaper_child(tmp_path):
 
 
 def test_orphaned_grandchild_is_found_and_ended(subreaper_child):
-    pid, found, ended, seconds = subreaper_child
+    pid, found, ended, seconds, after = subreaper_child
     assert pid in found and pid in ended
-    assert not _alive(pid)
-    assert seconds < 1.9  # sleep dies of TERM: the 2 s grace is not waited out
+    assert not _alive(pid) and after == []  # ended and reaped: not even a zombie is left
+    # sleep dies of TERM at once: neither the 2 s grace is waited out nor a long pause taken
+    assert seconds < 0.9
+
+
+def test_the_sweep_waits_out_the_grace_without_spinning_and_reaps_all(tmp_path):
+    """A leftover that shrugs off TERM (here it starts one more process instead) is KILLed
+    after the grace, and so is what it started meanwhile; the wait polls, it does not spin a
+    core of the node the payload ran on; nothing is left, not even a zombie."""
+    pid, late = tmp_path / "pid", tmp_path / "late"
+    script = (
+        f"trap 'sleep 300 & echo $! > {late}' TERM; echo $$ > {pid}; while :; do sleep 0.05; done"
+    )
+    code = (
+        "import ctypes, json, os, subprocess, sys, time; from siteagent.pilot import leftovers\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n"  # PR_SET_CHILD_SUBREAPER, as the wrapper
+        "subprocess.Popen(['sh', '-c', sys.argv[1]], stdout=subprocess.DEVNULL)\n"
+        "while not (os.path.exists(sys.argv[2]) and os.path.getsize(sys.argv[2])):\n"
+        "    time.sleep(0.01)\n"
+        "t, cpu = time.monotonic(), time.process_time()\n"
+        "leftovers.end_leftovers(None, grace=1.0)\n"
+        "print(json.dumps([time.monotonic() - t, time.process_time() - cpu, "
+        "leftovers.descendants(os.getpid())]))\n"
+    )
+    argv = [sys.executable, "-c", code, script, str(pid)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout
+    seconds, cpu, after = json.loads(out)
+    assert not _alive(int(pid.read_text())) and not _alive(int(late.read_text()))
+    assert seconds >= 1.0 and after == []
+    assert cpu < 0.1  # polling takes ~0.02 s of it; a busy wait takes what the machine gives
 
 
 def test_descendants_without_children_files_reads_parents(monkeypatch):
     """Kernels without CONFIG_PROC_CHILDREN: the parent of every process from /proc/*/stat."""
+    if not leftovers.CHILDREN_FILES:
+        pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children to compare with")
     proc = subprocess.Popen(["sh", "-c", "sleep 30 & wait"])
     try:
         deadline = time.monotonic() + 5
         while len(leftovers.descendants(os.getpid())) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         with_files = leftovers.descendants(os.getpid())
-        monkeypatch.setattr(leftovers, "_children_files", lambda pid: None)
+        # such a kernel: no children files (so none are found by them), and the check says so
+        monkeypatch.setattr(leftovers, "CHILDREN_FILES", False)
+        monkeypatch.setattr(leftovers, "_children", lambda pid: [])
         assert sorted(leftovers.descendants(os.getpid())) == sorted(with_files)
         assert proc.pid in with_files and len(with_files) == 2
+        assert leftovers.descendants(proc.pid) == [with_files[1]]  # the sleep, its child
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_zombie_left_to_a_parent_that_does_not_reap_it_is_not_waited_for():
+    """A leftover's child that died is a zombie until its parent reaps it; when that parent is
+    not us (a subreaper above that never reaps), it has ended all the same."""
+    sweep = (
+        "import json, os, subprocess, sys, time; from siteagent.pilot import leftovers\n"
+        # a leftover that never reaps its child; both die of TERM
+        "subprocess.Popen(['sh', '-c', 'sleep 300 & exec sleep 301'])\n"
+        "while len(leftovers.descendants(os.getpid())) < 2: time.sleep(0.01)\n"
+        "t = time.monotonic(); leftovers.end_leftovers(None, grace=2.0)\n"
+        "print(json.dumps(time.monotonic() - t))\n"
+    )
+    above = (  # a subreaper that never reaps: the zombie re-parents to it and stays
+        "import ctypes, subprocess, sys; ctypes.CDLL(None).prctl(36, 1, 0, 0, 0); "
+        "print(subprocess.run([sys.executable, '-c', sys.argv[1]], capture_output=True, "
+        "text=True, check=True, timeout=30).stdout)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", above, sweep], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) < 0.9  # not the 2 s grace, twice, for a zombie
+
+
+@pytest.mark.parametrize("children_files", [True, False])
+def test_a_process_that_ended_has_no_descendants(monkeypatch, children_files):
+    proc = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    monkeypatch.setattr(leftovers, "CHILDREN_FILES", children_files and leftovers.CHILDREN_FILES)
+    assert leftovers.descendants(int(proc.stdout)) == []
 
 
 # ---------------------------------------------------------------- durability of reports

@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from siteagent.pilot.leftovers import LEFTOVER_GRACE
 from siteagent.pilot.outcome import SETUP_ERROR_EXIT
 from siteagent.pilot.plan import PilotOptions, build_plan
 from siteagent.pilot.run import report_plan_error
@@ -127,12 +128,12 @@ def test_report_says_running_with_the_payload_pid_while_it_runs(site, tmp_path):
 def test_payload_runs_in_the_workdir_with_the_planned_environment_in_its_own_group(site, tmp_path):
     out = tmp_path / "out"
     script = f'echo "$PWD" > {out}; echo "$CUDA_VISIBLE_DEVICES" >> {out}; ps -o pgid= -p $$ >> {out}; echo $$ >> {out}'
-    plan = plan_for(site, script)
+    plan = plan_for(site, script + "; mkdir -p job/sub; touch job/sub/out job/log")
     run_plan(plan)
     cwd, cuda, pgid, pid = out.read_text().split()
     assert cwd == plan.workdir and cuda == "3"
     assert int(pgid) == int(pid) != os.getpgrp()
-    assert not Path(plan.workdir).exists()  # removed at the end
+    assert not Path(plan.workdir).exists()  # removed at the end, with what the payload left
 
 
 def test_exit_code_of_the_payload_is_the_report_s(site):
@@ -228,8 +229,8 @@ def test_a_workdir_that_cannot_be_made_is_a_setup_error(site, tmp_path):
     plan = dataclasses.replace(plan_for(site, f"touch {ran}"), workdir=str(blocker / "w"))
     report = run_plan(plan)
     assert (report.reason, report.exit_code) == ("setup-error", SETUP_ERROR_EXIT)
-    # the error names the directory that could not be made
-    assert str(blocker / "w") in report.error and "Not a directory" in report.error
+    # the error names the directory that could not be made, and why
+    assert report.error == f"workdir: cannot create {blocker / 'w'}: Not a directory"
     assert not ran.exists()
 
 
@@ -289,6 +290,54 @@ def test_a_plan_that_cannot_be_built_still_leaves_a_report(tmp_path, monkeypatch
     monkeypatch.setenv("SITE_AGENT_RANK", "x")  # not a number: rank 0
     _, report = report_plan_error(PilotOptions(site="s", report=str(path)), ValueError("e"))
     assert report.pilot_id.endswith(f"-r0-{os.getpid()}")
+
+
+def test_the_starting_report_is_dropped_only_while_it_is_this_rank_s(tmp_path):
+    """The CLI's first report, written before the plan names the rank's real report path, is
+    removed once that path differs; never another rank's report written there since."""
+    from siteagent.pilot.report import PilotReport, write_report
+    from siteagent.pilot.run import drop_own_report, report_starting
+
+    path = report_starting(PilotOptions(site="s", report=str(tmp_path / "r.json")))
+    drop_own_report(path)
+    assert not path.exists()
+    drop_own_report(path)  # gone already: nothing to do
+    me = os.getpid()
+    for pid, state in ((me + 1, "starting"), (me, "running")):  # another rank's; ours, later
+        write_report(path, PilotReport(pilot_id="p", site="s", host="h", pid=pid, state=state))
+        drop_own_report(path)
+        assert json.loads(path.read_text())["state"] == state
+    path.write_text("{")  # half written by another rank: left alone
+    drop_own_report(path)
+    assert path.read_text() == "{"
+
+
+def test_a_payload_whose_wrapper_died_before_it_started_does_not_start(tmp_path):
+    """The payload's side of Popen arms PR_SET_PDEATHSIG before exec; a wrapper that died
+    before that (no death signal will come) stops it from starting (exit 64)."""
+    import subprocess
+    import sys
+
+    started = tmp_path / "started"
+    code = (
+        "import os, sys, time; from siteagent.pilot.run import _die_with_parent\n"
+        "wrapper = os.getpid()\n"
+        "if os.fork() == 0:\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    while os.getppid() == wrapper: time.sleep(0.01)\n"  # the wrapper is gone
+        "    _die_with_parent(wrapper)\n"
+        "    open(sys.argv[1], 'w').close()\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(started)], capture_output=True, text=True, timeout=30
+    )
+    payload = int(out.stdout)
+    deadline = time.monotonic() + 10
+    while alive(payload):
+        assert time.monotonic() < deadline, "the payload's side never ended"
+        time.sleep(0.02)
+    assert not started.exists()
 
 
 # ---------------------------------------------------------------- signals
@@ -392,26 +441,32 @@ def test_no_walltime_no_limit(site):
 def test_nothing_the_payload_started_survives_it(site, tmp_path):
     pids = tmp_path / "pids"
     # one child in the payload's group ignoring TERM, one escaped with setsid, one daemonised
-    # (its parent exited, so it re-parents to the Supervisor, a child subreaper)
+    # (its parent exited, so it re-parents to the Supervisor, a child subreaper), and one
+    # escaped, ignoring TERM, with a child of its own that ignores it too
     script = (
         f"sh -c \"trap '' TERM; sleep 300\" & echo $! > {pids}; "
         f"setsid sleep 301 & echo $! >> {pids}; "
         f"(setsid sleep 302 & echo $! >> {pids}); "
-        f"while [ $(wc -l < {pids}) -lt 3 ]; do :; done; exit 0"
+        f"setsid sh -c \"trap '' TERM; sleep 306 & echo \\$! >> {pids}; wait\" & "
+        f"echo $! >> {pids}; "
+        f"while [ $(wc -l < {pids}) -lt 5 ]; do :; done; exit 0"
     )
     report = run_plan(plan_for(site, script))
     assert report.reason == "finished"
     left = [int(p) for p in pids.read_text().split()]
-    assert len(left) == 3 and [p for p in left if alive(p)] == []
+    assert len(left) == 5 and [p for p in left if alive(p)] == []
 
 
 def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path):
-    pids = tmp_path / "pids"
-    # two orphans that stay in the payload's group, one of them deaf to TERM
+    pids, got = tmp_path / "pids", tmp_path / "got"
+    # three orphans that stay in the payload's group: one deaf to TERM, one that takes a
+    # moment to clean up on TERM (so it gets TERM first, and the grace)
+    on_term = f"trap 'sleep 0.2; echo TERM > {got}; exit 0' TERM; while :; do sleep 0.05; done"
     script = (
         f"(sleep 303 & echo $! > {pids}); "
         f"(sh -c \"trap '' TERM; sleep 304\" & echo $! >> {pids}); "
-        f"while [ $(wc -l < {pids}) -lt 2 ]; do :; done; exit 0"
+        f'(sh -c "{on_term}" & echo $! >> {pids}); '
+        f"while [ $(wc -l < {pids}) -lt 3 ]; do :; done; exit 0"
     )
     left: list[int] = []
     try:
@@ -419,7 +474,8 @@ def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path):
         report = run_plan(plan_for(site, script), scenario="no-subreaper")
         left = [int(p) for p in pids.read_text().split()]
         assert report.reason == "finished"
-        assert len(left) == 2 and [p for p in left if alive(p)] == []
+        assert len(left) == 3 and [p for p in left if alive(p)] == []
+        assert got.read_text() == "TERM\n"
     finally:
         for pid in left:
             if alive(pid):
@@ -429,13 +485,15 @@ def test_without_a_subreaper_the_payload_group_is_still_ended(site, tmp_path):
 def test_leftovers_get_term_first_so_they_can_clean_up(site, tmp_path):
     pid_file, got = tmp_path / "pid", tmp_path / "got"
     # escaped from the payload's group, so only the sweep of the Supervisor's children reaches it
-    leftover = (
-        f"trap 'echo TERM > {got}; exit 0' TERM; echo $$ > {pid_file}; while :; do sleep 0.05; done"
+    leftover = (  # its clean-up takes a moment
+        f"trap 'sleep 0.2; echo TERM > {got}; exit 0' TERM; echo $$ > {pid_file}; "
+        "while :; do sleep 0.05; done"
     )
     script = f'setsid sh -c "{leftover}" & until [ -s {pid_file} ]; do sleep 0.02; done; exit 0'
     report = run_plan(plan_for(site, script))
     assert report.reason == "finished"
     assert got.read_text() == "TERM\n" and not alive(int(pid_file.read_text()))
+    assert report.seconds < LEFTOVER_GRACE  # it ended on TERM: the grace is not waited out
 
 
 def test_a_leftover_that_starts_another_on_term_is_ended_too(site, tmp_path):

@@ -17,59 +17,44 @@ import time
 LEFTOVER_GRACE = 2.0
 
 
-def _children_files(pid: int) -> list[int] | None:
-    """Direct children of ``pid`` from its tasks' ``children`` files; None where the kernel
-    has none."""
+# whether the kernel lists each thread's children (CONFIG_PROC_CHILDREN); without it the
+# parent of every process is read from /proc/*/stat (the same processes, found slower)
+CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` from its threads' ``children`` files; [] once it ended."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
     found: list[int] = []
     for tid in tasks:
-        kids = _task_children(pid, tid)
-        if kids is None:
-            return None
-        found += kids
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as fh:
+            found += [int(c) for c in fh.read().split()]  # none if the thread ended meanwhile
     return found
-
-
-def _task_children(pid: int, tid: str) -> list[int] | None:
-    """The children one thread started; [] if it ended meanwhile, None without the file."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/children") as fh:
-            return [int(c) for c in fh.read().split()]
-    except FileNotFoundError:
-        return [] if not os.path.exists(f"/proc/{pid}/task/{tid}") else None
-    except OSError:
-        return []
 
 
 def _parents() -> dict[int, list[int]]:
     """Children of every process, from each one's parent in ``/proc/*/stat``."""
     below: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
+        # not a process (/proc/self: no number; /proc/meminfo: no stat), or it ended meanwhile
+        with contextlib.suppress(OSError, ValueError, IndexError):
             with open(f"/proc/{name}/stat") as fh:
                 ppid = int(fh.read().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        below.setdefault(ppid, []).append(int(name))
+            below.setdefault(ppid, []).append(int(name))
     return below
 
 
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (children first), zombies included."""
+    table = None if CHILDREN_FILES else _parents()
     found: list[int] = []
     todo = [pid]
-    table: dict[int, list[int]] | None = None
     while todo:
         parent = todo.pop(0)
-        kids = _children_files(parent) if table is None else None
-        if kids is None:
-            table = table if table is not None else _parents()
-            kids = table.get(parent, [])
+        kids = _children(parent) if table is None else table.get(parent, [])
         new = [k for k in kids if k not in found]
         found += new
         todo += new
@@ -79,14 +64,11 @@ def descendants(pid: int) -> list[int]:
 def _gone(pid: int) -> bool:
     """Reap ``pid`` if it is our child and ended; True when it no longer runs (a zombie that
     is not ours counts as ended)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == pid
-    except ChildProcessError:
-        pass
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rpartition(")")[2].split()[0] in ("Z", "X")
+            return fh.read().rpartition(")")[2].split()[0] == "Z"
     except (OSError, IndexError):
         return True
 
@@ -97,13 +79,13 @@ def _send(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def _wait_gone(pids: list[int], timeout: float) -> list[int]:
-    """Wait up to ``timeout`` for ``pids`` to end (reaping our own); those still running."""
+def _wait_gone(pids: list[int], timeout: float, pgid: int | None = None) -> list[int]:
+    """Wait up to ``timeout`` for ``pids`` (and the group ``pgid``) to end, reaping our own;
+    those of ``pids`` still running."""
     alive = _running(pids)
-    end, pause = time.monotonic() + timeout, 0.001
-    while alive and time.monotonic() < end:
-        time.sleep(pause)
-        pause = min(pause * 2, 0.04)
+    end = time.monotonic() + timeout
+    while (alive or _group_left(pgid)) and time.monotonic() < end:
+        time.sleep(0.01)
         alive = _running(alive)
     return alive
 
@@ -111,6 +93,16 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
 def _running(pids: list[int]) -> list[int]:
     """Those of ``pids`` still running (the ended ones of ours reaped)."""
     return [p for p in pids if not _gone(p)]
+
+
+def _group_left(pgid: int | None) -> bool:
+    """Whether a process is left in the group ``pgid`` (without a subreaper, orphans of the
+    payload's group are not below us, but still in it)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if pgid is not None:
+            os.killpg(pgid, 0)  # a zombie counts, until its parent reaps it
+            return True
+    return False
 
 
 def _killpg(pgid: int | None, sig: int) -> None:
@@ -128,7 +120,7 @@ def end_leftovers(pgid: int | None, grace: float = LEFTOVER_GRACE) -> list[int]:
     _killpg(pgid, signal.SIGTERM)
     procs = descendants(me)
     _send(procs, signal.SIGTERM)
-    alive = _wait_gone(procs, grace)
+    alive = _wait_gone(procs, grace, pgid)
     _killpg(pgid, signal.SIGKILL)
     _send(alive, signal.SIGKILL)
     _wait_gone(alive, grace)
@@ -144,9 +136,7 @@ def remove_workdir(path: str) -> None:
     compression modules) on every rank."""
     try:
         os.rmdir(path)
-    except FileNotFoundError:
-        return
-    except OSError:
+    except OSError:  # not empty (or gone already: rmtree ignores that)
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)

@@ -79,6 +79,5 @@ def decide(happened: Happened) -> Outcome:
         if not stopped(happened.received):
             raise ValueError("a payload that never ran needs a setup error or a stop signal")
         return Outcome("signalled", 128 + happened.received[0])
-    if rc < 0:
-        return Outcome(_reason(happened, 128 - rc), 128 - rc, signal.Signals(-rc).name)
-    return Outcome(_reason(happened, rc), rc)
+    code = 128 - rc if rc < 0 else rc  # a death by signal N is 128 + N, as a shell says
+    return Outcome(_reason(happened, code), code, signal.Signals(-rc).name if rc < 0 else None)

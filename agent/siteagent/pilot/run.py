@@ -187,7 +187,7 @@ class Supervisor:
         self.report.state, self.report.payload_pid = "running", self.proc.pid
         self.report.pilot = pilot_record(self.plan)
         write_report(self.plan.report_path, self.report)
-        return None
+        return None  # no setup error: the payload runs
 
     def make_workdir(self) -> None:
         """Create the workdir exclusively and owner-only: ``mkdir`` fails on anything already
@@ -197,6 +197,8 @@ class Supervisor:
             os.mkdir(path, 0o700)
         except FileExistsError:
             raise SiteAgentError(f"workdir: {path} exists already; refusing to use it") from None
+        except OSError as err:
+            raise SiteAgentError(f"workdir: cannot create {path}: {err.strerror}") from None
         self.workdir_made = True
 
     def wait(self) -> int:
@@ -217,7 +219,7 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             pass
         self._enforce(self.proc.pid, time.monotonic())
-        return None
+        return None  # still running
 
     def _enforce(self, pgid: int, now: float) -> None:
         """TERM at the walltime margin (once), KILL when the grace period is over (once)."""
@@ -300,13 +302,9 @@ def pilot_record(plan: PilotPlan) -> dict[str, str] | None:
     source = plan.layer("payload").detail.source
     if source is None:
         return None
-    from siteagent.pilot.source import pilot_version
+    from siteagent.pilot.source import pilot_version  # "unknown" where it cannot tell
 
-    try:
-        version = pilot_version(source.dir)
-    except OSError:
-        version = "unknown"
-    return {"source": source.kind, "origin": source.origin, "version": version}
+    return {"source": source.kind, "origin": source.origin, "version": pilot_version(source.dir)}
 
 
 def _mark_lost_neighbours(plan: PilotPlan) -> None:
