@@ -84,7 +84,9 @@ def _running_image() -> dict[str, Any] | None:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    # gmtime() without an argument reads time(2), a coarse clock that can be a tick behind
+    # time.time(): a report would then seem to start before its wrapper asked for the time
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
 
 
 def write_report(path: str | Path, report: PilotReport) -> None:
