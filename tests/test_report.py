@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from siteagent.pilot.report import (
+    REASONS,
     LayerReport,
     PilotReport,
     mark_lost,
@@ -123,6 +124,7 @@ def test_a_report_whose_wrapper_is_gone_is_marked_lost(tmp_path):
     assert sorted(mark_lost(str(tmp_path), "h")) == [running, starting]
     data = read_report(running)
     assert (data["state"], data["reason"]) == ("done", "lost")
+    assert data["reason"] in REASONS  # a reason monitors know
     assert data["error"] == f"wrapper pid {pid} ended without a report"
     assert before <= _utc(data["finished"]) <= time.time()
     assert (data["site"], data["payload_pid"]) == ("polaris", 77)  # the rest is kept
