@@ -80,7 +80,7 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host)
     except ValueError:
-        return None
+        return None  # a name
 
 
 def _entry_matches(
