@@ -1,21 +1,29 @@
 """Files site-agent manages in a user's directory: written whole with their modes, never
-clobbering a user's edit, removed exactly, and a directory created owner-only."""
+clobbering a user's edit, removed exactly (and never outside the directory), a directory
+created owner-only, and one install or uninstall at a time."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import stat
+import threading
 import time
 
 import pytest
 
+from siteagent.errors import SiteAgentError
 from siteagent.managed import (
     BACKUP_DIR,
     MANIFEST,
     ManagedFile,
+    ManifestError,
     UserEditedError,
     edited_files,
+    forget_managed,
+    locked,
     read_manifest,
     remove_managed,
     write_managed,
@@ -211,3 +219,114 @@ def test_remove_refuses_edited_files_unless_forced(tmp_path):
     assert done.backed_up == ["README", "config.yaml"] and done.backup_dir is not None
     assert [p.name for p in tmp_path.iterdir()] == [".site-agent-backup"]
     assert (done.backup_dir / "README").read_text() == "mine"
+
+
+def test_remove_leaves_the_directory_itself_even_when_empty(tmp_path):
+    d = tmp_path / "ep"
+    write_managed(d, {"a/b/c": ManagedFile("x"), "d": ManagedFile("y")})
+    assert remove_managed(d).written == ["a/b/c", "d"]
+    assert d.is_dir() and list(d.iterdir()) == []
+
+
+def _plant(d, entry: str, text: str = "keep me\n") -> None:
+    """A manifest entry someone added by hand, with the digest of ``text``."""
+    data = json.loads((d / MANIFEST).read_text())
+    data["files"][entry] = hashlib.sha256(text.encode()).hexdigest()
+    (d / MANIFEST).write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "link-dotdot", "itself"])
+def test_remove_refuses_an_entry_outside_the_directory_before_removing_anything(tmp_path, kind):
+    d = tmp_path / "ep"
+    write_managed(d, FILES)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (d / "bin" / "out").symlink_to(tmp_path)  # a link inside to the directory above
+    entry = {
+        "absolute": str(victim),
+        "dotdot": "../victim.txt",
+        "symlink": "bin/out/victim.txt",
+        "link-dotdot": "bin/out/../victim.txt",  # .. of the link's target, as the kernel does
+        "itself": "bin/..",
+    }[kind]
+    _plant(d, entry)
+    before = sorted(p.name for p in d.rglob("*"))
+    with pytest.raises(ManifestError) as err:
+        remove_managed(d, force=True)
+    assert str(err.value) == f"{d / MANIFEST}: entry {entry!r} is outside {d}; nothing was removed"
+    assert victim.read_text() == "keep me\n"
+    assert sorted(p.name for p in d.rglob("*")) == before
+
+
+def test_forgetting_files_removes_those_as_written_and_leaves_edits(tmp_path):
+    d = tmp_path / "ep"
+    write_managed(d, FILES | {"share/doc/readme": ManagedFile("r"), "gone": ManagedFile("g")})
+    (d / "config.yaml").write_text("a: mine\n")
+    (d / "gone").unlink()
+    names = ["share/doc/readme", "config.yaml", "README", "gone", "never-written"]
+    assert forget_managed(d, names) == (["README", "share/doc/readme"], ["config.yaml"])
+    assert (d / "config.yaml").read_text() == "a: mine\n"  # the user's now
+    assert sorted(read_manifest(d)) == ["bin/site-agent-exec", "user_environment.yaml"]
+    assert sorted(p.name for p in d.iterdir()) == [
+        MANIFEST,
+        "bin",
+        "config.yaml",
+        "user_environment.yaml",
+    ]
+
+
+def test_forgetting_never_follows_an_entry_outside_the_directory(tmp_path):
+    d = tmp_path / "ep"
+    write_managed(d, FILES)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    _plant(d, "../victim.txt")  # as if site-agent had written it
+    assert forget_managed(d, ["../victim.txt", "README"]) == (["README"], [])
+    assert victim.read_text() == "keep me\n"
+    assert "../victim.txt" in read_manifest(d)  # left for uninstall to refuse
+
+
+def test_forgetting_what_no_manifest_lists_writes_nothing(tmp_path):
+    assert forget_managed(tmp_path, ["config.yaml"]) == ([], [])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def held(tmp_path):
+    """``tmp_path`` locked by another install (another open file description)."""
+    fd = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield fd
+    os.close(fd)
+
+
+def _free(directory) -> bool:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_the_directory_lock_waits_for_the_other_holder(tmp_path, held):
+    release = threading.Timer(0.5, fcntl.flock, (held, fcntl.LOCK_UN))
+    start, cpu = time.monotonic(), time.process_time()
+    release.start()
+    with locked(tmp_path, timeout=30):
+        assert time.monotonic() - start >= 0.5
+        assert time.process_time() - cpu < 0.1  # it waits without spinning on a core
+        assert not _free(tmp_path)
+    assert _free(tmp_path)  # and let go after
+
+
+def test_a_lock_held_too_long_is_one_line(tmp_path, held):
+    start = time.monotonic()
+    with pytest.raises(SiteAgentError) as err, locked(tmp_path, timeout=1.0):
+        pass
+    assert time.monotonic() - start >= 1
+    assert str(err.value) == (
+        f"{tmp_path}: another site-agent install or uninstall holds it (waited 1 s); try again"
+    )

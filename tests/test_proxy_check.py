@@ -138,3 +138,19 @@ def test_proxy_url_errors_name_the_field_and_hide_the_password():
     with pytest.raises(ConfigError) as err:
         parse_proxy_url("http://")
     assert str(err.value) == "proxy: http:// is not an http://host:port URL"
+    with pytest.raises(ConfigError) as err:  # an IPv6 address without its closing bracket
+        parse_proxy_url("http://alice:hunter2@[::1:3128")
+    assert str(err.value) == "proxy: http://alice:***@[::1:3128 is not an http://host:port URL"
+
+
+def test_a_loaded_profiles_proxy_section_is_used(env):
+    from siteagent.profiles import load_profile
+
+    env(https_proxy="http://env:1")
+    s = proxy_settings(load_profile("polaris").proxy)
+    assert (s.http, s.https, s.source) == (
+        "http://proxy.alcf.anl.gov:3128",
+        "http://proxy.alcf.anl.gov:3128",
+        "profile",
+    )
+    assert s.no_proxy == ("localhost", "127.0.0.1", ".alcf.anl.gov", ".anl.gov")

@@ -7,11 +7,20 @@ import calendar
 import json
 import os
 import stat
+import subprocess
 import time
 
+import psutil
 import pytest
 
-from siteagent.pilot.report import LayerReport, PilotReport, read_report, write_report
+from siteagent.pilot.report import (
+    REASONS,
+    LayerReport,
+    PilotReport,
+    mark_lost,
+    read_report,
+    write_report,
+)
 
 
 def _utc(stamp: str) -> float:
@@ -77,3 +86,126 @@ def test_the_report_says_which_image_the_rank_ran_in(tmp_path, monkeypatch):
     marker.write_text("site-agent\n")
     report = PilotReport(pilot_id="p", site="s", host="h", pid=1)
     assert report.to_dict()["image"] == {"runtime": "apptainer", "uri": "/sif/site-agent.sif"}
+
+
+# ---------------------------------------------------------------- reports of SIGKILLed wrappers
+def _stamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _unfinished(path, pid: int, started: str, *, state="running", host="h", **more) -> dict:
+    data = {"state": state, "host": host, "pid": pid, "started": started, **more}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return data
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture
+def live():
+    """A running process (a wrapper that is still alive) and its start time."""
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc.pid, psutil.Process(proc.pid).create_time()
+    proc.kill()
+    proc.wait()
+
+
+def test_a_report_whose_wrapper_is_gone_is_marked_lost(tmp_path):
+    pid = _dead_pid()
+    running = tmp_path / "r0.json"
+    _unfinished(running, pid, _stamp(time.time()), site="polaris", payload_pid=77)
+    starting = tmp_path / "r1.json"
+    _unfinished(starting, pid, _stamp(time.time()), state="starting")
+    before = int(time.time())
+    assert sorted(mark_lost(str(tmp_path), "h")) == [running, starting]
+    data = read_report(running)
+    assert (data["state"], data["reason"]) == ("done", "lost")
+    assert data["reason"] in REASONS  # a reason monitors know
+    assert data["error"] == f"wrapper pid {pid} ended without a report"
+    assert before <= _utc(data["finished"]) <= time.time()
+    assert (data["site"], data["payload_pid"]) == ("polaris", 77)  # the rest is kept
+    assert read_report(starting)["reason"] == "lost"
+    # whole and world-readable, like every other report
+    assert running.read_text().endswith("}\n")
+    assert stat.S_IMODE(running.stat().st_mode) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["r0.json", "r1.json"]
+    assert mark_lost(tmp_path, "h") == []  # done now: a later run leaves them be
+
+
+def test_a_lost_report_keeps_the_error_its_wrapper_gave(tmp_path):
+    path = tmp_path / "r.json"
+    _unfinished(path, _dead_pid(), _stamp(time.time()), error="cvmfs: not mounted")
+    assert mark_lost(tmp_path, "h") == [path]
+    assert read_report(path)["error"] == "cvmfs: not mounted"
+
+
+def test_a_zombie_wrapper_is_gone(tmp_path):
+    proc = subprocess.Popen(["true"])  # never waited for: a zombie until the end of the test
+    try:
+        end = time.monotonic() + 10
+        while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        path = tmp_path / "r.json"
+        _unfinished(path, proc.pid, _stamp(time.time()))
+        assert mark_lost(tmp_path, "h") == [path]
+    finally:
+        proc.wait()
+
+
+def test_a_report_whose_wrapper_runs_is_left_alone(tmp_path, live):
+    pid, created = live
+    path = tmp_path / "r.json"
+    # the tightest case: the wrapper wrote its report within the second it started
+    data = _unfinished(path, pid, _stamp(created))
+    assert mark_lost(tmp_path, "h") == []
+    assert read_report(path) == data
+
+
+def test_a_reused_pid_is_not_the_wrapper(tmp_path, live):
+    """The pid now belongs to a process younger than the report: the wrapper is gone."""
+    pid, created = live
+    path = tmp_path / "r.json"
+    _unfinished(path, pid, _stamp(created - 60))
+    assert mark_lost(tmp_path, "h") == [path]
+
+
+def test_an_unreadable_start_time_counts_as_alive_while_the_pid_runs(tmp_path, live):
+    pid, _ = live
+    alive, dead = tmp_path / "alive.json", tmp_path / "dead.json"
+    _unfinished(alive, pid, "yesterday")
+    _unfinished(dead, _dead_pid(), "yesterday")
+    assert mark_lost(tmp_path, "h") == [dead]
+    assert read_report(alive)["state"] == "running"
+
+
+def test_only_unfinished_reports_of_this_host_are_marked(tmp_path):
+    pid, now = _dead_pid(), _stamp(time.time())
+    done = _unfinished(tmp_path / "done.json", pid, now, state="done", reason="finished")
+    elsewhere = _unfinished(tmp_path / "other.json", pid, now, host="h2")
+    _unfinished(tmp_path / "mine.json", pid, now)
+    (tmp_path / "notes.txt").write_text("not a report")
+    (tmp_path / "list.json").write_text("[1, 2]\n")
+    (tmp_path / "nopid.json").write_text('{"state": "running", "host": "h"}\n')
+    (tmp_path / "torn.json").write_text('{"state": "running", "ho')
+    skipped = _unfinished(tmp_path / "self.json", pid, now)
+    assert mark_lost(tmp_path, "h", skip=str(tmp_path / "self.json")) == [tmp_path / "mine.json"]
+    assert read_report(tmp_path / "done.json") == done
+    assert read_report(tmp_path / "other.json") == elsewhere
+    assert read_report(tmp_path / "self.json") == skipped  # the caller's own report
+    assert read_report(tmp_path / "mine.json")["reason"] == "lost"
+    assert mark_lost(tmp_path / "nosuch", "h") == []
+
+
+def test_a_report_that_cannot_be_rewritten_does_not_stop_the_others(tmp_path):
+    pid, now = _dead_pid(), _stamp(time.time())
+    # a name that leaves no room for the temporary file beside it (NAME_MAX)
+    stuck = _unfinished(tmp_path / ("x" * 240 + ".json"), pid, now)
+    other = tmp_path / "r.json"
+    _unfinished(other, pid, now)
+    assert mark_lost(tmp_path, "h") == [other]
+    assert read_report(tmp_path / ("x" * 240 + ".json")) == stuck

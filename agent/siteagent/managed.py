@@ -52,18 +52,16 @@ class ManifestError(SiteAgentError):
     """The manifest names a path outside the directory; nothing was removed."""
 
 
-def confined(directory: Path, name: str) -> Path:
-    """``directory / name`` when it stays inside ``directory`` with every symlink resolved;
-    a one-line ManifestError otherwise (a manifest is data anyone with write access can edit)."""
-    base = Path(directory).resolve()
-    path = base / name
-    inside = not Path(name).is_absolute() and ".." not in Path(name).parts
-    if not inside or not path.resolve().is_relative_to(base) or path.resolve() == base:
+def confined(directory: Path, name: str) -> None:
+    """A one-line ManifestError unless ``directory / name`` is inside ``directory`` with every
+    symlink and ``..`` resolved as the kernel would (an absolute ``name`` replaces the
+    directory): a manifest is data anyone with write access can edit."""
+    base = directory.resolve()
+    path = (base / name).resolve()
+    if path == base or not path.is_relative_to(base):
         raise ManifestError(
-            f"{Path(directory) / MANIFEST}: entry {name!r} is outside {directory}; "
-            "nothing was removed"
+            f"{directory / MANIFEST}: entry {name!r} is outside {directory}; nothing was removed"
         )
-    return path
 
 
 @contextlib.contextmanager
@@ -239,7 +237,6 @@ def _inside(directory: Path, name: str) -> bool:
 def forget_managed(directory: Path, names: Iterable[str]) -> tuple[list[str], list[str]]:
     """Take ``names`` off the manifest: remove each file still as we wrote it, leave the ones
     edited by hand. Returns (removed, left)."""
-    directory = Path(directory)
     manifest = read_manifest(directory)
     # an entry outside the directory is never touched; it stays for uninstall to refuse
     names = sorted(n for n in set(names) & set(manifest) if _inside(directory, n))

@@ -80,7 +80,7 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host)
     except ValueError:
-        return None
+        return None  # a name
 
 
 def _entry_matches(
@@ -96,8 +96,8 @@ def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> boo
     """An IP against a no_proxy entry: the address itself or a CIDR range holding it."""
     try:
         return ip in ipaddress.ip_network(entry.strip("[]"), strict=False)
-    except ValueError:  # a name: never matches an address
-        return False
+    except ValueError:
+        return False  # a name: never matches an address
 
 
 def _name_in(host: str, entry: str) -> bool:

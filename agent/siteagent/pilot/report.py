@@ -123,7 +123,7 @@ def _wrapper_alive(pid: int, started: str) -> bool:
 
     created = _started_at(pid)
     if created is None:
-        return False
+        return False  # gone, or a zombie
     try:
         written = calendar.timegm(time.strptime(started, "%Y-%m-%dT%H:%M:%SZ"))
     except ValueError:
@@ -134,9 +134,7 @@ def _wrapper_alive(pid: int, started: str) -> bool:
 def mark_lost(directory: str | Path, host: str, *, skip: str | Path | None = None) -> list[Path]:
     """Mark the unfinished reports in ``directory`` written on ``host`` whose wrapper is gone
     (killed with SIGKILL, so it could not say so) as ``done``/``lost``; the paths marked."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
+    directory = Path(directory)  # a missing directory globs to nothing
     skipped = Path(skip) if skip is not None else None
     marked: list[Path] = []
     for path in directory.glob("*.json"):
@@ -152,7 +150,7 @@ def _lost_report(path: Path, host: str) -> dict[str, Any] | None:
     try:
         with path.open("rb") as fh:  # most reports are done: the state is near the top
             if b'"state": "done"' in fh.read(1024):
-                return None
+                return None  # without parsing: only quicker, the state is checked below too
         data = read_report(path)
         if not _unfinished_here(data, host) or _wrapper_alive(
             int(data["pid"]), str(data.get("started"))
@@ -179,5 +177,5 @@ def _write_lost(path: Path, data: dict[str, Any]) -> bool:
     try:
         atomic_write(path, json.dumps(data, indent=2) + "\n", 0o644)
     except OSError:
-        return False
+        return False  # left unfinished: a later run tries again
     return True
