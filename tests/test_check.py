@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 
 import pytest
 import trustme
@@ -51,28 +52,58 @@ def proxy_factory(tmp_path):
 
 
 # ------------------------------------------------------------------ no_proxy, like curl
-@pytest.mark.parametrize(
-    ("host", "no_proxy", "bypass"),
-    [
-        ("example.com", ["example.com"], True),
-        ("www.example.com", ["example.com"], True),
-        ("www.example.com", [".example.com"], True),
-        ("example.com", [".example.com"], True),
-        ("notexample.com", ["example.com"], False),
-        ("EXAMPLE.com", ["example.COM"], True),
-        ("anything.org", ["*"], True),
-        ("10.1.2.3", ["10.0.0.0/8"], True),
-        ("11.1.2.3", ["10.0.0.0/8"], False),
-        ("127.0.0.1", ["127.0.0.1"], True),
-        ("::1", ["::1"], True),
-        ("host.alcf.anl.gov", ["localhost", ".anl.gov"], True),
-        ("pandaserver.cern.ch", ["localhost", "127.0.0.1", ".alcf.anl.gov"], False),
-        ("example.com", ["example.com:8080"], True),
-        ("example.com", [], False),
-    ],
-)
+# Names under .invalid never resolve and addresses are loopback ones, so real curl can say
+# for each case whether it goes through the proxy (test_curl_agrees_on_every_no_proxy_case).
+NO_PROXY_CASES = [
+    ("example.invalid", ["example.invalid"], True),
+    ("www.example.invalid", ["example.invalid"], True),
+    ("www.example.invalid", [".example.invalid"], True),
+    ("example.invalid", [".example.invalid"], True),
+    ("notexample.invalid", ["example.invalid"], False),
+    ("EXAMPLE.invalid", ["example.INVALID"], True),
+    ("anything.invalid", ["*"], True),
+    ("anything.invalid", ["localhost", "*"], False),  # only a no_proxy of * alone is all
+    ("127.1.2.3", ["127.0.0.0/8"], True),
+    ("127.1.2.3", ["10.0.0.0/8"], False),
+    ("127.0.0.2", ["127.0.0.2"], True),
+    ("127.0.0.2", ["127.0.0.0/0"], False),  # an IPv4 /0 is the address itself
+    ("::1", ["::1"], True),
+    ("::1", ["[::1]"], False),  # compared whole: brackets make it no address
+    ("::1", ["::/0"], False),  # an IPv6 /0 is /128
+    ("host.alcf.invalid", ["localhost", ".invalid"], True),
+    ("pandaserver.invalid", ["localhost", "127.0.0.1", ".alcf.invalid"], False),
+    ("example.invalid", ["example.invalid:8080"], False),  # a port makes it another name
+    ("a.example.invalid", ["..example.invalid"], False),  # one leading dot is ignored
+    ("example.invalid.", ["example.invalid"], True),
+    ("example.invalid", ["example.invalid."], True),
+    ("example.invalid", [], False),
+]
+
+
+@pytest.mark.parametrize(("host", "no_proxy", "bypass"), NO_PROXY_CASES)
 def test_no_proxy_matches_like_curl(host, no_proxy, bypass):
     assert bypasses_proxy(host, no_proxy) is bypass
+
+
+def test_curl_agrees_on_every_no_proxy_case():
+    """The cases above, asked of the real curl: with a proxy on a closed loopback port, does
+    it try the proxy or the host?"""
+    curl = shutil.which("curl")
+    if curl is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("curl must be installed in CI")
+        pytest.skip("curl not installed")
+    proxy = "127.0.0.1:9"
+    for host, no_proxy, bypass in NO_PROXY_CASES:
+        url_host = f"[{host}]" if ":" in host else host
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        env |= {"http_proxy": f"http://{proxy}", "no_proxy": ",".join(no_proxy)}
+        r = subprocess.run(
+            [curl, "-sv", "--connect-timeout", "2", "-m", "5", f"http://{url_host}:1/"],
+            env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        used_proxy = f"Trying {proxy}" in r.stderr
+        assert used_proxy is not bypass, (host, no_proxy, r.stderr[-500:])
 
 
 def test_proxy_from_environment_like_curl(monkeypatch):
