@@ -67,6 +67,9 @@ NO_PROXY_CASES = [
     ("127.1.2.3", ["10.0.0.0/8"], False),
     ("127.0.0.2", ["127.0.0.2"], True),
     ("127.0.0.2", ["127.0.0.0/0"], False),  # an IPv4 /0 is the address itself
+    ("127.0.0.2", ["127.0.0.3"], False),
+    ("127.0.0.2", ["127.0.0.2/33"], False),  # more bits than an address has: nothing
+    ("127.0.0.2", ["127.0.0.2/32"], True),
     ("::1", ["::1"], True),
     ("::1", ["[::1]"], False),  # compared whole: brackets make it no address
     ("::1", ["::/0"], False),  # an IPv6 /0 is /128

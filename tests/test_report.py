@@ -166,6 +166,15 @@ def test_a_report_whose_wrapper_runs_is_left_alone(tmp_path, live):
     assert read_report(path) == data
 
 
+def test_a_wrappers_start_time_is_read_from_proc_as_the_kernel_keeps_it(live):
+    """What decides "the wrapper still runs" against "its pid was reused": the start time
+    read from /proc (no psutil on a rank) is the one psutil reports."""
+    from siteagent.pilot.report import _started_at
+
+    pid, created = live
+    assert _started_at(pid) == pytest.approx(created, abs=1.0)
+
+
 def test_a_reused_pid_is_not_the_wrapper(tmp_path, live):
     """The pid now belongs to a process younger than the report: the wrapper is gone."""
     pid, created = live

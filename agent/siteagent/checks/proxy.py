@@ -72,7 +72,7 @@ def bypasses_proxy(host: str, no_proxy: tuple[str, ...] | list[str]) -> bool:
     ``.entry`` (one leading and one trailing dot of the entry ignored, any case); an address
     matches an entry that is the address or a CIDR range holding it. An entry is compared
     whole: ``example.com:443`` or ``[::1]`` matches nothing."""
-    entries = [e.lower() for raw in no_proxy for e in raw.replace(",", " ").split()]
+    entries = [e.strip().lower() for e in no_proxy if e.strip()]
     if entries == ["*"]:
         return True
     host = host.strip("[]").lower()
@@ -92,8 +92,9 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
-    """An address against an entry ``ADDRESS[/BITS]`` of its family. As curl: no bits (or
-    an IPv4 /0) is the address itself, an IPv6 /0 is /128."""
+    """An address against an entry ``ADDRESS[/BITS]`` of its family. As curl (ranges since
+    7.86): no bits (or an IPv4 /0) is the address itself, an IPv6 /0 is /128, and a length
+    that is not a number or too long matches nothing."""
     address, slash, bits = entry.partition("/")
     if slash and not bits.isdigit():
         return False
