@@ -16,17 +16,19 @@ from siteagent.profiles import load_profile, parse_profile
 from siteagent.schema_errors import describe
 from siteagent.userconfig import user_config_schema, validate
 
+LOCAL = "scheduler: local\nlauncher: none\nendpoint: {name: ep}\n"
 # no GPUs, one thread per core: a CPU-only site
-CPU_SITE = parse_profile(
-    "name: cpusite\nscheduler: local\nlauncher: none\nendpoint: {name: ep}\n"
-    "node: {cores: 12, gpus: 0}\n",
-    source="cpusite.yaml",
+CPU_SITE = parse_profile("name: cpusite\n" + LOCAL + "node: {cores: 12, gpus: 0}\n", "c.yaml")
+# 3 GPUs, 4 cores: at 3 and 4 ranks one core each, but one GPU only at 3
+GPU_BOX = parse_profile(
+    "name: gpubox\n" + LOCAL + "node: {cores: 4, gpus: 3, gpu_vendor: nvidia}\n", "g.yaml"
 )
+TEST_SITES = {"cpusite": CPU_SITE, "gpubox": GPU_BOX}
 
 
 @functools.cache
 def _endpoint_validator(site: str) -> Draft202012Validator:
-    profile = CPU_SITE if site == "cpusite" else load_profile(site)
+    profile = TEST_SITES.get(site) or load_profile(site)
     return Draft202012Validator(user_config_schema(profile))
 
 
@@ -41,11 +43,11 @@ def endpoint_refusal(site: str, config: dict) -> str | None:
 
 
 def _base(site: str) -> dict:
-    return {} if site == "cpusite" else {"account": "a"}
+    return {} if site in TEST_SITES else {"account": "a"}
 
 
 # site -> (GPU slots, hardware threads) of its node
-NODES = {"polaris": (4, 64), "frontier": (8, 112), "cpusite": (0, 12)}
+NODES = {"polaris": (4, 64), "frontier": (8, 112), "cpusite": (0, 12), "gpubox": (3, 4)}
 
 
 @pytest.mark.parametrize("site", sorted(NODES))
@@ -77,6 +79,10 @@ def test_the_endpoint_fits_every_rank_count_to_the_node(site):
         )
     too_many = base | {"ranks_per_node": threads + 1, "cores_per_rank": 1}
     assert endpoint_refusal(site, too_many) == f"ranks_per_node: must be <= {threads}"
+    # without ranks_per_node the worker has one rank, which may have the whole node
+    assert (
+        endpoint_refusal(site, base | {"gpus_per_rank": slots, "cores_per_rank": threads}) is None
+    )
 
 
 def test_site_agent_and_the_endpoint_agree_on_the_node_fit():
