@@ -292,13 +292,12 @@ def _check_shape(profile: Profile, config: dict[str, Any]) -> None:
             f"user_endpoint_config: cores_per_rank: {ranks} ranks x {cores} "
             f"cores exceeds the {threads} hardware threads of a {profile.name} node"
         )
+    # the schema checked a given walltime (not zero, within the limit), not the default
     if walltime_seconds(merged["walltime"]) > walltime_seconds(limits.max_walltime):
         raise ConfigError(
             f"user_endpoint_config: walltime: {merged['walltime']} exceeds the site limit "
             f"{limits.max_walltime}"
         )
-    if walltime_seconds(merged["walltime"]) == 0:
-        raise ConfigError("user_endpoint_config: walltime: must be longer than 00:00:00")
     _check_queue_limits(profile, merged)
     scheduler_for(profile).check_request(profile, merged)
 
