@@ -44,6 +44,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_userconfig_limits.py",
         "tests/test_userconfig.py",
         "tests/test_userconfig_queues.py",
+        "tests/test_userconfig_endpoint.py",
         "tests/test_schedulers.py::test_per_queue_limits_in_the_request_and_in_the_endpoint_schema",
     ],
     "harvester/status.py": [

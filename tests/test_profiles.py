@@ -128,6 +128,10 @@ def test_invalid_yaml_names_the_line():
         ({"node": {"gpu_vendor": "none"}}, "node.gpu_vendor: must name the vendor"),
         ({"node": {"reserved_cores": [8]}}, "node.reserved_cores: every core must be < node.cores"),
         (
+            {"node": {"cores": 2, "reserved_cores": [0, 1]}},
+            "node.reserved_cores: must leave at least one core",
+        ),
+        (
             {"directives": {"queue": "x"}, "limits": {"queues": ["a"]}},
             "directives.queue: 'x' is not in limits.queues",
         ),

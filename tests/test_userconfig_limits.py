@@ -68,6 +68,15 @@ def test_each_number_is_bounded(site, field, low, high):
     refused(site, extra | {field: high + 1}, f"{field}: must be <= {high}")
 
 
+def test_numbers_are_whole_numbers():
+    # JSON Schema counts 1.0 as an integer; a #SBATCH line or an srun option does not
+    for field in ("nodes", "ranks_per_node", "cores_per_rank", "gpus_per_rank", "max_blocks"):
+        refused(FRONTIER, {field: 1.0}, f"{field}: must be a whole number, not 1.0")
+    refused(FRONTIER, {"mem_per_node_gb": 8.0}, "mem_per_node_gb: must be a whole number, not 8.0")
+    # a number where text belongs is the wrong type, not a number to round
+    refused(FRONTIER, {"walltime": 1.0}, "walltime: must be of type string")
+
+
 def test_memory_is_a_slurm_option_of_nodes_with_known_memory():
     refused(POLARIS, {"mem_per_node_gb": 8}, "mem_per_node_gb: is not a known field")
     no_memory = load_profile("frontier", {"node": {"memory_gb": 0}})

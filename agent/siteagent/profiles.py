@@ -360,6 +360,8 @@ def _check_consistency(data: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: node.gpu_vendor: must name the vendor when node.gpus > 0")
     if any(c >= node["cores"] for c in node["reserved_cores"]):
         raise ConfigError(f"{source}: node.reserved_cores: every core must be < node.cores")
+    if len(node["reserved_cores"]) >= node["cores"]:  # no core left for a worker's ranks
+        raise ConfigError(f"{source}: node.reserved_cores: must leave at least one core")
     _check_queues(data, source)
     _check_container(data, source)
     order = (node.get("gpu_binding") or {}).get("order")

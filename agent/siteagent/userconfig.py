@@ -69,7 +69,7 @@ def user_config_schema(profile: Profile) -> dict[str, Any]:
 def _shape_properties(profile: Profile) -> dict[str, Any]:
     """Schema properties of the worker's shape and software, within the site's limits."""
     node, limits = profile.node, profile.limits
-    threads = max(node.usable_cores * node.threads_per_core, 1)
+    threads = node.usable_cores * node.threads_per_core  # >= 1: a profile leaves a core
     return {
         "nodes": {"type": "integer", "minimum": 1, "maximum": limits.max_nodes},
         "ranks_per_node": {"type": "integer", "minimum": 1, "maximum": threads},
@@ -96,7 +96,7 @@ def _shape_properties(profile: Profile) -> dict[str, Any]:
                 "allOf": [
                     string_schema(ENV_NAME),
                     # the loader, shells, interpreters and site-agent's own variables
-                    {"not": {"pattern": ENV_DENIED}, "x-problem": "is a variable sites keep"},
+                    {"not": {"pattern": ENV_DENIED}},
                 ]
             },
             "additionalProperties": string_schema(ENV_VALUE),
@@ -113,7 +113,8 @@ def _queue_node_rules(profile: Profile) -> list[dict[str, Any]]:
         top = _top_nodes(q)
         if q.min_nodes == 1 and top is None:
             continue
-        nodes: dict[str, Any] = {"type": "integer", "minimum": q.min_nodes}
+        # an integer already (the site-wide nodes property)
+        nodes: dict[str, Any] = {"minimum": q.min_nodes}
         if top is not None:
             nodes["maximum"] = top
         then: dict[str, Any] = {"properties": {"nodes": nodes}}
@@ -130,7 +131,11 @@ def walltime_schema(max_walltime: str) -> dict[str, Any]:
     return string_schema(
         WALLTIME,
         allOf=[
-            {"not": {"pattern": "^0+:00:00$"}, "x-problem": "must be longer than 00:00:00"},
+            # "type": a number is refused as one, not as a zero walltime
+            {
+                "not": {"type": "string", "pattern": "^0+:00:00$"},
+                "x-problem": "must be longer than 00:00:00",
+            },
             {
                 "pattern": at_most_pattern(walltime_seconds(max_walltime)),
                 "x-problem": "{value} exceeds the site limit " + max_walltime,
@@ -159,7 +164,7 @@ def fit_rules(profile: Profile) -> list[dict[str, Any]]:
     """``if ranks_per_node in [lo, hi] then gpus_per_rank <= G and cores_per_rank <= C``, one
     rule per range of ranks with the same G and C (a few dozen for 256 threads)."""
     node = profile.node
-    threads = max(node.usable_cores * node.threads_per_core, 1)
+    threads = node.usable_cores * node.threads_per_core
     slots = node.gpu_slots
     rules = []
     lo = 2
@@ -287,13 +292,12 @@ def _check_shape(profile: Profile, config: dict[str, Any]) -> None:
             f"user_endpoint_config: cores_per_rank: {ranks} ranks x {cores} "
             f"cores exceeds the {threads} hardware threads of a {profile.name} node"
         )
+    # the schema checked a given walltime (not zero, within the limit), not the default
     if walltime_seconds(merged["walltime"]) > walltime_seconds(limits.max_walltime):
         raise ConfigError(
             f"user_endpoint_config: walltime: {merged['walltime']} exceeds the site limit "
             f"{limits.max_walltime}"
         )
-    if walltime_seconds(merged["walltime"]) == 0:
-        raise ConfigError("user_endpoint_config: walltime: must be longer than 00:00:00")
     _check_queue_limits(profile, merged)
     scheduler_for(profile).check_request(profile, merged)
 
