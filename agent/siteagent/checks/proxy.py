@@ -97,13 +97,13 @@ def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> boo
     that is not a number or too long matches nothing."""
     address, slash, bits = entry.partition("/")
     if slash and not bits.isdigit():
-        return False
+        return False  # a length that is no number
     net = _address(address)
     if net is None or net.version != ip.version:
         return False  # a name, or the other family: never matches
     prefix = int(bits or 0) or net.max_prefixlen
     if prefix > net.max_prefixlen:
-        return False
+        return False  # longer than an address
     return ip in ipaddress.ip_network(f"{net}/{prefix}", strict=False)
 
 
