@@ -4,10 +4,12 @@ profiles, concurrency. (The user_endpoint_config corpus is test_hostile_input.py
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -488,6 +490,73 @@ def test_install_waits_for_the_directory_lock(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert (ep / MANIFEST).is_file()
+
+
+def _waits_on(pid: int, directory: Path, timeout: float = 120) -> None:
+    """Until process ``pid`` holds ``directory`` open (the install lock's descriptor)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) == str(directory):
+                    return
+        time.sleep(0.05)
+    pytest.fail(f"pid {pid} never opened {directory}")
+
+
+def test_an_install_makes_its_subdirectories_in_the_lock(tmp_path):
+    """While an install waits for the lock, the holder (another site's install) removes the
+    subdirectories it no longer uses; the waiting install still writes its files there."""
+    ep = tmp_path / "ep"
+    assert cli("install", "--site", "polaris", "--endpoint-dir", str(ep)).returncode == 0
+    fd = os.open(ep, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        proc = subprocess.Popen(
+            [*CLI, "install", "--site", "polaris", "--endpoint-dir", str(ep), "--force"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _waits_on(proc.pid, ep)
+        shutil.rmtree(ep / "cvmfs")  # what `install --site local` removes, in its lock
+    finally:
+        os.close(fd)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert (ep / "cvmfs" / "default.local").is_file()
+
+
+def test_two_installs_making_the_same_directories_at_once_both_go_on(tmp_path, monkeypatch):
+    """Both look, find no cvmfs/, and both make it: the second mkdir finds it made. That was
+    'cvmfs: cannot write: File exists; nothing was installed' for one of them."""
+    import threading
+
+    from siteagent.install import _private_dirs
+
+    real_mkdir = Path.mkdir
+    both_looked = threading.Barrier(2, timeout=30)
+
+    def mkdir_after_both_looked(self, *args, **kwargs):
+        both_looked.wait()  # each has decided to make it before either does
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_after_both_looked)
+    ep = tmp_path / "ep"
+    real_mkdir(ep)
+    errors: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            _private_dirs(ep, ["cvmfs/default.local"])
+        except BaseException as err:  # the test reports it
+            errors.append(err)
+
+    threads = [threading.Thread(target=make) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and (ep / "cvmfs").is_dir()
+    assert stat.S_IMODE((ep / "cvmfs").stat().st_mode) == 0o700
 
 
 def test_installing_another_site_removes_the_first_sites_own_files(tmp_path):

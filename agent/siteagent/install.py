@@ -139,10 +139,12 @@ def _private_dirs(directory: Path, names: list[str]) -> list[Path]:
         d = d.parent
     created = []
     for d in [*reversed(missing), *sorted({(directory / n).parent for n in names})]:
-        if not d.exists():
+        try:
             d.mkdir(mode=0o700)
-            created.append(d)
-            d.chmod(0o700)  # mkdir's mode is filtered by the umask
+        except FileExistsError:
+            continue  # there already, or made just now by another install
+        created.append(d)
+        d.chmod(0o700)  # mkdir's mode is filtered by the umask
     return created
 
 
@@ -193,8 +195,10 @@ def _write_files(
     created: list[Path] = []
     existed: set[str] = set()
     try:
-        created = _private_dirs(directory, list(files))
+        created = _private_dirs(directory, [])  # the lock is taken on the directory itself
         with locked(directory):  # two installs at once would mix their files
+            # in the lock: another site's install may be removing its subdirectories
+            created += _private_dirs(directory, list(files))
             existed = {name for name in files if (directory / name).exists()}
             unedited = _unedited(directory, files, existed)
             to_write = files if force else unedited
