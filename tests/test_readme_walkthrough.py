@@ -17,6 +17,7 @@ import pytest
 from .conftest import REPO
 from .offline_pip import offline_pip_env
 from .test_install_script import _copy_checkout
+from .test_next_steps import run_step
 
 
 def local_block() -> list[str]:
@@ -61,16 +62,7 @@ def test_local_deploy_walkthrough(tmp_path):
     state: list[str] = []  # the block's cd and export, in effect for every later line
 
     def run(line: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        script = "\n".join(["set -euo pipefail", *state, line])
-        return subprocess.run(
-            ["bash", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=home,
-            stdin=subprocess.DEVNULL,
-        )
+        return run_step("\n".join(["set -euo pipefail", *state, line]), env, home, timeout)
 
     lines = local_block()
     assert lines[0] == "git clone site-agent.bundle ~/site-agent && cd ~/site-agent"
