@@ -8,15 +8,15 @@ node-local cache; it is rendered here and nowhere else.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from siteagent.errors import ConfigError
+from siteagent.names import Pattern
 from siteagent.profiles import Profile
 
-REPO = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)+$")
-LIST_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-CVMFS_VALUE = re.compile(r"^[A-Za-z0-9_.~%:@/,;|+=-]{1,1024}$")
+REPO = Pattern(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)+$")
+LIST_NAME = Pattern(r"^[a-z][a-z0-9_-]{0,31}$")
+CVMFS_VALUE = Pattern(r"^[A-Za-z0-9_.~%:@/,;|+=-]{1,1024}$")
 
 
 def data_dir() -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import string
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
@@ -12,8 +11,12 @@ if TYPE_CHECKING:
 # A word (a run of characters up to whitespace, a quote or <>): it starts where the previous
 # one ended (the lookbehind) and is taken possessively, so each character is scanned once and
 # masking is linear in the text however hostile it is (a 1 MB value, "http://" * 100000).
-_WORD = re.compile(r"(?<![^\s'\"<>])[^\s'\"<>]++")
-_SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")
+# (compiled on first use: most texts a rank masks hold no URL with userinfo)
+_WORD = r"(?<![^\s'\"<>])[^\s'\"<>]++"
+# RFC 3986 scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), spelt out: `string` costs a
+# rank a millisecond to import (its Template class compiles a pattern)
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SCHEME_CHARS = _LETTERS | frozenset("0123456789+.-")
 
 
 def _masked(match: re.Match[str]) -> str:
@@ -27,7 +30,7 @@ def _masked(match: re.Match[str]) -> str:
     start = i
     while start > 0 and run[start - 1] in _SCHEME_CHARS:
         start -= 1
-    while start < i and run[start] not in string.ascii_letters:
+    while start < i and run[start] not in _LETTERS:
         start += 1  # a scheme starts with a letter, any case (HTTP://)
     info = run[i + 3 :]
     if start == i or not info:
@@ -42,7 +45,7 @@ def mask_url(text: str) -> str:
     have (``/ # ?``) is masked whole. Linear in the length of ``text``."""
     if "://" not in text or "@" not in text:
         return text
-    return _WORD.sub(_masked, text)
+    return re.sub(_WORD, _masked, text)  # re caches the compiled pattern
 
 
 def mask_data(value: Any) -> Any:

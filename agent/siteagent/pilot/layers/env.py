@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
 from siteagent.errors import ConfigError, SiteAgentError
-from siteagent.names import Var
+from siteagent.names import Pattern, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.records import record
 
 MANAGERS = ("micromamba", "mamba", "conda")
-PACKAGE = re.compile(
+PACKAGE = Pattern(
     r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(::[A-Za-z0-9_.+-]+)?([<>=!~]{1,2}[A-Za-z0-9_.*+-]+)*$"
 )
 FILE_SUFFIXES = (".yml", ".yaml", ".txt")

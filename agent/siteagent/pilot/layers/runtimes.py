@@ -15,9 +15,8 @@ adding to it.
 
 from __future__ import annotations
 
-import re
-
 from siteagent.errors import ConfigError
+from siteagent.names import Pattern
 from siteagent.records import record
 from siteagent.sections import ContainerSection
 
@@ -26,10 +25,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import ClassVar
 
-BIND = re.compile(r"^[A-Za-z0-9_./~+@-]{1,512}(:[A-Za-z0-9_./~+@-]{1,512}(:(ro|rw))?)?$")
+BIND = Pattern(r"^[A-Za-z0-9_./~+@-]{1,512}(:[A-Za-z0-9_./~+@-]{1,512}(:(ro|rw))?)?$")
 # What each GPU vendor needs inside the container when the profile asks for no flag.
 INTEL_DEVICES = "/dev/dri"
-URI = re.compile(r"^([a-z][a-z0-9-]*)://(.+)$")
+URI = Pattern(r"^([a-z][a-z0-9-]*)://(.+)$")
 
 
 def checked_binds(binds: Sequence[str]) -> list[str]:
