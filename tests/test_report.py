@@ -220,3 +220,15 @@ def test_a_report_that_cannot_be_rewritten_does_not_stop_the_others(tmp_path):
     _unfinished(other, pid, now)
     assert mark_lost(tmp_path, "h") == [str(other)]
     assert read_report(tmp_path / ("x" * 240 + ".json")) == stuck
+
+
+def test_the_own_report_is_skipped_however_its_path_is_spelled(tmp_path, monkeypatch):
+    """``skip`` names the caller's report as Path would compare it (``./``, ``//``); the
+    paths marked are ``directory`` joined with each name, as strings."""
+    pid, now = _dead_pid(), _stamp(time.time())
+    (tmp_path / "pilots").mkdir()
+    _unfinished(tmp_path / "pilots" / "self.json", pid, now)
+    _unfinished(tmp_path / "pilots" / "other.json", pid, now)
+    monkeypatch.chdir(tmp_path)
+    assert mark_lost("pilots", "h", skip=".//pilots/./self.json") == ["pilots/other.json"]
+    assert read_report(tmp_path / "pilots" / "self.json")["state"] == "running"
