@@ -3,6 +3,8 @@ site profiles. The values are what the sites document (ALCF, NERSC, OLCF, Aurora
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from siteagent.binding import bind_rank
@@ -86,7 +88,7 @@ def test_cpu_only_rank_on_a_gpu_node_gets_no_binding(site):
 
 
 def test_node_without_gpu_binding_binds_nothing():
-    text = (builtin_profile_dir() / "frontier.yaml").read_text()
+    text = Path(builtin_profile_dir(), "frontier.yaml").read_text()
     start = text.index("  gpu_binding:")
     end = text.index("proxy:", start)
     profile = parse_profile(text[:start] + text[end:], "frontier-unbound.yaml")

@@ -50,9 +50,12 @@ def test_frontier_ranks_get_the_gcd_closest_to_their_cores():
 
 
 def test_an_order_that_is_not_a_permutation_of_the_slots_is_refused():
+    from pathlib import Path
+
     from siteagent.errors import ConfigError
     from siteagent.profiles import find_profile, parse_profile
 
-    text = find_profile("frontier").read_text().replace("[4, 5, 2, 3, 6, 7, 0, 1]", "[4, 5, 2]")
+    text = Path(find_profile("frontier")).read_text()
+    text = text.replace("[4, 5, 2, 3, 6, 7, 0, 1]", "[4, 5, 2]")
     with pytest.raises(ConfigError, match=r"node.gpu_binding.order: must list each of the 8 "):
         parse_profile(text, "frontier.yaml")

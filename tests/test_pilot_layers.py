@@ -120,13 +120,18 @@ def test_container_flags_per_vendor():
 
 
 def test_intel_gpus_get_dev_dri_even_when_the_profile_forgets():
-    text = find_profile("aurora").read_text().replace("binds: [/dev/dri]", "binds: []")
+    from pathlib import Path
+
+    text = Path(find_profile("aurora")).read_text().replace("binds: [/dev/dri]", "binds: []")
     plan = plan_container(parse_profile(text, "aurora.yaml"), "/i.sif", gpu_vendor="intel")
     assert plan.prefix == ("apptainer", "exec", "--bind", "/dev/dri", "/i.sif")
 
 
 def test_singularity_is_apptainer_with_its_own_names():
-    text = find_profile("polaris").read_text().replace("runtime: apptainer", "runtime: singularity")
+    from pathlib import Path
+
+    text = Path(find_profile("polaris")).read_text()
+    text = text.replace("runtime: apptainer", "runtime: singularity")
     plan = plan_container(
         parse_profile(text, "polaris.yaml"), "/img.sif", gpu_vendor="nvidia", prepend_path=("/e",)
     )
@@ -204,7 +209,10 @@ def test_podman_hpc_line_names_what_podman_does_not_pass_by_itself():
 
 
 def test_a_gpu_flag_of_another_runtime_is_refused():
-    text = find_profile("polaris").read_text().replace("runtime: apptainer", "runtime: podman-hpc")
+    from pathlib import Path
+
+    text = Path(find_profile("polaris")).read_text()
+    text = text.replace("runtime: apptainer", "runtime: podman-hpc")
     with pytest.raises(ConfigError) as err:
         parse_profile(text, "polaris.yaml")
     assert str(err.value) == (

@@ -56,7 +56,7 @@ def pilot3_args(pilot3_dir):
 
 def site_with(tmp_path: Path, site: str, pilot: dict) -> str:
     """A copy of the site profile ``site`` with ``pilot`` merged into its pilot section."""
-    data = yaml.safe_load(find_profile(site).read_text())
+    data = yaml.safe_load(Path(find_profile(site)).read_text())
     data["pilot"] = {**data.get("pilot", {}), **pilot}
     path = tmp_path / f"{site}.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 import yaml
@@ -34,7 +35,7 @@ node:
 
 
 def test_shipped_profiles_are_exactly_the_five_sites():
-    names = {p.stem for p in builtin_profile_dir().glob("*.yaml")}
+    names = {p.stem for p in Path(builtin_profile_dir()).glob("*.yaml")}
     assert names == set(PROFILE_NAMES)
 
 
@@ -66,7 +67,7 @@ def test_list_profiles_sees_search_path_first(tmp_path, monkeypatch):
     (tmp_path / "polaris.yaml").write_text(GOOD.replace("testsite", "polaris"))
     monkeypatch.setenv("SITE_AGENT_PROFILE_PATH", str(tmp_path))
     found = dict(list_profiles())
-    assert found["polaris"] == tmp_path / "polaris.yaml"
+    assert found["polaris"] == str(tmp_path / "polaris.yaml")
     assert load_profile("polaris").scheduler == "slurm"
 
 
@@ -154,7 +155,7 @@ def test_local_profile_resolves_auto_from_this_machine():
     assert p.node.cores == os.cpu_count()
     assert p.node.memory_gb >= 0
     assert (
-        yaml.safe_load((builtin_profile_dir() / "local.yaml").read_text())["node"]["cores"]
+        yaml.safe_load(Path(builtin_profile_dir(), "local.yaml").read_text())["node"]["cores"]
         == "auto"
     )
 

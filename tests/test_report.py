@@ -121,7 +121,7 @@ def test_a_report_whose_wrapper_is_gone_is_marked_lost(tmp_path):
     starting = tmp_path / "r1.json"
     _unfinished(starting, pid, _stamp(time.time()), state="starting")
     before = int(time.time())
-    assert sorted(mark_lost(str(tmp_path), "h")) == [running, starting]
+    assert sorted(mark_lost(str(tmp_path), "h")) == [str(running), str(starting)]
     data = read_report(running)
     assert (data["state"], data["reason"]) == ("done", "lost")
     assert data["reason"] in REASONS  # a reason monitors know
@@ -139,7 +139,7 @@ def test_a_report_whose_wrapper_is_gone_is_marked_lost(tmp_path):
 def test_a_lost_report_keeps_the_error_its_wrapper_gave(tmp_path):
     path = tmp_path / "r.json"
     _unfinished(path, _dead_pid(), _stamp(time.time()), error="cvmfs: not mounted")
-    assert mark_lost(tmp_path, "h") == [path]
+    assert mark_lost(tmp_path, "h") == [str(path)]
     assert read_report(path)["error"] == "cvmfs: not mounted"
 
 
@@ -152,7 +152,7 @@ def test_a_zombie_wrapper_is_gone(tmp_path):
             time.sleep(0.01)
         path = tmp_path / "r.json"
         _unfinished(path, proc.pid, _stamp(time.time()))
-        assert mark_lost(tmp_path, "h") == [path]
+        assert mark_lost(tmp_path, "h") == [str(path)]
     finally:
         proc.wait()
 
@@ -180,7 +180,7 @@ def test_a_reused_pid_is_not_the_wrapper(tmp_path, live):
     pid, created = live
     path = tmp_path / "r.json"
     _unfinished(path, pid, _stamp(created - 60))
-    assert mark_lost(tmp_path, "h") == [path]
+    assert mark_lost(tmp_path, "h") == [str(path)]
 
 
 def test_an_unreadable_start_time_counts_as_alive_while_the_pid_runs(tmp_path, live):
@@ -188,7 +188,7 @@ def test_an_unreadable_start_time_counts_as_alive_while_the_pid_runs(tmp_path, l
     alive, dead = tmp_path / "alive.json", tmp_path / "dead.json"
     _unfinished(alive, pid, "yesterday")
     _unfinished(dead, _dead_pid(), "yesterday")
-    assert mark_lost(tmp_path, "h") == [dead]
+    assert mark_lost(tmp_path, "h") == [str(dead)]
     assert read_report(alive)["state"] == "running"
 
 
@@ -202,7 +202,9 @@ def test_only_unfinished_reports_of_this_host_are_marked(tmp_path):
     (tmp_path / "nopid.json").write_text('{"state": "running", "host": "h"}\n')
     (tmp_path / "torn.json").write_text('{"state": "running", "ho')
     skipped = _unfinished(tmp_path / "self.json", pid, now)
-    assert mark_lost(tmp_path, "h", skip=str(tmp_path / "self.json")) == [tmp_path / "mine.json"]
+    assert mark_lost(tmp_path, "h", skip=str(tmp_path / "self.json")) == [
+        str(tmp_path / "mine.json")
+    ]
     assert read_report(tmp_path / "done.json") == done
     assert read_report(tmp_path / "other.json") == elsewhere
     assert read_report(tmp_path / "self.json") == skipped  # the caller's own report
@@ -216,5 +218,17 @@ def test_a_report_that_cannot_be_rewritten_does_not_stop_the_others(tmp_path):
     stuck = _unfinished(tmp_path / ("x" * 240 + ".json"), pid, now)
     other = tmp_path / "r.json"
     _unfinished(other, pid, now)
-    assert mark_lost(tmp_path, "h") == [other]
+    assert mark_lost(tmp_path, "h") == [str(other)]
     assert read_report(tmp_path / ("x" * 240 + ".json")) == stuck
+
+
+def test_the_own_report_is_skipped_however_its_path_is_spelled(tmp_path, monkeypatch):
+    """``skip`` names the caller's report as Path would compare it (``./``, ``//``); the
+    paths marked are ``directory`` joined with each name, as strings."""
+    pid, now = _dead_pid(), _stamp(time.time())
+    (tmp_path / "pilots").mkdir()
+    _unfinished(tmp_path / "pilots" / "self.json", pid, now)
+    _unfinished(tmp_path / "pilots" / "other.json", pid, now)
+    monkeypatch.chdir(tmp_path)
+    assert mark_lost("pilots", "h", skip=".//pilots/./self.json") == ["pilots/other.json"]
+    assert read_report(tmp_path / "pilots" / "self.json")["state"] == "running"

@@ -299,17 +299,18 @@ def test_the_starting_report_is_dropped_only_while_it_is_this_rank_s(tmp_path):
     from siteagent.pilot.run import drop_own_report, report_starting
 
     path = report_starting(PilotOptions(site="s", report=str(tmp_path / "r.json")))
+    assert path == str(tmp_path / "r.json")
     drop_own_report(path)
-    assert not path.exists()
+    assert not os.path.exists(path)
     drop_own_report(path)  # gone already: nothing to do
     me = os.getpid()
     for pid, state in ((me + 1, "starting"), (me, "running")):  # another rank's; ours, later
         write_report(path, PilotReport(pilot_id="p", site="s", host="h", pid=pid, state=state))
         drop_own_report(path)
-        assert json.loads(path.read_text())["state"] == state
-    path.write_text("{")  # half written by another rank: left alone
+        assert json.loads(Path(path).read_text())["state"] == state
+    Path(path).write_text("{")  # half written by another rank: left alone
     drop_own_report(path)
-    assert path.read_text() == "{"
+    assert Path(path).read_text() == "{"
 
 
 def test_a_payload_whose_wrapper_died_before_it_started_does_not_start(tmp_path):

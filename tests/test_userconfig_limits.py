@@ -4,6 +4,8 @@ site, and the canonical form is exactly what the submitter sends."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
@@ -146,7 +148,7 @@ def test_constraint_and_filesystems_have_their_own_syntax():
 def test_queue_is_free_where_the_site_lists_none():
     import yaml
 
-    data = yaml.safe_load((builtin_profile_dir() / "frontier.yaml").read_text())
+    data = yaml.safe_load(Path(builtin_profile_dir(), "frontier.yaml").read_text())
     del data["limits"]["queues"]
     data["directives"].pop("queue_kind", None)
     open_queues = parse_profile(yaml.safe_dump(data), "f.yaml")

@@ -1,9 +1,20 @@
-"""Atomic file writes, so nothing is ever left half-written."""
+"""Atomic file writes, so nothing is ever left half-written; hashes and path strings, without
+pathlib (its import pulls urllib.parse, ipaddress, fnmatch: milliseconds on every rank)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+
+def path_str(path: str, *, absolute: bool = False) -> str:
+    """``str(Path(path))`` (with ``absolute``: ``str(Path(path).absolute())``) without pathlib:
+    ``//`` and ``/./`` collapsed, no trailing ``/``, but ``..`` kept (os.path.normpath would
+    collapse it, which a symlink can make a different place)."""
+    if absolute and not path.startswith("/"):
+        path = os.path.join(os.getcwd(), path)
+    # POSIX keeps a leading "//" (it may mean something else); three or more are one "/"
+    root = "//" if path[:2] == "//" and path[2:3] != "/" else "/" if path[:1] == "/" else ""
+    return root + "/".join(part for part in path.split("/") if part and part != ".") or "."
 
 
 def sha256_text(text: str) -> str:
@@ -15,23 +26,29 @@ def sha256_text(text: str) -> str:
     return sha256(text.encode()).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of the file at ``path``, in hex."""
     import hashlib
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
-def atomic_write(path: Path, text: str, mode: int = 0o644, *, durable: bool = True) -> None:
+def atomic_write(
+    path: str | os.PathLike[str], text: str, mode: int = 0o644, *, durable: bool = True
+) -> None:
     """Write ``text`` to ``path`` through a temp file in the same directory and a rename.
 
     A reader sees the old file or the new one, never half of one. ``durable`` also fsyncs
     the data before the rename, so the new text survives a crash of the node; without it a
     crash may leave the old file (never a torn one)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = path_str(os.fspath(path))  # as Path(path) named it: no trailing "/"
+    directory, name = os.path.split(path)
+    directory = directory or "."
+    os.makedirs(directory, exist_ok=True)
     # a name no other writer uses (pid + a random suffix), created exclusively: what
     # tempfile.mkstemp does, without importing tempfile (and random, hashlib) per rank
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w") as fh:
@@ -42,5 +59,8 @@ def atomic_write(path: Path, text: str, mode: int = 0o644, *, durable: bool = Tr
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        import contextlib  # only on failure
+
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise

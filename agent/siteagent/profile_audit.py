@@ -13,7 +13,8 @@ from siteagent.profiles import PROFILE_SUFFIXES, search_path
 
 def hidden_profiles(shown: dict[str, Path]) -> list[str]:
     """Profile files that ``shown`` (name -> the file used) hides."""
-    return [line for d in search_path() if d.is_dir() for line in _hidden_in(d, shown)]
+    dirs = [Path(d) for d in search_path()]
+    return [line for d in dirs if d.is_dir() for line in _hidden_in(d, shown)]
 
 
 def _hidden_in(directory: Path, shown: dict[str, Path]) -> list[str]:

@@ -15,39 +15,43 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from pathlib import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
 
-SCHEMA = Path(__file__).resolve().parent / "schemas" / "profile.schema.json"
+SCHEMA = os.path.join(os.path.dirname(os.path.realpath(__file__)), "schemas", "profile.schema.json")
 
 
-def cache_dir(kind: str) -> Path:
+def cache_dir(kind: str) -> str:
     """``$XDG_CACHE_HOME/site-agent/KIND`` (default ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "site-agent" / kind
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "site-agent", kind)
 
 
-def profile_key(site: str) -> tuple[Path, str]:
+def _read_text(path: str) -> str:
+    with open(path) as fh:  # the locale's encoding, as Path.read_text
+        return fh.read()
+
+
+def profile_key(site: str) -> tuple[str, str]:
     """The profile file ``site`` names and the key of what it validates to."""
     path, key, _ = _locate(site)
     return path, key
 
 
-def _locate(site: str) -> tuple[Path, str, str]:
+def _locate(site: str) -> tuple[str, str, str]:
     """``(path, key, text)`` of the profile ``site`` names."""
     from siteagent import __version__
-    from siteagent.fileio import sha256_text
+    from siteagent.fileio import path_str, sha256_text
     from siteagent.profile_path import find_profile, read_profile_text
 
     path = find_profile(site)
     text = read_profile_text(path)
     key = sha256_text(
         "\0".join(
-            (__version__, str(path.absolute()), text,
-             SCHEMA.read_text() if SCHEMA.is_file() else "")
+            (__version__, path_str(path, absolute=True), text,
+             _read_text(SCHEMA) if os.path.isfile(SCHEMA) else "")
         )
     )  # fmt: skip
     return path, key, text
@@ -59,9 +63,9 @@ def load_profile_cached(site: str) -> Profile:
     from siteagent.profiles import complete_profile
 
     path, key, text = _locate(site)
-    cached = cache_dir("profiles") / f"{key[:32]}.json"
+    cached = os.path.join(cache_dir("profiles"), f"{key[:32]}.json")
     try:
-        entry = json.loads(cached.read_text())
+        entry = json.loads(_read_text(cached))
         data, source = entry["data"], entry["source"]
         if isinstance(data, dict) and isinstance(source, str):
             return complete_profile(data, source, checked=True)
@@ -70,9 +74,10 @@ def load_profile_cached(site: str) -> Profile:
     from siteagent.fileio import atomic_write
     from siteagent.profiles import validated_data
 
-    data = validated_data(text, path.name)
-    entry_text = json.dumps({"source": path.name, "data": data})  # before auto is resolved
-    profile = complete_profile(data, path.name)  # an entry only for a profile that passes
+    name = os.path.basename(path)
+    data = validated_data(text, name)
+    entry_text = json.dumps({"source": name, "data": data})  # before auto is resolved
+    profile = complete_profile(data, name)  # an entry only for a profile that passes
     with contextlib.suppress(OSError):  # a read-only home only costs time
         # a cache: a crash may lose it (the next rank rebuilds it), so no fsync
         atomic_write(cached, entry_text, 0o600, durable=False)

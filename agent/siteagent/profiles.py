@@ -162,7 +162,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> Profile:
     """Load, validate and complete a profile; raise ConfigError naming file, line and field."""
     path = find_profile(name_or_path)
-    return parse_profile(read_profile_text(path), source=path.name, overrides=overrides)
+    source = os.path.basename(path)
+    return parse_profile(read_profile_text(path), source=source, overrides=overrides)
 
 
 def parse_profile(text: str, source: str, overrides: dict[str, Any] | None = None) -> Profile:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from siteagent.errors import ConfigError
+from siteagent.fileio import path_str
 from siteagent.names import WORKER_ID_RE, Var
 from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
@@ -203,17 +203,19 @@ def pilot_id(environ: Mapping[str, str], host: str, rank: int, pid: int) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:200]
 
 
-def default_report_path(environ: Mapping[str, str], pid_: str) -> Path:
+def default_report_path(environ: Mapping[str, str], pid_: str) -> str:
     """``<root>/pilots/<id>.json`` with root ``$SITE_AGENT_WORKDIR``, else ``$SITE_AGENT_STATE``
     (where the Harvester worker command keeps its records), else ``~/.site-agent``."""
     from siteagent.pilot.logs import state_root
 
-    return state_root(environ) / "pilots" / f"{pid_}.json"
+    return os.path.join(state_root(environ), "pilots", f"{pid_}.json")
 
 
-def report_path(opts: PilotOptions, environ: Mapping[str, str], pid_: str) -> Path:
-    """``--report``, else the default report path of pilot ``pid_``."""
-    return Path(opts.report).expanduser() if opts.report else default_report_path(environ, pid_)
+def report_path(opts: PilotOptions, environ: Mapping[str, str], pid_: str) -> str:
+    """``--report`` (``~`` expanded), else the default report path of pilot ``pid_``."""
+    if opts.report:
+        return path_str(os.path.expanduser(opts.report))
+    return default_report_path(environ, pid_)
 
 
 def workdir_of(environ: Mapping[str, str], pid_: str) -> str:
@@ -221,7 +223,9 @@ def workdir_of(environ: Mapping[str, str], pid_: str) -> str:
     random suffix as ``mkdtemp`` makes one: nobody can plant a path there in advance (the
     Supervisor creates it exclusively, owner-only, and never uses one that exists)."""
     suffix = os.urandom(8).hex()  # what secrets.token_hex does, without its imports
-    return str(Path(environ.get("TMPDIR") or "/tmp") / f"site-agent-pilot-{pid_}-{suffix}")
+    return path_str(
+        os.path.join(environ.get("TMPDIR") or "/tmp", f"site-agent-pilot-{pid_}-{suffix}")
+    )
 
 
 def hostname() -> str:
@@ -273,9 +277,9 @@ def build_plan(
         rank=grank,
         layers=tuple(done[cls.name] for cls in STACK),
         workdir=ctx.workdir,
-        report_path=str(report_path(opts, environ, pid_).absolute()),
+        report_path=path_str(report_path(opts, environ, pid_), absolute=True),
         margin_s=opts.margin,
         grace_s=opts.grace,
-        logs_dir=str(log_dir(environ, pid_)),
+        logs_dir=log_dir(environ, pid_),
         logs_kept=profile.pilot.failed_logs_kept,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 from siteagent.records import asdict, field, record
 
@@ -89,16 +88,18 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
 
 
-def write_report(path: str | Path, report: PilotReport) -> None:
+def write_report(path: str | os.PathLike[str], report: PilotReport) -> None:
     """Write ``report`` atomically; durably (fsync before the rename) once it is ``done``."""
     from siteagent.fileio import atomic_write
 
     text = json.dumps(report.to_dict(), indent=2) + "\n"
-    atomic_write(Path(path), text, 0o644, durable=report.state == "done")
+    atomic_write(path, text, 0o644, durable=report.state == "done")
 
 
-def read_report(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The report at ``path``, as a dict."""
+    with open(path) as fh:  # the locale's encoding, as Path.read_text had it
+        return json.loads(fh.read())
 
 
 def _started_at(pid: int) -> float | None:
@@ -131,24 +132,38 @@ def _wrapper_alive(pid: int, started: str) -> bool:
     return created <= written + 1
 
 
-def mark_lost(directory: str | Path, host: str, *, skip: str | Path | None = None) -> list[Path]:
+def mark_lost(
+    directory: str | os.PathLike[str], host: str, *, skip: str | os.PathLike[str] | None = None
+) -> list[str]:
     """Mark the unfinished reports in ``directory`` written on ``host`` whose wrapper is gone
-    (killed with SIGKILL, so it could not say so) as ``done``/``lost``; the paths marked."""
-    directory = Path(directory)  # a missing directory globs to nothing
-    skipped = Path(skip) if skip is not None else None
-    marked: list[Path] = []
-    for path in directory.glob("*.json"):
-        data = None if path == skipped else _lost_report(path, host)
+    (killed with SIGKILL, so it could not say so) as ``done``/``lost``; the paths marked
+    (``directory`` joined with each file's name)."""
+    from siteagent.fileio import path_str
+
+    skipped = path_str(os.fspath(skip)) if skip is not None else None
+    marked: list[str] = []
+    for path in _json_files(os.fspath(directory)):
+        data = None if path_str(path) == skipped else _lost_report(path, host)
         if data is not None and _write_lost(path, data):
             marked.append(path)
     return marked
 
 
-def _lost_report(path: Path, host: str) -> dict[str, Any] | None:
+def _json_files(directory: str) -> list[str]:
+    """``directory``'s entries named ``*.json`` (hidden ones too, as Path.glob had them), in
+    the order listed; none when it is missing or no directory."""
+    try:
+        with os.scandir(directory) as entries:
+            return [e.path for e in entries if e.name.endswith(".json")]
+    except OSError:
+        return []
+
+
+def _lost_report(path: str, host: str) -> dict[str, Any] | None:
     """The report at ``path`` when it is unfinished, written on ``host`` and its wrapper is
     gone; None otherwise (also for what is not a report, or one being replaced right now)."""
     try:
-        with path.open("rb") as fh:  # most reports are done: the state is near the top
+        with open(path, "rb") as fh:  # most reports are done: the state is near the top
             if b'"state": "done"' in fh.read(1024):
                 return None  # without parsing: only quicker, the state is checked below too
         data = read_report(path)
@@ -168,7 +183,7 @@ def _unfinished_here(data: dict[str, Any], host: str) -> bool:
     return data.get("state") in ("starting", "running") and data.get("host") == host
 
 
-def _write_lost(path: Path, data: dict[str, Any]) -> bool:
+def _write_lost(path: str, data: dict[str, Any]) -> bool:
     """Rewrite the report at ``path`` as ``done``/``lost``; False when it cannot be written."""
     data |= {"state": "done", "reason": "lost", "finished": _now()}
     data["error"] = data.get("error") or f"wrapper pid {data['pid']} ended without a report"

@@ -23,7 +23,6 @@ from siteagent.pilot.report import LayerReport, PilotReport, write_report
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     import subprocess
-    from pathlib import Path
     from typing import Any
 
     from siteagent.pilot.plan import PilotOptions, PilotPlan
@@ -263,8 +262,6 @@ class Supervisor:
 
     def keep_logs(self) -> None:
         """Keep the logs of a run that did not finish cleanly (pilot/logs.py)."""
-        from pathlib import Path
-
         from siteagent.pilot.logs import keep_logs
 
         report = self.report
@@ -272,7 +269,7 @@ class Supervisor:
             return
         try:
             report.log_tail = keep_logs(
-                self.plan.workdir, Path(self.plan.logs_dir), report, self.plan.logs_kept
+                self.plan.workdir, self.plan.logs_dir, report, self.plan.logs_kept
             )
             report.logs = self.plan.logs_dir if self.plan.logs_kept > 0 else None
         except OSError as err:  # a full disk must not hide how the pilot ended
@@ -320,7 +317,7 @@ def run_plan(plan: PilotPlan, *, plan_seconds: float = 0.0) -> PilotReport:
     return Supervisor(plan, plan_seconds=plan_seconds).run()
 
 
-def _early_report(opts: PilotOptions) -> tuple[Path, PilotReport]:
+def _early_report(opts: PilotOptions) -> tuple[str, PilotReport]:
     """Where this rank reports and its report, before the profile is loaded (the pilot id
     from the rank variable the execution wrapper exports)."""
     from siteagent.names import Var
@@ -334,15 +331,16 @@ def _early_report(opts: PilotOptions) -> tuple[Path, PilotReport]:
     return path, PilotReport(pilot_id=pid_, site=opts.site, host=host, pid=os.getpid())
 
 
-def report_starting(opts: PilotOptions) -> Path:
+def report_starting(opts: PilotOptions) -> str:
     """Write a ``starting`` report before anything else, so even a SIGKILL during start-up
-    leaves one (a later run marks it ``lost``); raises OSError when it cannot be written."""
+    leaves one (a later run marks it ``lost``); its path. Raises OSError when it cannot be
+    written."""
     path, report = _early_report(opts)
     write_report(path, report)
     return path
 
 
-def drop_own_report(path: Path) -> None:
+def drop_own_report(path: str) -> None:
     """Remove the ``starting`` report at ``path`` if it is still this process's own (another
     rank may have written its report there since)."""
     from siteagent.pilot.report import read_report
@@ -350,7 +348,7 @@ def drop_own_report(path: Path) -> None:
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         data = read_report(path)
         if data["pid"] == os.getpid() and data["state"] == "starting":
-            path.unlink()
+            os.unlink(path)
 
 
 def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotReport]:
@@ -360,4 +358,4 @@ def report_plan_error(opts: PilotOptions, error: Exception) -> tuple[str, PilotR
     report.error = str(error)
     report.finished = report.started
     write_report(path, report)
-    return str(path), report
+    return path, report

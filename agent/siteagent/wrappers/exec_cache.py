@@ -57,7 +57,7 @@ def _take_options(rest: list[str]) -> dict[str, str] | None:
     return values
 
 
-def entry_path(site: str, request: dict[str, int]) -> Path | None:
+def entry_path(site: str, request: dict[str, int]) -> str | None:
     """Where the decision for ``site`` and ``request`` is kept; None if the profile is not
     found (click says so)."""
     from siteagent.errors import SiteAgentError
@@ -68,7 +68,8 @@ def entry_path(site: str, request: dict[str, int]) -> Path | None:
         _, key = profile_key(site)
     except SiteAgentError:
         return None
-    return cache_dir("exec") / f"{sha256_text(key + json.dumps(request, sort_keys=True))[:32]}.json"
+    name = f"{sha256_text(key + json.dumps(request, sort_keys=True))[:32]}.json"
+    return os.path.join(cache_dir("exec"), name)
 
 
 def wrapper_args(wrapper: str, request: dict[str, int], command: list[str]) -> list[str]:
@@ -123,11 +124,16 @@ def recorded_wrapper(site: str, request: dict[str, int]) -> str | None:
     """The wrapper recorded for ``request`` on ``site``, if it can run on this host."""
     path = entry_path(site, request)
     try:
-        entry = json.loads(path.read_text()) if path else {}
+        entry = json.loads(_read_text(path)) if path else {}
         wrapper, launcher = entry["wrapper"], entry["launcher"]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no entry, or one without its launcher (older): click decides
     return wrapper if _runs_here(wrapper, launcher) else None
+
+
+def _read_text(path: str) -> str:
+    with open(path) as fh:  # the locale's encoding, as Path.read_text
+        return fh.read()
 
 
 def _runs_here(wrapper: str, launcher: str | None) -> bool:
