@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -239,7 +240,7 @@ def test_spec_parsing(tmp_path):
     assert parse_spec("scipy, numpy=1.26").packages == ("numpy=1.26", "scipy")
     env_yml = tmp_path / "environment.yml"
     env_yml.write_text("dependencies: [numpy]\n")
-    assert parse_spec(str(env_yml)).file == env_yml
+    assert parse_spec(str(env_yml)).file == str(env_yml)
     with pytest.raises(ConfigError, match="no such environment file"):
         parse_spec(str(tmp_path / "missing.yml"))
 
@@ -273,7 +274,7 @@ def test_micromamba_env_is_created_once(tmp_path, monkeypatch):
 def test_half_created_env_is_redone(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{STANDINS / 'micromamba'}:{os.environ['PATH']}")
     plan = plan_env("numpy", root=str(tmp_path))
-    (plan.prefix / "bin").mkdir(parents=True)  # a creation killed before its marker
+    (Path(plan.prefix) / "bin").mkdir(parents=True)  # a creation killed before its marker
     assert not plan.ready
     assert ensure_env(plan) is True and plan.ready
 
@@ -284,7 +285,7 @@ def test_failed_creation_is_a_setup_error_and_leaves_no_prefix(tmp_path, monkeyp
     bad = plan.__class__(**{**plan.__dict__, "create": ((plan.executable, "create", "--bogus"),)})
     with pytest.raises(SiteAgentError, match="exited 1"):
         ensure_env(bad)
-    assert not plan.prefix.exists()
+    assert not Path(plan.prefix).exists()
 
 
 def test_conda_manager_that_is_missing_is_named(monkeypatch):
@@ -303,16 +304,16 @@ def test_venv_is_created_for_real_then_reused(tmp_path):
     assert plan.manager == "venv"
     assert plan.create[0][1:4] == ("-m", "venv", "--system-site-packages")
     assert ensure_env(plan) is True
-    python = plan.bin_dir / "python"
+    python = Path(plan.bin_dir) / "python"
     r = subprocess.run(
         [str(python), "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True
     )
     assert r.stdout.strip() == str(plan.prefix)
-    marker_time = (plan.prefix / MARKER).stat().st_mtime_ns
+    marker_time = (Path(plan.prefix) / MARKER).stat().st_mtime_ns
     python_time = python.lstat().st_mtime_ns
     again = plan_env("pip", manager="venv", root=str(tmp_path))
     assert again.ready and ensure_env(again) is False
-    assert (plan.prefix / MARKER).stat().st_mtime_ns == marker_time
+    assert (Path(plan.prefix) / MARKER).stat().st_mtime_ns == marker_time
     assert python.lstat().st_mtime_ns == python_time
     assert again.activation() == {"VIRTUAL_ENV": str(plan.prefix)}
 

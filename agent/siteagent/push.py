@@ -161,7 +161,7 @@ def check_bundle(data: Any) -> Bundle:
     return bundle
 
 
-def read_bundle(path: Path) -> Bundle:
+def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     """The checked bundle in ``path``."""
     try:
         data = json.loads(Path(path).read_text())
@@ -184,11 +184,12 @@ def push_dir(environ: Any, worker: str) -> Path:
     return root / "push" / worker
 
 
-def write_bundle(bundle: Bundle, directory: Path) -> list[str]:
+def write_bundle(bundle: Bundle, directory: str | os.PathLike[str]) -> list[str]:
     """Write the bundle into ``directory`` as files (data only: nothing is run or expanded);
     the names written."""
     from siteagent.fileio import atomic_write
 
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     out = {JOB_SPEC_FILE: json.dumps(bundle.job)}
     if bundle.queuedata is not None:
@@ -208,10 +209,11 @@ def queue_name(bundle: Bundle) -> str:
     return str(qd.get("nickname") or qd.get("panda_resource") or params.get("computingSite", ""))
 
 
-def pilot_args(directory: Path, bundle: Bundle) -> list[str]:
+def pilot_args(directory: str | os.PathLike[str], bundle: Bundle) -> list[str]:
     """pilot3's options for a push-mode run in ``directory``: no server updates (``-z``), the
     job and reports in ``directory`` (``--harvester-workdir``/``--harvester-datadir``), the
     queue's and storages' data from its files."""
+    directory = Path(directory)
     args = [
         "-z",
         "--harvester-submit-mode", "PUSH",
@@ -224,9 +226,10 @@ def pilot_args(directory: Path, bundle: Bundle) -> list[str]:
     return args
 
 
-def pilot_env(directory: Path, bundle: Bundle) -> dict[str, str]:
+def pilot_env(directory: str | os.PathLike[str], bundle: Bundle) -> dict[str, str]:
     """The variables pilot3 reads in push mode: ``HARVESTER_WORKDIR`` (the transformation is
     copied from there, not downloaded) and the schedconfig file (``LOCAL_AGIS_SCHEDCONF``)."""
+    directory = Path(directory)
     env = {"HARVESTER_WORKDIR": str(directory)}
     if bundle.queuedata is not None:
         env["LOCAL_AGIS_SCHEDCONF"] = str(directory / SCHEDCONF_FILE)
@@ -282,11 +285,12 @@ def _files(directory: Path, depth: int = 2) -> list[Path]:
     return out
 
 
-def collect(directory: Path) -> dict[str, Any]:
+def collect(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """What pilot3 left in a push directory for Harvester, as JSON data: its worker
     attributes, job report, output file list (with their paths on the site), whether it
     ended (``kill_worker``), the tails of the payload's and pilot's output, and ``signature``
     (the newest change of any file: how the monitor sees that the worker is alive)."""
+    directory = Path(directory)
     out: dict[str, Any] = {"dir": str(directory), "exists": directory.is_dir()}
     if not out["exists"]:
         return out
@@ -309,7 +313,7 @@ def collect(directory: Path) -> dict[str, Any]:
     return out
 
 
-def result_line(directory: Path) -> str:
+def result_line(directory: str | os.PathLike[str]) -> str:
     """The wrapper's last stdout line in push mode: the collected report, one line."""
     return RESULT_PREFIX + json.dumps(collect(directory), separators=(",", ":"))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+from siteagent import pathstr
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import IMAGE_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
@@ -197,7 +198,7 @@ class ContainerLayer(PilotLayer):
         env_plan = ctx.detail("env")
         binds = [
             ctx.workdir,
-            str(script.parent) if script is not None else None,
+            pathstr.parent(script) if script is not None else None,
             ctx.detail("cvmfs").container_bind(),
             str(env_plan.prefix) if env_plan else None,
             *credential_dirs(ctx.detail("credentials")),

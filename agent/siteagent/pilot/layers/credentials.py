@@ -20,8 +20,8 @@ import json
 import os
 import stat
 import time
-from pathlib import Path
 
+from siteagent import pathstr
 from siteagent.errors import SiteAgentError
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.records import record
@@ -55,7 +55,7 @@ def find_credentials(section: CredentialsSection, environ: Mapping[str, str]) ->
     token = section.panda_token if section.panda_token is not None else _environ_token(environ)
     return Credentials(
         section.require,
-        str(Path(proxy).expanduser()),
+        _expand(proxy),
         _expanded(token),
         _setting(section.panda_origin, environ, "PANDA_AUTH_ORIGIN"),
         section.min_lifetime,
@@ -71,11 +71,16 @@ def _setting(value: str | None, environ: Mapping[str, str], var: str) -> str | N
 def _environ_token(environ: Mapping[str, str]) -> str | None:
     """Harvester's token path, ``$PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN`` (None without a name)."""
     name = environ.get("PANDA_AUTH_TOKEN")
-    return str(Path(environ.get("PANDA_AUTH_DIR") or ".") / name) if name else None
+    return pathstr.clean(os.path.join(environ.get("PANDA_AUTH_DIR") or ".", name)) if name else None
+
+
+def _expand(path: str) -> str:
+    """``path`` with ``~`` expanded, spelt as pathlib does (no trailing '/', no '//')."""
+    return pathstr.clean(os.path.expanduser(path))
 
 
 def _expanded(path: str | None) -> str | None:
-    return str(Path(path).expanduser()) if path else None
+    return _expand(path) if path else None
 
 
 def _private_file(path: str, what: str) -> str | None:
@@ -97,13 +102,15 @@ def proxy_expiry(path: str) -> float:
     """When the proxy's own certificate (the first in the file) stops being valid (epoch)."""
     from cryptography import x509
 
-    cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    with open(path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
     return cert.not_valid_after_utc.timestamp()
 
 
 def token_expiry(path: str) -> float | None:
     """A JWT's ``exp`` claim (epoch); None for a token that is not a JWT or has none."""
-    parts = Path(path).read_text().strip().split(".")
+    with open(path) as f:
+        parts = f.read().strip().split(".")
     if len(parts) != 3:
         return None
     exp = _claims(parts[1]).get("exp")
@@ -209,10 +216,10 @@ def credential_env(creds: Credentials, good: Mapping[str, str] | None = None) ->
     """The variables pilot3 reads the credentials from (paths and the origin: no secrets)."""
     env = {"X509_USER_PROXY": creds.proxy}
     if creds.token and creds.origin:
-        token = Path(creds.token)
         env |= {
-            "PANDA_AUTH_DIR": f"{token.parent}/",  # pilot3 takes its dirname (locate_token)
-            "PANDA_AUTH_TOKEN": token.name,
+            # pilot3 takes its dirname (locate_token)
+            "PANDA_AUTH_DIR": f"{pathstr.parent(creds.token)}/",
+            "PANDA_AUTH_TOKEN": pathstr.name(creds.token),
             "PANDA_AUTH_ORIGIN": creds.origin,
         }
         if creds.token_key:  # an absolute path: os.path.join(dir, it) in locate_token is it

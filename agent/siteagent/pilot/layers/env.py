@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
+from siteagent import pathstr
 from siteagent.errors import ConfigError, SiteAgentError
 from siteagent.names import Pattern, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
@@ -39,15 +39,16 @@ class EnvSpec:
     """A software environment: packages, or a file that lists them."""
 
     packages: tuple[str, ...] = ()
-    file: Path | None = None
+    file: str | None = None  # an absolute path
 
     def canonical(self) -> str:
         if self.file is not None:
-            return f"file:{self.file.suffix}\n{self.file.read_text()}"
+            with open(self.file) as f:
+                return f"file:{pathstr.suffix(self.file)}\n{f.read()}"
         return "packages:" + ",".join(self.packages)
 
     def describe(self) -> str:
-        return str(self.file) if self.file else (",".join(self.packages) or "(no packages)")
+        return self.file if self.file else (",".join(self.packages) or "(no packages)")
 
 
 def parse_spec(value: str) -> EnvSpec:
@@ -55,10 +56,10 @@ def parse_spec(value: str) -> EnvSpec:
     requirements.txt."""
     value = value.strip()
     if value.endswith(FILE_SUFFIXES) or "/" in value:
-        path = Path(value).expanduser()
-        if not path.is_file():
+        path = _absolute(value)
+        if not os.path.isfile(path):
             raise ConfigError(f"--conda-env: no such environment file: {value}")
-        return EnvSpec(file=path.absolute())
+        return EnvSpec(file=path)
     return EnvSpec(packages=_packages(value))
 
 
@@ -71,6 +72,12 @@ def _packages(value: str) -> tuple[str, ...]:
     return tuple(packages)
 
 
+def _absolute(path: str) -> str:
+    """``str(Path(path).expanduser().absolute())``: the working directory is prepended, but
+    unlike ``os.path.abspath`` no ``..`` is collapsed."""
+    return pathstr.clean(os.path.join(os.getcwd(), os.path.expanduser(path)))
+
+
 @record(frozen=True)
 class EnvPlan:
     """How the environment is made: by which manager, from which spec."""
@@ -79,34 +86,34 @@ class EnvPlan:
     executable: str
     spec: EnvSpec
     key: str
-    prefix: Path
+    prefix: str  # an absolute path
     create: tuple[tuple[str, ...], ...]
 
     @property
     def ready(self) -> bool:
-        return (self.prefix / MARKER).is_file()
+        return os.path.isfile(os.path.join(self.prefix, MARKER))
 
     @property
-    def bin_dir(self) -> Path:
-        return self.prefix / "bin"
+    def bin_dir(self) -> str:
+        return os.path.join(self.prefix, "bin")
 
     def activation(self) -> dict[str, str]:
         """Variables that activate the environment (PATH is prepended by the caller)."""
         if self.manager == "venv":
-            return {"VIRTUAL_ENV": str(self.prefix)}
-        return {"CONDA_PREFIX": str(self.prefix), "CONDA_DEFAULT_ENV": str(self.prefix)}
+            return {"VIRTUAL_ENV": self.prefix}
+        return {"CONDA_PREFIX": self.prefix, "CONDA_DEFAULT_ENV": self.prefix}
 
     def describe(self) -> str:
         state = "ready" if self.ready else "to create"
         return f"{self.manager} env {self.prefix} ({state}) for {self.spec.describe()}"
 
 
-def env_root(configured: str | None = None) -> Path:
-    """Where environments live: the profile's ``environment.conda.root``,
+def env_root(configured: str | None = None) -> str:
+    """Where environments live (an absolute path): the profile's ``environment.conda.root``,
     ``$SITE_AGENT_ENV_ROOT`` or ``~/.site-agent/envs`` (a shared file system, so every node
     reuses one environment)."""
     root = configured or os.environ.get(Var.ENV_ROOT) or "~/.site-agent/envs"
-    return Path(root).expanduser().absolute()
+    return _absolute(root)
 
 
 def _manager_exe(name: str) -> str | None:
@@ -114,7 +121,7 @@ def _manager_exe(name: str) -> str | None:
     import shutil
 
     hook = os.environ.get("MAMBA_EXE" if name == "micromamba" else "CONDA_EXE")
-    hooked = hook and Path(hook).name == name and os.access(hook, os.X_OK)
+    hooked = hook and pathstr.name(hook) == name and os.access(hook, os.X_OK)
     return shutil.which(name) or (hook if hooked else None)
 
 
@@ -139,30 +146,29 @@ def find_manager(preference: str = "auto") -> tuple[str, str]:
     return "venv", shutil.which("python3") or sys.executable
 
 
-def _venv_commands(exe: str, spec: EnvSpec, prefix: Path) -> list[tuple[str, ...]]:
-    cmds: list[tuple[str, ...]] = [(exe, "-m", "venv", "--system-site-packages", str(prefix))]
-    pip = (str(prefix / "bin" / "python"), "-m", "pip", "install", "--quiet")
+def _venv_commands(exe: str, spec: EnvSpec, prefix: str) -> list[tuple[str, ...]]:
+    cmds: list[tuple[str, ...]] = [(exe, "-m", "venv", "--system-site-packages", prefix)]
+    pip = (os.path.join(prefix, "bin", "python"), "-m", "pip", "install", "--quiet")
     if spec.file is not None:
-        if spec.file.suffix != ".txt":
+        if pathstr.suffix(spec.file) != ".txt":
             raise ConfigError(
-                f"--conda-env: {spec.file.name} needs conda; a venv takes a package list "
-                "or a requirements.txt"
+                f"--conda-env: {pathstr.name(spec.file)} needs conda; a venv takes a package "
+                "list or a requirements.txt"
             )
-        cmds.append((*pip, "--requirement", str(spec.file)))
+        cmds.append((*pip, "--requirement", spec.file))
     elif spec.packages:
         cmds.append((*pip, *spec.packages))
     return cmds
 
 
-def _create_commands(manager: str, exe: str, spec: EnvSpec, prefix: Path) -> list[tuple[str, ...]]:
-    p = str(prefix)
+def _create_commands(manager: str, exe: str, spec: EnvSpec, prefix: str) -> list[tuple[str, ...]]:
     if manager == "venv":
         return _venv_commands(exe, spec, prefix)
     if spec.file is None:
-        return [(exe, "create", "--yes", "--prefix", p, *spec.packages)]
-    if spec.file.suffix in (".yml", ".yaml") and manager != "micromamba":
-        return [(exe, "env", "create", "--prefix", p, "--file", str(spec.file))]
-    return [(exe, "create", "--yes", "--prefix", p, "--file", str(spec.file))]
+        return [(exe, "create", "--yes", "--prefix", prefix, *spec.packages)]
+    if pathstr.suffix(spec.file) in (".yml", ".yaml") and manager != "micromamba":
+        return [(exe, "env", "create", "--prefix", prefix, "--file", spec.file)]
+    return [(exe, "create", "--yes", "--prefix", prefix, "--file", spec.file)]
 
 
 def plan_env(value: str, *, manager: str = "auto", root: str | None = None) -> EnvPlan:
@@ -172,7 +178,7 @@ def plan_env(value: str, *, manager: str = "auto", root: str | None = None) -> E
     spec = parse_spec(value)
     name, exe = find_manager(manager)
     key = sha256_text(f"{name}\n{spec.canonical()}")[:16]
-    prefix = env_root(root) / f"{name}-{key}"
+    prefix = os.path.join(env_root(root), f"{name}-{key}")
     return EnvPlan(name, exe, spec, key, prefix, tuple(_create_commands(name, exe, spec, prefix)))
 
 
@@ -180,7 +186,7 @@ def _run_create(plan: EnvPlan, env: dict[str, str] | None) -> None:
     """Run the creation commands, logging to ``<prefix>.log``; no prefix is left on failure."""
     import shutil
 
-    log = plan.prefix.parent / f"{plan.prefix.name}.log"
+    log = f"{plan.prefix}.log"  # beside the prefix
     with open(log, "w") as out:
         for cmd in plan.create:
             try:
@@ -206,17 +212,18 @@ def ensure_env(plan: EnvPlan, env: dict[str, str] | None = None) -> bool:
 
     if plan.ready:
         return False
-    plan.prefix.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = plan.prefix.parent / f".{plan.prefix.name}.lock"
+    parent = os.path.dirname(plan.prefix)
+    os.makedirs(parent, exist_ok=True)
+    lock_path = os.path.join(parent, f".{os.path.basename(plan.prefix)}.lock")
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another rank may be creating it right now
         if plan.ready:
             return False
-        if plan.prefix.exists():  # a creation that died halfway
+        if os.path.exists(plan.prefix):  # a creation that died halfway
             shutil.rmtree(plan.prefix)
         _run_create(plan, env)
         marker = {"manager": plan.manager, "spec": plan.spec.describe(), "key": plan.key}
-        atomic_write(plan.prefix / MARKER, json.dumps(marker) + "\n")
+        atomic_write(os.path.join(plan.prefix, MARKER), json.dumps(marker) + "\n")
     return True
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
+from siteagent import pathstr
 from siteagent.errors import ConfigError
 from siteagent.names import WORD_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
@@ -117,7 +117,7 @@ def labels_of(profile: Profile, opts: PilotOptions) -> Labels:
 
 
 def pilot_command(
-    profile: Profile, queue: str, lifetime: int | None, workdir: str, script: Path,
+    profile: Profile, queue: str, lifetime: int | None, workdir: str, script: str,
     extra: tuple[str, ...], environ: Mapping[str, str], resource_type: str | None = None,
     labels: Labels | None = None, debug: bool | None = None,
     push: tuple[str, ...] | None = None,
@@ -128,7 +128,7 @@ def pilot_command(
     ends = endpoints(p, queue)
     labels = labels or Labels(p.job_label, p.job_type, p.pilot_type)
     args = [
-        "python3", str(script),
+        "python3", script,
         "-q", queue,
         *labels.args(),
         "--pilot-user", p.pilot_user,
@@ -202,7 +202,7 @@ class Payload:
 
     summary: str
     argv: tuple[str, ...]
-    script: Path | None  # pilot3's pilot.py (None: a command given after --)
+    script: str | None  # pilot3's pilot.py (None: a command given after --)
     walltime_s: int | None  # seconds left in the batch job (None: unknown)
     source: PilotSource | None = None  # where pilot3 comes from (None: a command after --)
     pilot_user: str | None = None
@@ -215,7 +215,7 @@ class Payload:
 class PushJob:
     """Push mode: the worker's push directory and the bundle the worker command left there."""
 
-    dir: Path
+    dir: str
     bundle: Bundle
 
 
@@ -229,8 +229,8 @@ def push_job(ctx: PlanContext) -> PushJob:
     world = ctx.environ.get(Var.WORLD_SIZE, "1")
     if world not in ("", "1"):
         raise ConfigError(f"--push: one PanDA job runs on one rank, not {world}")
-    directory = push_dir(ctx.environ, ctx.environ.get(Var.WORKER_ID, ""))
-    return PushJob(directory, read_bundle(directory / BUNDLE_FILE))
+    directory = os.fspath(push_dir(ctx.environ, ctx.environ.get(Var.WORKER_ID, "")))
+    return PushJob(directory, read_bundle(os.path.join(directory, BUNDLE_FILE)))
 
 
 def given_payload(ctx: PlanContext) -> Payload:
@@ -248,9 +248,9 @@ def panda_pilot(ctx: PlanContext) -> Payload:
     source = choose_source(
         ctx.profile.pilot, opts.pilot_dir or ctx.environ.get(Var.PILOT_DIR), ctx.environ
     )
-    script = source.script
+    script = os.fspath(source.script)
     user = pilot_user_of(ctx.profile, tuple(opts.pilot_args))
-    if script.is_file():  # else checked by setup, once the tarball is unpacked
+    if os.path.isfile(script):  # else checked by setup, once the tarball is unpacked
         check_pilot_user(source.dir, user)
     walltime_s = walltime_left(ctx)
     queue = panda_queue(ctx)
@@ -260,7 +260,7 @@ def panda_pilot(ctx: PlanContext) -> Payload:
         own = int(walltime_s - opts.margin - opts.grace)
         lifetime = max(min(own, lifetime or own), 60)
     argv = pilot_command(
-        ctx.profile, queue, lifetime, str(push.dir) if push else ctx.workdir, script,
+        ctx.profile, queue, lifetime, push.dir if push else ctx.workdir, script,
         tuple(opts.pilot_args), ctx.environ, opts.resource_type, labels_of(ctx.profile, opts),
         opts.debug, tuple(push_args(push.dir, push.bundle)) if push else None,
     )  # fmt: skip
@@ -280,27 +280,29 @@ def with_shutdowntime(payload: Payload, workdir: str, now: float) -> Payload:
     if payload.walltime_s is None:
         return payload
     end = int(now + payload.walltime_s)
-    return replace(
-        payload, shutdowntime=end, machinefeatures=str(Path(workdir) / "machinefeatures")
-    )
+    mf = pathstr.clean(os.path.join(workdir, "machinefeatures"))
+    return replace(payload, shutdowntime=end, machinefeatures=mf)
 
 
 def write_machinefeatures(payload: Payload, site_dir: str | None) -> str:
     """Write ``shutdowntime`` (copying the site's own machine features, keeping its earlier
     shutdown time); what it did."""
-    import shutil
-
     assert payload.machinefeatures is not None and payload.shutdowntime is not None
-    mf = Path(payload.machinefeatures)
-    mf.mkdir(parents=True, exist_ok=True)
+    mf = pathstr.clean(payload.machinefeatures)
+    os.makedirs(mf, exist_ok=True)
+    shutdowntime = os.path.join(mf, "shutdowntime")
     end = payload.shutdowntime
-    if site_dir and Path(site_dir).is_dir() and Path(site_dir) != mf:
-        for f in Path(site_dir).iterdir():
-            if f.is_file():
-                shutil.copy2(f, mf / f.name)
-        with contextlib.suppress(OSError, ValueError):
-            end = min(end, int((mf / "shutdowntime").read_text().split()[0]))
-    (mf / "shutdowntime").write_text(f"{end}\n")
+    if site_dir and os.path.isdir(site_dir) and pathstr.clean(site_dir) != mf:
+        import shutil  # only here: a rank never imports it otherwise
+
+        with os.scandir(site_dir) as entries:
+            for f in entries:
+                if f.is_file():
+                    shutil.copy2(f.path, os.path.join(mf, f.name))
+        with contextlib.suppress(OSError, ValueError), open(shutdowntime) as fh:
+            end = min(end, int(fh.read().split()[0]))
+    with open(shutdowntime, "w") as fh:
+        fh.write(f"{end}\n")
     return f"shutdowntime {end} in {mf}"
 
 
