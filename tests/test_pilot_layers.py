@@ -68,7 +68,7 @@ def test_cvmfsexec_plan_and_prepare(tmp_path):
         f"wrote {plan.default_local_path}",
     ]
     assert (tmp_path / "site" / "cvmfs-cache").is_dir()
-    assert plan.default_local_path.stat().st_mode & 0o777 == 0o600
+    assert os.stat(plan.default_local_path).st_mode & 0o777 == 0o600
     assert prepare_cvmfs(plan, env) == []  # built once, config unchanged
     # the stand-in accepts what was written and runs the command
     r = subprocess.run([*plan.prefix, "sh", "-c", "exit 5"], env=env)

@@ -8,7 +8,7 @@ node-local cache; it is rendered here and nowhere else.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from siteagent.errors import ConfigError
 from siteagent.names import Pattern
@@ -19,27 +19,35 @@ LIST_NAME = Pattern(r"^[a-z][a-z0-9_-]{0,31}$")
 CVMFS_VALUE = Pattern(r"^[A-Za-z0-9_.~%:@/,;|+=-]{1,1024}$")
 
 
-def data_dir() -> Path:
-    """The shipped ``cvmfs/`` files: inside the wheel, or the source checkout's ``cvmfs/``."""
-    packaged = Path(__file__).with_name("cvmfs_data")
-    if packaged.is_dir():
+def data_dir() -> str:
+    """The directory of the shipped ``cvmfs/`` files: inside the wheel, or the source
+    checkout's ``cvmfs/``."""
+    packaged = os.path.join(os.path.dirname(__file__), "cvmfs_data")
+    if os.path.isdir(packaged):
         return packaged
-    return Path(__file__).resolve().parents[2] / "cvmfs"
+    package = os.path.dirname(os.path.realpath(__file__))  # CHECKOUT/agent/siteagent
+    return os.path.join(os.path.dirname(os.path.dirname(package)), "cvmfs")
+
+
+def _read_text(path: str) -> str:
+    with open(path) as fh:
+        return fh.read()
 
 
 def repository_list(name: str) -> list[str]:
     """Repositories of a shipped list (``atlas``, ``epic``)."""
-    path = data_dir() / f"{name}.repos"
-    if not LIST_NAME.fullmatch(name) or not path.is_file():
+    path = os.path.join(data_dir(), f"{name}.repos")
+    if not LIST_NAME.fullmatch(name) or not os.path.isfile(path):
         raise ConfigError(
             f"cvmfs: '{name}' is neither a repository name nor a list "
             f"(lists: {', '.join(_shipped_lists())})"
         )
-    return _entries(path.read_text())
+    return _entries(_read_text(path))
 
 
 def _shipped_lists() -> list[str]:
-    return sorted(p.stem for p in data_dir().glob("*.repos"))
+    # what the glob "*.repos" matched, named by stem
+    return sorted(os.path.splitext(n)[0] for n in os.listdir(data_dir()) if n.endswith(".repos"))
 
 
 def _entries(text: str) -> list[str]:
@@ -96,7 +104,7 @@ def render_default_local(
         "@QUOTA_MB@": _value("CVMFS_QUOTA_LIMIT", str(profile.cvmfs.quota_mb)),
         "@CACHE_BASE@": _value("CVMFS_CACHE_BASE", cache_base) if cache_base else None,
     }
-    return _render((data_dir() / "default.local.in").read_text(), values)
+    return _render(_read_text(os.path.join(data_dir(), "default.local.in")), values)
 
 
 def _render(template: str, values: dict[str, str | None]) -> str:

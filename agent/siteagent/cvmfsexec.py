@@ -38,7 +38,7 @@ def status(profile: Profile) -> CvmfsexecStatus:
     """Where the pilot will look for cvmfsexec for this profile, and what is there."""
     from siteagent.pilot.layers.cvmfs import cvmfsexec_dir
 
-    base = cvmfsexec_dir(profile)
+    base = Path(cvmfsexec_dir(profile))
     exe = base / "cvmfsexec"
     return CvmfsexecStatus(base, os.access(exe, os.X_OK), (base / "dist").is_dir())
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from siteagent.records import record
 
@@ -16,38 +15,58 @@ class GpuInventory:
     count: int
 
 
-def _count_nvidia(base: Path) -> int:
-    gpus = base / "proc/driver/nvidia/gpus"
-    return sum(1 for _ in gpus.iterdir()) if gpus.is_dir() else 0
+def _read_text(path: str) -> str:
+    with open(path) as fh:
+        return fh.read()
 
 
-def _count_amd(base: Path) -> int:
+def _count_nvidia(base: str) -> int:
+    gpus = os.path.join(base, "proc/driver/nvidia/gpus")
+    return len(os.listdir(gpus)) if os.path.isdir(gpus) else 0
+
+
+def _count_amd(base: str) -> int:
     """KFD topology nodes with a GPU id (CPU nodes have none or 0)."""
-    kfd = base / "sys/class/kfd/kfd/topology/nodes"
-    if not kfd.is_dir():
+    kfd = os.path.join(base, "sys/class/kfd/kfd/topology/nodes")
+    if not os.path.isdir(kfd):
         return 0
-    return sum(1 for node in kfd.iterdir() if _has_gpu_id(node / "gpu_id"))
+    return sum(1 for node in os.listdir(kfd) if _has_gpu_id(os.path.join(kfd, node, "gpu_id")))
 
 
-def _has_gpu_id(gpu_id: Path) -> bool:
+def _has_gpu_id(gpu_id: str) -> bool:
     """A KFD node's ``gpu_id`` names a GPU (a CPU node's is missing or 0)."""
-    return gpu_id.is_file() and gpu_id.read_text().strip() not in ("", "0")
+    return os.path.isfile(gpu_id) and _read_text(gpu_id).strip() not in ("", "0")
 
 
-def _is_intel_gpu(card: Path) -> bool:
-    vendor = card / "device/vendor"
-    is_intel = vendor.is_file() and vendor.read_text().strip() == "0x8086"
-    return "-" not in card.name and is_intel and _has_local_memory(card)
+def _is_intel_gpu(card: str) -> bool:
+    vendor = os.path.join(card, "device/vendor")
+    is_intel = os.path.isfile(vendor) and _read_text(vendor).strip() == "0x8086"
+    return "-" not in os.path.basename(card) and is_intel and _has_local_memory(card)
 
 
-def _has_local_memory(card: Path) -> bool:
+def _has_local_memory(card: str) -> bool:
     # integrated graphics have no local memory or tiles; data-centre GPUs do
-    return (card / "device/tile0").exists() or os.path.exists(card / "device/lmem_total_bytes")
+    tile0 = os.path.join(card, "device/tile0")
+    return os.path.exists(tile0) or os.path.exists(os.path.join(card, "device/lmem_total_bytes"))
 
 
-def _count_intel(base: Path) -> int:
-    drm = base / "sys/class/drm"
-    return sum(1 for card in drm.glob("card[0-9]*") if _is_intel_gpu(card)) if drm.is_dir() else 0
+def _is_card(name: str) -> bool:
+    """What the glob ``card[0-9]*`` matches: ``card``, an ASCII digit, anything."""
+    return len(name) > 4 and name.startswith("card") and "0" <= name[4] <= "9"
+
+
+def _cards(drm: str) -> list[str]:
+    """The ``card[0-9]*`` entries of ``drm`` (none where it cannot be read, as glob gave)."""
+    try:
+        names = os.listdir(drm)
+    except OSError:
+        return []
+    return [os.path.join(drm, name) for name in names if _is_card(name)]
+
+
+def _count_intel(base: str) -> int:
+    drm = os.path.join(base, "sys/class/drm")
+    return sum(1 for card in _cards(drm) if _is_intel_gpu(card)) if os.path.isdir(drm) else 0
 
 
 COUNTERS = (("nvidia", _count_nvidia), ("amd", _count_amd), ("intel", _count_intel))
@@ -55,9 +74,8 @@ COUNTERS = (("nvidia", _count_nvidia), ("amd", _count_amd), ("intel", _count_int
 
 def discover_gpus(root: str = "/") -> GpuInventory:
     """Count GPUs of the first vendor found; ``root`` lets tests point at a fake tree."""
-    base = Path(root)
     for vendor, count in COUNTERS:
-        n = count(base)
+        n = count(root)
         if n:
             return GpuInventory(vendor, n)
     return GpuInventory("none", 0)

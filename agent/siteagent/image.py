@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from siteagent.errors import ConfigError
 from siteagent.names import IMAGE_RE, Var
@@ -29,9 +28,9 @@ from siteagent.profiles import Profile
 from siteagent.records import record
 from siteagent.sections import ContainerSection
 
-MARKER = Path("/opt/site-agent/IMAGE")
-CONTAINERENV = Path("/run/.containerenv")
-DOCKERENV = Path("/.dockerenv")
+MARKER = "/opt/site-agent/IMAGE"
+CONTAINERENV = "/run/.containerenv"
+DOCKERENV = "/.dockerenv"
 APPTAINER_TYPES = ("apptainer", "singularity")
 DOCKER_TYPES = ("podman", "podman-hpc", "docker")
 # what worker_init exports for the pilot wrapper; podman and docker pass no host variable
@@ -83,10 +82,11 @@ class WorkerImage:
         return " ".join(self.options)
 
 
-def _containerenv_image(path: Path) -> str | None:
+def _containerenv_image(path: str) -> str | None:
     """``image="..."`` of podman's /run/.containerenv (empty unless podman filled it in)."""
     try:
-        text = path.read_text()
+        with open(path) as fh:
+            text = fh.read()
     except OSError:
         return None
     for line in text.splitlines():
@@ -98,14 +98,14 @@ def _containerenv_image(path: Path) -> str | None:
 
 def detect(
     environ: Mapping[str, str] | None = None,
-    marker: Path | None = None,
-    containerenv: Path | None = None,
+    marker: str | os.PathLike[str] | None = None,
+    containerenv: str | os.PathLike[str] | None = None,
 ) -> RunningImage | None:
     """The site-agent image this process runs in, or None outside it."""
     env = os.environ if environ is None else environ
-    if not (marker or MARKER).is_file():
+    if not os.path.isfile(os.fspath(marker or MARKER)):
         return None
-    return _apptainer_image(env) or _oci_image(env, containerenv or CONTAINERENV)
+    return _apptainer_image(env) or _oci_image(env, os.fspath(containerenv or CONTAINERENV))
 
 
 # runtime -> the variable it sets to the image inside its containers
@@ -119,9 +119,9 @@ def _apptainer_image(env: Mapping[str, str]) -> RunningImage | None:
     return None
 
 
-def _oci_image(env: Mapping[str, str], containerenv: Path) -> RunningImage:
+def _oci_image(env: Mapping[str, str], containerenv: str) -> RunningImage:
     # podman sets container=podman and writes /run/.containerenv; docker writes /.dockerenv
-    docker = env.get("container") == "docker" or DOCKERENV.exists()
+    docker = env.get("container") == "docker" or os.path.exists(DOCKERENV)
     uri = env.get(Var.IMAGE) or _containerenv_image(containerenv)
     return RunningImage("docker" if docker else "podman", uri)
 
@@ -148,11 +148,11 @@ def _running_runtime(profile: Profile, running: RunningImage | None) -> str:
     return running.runtime
 
 
-def _binds(profile: Profile, endpoint_dir: Path) -> list[str]:
+def _binds(profile: Profile, endpoint_dir: str) -> list[str]:
     """Host paths the worker pool and the pilot wrapper need inside the image: the endpoint
     directory (execution wrapper, tasks' sandboxes), scratch, CVMFS, the profile's binds and,
     for Intel GPUs, /dev/dri."""
-    binds = [str(endpoint_dir), *profile.check.scratch_dirs, *_cvmfs_binds(profile)]
+    binds = [endpoint_dir, *profile.check.scratch_dirs, *_cvmfs_binds(profile)]
     binds += profile.container.binds
     if profile.node.gpu_vendor == "intel":
         binds.append(INTEL_DEVICES)  # once: the loop below drops a repeated bind
@@ -171,7 +171,7 @@ def _cvmfs_binds(profile: Profile) -> list[str]:
 
 def worker_image(
     profile: Profile,
-    endpoint_dir: Path,
+    endpoint_dir: str | os.PathLike[str],
     image: str | None = None,
     running: RunningImage | None = None,
 ) -> WorkerImage:
@@ -179,7 +179,7 @@ def worker_image(
     image site-agent runs from (``running``, see :func:`detect`)."""
     runtime = _runtime(profile, running)
     uri = _image_uri(runtime, image, running)
-    binds = _binds(profile, Path(endpoint_dir))
+    binds = _binds(profile, os.fspath(endpoint_dir))
     if runtime in APPTAINER_TYPES:
         options = _apptainer_options(profile.container, binds)
     else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 from siteagent.cvmfs import parse_repositories, render_default_local
 from siteagent.errors import ConfigError, SiteAgentError
@@ -20,6 +19,10 @@ from siteagent.names import Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.profiles import Profile
 from siteagent.records import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
+if TYPE_CHECKING:
+    from typing import Any
 
 MAKEDIST_TIMEOUT = 1800
 CVMFS = "/cvmfs"
@@ -40,14 +43,16 @@ class CvmfsPlan:
     root: str = CVMFS  # where this host mounts CVMFS
 
     @property
-    def default_local_path(self) -> Path | None:
+    def default_local_path(self) -> str | None:
         if self.cvmfsexec_dir is None:
             return None
-        return Path(self.cvmfsexec_dir) / "dist" / "etc" / "cvmfs" / "default.local"
+        return os.path.join(_clean(self.cvmfsexec_dir), "dist", "etc", "cvmfs", "default.local")
 
     @property
     def dist_missing(self) -> bool:
-        return bool(self.cvmfsexec_dir) and not (Path(self.cvmfsexec_dir or "") / "dist").is_dir()
+        return bool(self.cvmfsexec_dir) and not os.path.isdir(
+            os.path.join(self.cvmfsexec_dir or "", "dist")
+        )
 
     def container_bind(self) -> str | None:
         """How a container sees the repositories at ``/cvmfs`` (None: no CVMFS)."""
@@ -63,19 +68,27 @@ class CvmfsPlan:
         return f"cvmfsexec from {self.cvmfsexec_dir}: " + ", ".join(self.repositories)
 
 
-def cvmfsexec_dir(profile: Profile) -> Path:
-    """Where cvmfsexec (and makedist) lives: the profile's ``cvmfs.dist_dir``,
+def _clean(path: str) -> str:
+    """``path`` as ``str(Path(path))`` spells it: no empty or ``.`` parts, no trailing ``/``
+    (unlike os.path.normpath, ``..`` stays)."""
+    root = "/" * (len(path) - len(path.lstrip("/")))
+    root = root if root == "//" else root[:1]  # POSIX keeps exactly two leading slashes
+    return root + "/".join(p for p in path.split("/") if p not in ("", ".")) or "."
+
+
+def cvmfsexec_dir(profile: Profile) -> str:
+    """The directory cvmfsexec (and makedist) lives in: the profile's ``cvmfs.dist_dir``,
     ``$SITE_AGENT_CVMFSEXEC_DIR``, the directory of a ``cvmfsexec`` on PATH, or
     ``~/.site-agent/cvmfsexec``."""
     import shutil
 
     configured = profile.cvmfs.dist_dir or os.environ.get(Var.CVMFSEXEC_DIR)
     if configured:
-        return Path(configured).expanduser()
+        return _clean(os.path.expanduser(_clean(configured)))
     found = shutil.which("cvmfsexec")
     if found:
-        return Path(found).resolve().parent
-    return Path.home() / ".site-agent" / "cvmfsexec"
+        return os.path.dirname(os.path.realpath(found))
+    return _clean(os.path.join(os.path.expanduser("~"), ".site-agent", "cvmfsexec"))
 
 
 def plan_cvmfs(
@@ -113,12 +126,12 @@ def _cvmfsexec_plan(
     cfg = profile.cvmfs
     base = cvmfsexec_dir(profile)
     cache = cfg.cache_dir or f"/tmp/site-agent-cvmfs-{os.getuid()}"
-    makedist = (str(base / "makedist"), cfg.config) if cfg.config != "none" else ()
+    makedist = (os.path.join(base, "makedist"), cfg.config) if cfg.config != "none" else ()
     return CvmfsPlan(
         mode="cvmfsexec",
         repositories=repositories,
-        prefix=(str(base / "cvmfsexec"), *repositories, "--"),
-        cvmfsexec_dir=str(base),
+        prefix=(os.path.join(base, "cvmfsexec"), *repositories, "--"),
+        cvmfsexec_dir=base,
         makedist=makedist,
         default_local=render_default_local(profile, repositories, cache),
         cache_base=cache,
@@ -127,16 +140,16 @@ def _cvmfsexec_plan(
     )
 
 
-def _makedist(plan: CvmfsPlan, base: Path, env: dict[str, str] | None) -> None:
+def _makedist(plan: CvmfsPlan, base: str, env: dict[str, str] | None) -> None:
     if not plan.makedist:
         raise SiteAgentError(f"cvmfs: {base}/dist is missing and cvmfs.config is none")
     r = _run_makedist(plan.makedist, base, env)
-    if r.returncode != 0 or not (base / "dist").is_dir():
+    if r.returncode != 0 or not os.path.isdir(os.path.join(base, "dist")):
         raise SiteAgentError(f"cvmfs: makedist exited {r.returncode}: {last_line(r)[:200]}")
 
 
 def _run_makedist(
-    makedist: tuple[str, ...], base: Path, env: dict[str, str] | None
+    makedist: tuple[str, ...], base: str, env: dict[str, str] | None
 ) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
@@ -145,6 +158,11 @@ def _run_makedist(
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as err:
         raise SiteAgentError(f"cvmfs: makedist failed: {err}") from None
+
+
+def _read_text(path: str) -> str:
+    with open(path) as fh:
+        return fh.read()
 
 
 def last_line(r: subprocess.CompletedProcess[str], none: str = "no output") -> str:
@@ -159,9 +177,10 @@ def _write_default_local(plan: CvmfsPlan) -> list[str]:
 
     path = plan.default_local_path
     assert path is not None and plan.default_local is not None
-    if path.is_file() and path.read_text() == plan.default_local:
+    if os.path.isfile(path) and _read_text(path) == plan.default_local:
         return []
-    atomic_write(path, plan.default_local, 0o600)  # may hold proxy credentials
+    target: Any = path  # atomic_write takes a str (or, before its own conversion, a Path)
+    atomic_write(target, plan.default_local, 0o600)  # may hold proxy credentials
     return [f"wrote {path}"]
 
 
@@ -172,19 +191,19 @@ def prepare_cvmfs(plan: CvmfsPlan, env: dict[str, str] | None = None) -> list[st
         return []
     done = []
     base = _cvmfsexec_base(plan)
-    if not (base / "dist").is_dir():
+    if not os.path.isdir(os.path.join(base, "dist")):
         _makedist(plan, base, env)
         done.append(" ".join(plan.makedist))
     done += _write_default_local(plan)
     if plan.cache_base:
-        Path(plan.cache_base).mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(plan.cache_base, mode=0o700, exist_ok=True)
     return done
 
 
-def _cvmfsexec_base(plan: CvmfsPlan) -> Path:
+def _cvmfsexec_base(plan: CvmfsPlan) -> str:
     """The planned cvmfsexec directory; SiteAgentError when cvmfsexec is not in it."""
-    base = Path(plan.cvmfsexec_dir or "")
-    if not (base / "cvmfsexec").is_file():
+    base = _clean(plan.cvmfsexec_dir or "")
+    if not os.path.isfile(os.path.join(base, "cvmfsexec")):
         raise SiteAgentError(
             f"cvmfs: no cvmfsexec in {base} (clone github.com/cvmfs/cvmfsexec there, "
             "or set cvmfs.dist_dir / SITE_AGENT_CVMFSEXEC_DIR)"
