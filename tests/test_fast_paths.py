@@ -110,7 +110,10 @@ def test_pilot_run_imports_nothing_heavy(tmp_path):
 
 
 # what `site` and these cost a rank, and it never needs them (records.py, TYPE_CHECKING)
-RANK_NEVER = ("dataclasses", "inspect", "typing", "socket", "shutil", "hashlib", "copy", "site")
+RANK_NEVER = (
+    "dataclasses", "inspect", "typing", "socket", "shutil", "hashlib", "copy", "site",
+    "pathlib", "urllib", "ipaddress", "fnmatch", "glob", "string",
+)  # fmt: skip
 
 
 def test_a_rank_as_the_execution_wrapper_starts_it_imports_only_what_it_runs(tmp_path):

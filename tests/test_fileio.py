@@ -8,25 +8,13 @@ import os
 import stat
 import subprocess
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 
 from siteagent.errors import ConfigError
-from siteagent.fileio import atomic_write, path_str, sha256_file
+from siteagent.fileio import atomic_write, sha256_file
 from siteagent.profile_path import find_profile, list_profiles, read_profile_text, search_path
-
-SPELLINGS = [
-    "", ".", "./", "/", "//", "///", "////x", "//x", "//x//", "/x/", "x", "x/", "./x", "x/./y",
-    "x//y", "x/../y", "../x", "/a/./b/../c/", "~/x", ".hidden/./", "a/.", "a/./", "/./",
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("spelling", SPELLINGS)
-def test_path_str_is_what_pathlib_made_of_a_path(spelling, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert path_str(spelling) == str(PurePosixPath(spelling))
-    assert path_str(spelling, absolute=True) == str(Path(spelling).absolute())
 
 
 def test_the_file_helpers_import_no_pathlib():

@@ -3,7 +3,7 @@ yet the paths it prints, exports and hashes must not change)."""
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -13,6 +13,7 @@ PATHS = [
     "", ".", "./", "..", "/", "//", "///", "////a", "a", "a/", "a//b", "a/./b/.", "./a", "../x",
     "/a/../b/", "//a/b", "//a", "///a/b//", "/a", "a/b/c", "~/x509up", ".bashrc", "a.", "a..yml",
     "env.tar.gz", "dir/.yml", "/x/environment.yml/", "/x/req.txt", "a/b/..", "/tmp/tok",
+    "x/./y", "/a/./b/../c/", ".hidden/./", "a/.", "/./", "//x//",
 ]  # fmt: skip
 
 
@@ -23,6 +24,12 @@ def test_pathstr_is_what_pathlib_gives(path):
     assert pathstr.name(path) == p.name
     assert pathstr.parent(path) == str(p.parent)
     assert pathstr.suffix(path) == p.suffix
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_absolute_is_what_pathlib_gives(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert pathstr.absolute(path) == str(Path(path).absolute())
 
 
 def test_the_layers_spell_odd_paths_as_pathlib_did(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from siteagent.errors import ConfigError
+from siteagent.fileio import read_text
 from siteagent.names import Pattern
 from siteagent.profiles import Profile
 
@@ -29,11 +30,6 @@ def data_dir() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(package)), "cvmfs")
 
 
-def _read_text(path: str) -> str:
-    with open(path) as fh:
-        return fh.read()
-
-
 def repository_list(name: str) -> list[str]:
     """Repositories of a shipped list (``atlas``, ``epic``)."""
     path = os.path.join(data_dir(), f"{name}.repos")
@@ -42,7 +38,7 @@ def repository_list(name: str) -> list[str]:
             f"cvmfs: '{name}' is neither a repository name nor a list "
             f"(lists: {', '.join(_shipped_lists())})"
         )
-    return _entries(_read_text(path))
+    return _entries(read_text(path))
 
 
 def _shipped_lists() -> list[str]:
@@ -104,7 +100,7 @@ def render_default_local(
         "@QUOTA_MB@": _value("CVMFS_QUOTA_LIMIT", str(profile.cvmfs.quota_mb)),
         "@CACHE_BASE@": _value("CVMFS_CACHE_BASE", cache_base) if cache_base else None,
     }
-    return _render(_read_text(os.path.join(data_dir(), "default.local.in")), values)
+    return _render(read_text(os.path.join(data_dir(), "default.local.in")), values)
 
 
 def _render(template: str, values: dict[str, str | None]) -> str:

@@ -1,20 +1,17 @@
-"""Atomic file writes, so nothing is ever left half-written; hashes and path strings, without
+"""Atomic file writes, so nothing is ever left half-written; reads and hashes. Without
 pathlib (its import pulls urllib.parse, ipaddress, fnmatch: milliseconds on every rank)."""
 
 from __future__ import annotations
 
 import os
 
+from siteagent.pathstr import clean
 
-def path_str(path: str, *, absolute: bool = False) -> str:
-    """``str(Path(path))`` (with ``absolute``: ``str(Path(path).absolute())``) without pathlib:
-    ``//`` and ``/./`` collapsed, no trailing ``/``, but ``..`` kept (os.path.normpath would
-    collapse it, which a symlink can make a different place)."""
-    if absolute and not path.startswith("/"):
-        path = os.path.join(os.getcwd(), path)
-    # POSIX keeps a leading "//" (it may mean something else); three or more are one "/"
-    root = "//" if path[:2] == "//" and path[2:3] != "/" else "/" if path[:1] == "/" else ""
-    return root + "/".join(part for part in path.split("/") if part and part != ".") or "."
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The text of the file at ``path``, in the locale's encoding as ``Path.read_text``."""
+    with open(path) as fh:
+        return fh.read()
 
 
 def sha256_text(text: str) -> str:
@@ -42,7 +39,7 @@ def atomic_write(
     A reader sees the old file or the new one, never half of one. ``durable`` also fsyncs
     the data before the rename, so the new text survives a crash of the node; without it a
     crash may leave the old file (never a torn one)."""
-    path = path_str(os.fspath(path))  # as Path(path) named it: no trailing "/"
+    path = clean(os.fspath(path))  # as Path(path) named it: no trailing "/"
     directory, name = os.path.split(path)
     directory = directory or "."
     os.makedirs(directory, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from siteagent.fileio import read_text
 from siteagent.records import record
 
 
@@ -13,11 +14,6 @@ class GpuInventory:
 
     vendor: str  # nvidia, amd, intel or none
     count: int
-
-
-def _read_text(path: str) -> str:
-    with open(path) as fh:
-        return fh.read()
 
 
 def _count_nvidia(base: str) -> int:
@@ -35,12 +31,12 @@ def _count_amd(base: str) -> int:
 
 def _has_gpu_id(gpu_id: str) -> bool:
     """A KFD node's ``gpu_id`` names a GPU (a CPU node's is missing or 0)."""
-    return os.path.isfile(gpu_id) and _read_text(gpu_id).strip() not in ("", "0")
+    return os.path.isfile(gpu_id) and read_text(gpu_id).strip() not in ("", "0")
 
 
 def _is_intel_gpu(card: str) -> bool:
     vendor = os.path.join(card, "device/vendor")
-    is_intel = os.path.isfile(vendor) and _read_text(vendor).strip() == "0x8086"
+    is_intel = os.path.isfile(vendor) and read_text(vendor).strip() == "0x8086"
     return "-" not in os.path.basename(card) and is_intel and _has_local_memory(card)
 
 

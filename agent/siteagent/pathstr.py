@@ -4,6 +4,8 @@ exports or hashes stay the strings ``str(Path(...))`` gave."""
 
 from __future__ import annotations
 
+import os
+
 
 def clean(path: str) -> str:
     """``str(PurePosixPath(path))``: no empty or ``.`` parts and no trailing ``/``; unlike
@@ -11,6 +13,12 @@ def clean(path: str) -> str:
     # POSIX keeps a leading "//" (implementation-defined), and so does pathlib; "///" is "/"
     root = "//" if path[:2] == "//" and path[2:3] != "/" else "/" if path[:1] == "/" else ""
     return root + "/".join(p for p in path.split("/") if p and p != ".") or "."
+
+
+def absolute(path: str) -> str:
+    """``str(Path(path).absolute())``: relative to the working directory, spelt by ``clean``
+    (``..`` kept: unlike ``os.path.abspath``)."""
+    return clean(path if path.startswith("/") else os.path.join(os.getcwd(), path))
 
 
 def name(path: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from siteagent.errors import ConfigError
-from siteagent.fileio import path_str
+from siteagent.pathstr import clean
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 MAX_PROFILE_BYTES = 1 << 20  # 1 MiB: real profiles are a few kB
@@ -24,7 +24,7 @@ def builtin_profile_dir() -> str:
 
 def search_path() -> list[str]:
     """Directories searched for ``NAME.yaml``, first match wins."""
-    dirs = [path_str(p) for p in os.environ.get("SITE_AGENT_PROFILE_PATH", "").split(":") if p]
+    dirs = [clean(p) for p in os.environ.get("SITE_AGENT_PROFILE_PATH", "").split(":") if p]
     config_home = os.environ.get(
         "XDG_CONFIG_HOME", os.path.join(os.path.expanduser("~"), ".config")
     )
@@ -44,7 +44,7 @@ def list_profiles() -> list[tuple[str, str]]:
 
 def _join(*parts: str) -> str:
     """``str(Path(*parts))``: as Path joined them (``./x`` is ``x``), for the paths shown."""
-    return path_str(os.path.join(*parts))
+    return clean(os.path.join(*parts))
 
 
 def _stem(path: str) -> str:
@@ -76,7 +76,7 @@ def _unknown_profile(name: str) -> ConfigError:
 
 
 def _profile_file(path: str) -> str:
-    found = path_str(path)  # "x.yaml/" names x.yaml, as Path("x.yaml/") did
+    found = clean(path)  # "x.yaml/" names x.yaml, as Path("x.yaml/") did
     if not os.path.isfile(found):
         raise ConfigError(f"site profile file not found: {path}")
     return found

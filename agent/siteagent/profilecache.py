@@ -16,6 +16,8 @@ import contextlib
 import json
 import os
 
+from siteagent.fileio import read_text
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
     from siteagent.profiles import Profile
@@ -29,11 +31,6 @@ def cache_dir(kind: str) -> str:
     return os.path.join(base, "site-agent", kind)
 
 
-def _read_text(path: str) -> str:
-    with open(path) as fh:  # the locale's encoding, as Path.read_text
-        return fh.read()
-
-
 def profile_key(site: str) -> tuple[str, str]:
     """The profile file ``site`` names and the key of what it validates to."""
     path, key, _ = _locate(site)
@@ -43,15 +40,16 @@ def profile_key(site: str) -> tuple[str, str]:
 def _locate(site: str) -> tuple[str, str, str]:
     """``(path, key, text)`` of the profile ``site`` names."""
     from siteagent import __version__
-    from siteagent.fileio import path_str, sha256_text
+    from siteagent.fileio import sha256_text
+    from siteagent.pathstr import absolute
     from siteagent.profile_path import find_profile, read_profile_text
 
     path = find_profile(site)
     text = read_profile_text(path)
     key = sha256_text(
         "\0".join(
-            (__version__, path_str(path, absolute=True), text,
-             _read_text(SCHEMA) if os.path.isfile(SCHEMA) else "")
+            (__version__, absolute(path), text,
+             read_text(SCHEMA) if os.path.isfile(SCHEMA) else "")
         )
     )  # fmt: skip
     return path, key, text
@@ -65,7 +63,7 @@ def load_profile_cached(site: str) -> Profile:
     path, key, text = _locate(site)
     cached = os.path.join(cache_dir("profiles"), f"{key[:32]}.json")
     try:
-        entry = json.loads(_read_text(cached))
+        entry = json.loads(read_text(cached))
         data, source = entry["data"], entry["source"]
         if isinstance(data, dict) and isinstance(source, str):
             return complete_profile(data, source, checked=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from siteagent.fileio import path_str
 from siteagent.names import Var
+from siteagent.pathstr import clean
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ TAIL_LINES = 20
 def state_root(environ: Mapping[str, str]) -> str:
     """``$SITE_AGENT_WORKDIR``, else ``$SITE_AGENT_STATE``, else ``~/.site-agent``."""
     base = environ.get(Var.WORKDIR) or environ.get(Var.STATE)
-    return path_str(os.path.expanduser(base) if base else os.path.expanduser("~/.site-agent"))
+    return clean(os.path.expanduser(base) if base else os.path.expanduser("~/.site-agent"))
 
 
 def log_dir(environ: Mapping[str, str], pilot_id: str) -> str:
@@ -80,7 +80,7 @@ def keep_logs(workdir: str, dest: str, report: PilotReport, keep: int) -> list[s
     log directories beside it; the tail of ``pilotlog.txt`` (empty if it had none)."""
     if keep <= 0:
         return []
-    dest = path_str(dest)  # its parent is the directory pruned
+    dest = clean(dest)  # its parent is the directory pruned
     os.makedirs(dest, exist_ok=True)
     out = _copy_pilot_files(workdir, dest)
     with open(os.path.join(dest, "wrapper.log"), "w") as fh:

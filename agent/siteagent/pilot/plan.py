@@ -12,8 +12,8 @@ import os
 import re
 
 from siteagent.errors import ConfigError
-from siteagent.fileio import path_str
 from siteagent.names import WORKER_ID_RE, Var
+from siteagent.pathstr import absolute, clean
 from siteagent.pilot.layers import STACK, Layer, PlanContext, planning_order
 from siteagent.pilot.layers.payload import QUEUE
 from siteagent.pilot.missing import plan_layer
@@ -214,7 +214,7 @@ def default_report_path(environ: Mapping[str, str], pid_: str) -> str:
 def report_path(opts: PilotOptions, environ: Mapping[str, str], pid_: str) -> str:
     """``--report`` (``~`` expanded), else the default report path of pilot ``pid_``."""
     if opts.report:
-        return path_str(os.path.expanduser(opts.report))
+        return clean(os.path.expanduser(opts.report))
     return default_report_path(environ, pid_)
 
 
@@ -223,9 +223,7 @@ def workdir_of(environ: Mapping[str, str], pid_: str) -> str:
     random suffix as ``mkdtemp`` makes one: nobody can plant a path there in advance (the
     Supervisor creates it exclusively, owner-only, and never uses one that exists)."""
     suffix = os.urandom(8).hex()  # what secrets.token_hex does, without its imports
-    return path_str(
-        os.path.join(environ.get("TMPDIR") or "/tmp", f"site-agent-pilot-{pid_}-{suffix}")
-    )
+    return clean(os.path.join(environ.get("TMPDIR") or "/tmp", f"site-agent-pilot-{pid_}-{suffix}"))
 
 
 def hostname() -> str:
@@ -277,7 +275,7 @@ def build_plan(
         rank=grank,
         layers=tuple(done[cls.name] for cls in STACK),
         workdir=ctx.workdir,
-        report_path=path_str(report_path(opts, environ, pid_), absolute=True),
+        report_path=absolute(report_path(opts, environ, pid_)),
         margin_s=opts.margin,
         grace_s=opts.grace,
         logs_dir=log_dir(environ, pid_),

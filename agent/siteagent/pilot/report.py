@@ -138,12 +138,12 @@ def mark_lost(
     """Mark the unfinished reports in ``directory`` written on ``host`` whose wrapper is gone
     (killed with SIGKILL, so it could not say so) as ``done``/``lost``; the paths marked
     (``directory`` joined with each file's name)."""
-    from siteagent.fileio import path_str
+    from siteagent.pathstr import clean
 
-    skipped = path_str(os.fspath(skip)) if skip is not None else None
+    skipped = clean(os.fspath(skip)) if skip is not None else None
     marked: list[str] = []
     for path in _json_files(os.fspath(directory)):
-        data = None if path_str(path) == skipped else _lost_report(path, host)
+        data = None if clean(path) == skipped else _lost_report(path, host)
         if data is not None and _write_lost(path, data):
             marked.append(path)
     return marked

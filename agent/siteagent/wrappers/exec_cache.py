@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+from siteagent.fileio import read_text
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing per task
 if TYPE_CHECKING:
     from pathlib import Path
@@ -124,16 +126,11 @@ def recorded_wrapper(site: str, request: dict[str, int]) -> str | None:
     """The wrapper recorded for ``request`` on ``site``, if it can run on this host."""
     path = entry_path(site, request)
     try:
-        entry = json.loads(_read_text(path)) if path else {}
+        entry = json.loads(read_text(path)) if path else {}
         wrapper, launcher = entry["wrapper"], entry["launcher"]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no entry, or one without its launcher (older): click decides
     return wrapper if _runs_here(wrapper, launcher) else None
-
-
-def _read_text(path: str) -> str:
-    with open(path) as fh:  # the locale's encoding, as Path.read_text
-        return fh.read()
 
 
 def _runs_here(wrapper: str, launcher: str | None) -> bool:

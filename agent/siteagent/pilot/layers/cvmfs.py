@@ -15,7 +15,9 @@ import subprocess
 
 from siteagent.cvmfs import parse_repositories, render_default_local
 from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.fileio import read_text
 from siteagent.names import Var
+from siteagent.pathstr import clean
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.profiles import Profile
 from siteagent.records import field, record
@@ -46,7 +48,7 @@ class CvmfsPlan:
     def default_local_path(self) -> str | None:
         if self.cvmfsexec_dir is None:
             return None
-        return os.path.join(_clean(self.cvmfsexec_dir), "dist", "etc", "cvmfs", "default.local")
+        return os.path.join(clean(self.cvmfsexec_dir), "dist", "etc", "cvmfs", "default.local")
 
     @property
     def dist_missing(self) -> bool:
@@ -68,14 +70,6 @@ class CvmfsPlan:
         return f"cvmfsexec from {self.cvmfsexec_dir}: " + ", ".join(self.repositories)
 
 
-def _clean(path: str) -> str:
-    """``path`` as ``str(Path(path))`` spells it: no empty or ``.`` parts, no trailing ``/``
-    (unlike os.path.normpath, ``..`` stays)."""
-    root = "/" * (len(path) - len(path.lstrip("/")))
-    root = root if root == "//" else root[:1]  # POSIX keeps exactly two leading slashes
-    return root + "/".join(p for p in path.split("/") if p not in ("", ".")) or "."
-
-
 def cvmfsexec_dir(profile: Profile) -> str:
     """The directory cvmfsexec (and makedist) lives in: the profile's ``cvmfs.dist_dir``,
     ``$SITE_AGENT_CVMFSEXEC_DIR``, the directory of a ``cvmfsexec`` on PATH, or
@@ -84,11 +78,11 @@ def cvmfsexec_dir(profile: Profile) -> str:
 
     configured = profile.cvmfs.dist_dir or os.environ.get(Var.CVMFSEXEC_DIR)
     if configured:
-        return _clean(os.path.expanduser(_clean(configured)))
+        return clean(os.path.expanduser(clean(configured)))
     found = shutil.which("cvmfsexec")
     if found:
         return os.path.dirname(os.path.realpath(found))
-    return _clean(os.path.join(os.path.expanduser("~"), ".site-agent", "cvmfsexec"))
+    return clean(os.path.join(os.path.expanduser("~"), ".site-agent", "cvmfsexec"))
 
 
 def plan_cvmfs(
@@ -160,11 +154,6 @@ def _run_makedist(
         raise SiteAgentError(f"cvmfs: makedist failed: {err}") from None
 
 
-def _read_text(path: str) -> str:
-    with open(path) as fh:
-        return fh.read()
-
-
 def last_line(r: subprocess.CompletedProcess[str], none: str = "no output") -> str:
     """The last line a command wrote (stderr first), or ``none``."""
     tail = (r.stderr or r.stdout).strip().splitlines()[-1:]
@@ -177,7 +166,7 @@ def _write_default_local(plan: CvmfsPlan) -> list[str]:
 
     path = plan.default_local_path
     assert path is not None and plan.default_local is not None
-    if os.path.isfile(path) and _read_text(path) == plan.default_local:
+    if os.path.isfile(path) and read_text(path) == plan.default_local:
         return []
     target: Any = path  # atomic_write takes a str (or, before its own conversion, a Path)
     atomic_write(target, plan.default_local, 0o600)  # may hold proxy credentials
@@ -202,7 +191,7 @@ def prepare_cvmfs(plan: CvmfsPlan, env: dict[str, str] | None = None) -> list[st
 
 def _cvmfsexec_base(plan: CvmfsPlan) -> str:
     """The planned cvmfsexec directory; SiteAgentError when cvmfsexec is not in it."""
-    base = _clean(plan.cvmfsexec_dir or "")
+    base = clean(plan.cvmfsexec_dir or "")
     if not os.path.isfile(os.path.join(base, "cvmfsexec")):
         raise SiteAgentError(
             f"cvmfs: no cvmfsexec in {base} (clone github.com/cvmfs/cvmfsexec there, "
