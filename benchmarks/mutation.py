@@ -99,6 +99,12 @@ MODULES: dict[str, list[str]] = {
     "launchers/mpiexec.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
     "launchers/local.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
     "launchers/__init__.py": ["tests/test_schedulers.py", "tests/test_schedulers_behaviour.py"],
+    # the rank path's path spelling (pathlib's, without pathlib) and file helpers
+    "pathstr.py": ["tests/test_pathstr.py"],
+    "fileio.py": [
+        "tests/test_fileio.py",
+        "tests/test_fast_paths.py::test_only_the_final_report_is_fsynced",
+    ],
 }
 
 CMP_SWAPS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from siteagent.errors import ConfigError
-from siteagent.fileio import atomic_write, sha256_file
+from siteagent.fileio import atomic_write, read_text, sha256_file, sha256_text
 from siteagent.profile_path import find_profile, list_profiles, read_profile_text, search_path
 
 
@@ -80,3 +81,56 @@ def test_profiles_are_found_under_the_names_path_gave_them(tmp_path, monkeypatch
     assert read_profile_text(Path("dir/mine.yaml")) == GOOD
     with pytest.raises(ConfigError, match=r"^site profile file not found: dir/none\.yaml$"):
         find_profile("dir/none.yaml")
+
+
+@pytest.mark.parametrize("kind", [str, Path])
+def test_read_text_and_sha256_text(kind, tmp_path):
+    text = "größe: 1\n"
+    (tmp_path / "f").write_text(text)
+    assert read_text(kind(tmp_path / "f")) == text
+    assert sha256_text(text) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_sha256_text_without_cpythons_own_module(monkeypatch):
+    """Python 3.12 renamed _sha256 (to _sha2): hashlib's SHA-256 gives the same key."""
+    monkeypatch.setitem(sys.modules, "_sha256", None)  # its import now raises ImportError
+    assert sha256_text("key") == hashlib.sha256(b"key").hexdigest()
+
+
+def test_atomic_write_default_mode_ignores_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        atomic_write(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
+
+
+def test_the_temporary_file_is_hidden_owner_only_and_fully_synced(tmp_path, monkeypatch):
+    """While written, the text sits in ``.NAME.PID.RANDOM.tmp`` next to the target: hidden
+    from listings, named for its target and writer, created owner-only (a 0o600 secret is
+    never readable by others, not even half written), and all of it is on disk before the
+    fsync that makes it durable."""
+    seen: dict[str, object] = {}
+    real_chmod, real_fsync = os.chmod, os.fsync
+
+    def chmod(path, mode):
+        seen["tmp"], seen["mode"] = path, stat.S_IMODE(os.stat(path).st_mode)
+        real_chmod(path, mode)
+
+    def fsync(fd):
+        seen["synced"] = os.fstat(fd).st_size
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    monkeypatch.setattr(os, "fsync", fsync)
+    old = os.umask(0)
+    try:
+        atomic_write(tmp_path / "r.json", "x" * 100, 0o600)
+    finally:
+        os.umask(old)
+    tmp = seen["tmp"]
+    assert os.path.dirname(tmp) == str(tmp_path)
+    assert re.fullmatch(rf"\.r\.json\.{os.getpid()}\.[0-9a-f]+\.tmp", os.path.basename(tmp))
+    assert seen["mode"] == 0o600 and seen["synced"] == 100
+    assert os.listdir(tmp_path) == ["r.json"]

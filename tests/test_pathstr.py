@@ -13,7 +13,7 @@ PATHS = [
     "", ".", "./", "..", "/", "//", "///", "////a", "a", "a/", "a//b", "a/./b/.", "./a", "../x",
     "/a/../b/", "//a/b", "//a", "///a/b//", "/a", "a/b/c", "~/x509up", ".bashrc", "a.", "a..yml",
     "env.tar.gz", "dir/.yml", "/x/environment.yml/", "/x/req.txt", "a/b/..", "/tmp/tok",
-    "x/./y", "/a/./b/../c/", ".hidden/./", "a/.", "/./", "//x//",
+    "x/./y", "/a/./b/../c/", ".hidden/./", "a/.", "/./", "//x//", "/x/a.yml", "..yml",
 ]  # fmt: skip
 
 

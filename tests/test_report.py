@@ -202,9 +202,12 @@ def test_only_unfinished_reports_of_this_host_are_marked(tmp_path):
     (tmp_path / "nopid.json").write_text('{"state": "running", "host": "h"}\n')
     (tmp_path / "torn.json").write_text('{"state": "running", "ho')
     skipped = _unfinished(tmp_path / "self.json", pid, now)
+    # what a writer SIGKILLed within atomic_write leaves: a whole report, yet no *.json
+    tmp = _unfinished(tmp_path / f".mine.json.{pid}.0123456789ab.tmp", pid, now)
     assert mark_lost(tmp_path, "h", skip=str(tmp_path / "self.json")) == [
         str(tmp_path / "mine.json")
     ]
+    assert read_report(tmp_path / f".mine.json.{pid}.0123456789ab.tmp") == tmp
     assert read_report(tmp_path / "done.json") == done
     assert read_report(tmp_path / "other.json") == elsewhere
     assert read_report(tmp_path / "self.json") == skipped  # the caller's own report
