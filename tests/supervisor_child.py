@@ -99,6 +99,13 @@ def _scenario(name: str | None, arg: Any, result: Run) -> None:
             setup(self, env)
 
         run.Supervisor.setup_layers = watched  # type: ignore[method-assign]
+    elif name == "coarse-clock":  # time(2), which gmtime() reads, a second behind time.time()
+        real_gmtime = time.gmtime
+
+        def gmtime(secs=None):
+            return real_gmtime(time.time() - 1 if secs is None else secs)
+
+        time.gmtime = gmtime  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown scenario {name!r}")
 

@@ -439,6 +439,13 @@ def test_no_walltime_no_limit(site):
 
 
 # ---------------------------------------------------------------- leftovers
+def test_a_report_never_finishes_before_it_started(site):
+    """Both stamps come from time.time(): gmtime() alone reads time(2), a coarser clock that
+    can be a tick behind, so a run of a few ms could finish a second before it started."""
+    r = supervise(plan_for(site, "true"), scenario="coarse-clock")
+    assert r.report.finished >= r.report.started, (r.report.started, r.report.finished)
+
+
 def test_nothing_the_payload_started_survives_it(site, tmp_path):
     pids = tmp_path / "pids"
     # one child in the payload's group ignoring TERM, one escaped with setsid, one daemonised

@@ -289,7 +289,8 @@ class Supervisor:
         report = self.report
         report.received_signals = [signal.Signals(s).name for s in self.received]
         report.state = "done"
-        report.finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        # time.time(), as the report's start: gmtime() alone reads the coarser time(2)
+        report.finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
         report.seconds = round(time.monotonic() - self.t0, 3)
         write_report(self.plan.report_path, report)
 
