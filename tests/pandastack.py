@@ -25,6 +25,11 @@ DEVSTACK = REPO / "scripts" / "panda-devstack.sh"
 JOBS = REPO / "scripts" / "panda_devstack_jobs.py"
 
 
+# what a job is once the Setupper has run: activated, or already taken or ended
+SET_UP = ("activated", "sent", "starting", "running", "holding", "transferring", "finished",
+          "failed", "cancelled", "closed")  # fmt: skip
+
+
 @dataclass
 class PandaStack:
     env: dict[str, str]  # devstack.env: URLs, certificates, queues, pilot config
@@ -79,11 +84,17 @@ class PandaStack:
         return json.loads(r.stdout.splitlines()[-1])
 
     def submit(self, *job_args: str, queue: str | None = None, resource_type: str = "SCORE") -> int:
-        """One job through panda-client's submitJobs; returns its PandaID."""
+        """One job through panda-client's submitJobs, once the server has set it up; returns
+        its PandaID. submitJobs returns before its Setupper thread has activated the job
+        (TaskBuffer.storeJobs starts it without a join): until then the job is in jobsDefined4,
+        out of the job statistics and of getJob."""
         q = queue or self.queue
-        return self._jobs(
+        panda_id = self._jobs(
             "submit", "--queue", q, "--resource-type", resource_type, "--", *job_args
         )["PandaID"]
+        job = self.wait_job(panda_id, SET_UP, timeout=60)
+        assert job and job["jobStatus"] in SET_UP, f"job {panda_id} not set up: {job}"
+        return panda_id
 
     def job(self, panda_id: int) -> dict:
         """The job as panda-client's getJobStatus sees it (jobStatus, pilotErrorCode, ...)."""
