@@ -52,7 +52,8 @@ def _is_card(name: str) -> bool:
 
 
 def _cards(drm: str) -> list[str]:
-    """The ``card[0-9]*`` entries of ``drm`` (none where it cannot be read, as glob gave)."""
+    """The ``card[0-9]*`` entries of ``drm`` (none where it is missing or cannot be read,
+    as glob gave)."""
     try:
         names = os.listdir(drm)
     except OSError:
@@ -62,7 +63,7 @@ def _cards(drm: str) -> list[str]:
 
 def _count_intel(base: str) -> int:
     drm = os.path.join(base, "sys/class/drm")
-    return sum(1 for card in _cards(drm) if _is_intel_gpu(card)) if os.path.isdir(drm) else 0
+    return sum(1 for card in _cards(drm) if _is_intel_gpu(card))
 
 
 COUNTERS = (("nvidia", _count_nvidia), ("amd", _count_amd), ("intel", _count_intel))

@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 
 from siteagent.errors import ConfigError
+from siteagent.fileio import read_text
 from siteagent.names import IMAGE_RE, Var
 from siteagent.pilot.layers.runtimes import (
     INTEL_DEVICES,
@@ -85,8 +86,7 @@ class WorkerImage:
 def _containerenv_image(path: str) -> str | None:
     """``image="..."`` of podman's /run/.containerenv (empty unless podman filled it in)."""
     try:
-        with open(path) as fh:
-            text = fh.read()
+        text = read_text(path)
     except OSError:
         return None
     for line in text.splitlines():

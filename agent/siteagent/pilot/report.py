@@ -53,7 +53,7 @@ class PilotReport:
     signal: str | None = None  # the signal that ended the payload, if one did
     received_signals: list[str] = field(default_factory=list)
     error: str | None = None
-    started: str = field(default_factory=lambda: _now())
+    started: str = field(default_factory=lambda: utc_now())
     finished: str | None = None
     seconds: float = 0.0
     payload_pid: int | None = None
@@ -82,7 +82,8 @@ def _running_image() -> dict[str, Any] | None:
     return asdict(running) if running else None
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """Now, as a report stamps it (UTC, to the second)."""
     # gmtime() without an argument reads time(2), a coarse clock that can be a tick behind
     # time.time(): a report would then seem to start before its wrapper asked for the time
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
@@ -185,7 +186,7 @@ def _unfinished_here(data: dict[str, Any], host: str) -> bool:
 
 def _write_lost(path: str, data: dict[str, Any]) -> bool:
     """Rewrite the report at ``path`` as ``done``/``lost``; False when it cannot be written."""
-    data |= {"state": "done", "reason": "lost", "finished": _now()}
+    data |= {"state": "done", "reason": "lost", "finished": utc_now()}
     data["error"] = data.get("error") or f"wrapper pid {data['pid']} ended without a report"
     from siteagent.fileio import atomic_write
 

@@ -18,7 +18,7 @@ import time
 from siteagent.errors import SiteAgentError
 from siteagent.pilot.leftovers import end_leftovers, remove_workdir
 from siteagent.pilot.outcome import SETUP_ERROR_EXIT, STOPPING, Happened, decide, stopped
-from siteagent.pilot.report import LayerReport, PilotReport, write_report
+from siteagent.pilot.report import LayerReport, PilotReport, utc_now, write_report
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
 if TYPE_CHECKING:
@@ -289,8 +289,7 @@ class Supervisor:
         report = self.report
         report.received_signals = [signal.Signals(s).name for s in self.received]
         report.state = "done"
-        # time.time(), as the report's start: gmtime() alone reads the coarser time(2)
-        report.finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
+        report.finished = utc_now()
         report.seconds = round(time.monotonic() - self.t0, 3)
         write_report(self.plan.report_path, report)
 

@@ -23,6 +23,7 @@ import time
 
 from siteagent import pathstr
 from siteagent.errors import SiteAgentError
+from siteagent.fileio import read_text
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.records import record
 
@@ -109,8 +110,7 @@ def proxy_expiry(path: str) -> float:
 
 def token_expiry(path: str) -> float | None:
     """A JWT's ``exp`` claim (epoch); None for a token that is not a JWT or has none."""
-    with open(path) as f:
-        parts = f.read().strip().split(".")
+    parts = read_text(path).strip().split(".")
     if len(parts) != 3:
         return None
     exp = _claims(parts[1]).get("exp")

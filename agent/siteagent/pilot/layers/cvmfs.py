@@ -22,10 +22,6 @@ from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.profiles import Profile
 from siteagent.records import field, record
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on a rank's path
-if TYPE_CHECKING:
-    from typing import Any
-
 MAKEDIST_TIMEOUT = 1800
 CVMFS = "/cvmfs"
 
@@ -168,8 +164,7 @@ def _write_default_local(plan: CvmfsPlan) -> list[str]:
     assert path is not None and plan.default_local is not None
     if os.path.isfile(path) and read_text(path) == plan.default_local:
         return []
-    target: Any = path  # atomic_write takes a str (or, before its own conversion, a Path)
-    atomic_write(target, plan.default_local, 0o600)  # may hold proxy credentials
+    atomic_write(path, plan.default_local, 0o600)  # may hold proxy credentials
     return [f"wrote {path}"]
 
 

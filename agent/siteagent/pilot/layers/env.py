@@ -21,6 +21,7 @@ import subprocess
 
 from siteagent import pathstr
 from siteagent.errors import ConfigError, SiteAgentError
+from siteagent.fileio import read_text
 from siteagent.names import Pattern, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.records import record
@@ -43,8 +44,7 @@ class EnvSpec:
 
     def canonical(self) -> str:
         if self.file is not None:
-            with open(self.file) as f:
-                return f"file:{pathstr.suffix(self.file)}\n{f.read()}"
+            return f"file:{pathstr.suffix(self.file)}\n{read_text(self.file)}"
         return "packages:" + ",".join(self.packages)
 
     def describe(self) -> str:
@@ -56,7 +56,7 @@ def parse_spec(value: str) -> EnvSpec:
     requirements.txt."""
     value = value.strip()
     if value.endswith(FILE_SUFFIXES) or "/" in value:
-        path = _absolute(value)
+        path = pathstr.absolute(os.path.expanduser(value))
         if not os.path.isfile(path):
             raise ConfigError(f"--conda-env: no such environment file: {value}")
         return EnvSpec(file=path)
@@ -70,12 +70,6 @@ def _packages(value: str) -> tuple[str, ...]:
         if not PACKAGE.fullmatch(p) or len(p) > 200:
             raise ConfigError(f"--conda-env: '{p}' is not a package specification")
     return tuple(packages)
-
-
-def _absolute(path: str) -> str:
-    """``str(Path(path).expanduser().absolute())``: the working directory is prepended, but
-    unlike ``os.path.abspath`` no ``..`` is collapsed."""
-    return pathstr.clean(os.path.join(os.getcwd(), os.path.expanduser(path)))
 
 
 @record(frozen=True)
@@ -113,7 +107,7 @@ def env_root(configured: str | None = None) -> str:
     ``$SITE_AGENT_ENV_ROOT`` or ``~/.site-agent/envs`` (a shared file system, so every node
     reuses one environment)."""
     root = configured or os.environ.get(Var.ENV_ROOT) or "~/.site-agent/envs"
-    return _absolute(root)
+    return pathstr.absolute(os.path.expanduser(root))
 
 
 def _manager_exe(name: str) -> str | None:

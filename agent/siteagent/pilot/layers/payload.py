@@ -8,6 +8,7 @@ import os
 
 from siteagent import pathstr
 from siteagent.errors import ConfigError
+from siteagent.fileio import read_text
 from siteagent.names import WORD_RE, Var
 from siteagent.pilot.layers.base import Layer, PilotLayer, PlanContext
 from siteagent.records import record
@@ -299,8 +300,8 @@ def write_machinefeatures(payload: Payload, site_dir: str | None) -> str:
             for f in entries:
                 if f.is_file():
                     shutil.copy2(f.path, os.path.join(mf, f.name))
-        with contextlib.suppress(OSError, ValueError), open(shutdowntime) as fh:
-            end = min(end, int(fh.read().split()[0]))
+        with contextlib.suppress(OSError, ValueError):
+            end = min(end, int(read_text(shutdowntime).split()[0]))
     with open(shutdowntime, "w") as fh:
         fh.write(f"{end}\n")
     return f"shutdowntime {end} in {mf}"
