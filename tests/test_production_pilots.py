@@ -457,6 +457,15 @@ def test_shutdowntime_is_the_batch_jobs_end_and_keeps_the_sites_machine_features
         env={"MACHINEFEATURES": str(site_mf)},
     )  # fmt: skip
     assert r.stdout.split()[0] == str(int(t0) + 300)
+    # a site's shutdowntime that is empty or not a time is ignored, not a setup error
+    for unreadable in ("", "\n", "soon\n"):
+        (site_mf / "shutdowntime").write_text(unreadable)
+        r = run_wrapper(
+            site, "--cvmfs", "none", "--walltime", "00:10:00", "--", "sh", "-c", show,
+            env={"MACHINEFEATURES": str(site_mf)},
+        )  # fmt: skip
+        assert r.returncode == 0, (unreadable, r.stderr)
+        assert t0 + 600 - 5 <= int(r.stdout.split()[0]) <= time.time() + 600
     # no walltime known: no shutdown time, and the site's variable is left alone
     r = run_wrapper(site, "--cvmfs", "none", "--", "sh", "-c", 'echo "mf=$MACHINEFEATURES"')
     assert r.stdout.strip() == "mf="

@@ -300,7 +300,8 @@ def write_machinefeatures(payload: Payload, site_dir: str | None) -> str:
             for f in entries:
                 if f.is_file():
                     shutil.copy2(f.path, os.path.join(mf, f.name))
-        with contextlib.suppress(OSError, ValueError):
+        # a site's file that is missing, empty or not a time leaves the batch job's end
+        with contextlib.suppress(OSError, ValueError, IndexError):
             end = min(end, int(read_text(shutdowntime).split()[0]))
     with open(shutdowntime, "w") as fh:
         fh.write(f"{end}\n")
