@@ -1,9 +1,10 @@
 """CPU time of `site-agent pilot` per rank against its floor, measured in one run.
 
 The floor is `floors/pilot_floor.py` under `python -I -S`: a minimal Python wrapper with the
-same duties (subreaper, atomic report three times with only the last fsync'd, payload in its
-own process group, forwarded signals, leftover sweep, exit code). Both run `true` as the
-payload. Measured is what a rank runs: the execution wrapper starts its environment's
+same duties (see its docstring: starting report first, subreaper, lost neighbours marked,
+payload in its own process group that dies with the wrapper, forwarded signals, leftover
+sweep, only the final report fsync'd, exit code). Both run `true` as the payload and report
+into the same directory, so both scan the same reports for lost ones. Measured is what a rank runs: the execution wrapper starts its environment's
 `site-agent pilot` as `python -I -S -c START pilot ...` (``wrappers.render.pilot_start``);
 the console script (`site-agent pilot` from a shell) is shown beside it.
 Warm: the profile is cached (every rank after `site-agent install` wrote the entry, on every
@@ -52,7 +53,10 @@ def measure(runs: int = 21) -> list[Row]:
             XDG_CACHE_HOME=f"{tmp}/cache",
             SITE_AGENT_CVMFS_REPOS="",
         )
-        floor_cmd = [sys.executable, "-I", "-S", str(FLOOR), f"{tmp}/floor.json", "--", "true"]
+        # the floor reports beside the ranks (~/.site-agent/pilots): both scan the same reports
+        reports = Path(tmp, ".site-agent", "pilots")
+        reports.mkdir(parents=True)
+        floor_cmd = [sys.executable, "-I", "-S", str(FLOOR), str(reports), "--", "true"]
         args = ["pilot", "--site", "local", "--", "true"]
         rank = [*rank_command(), *args]
         script = [site_agent(), *args]
