@@ -116,6 +116,11 @@ RANK_NEVER = (
 )  # fmt: skip
 
 
+# what `site-agent exec` found in its cache does without: json would bring re and enum, with
+# functools and collections, a quarter of its CPU (`-m`'s runpy imports those last two itself)
+EXEC_NEVER = ("click", "json", "re", "enum", "pathlib")
+
+
 def test_a_rank_as_the_execution_wrapper_starts_it_imports_only_what_it_runs(tmp_path):
     """`python -I -S -c START pilot ...` (the wrapper's per-rank start), warm profile cache:
     no heavy module, and none of the standard modules a rank does without."""
@@ -300,7 +305,10 @@ def test_exec_second_call_comes_from_the_cache_and_follows_profile_edits(run_cli
     env_it = env | {"PYTHONPROFILEIMPORTTIME": "1"}
     again = run_cli(*args, show, env=env_it)
     assert sorted(again.stdout.split("\n")) == sorted(first.stdout.split("\n"))
-    assert " click" not in again.stderr and "siteagent.wrappers.exec_cache" in again.stderr
+    imported = {line.split("|")[-1].strip() for line in again.stderr.splitlines() if "|" in line}
+    assert "siteagent.wrappers.exec_cache" in imported
+    # no click, and no json (nor what it would bring)
+    assert not {m for m in imported if m.split(".")[0] in (*HEAVY, *EXEC_NEVER)}
     # an edited profile is a new key: validated again, and refused now
     profile.write_text(profile.read_text().replace("cores: 2", "cores: 1"))
     r = run_cli(*args, show, env=env)
@@ -322,6 +330,31 @@ def test_exec_lines_the_cache_does_not_know_go_to_click(argv):
     from siteagent.wrappers.exec_cache import parse
 
     assert parse(argv) is None
+
+
+def test_exec_cache_entries_are_per_request_and_only_whole_ones_count(tmp_path, monkeypatch):
+    from siteagent.wrappers.exec_cache import entry_path, recorded_wrapper, remember
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    wrapper = tmp_path / "site-agent-exec"
+    wrapper.write_text("#!/bin/sh\n")
+    wrapper.chmod(0o755)
+    one = {"nodes": 1, "ranks_per_node": 2, "gpus_per_rank": 0}
+    two = one | {"ranks_per_node": 3}
+    remember("local", one, wrapper)  # forks its ranks itself: no launcher
+    assert recorded_wrapper("local", one) == str(wrapper)
+    assert recorded_wrapper("local", two) is None and entry_path("local", two) != entry_path(
+        "local", one
+    )
+    assert entry_path("local", one | {"cores_per_rank": 1}) != entry_path("local", one)
+    remember("local", two, wrapper, "no-such-launcher")  # not on PATH here: click decides
+    assert recorded_wrapper("local", two) is None
+    path = entry_path("local", one)
+    old_json = json.dumps({"wrapper": str(wrapper), "launcher": None})
+    for broken in (str(wrapper), f"{wrapper}\0\0", old_json):
+        with open(path, "w") as fh:
+            fh.write(broken)
+        assert recorded_wrapper("local", one) is None, broken
 
 
 def test_exec_cache_builds_the_same_wrapper_line_as_click():

@@ -12,8 +12,6 @@ builds it.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 
 from siteagent.fileio import read_text
@@ -58,6 +56,10 @@ def _locate(site: str) -> tuple[str, str, str]:
 def load_profile_cached(site: str) -> Profile:
     """``load_profile``, with the validated data cached (see the module's docstring), so a
     rank that finds the entry skips YAML parsing, jsonschema and its import."""
+    # here, not above: ``exec``'s cached path only reads keys (json imports re, enum, ...)
+    import contextlib
+    import json
+
     from siteagent.profiles import complete_profile
 
     path, key, text = _locate(site)

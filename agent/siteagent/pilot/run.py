@@ -56,10 +56,8 @@ _LIBC: list[Any] = []
 
 def _become_subreaper() -> None:
     """Orphans of the payload re-parent to us instead of init, so we can find and end them."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: process groups still apply
         _libc().prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass  # not Linux: process-group cleanup still applies
 
 
 def _die_with_parent(parent: int) -> None:
