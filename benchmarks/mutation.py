@@ -105,6 +105,15 @@ MODULES: dict[str, list[str]] = {
         "tests/test_fileio.py",
         "tests/test_fast_paths.py::test_only_the_final_report_is_fsynced",
     ],
+    # exec's cached call: its parser, its entries, and exec through the console entry point
+    "wrappers/exec_cache.py": [
+        "tests/test_fast_paths.py::test_exec_second_call_comes_from_the_cache_and_follows_profile_edits",
+        "tests/test_fast_paths.py::test_exec_lines_the_cache_does_not_know_go_to_click",
+        "tests/test_fast_paths.py::test_exec_cache_entries_are_per_request_and_only_whole_ones_count",
+        "tests/test_fast_paths.py::test_exec_cache_builds_the_same_wrapper_line_as_click",
+        "tests/test_wrappers.py::test_site_agent_exec_cli",
+        "tests/test_admin_ux.py::test_exec_without_the_sites_launcher_says_so",
+    ],
 }
 
 CMP_SWAPS = {
