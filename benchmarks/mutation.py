@@ -111,6 +111,9 @@ MODULES: dict[str, list[str]] = {
         "tests/test_fast_paths.py::test_exec_lines_the_cache_does_not_know_go_to_click",
         "tests/test_fast_paths.py::test_exec_cache_entries_are_per_request_and_only_whole_ones_count",
         "tests/test_fast_paths.py::test_exec_cache_builds_the_same_wrapper_line_as_click",
+        "tests/test_fast_paths.py::test_exec_cache_finds_the_launcher_on_path_as_shutil_which_does",
+        "tests/test_fast_paths.py::test_exec_cache_parses_every_shape_option_and_fills_the_defaults",
+        "tests/test_fast_paths.py::test_exec_lines_without_an_entry_return_to_click",
         "tests/test_wrappers.py::test_site_agent_exec_cli",
         "tests/test_admin_ux.py::test_exec_without_the_sites_launcher_says_so",
     ],
@@ -291,9 +294,10 @@ def _sha(*texts: str) -> str:
 
 
 def tests_hash(args: list[str]) -> str:
-    """Hash of the test files a module's selection reads (a survivor reruns when it changes)."""
+    """Hash of a module's selection of tests and of the files it reads (a survivor reruns
+    when either changes: a test added to the selection from a file it already read, too)."""
     files = sorted({a.split("::")[0] for a in args} | {"tests/conftest.py"})
-    return _sha(*files, *((REPO / f).read_text() for f in files))
+    return _sha(*sorted(args), *files, *((REPO / f).read_text() for f in files))
 
 
 def load_equivalent(path: Path = EQUIVALENT) -> list[tuple[str, int | str, str, str]]:

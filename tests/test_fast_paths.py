@@ -350,11 +350,79 @@ def test_exec_cache_entries_are_per_request_and_only_whole_ones_count(tmp_path, 
     remember("local", two, wrapper, "no-such-launcher")  # not on PATH here: click decides
     assert recorded_wrapper("local", two) is None
     path = entry_path("local", one)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     old_json = json.dumps({"wrapper": str(wrapper), "launcher": None})
-    for broken in (str(wrapper), f"{wrapper}\0\0", old_json):
+    for broken in (str(wrapper), f"{wrapper}\0\0", old_json, "\0"):
         with open(path, "w") as fh:
             fh.write(broken)
         assert recorded_wrapper("local", one) is None, broken
+    wrapper.chmod(0o644)  # a wrapper that can no longer run: click decides
+    remember("local", one, wrapper)
+    assert recorded_wrapper("local", one) is None
+    # a site whose profile is not found has no entry (click says it is not found)
+    assert entry_path("no-such-site", one) is None
+    assert recorded_wrapper("no-such-site", one) is None
+    remember("no-such-site", one, wrapper)
+    assert sorted(os.listdir(tmp_path / "site-agent" / "exec")) == sorted(
+        os.path.basename(entry_path("local", r)) for r in (one, two)
+    )
+
+
+def test_exec_cache_finds_the_launcher_on_path_as_shutil_which_does(tmp_path, monkeypatch):
+    from siteagent.wrappers.exec_cache import on_path, recorded_wrapper, remember
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    wrapper = tmp_path / "site-agent-exec"
+    wrapper.write_text("#!/bin/sh\n")
+    wrapper.chmod(0o755)
+    bin_ = tmp_path / "bin"
+    (bin_ / "srun").mkdir(parents=True)  # a directory of that name is no program
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "srun").write_text("#!/bin/sh\n")
+    (tmp_path / "other" / "srun").chmod(0o755)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "srun").write_text("not executable\n")
+    request = {"nodes": 1, "ranks_per_node": 1, "gpus_per_rank": 0}
+    remember("local", request, wrapper, "srun")
+    for path, found in [
+        (f"{bin_}:{tmp_path}/plain", False),
+        (f"{bin_}:{tmp_path}/plain:{tmp_path}/other", True),
+    ]:
+        monkeypatch.setenv("PATH", path)
+        assert on_path("srun") is found, path
+        assert recorded_wrapper("local", request) == (str(wrapper) if found else None)
+    # an empty PATH entry is the working directory, as for shutil.which
+    monkeypatch.chdir(tmp_path / "other")
+    monkeypatch.setenv("PATH", f"{bin_}::")
+    assert on_path("srun")
+    monkeypatch.chdir(tmp_path)
+    assert not on_path("srun")
+    # no PATH at all: the default one
+    monkeypatch.delenv("PATH")
+    monkeypatch.setattr(os, "defpath", f"{tmp_path}/other")
+    assert on_path("srun")
+
+
+def test_exec_cache_parses_every_shape_option_and_fills_the_defaults():
+    from siteagent.wrappers.exec_cache import parse
+
+    site, request, command = parse(
+        ["--site", "s", "--nodes", "2", "--gpus-per-rank=1", "--", "sh", "-c", "x"]
+    )
+    assert (site, command) == ("s", ["sh", "-c", "x"])
+    assert request == {"nodes": 2, "ranks_per_node": 1, "gpus_per_rank": 1}
+    # without "--", the command starts at the first word that is no option
+    assert parse(["--site", "s", "true", "--nodes", "3"]) == (
+        "s", {"nodes": 1, "ranks_per_node": 1, "gpus_per_rank": 0}, ["true", "--nodes", "3"]
+    )  # fmt: skip
+
+
+def test_exec_lines_without_an_entry_return_to_click(tmp_path, monkeypatch):
+    from siteagent.wrappers.exec_cache import exec_cached
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for argv in (["--help"], ["--site", "local", "--", "true"], ["--site", "nowhere", "--", "x"]):
+        assert exec_cached(argv) is None  # returned: no exec
 
 
 def test_exec_cache_builds_the_same_wrapper_line_as_click():

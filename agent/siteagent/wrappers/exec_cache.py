@@ -15,7 +15,6 @@ holds), not JSON: ``json`` imports ``re`` and with it ``enum``, ``functools`` an
 from __future__ import annotations
 
 import os
-import sys
 
 from siteagent.fileio import read_text
 
@@ -120,8 +119,7 @@ def exec_cached(argv: list[str]) -> None:
     wrapper = recorded_wrapper(site, request)
     if wrapper is None:
         return
-    sys.stdout.flush()
-    os.execv(wrapper, wrapper_args(wrapper, request, command))
+    os.execv(wrapper, wrapper_args(wrapper, request, command))  # nothing was printed before
 
 
 def recorded_wrapper(site: str, request: dict[str, int]) -> str | None:
