@@ -150,9 +150,10 @@ def test_sweeper_stops_a_running_worker_and_leaves_no_process(engine_dir, caplog
         ("siteagent.harvester.monitor", f"<workerID=20> task {task} success: cancelled: {diag}"),
         (
             "siteagent.harvester.sweeper",
-            "<workerID=20> worker local-20 swept: forgot: nothing left on the site",
+            "<workerID=20> worker local-20 swept: forgot: removed pilots/local-20-r0.json",
         ),
     ]
+    assert not report_path.exists()  # the report the monitor read, gone with the worker
 
 
 def test_stop_task_keeps_a_queued_worker_from_starting(engine_dir, tmp_path):

@@ -156,6 +156,25 @@ def test_one_control_task_reads_every_worker_push_directory(tmp_path, monkeypatc
     assert forget_worker("Q-1")["detail"] == "nothing left on the site"
 
 
+def test_the_sweepers_clean_up_removes_exactly_the_workers_pilot_reports(tmp_path, monkeypatch):
+    monkeypatch.setenv("SITE_AGENT_STATE", str(tmp_path))
+    pilots = tmp_path / "pilots"
+    pilots.mkdir()
+    mine = ["Q-1-r0.json", "Q-1-r1.json", "Q-1-r12.json"]
+    # another worker's (Q-10, and Q-1-rx-7 whose id starts like Q-1's ranks), a by-hand
+    # rank's, and what only looks like a rank of Q-1
+    others = ["Q-10-r0.json", "Q-1-rx-7-r0.json", "local-vm-r0-123.json", "Q-1-r.json",
+              "Q-1-r0.json.tmp", "Q-1-r\u0662.json"]  # fmt: skip
+    for name in mine + others:
+        (pilots / name).write_text("{}")
+    answer = forget_worker("Q-1")
+    assert answer["detail"] == f"removed {', '.join(f'pilots/{n}' for n in sorted(mine))}"
+    assert sorted(p.name for p in pilots.iterdir()) == sorted(others)
+    assert forget_worker("Q-1")["detail"] == "nothing left on the site"
+    pilots.rename(tmp_path / "elsewhere")  # no pilots directory at all: nothing to remove
+    assert forget_worker("Q-10")["detail"] == "nothing left on the site"
+
+
 def test_running_worker_is_lost_once_its_files_stop_changing(tmp_path):
     task = WorkerState(ST_RUNNING, "", "running")
     report = {"exists": True, "files": 3, "signature": 100.0, "dir": "/d", "attributes": None}

@@ -87,13 +87,15 @@ def _batch_job(worker_id: str, record: dict[str, Any]) -> tuple[str, str]:
 
 def forget_worker(worker_id: str) -> dict[str, Any]:
     """Remove what a worker that has ended left on the site: its stop mark (a reused worker
-    id would otherwise refuse to start) and a record its killed batch job could not remove."""
+    id would otherwise refuse to start), a record its killed batch job could not remove, its
+    pilots' reports and its push directory."""
     from siteagent.harvester.control import state_dir
 
     state = state_dir() / "workers"
     mark, record = state / f"{worker_id}.stop", state / f"{worker_id}.json"
     # and a record being written (``.json.<pid>``) when its batch job was killed
     gone = _remove_existing([mark, record, *state.glob(f"{worker_id}.json.*")])
+    gone += _forget_reports(worker_id)
     gone += _forget_push_dir(worker_id)
     detail = f"removed {', '.join(gone)}" if gone else "nothing left on the site"
     return {"worker": worker_id, "action": "forgot", "detail": detail}
@@ -105,6 +107,34 @@ def _remove_existing(paths: list[Path]) -> list[str]:
     for path in gone:
         path.unlink(missing_ok=True)
     return [path.name for path in gone]
+
+
+def _forget_reports(worker_id: str) -> list[str]:
+    """The reports of the worker's pilot ranks (``pilots/<worker>-r<rank>.json``), once
+    Harvester swept the worker: its monitor has read the last of them. Kept, they would pile
+    up in the shared state directory, and every later rank opens each report there when it
+    looks for lost neighbours."""
+    import os
+
+    from siteagent.harvester.control import state_dir
+
+    directory = state_dir() / "pilots"
+    prefix = f"{worker_id}-r"
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    # exactly this worker's: not those of a worker whose id goes on (Q-1-r... of Q-1-rx-7)
+    ranks = [
+        name
+        for name in names
+        if name.startswith(prefix) and name.endswith(".json") and _is_rank(name[len(prefix) : -5])
+    ]
+    return [f"pilots/{name}" for name in _remove_existing([directory / n for n in ranks])]
+
+
+def _is_rank(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _forget_push_dir(worker_id: str) -> list[str]:
