@@ -212,6 +212,9 @@ def test_a_stopped_worker_is_cancelled_and_the_sweep_leaves_nothing_behind(engin
     assert harvester.clean_up() == [(True, "")] * 3
     assert harvester.rows == {}
     assert sorted(p.name for p in workers.glob("TEST_SITEAGENT-*")) == []
+    # nor the reports of their pilots, which the monitor read before Harvester swept them
+    assert report.parent.is_dir()
+    assert sorted(p.name for p in report.parent.glob("TEST_SITEAGENT-1[0-2]-r*")) == []
     assert REGISTRY.get(ws.batchID) is None
     assert not (site[0] / "tasks" / f"{ws.batchID}.json").exists()  # the engine's table, too
 

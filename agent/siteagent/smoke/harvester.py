@@ -107,12 +107,18 @@ class HarvesterRound:
             return ok and isinstance(states, list) and [s for s, _ in states] == want
 
         self.wait_for(f"check_workers to say {want}", states_as_wanted)
-        for w in everyone:
-            self.sweeper.sweep_worker(w)
         # each rank's pilot wrapper left its final report where a monitor finds it
         reasons = self.wait_for("the pilot wrapper reports", self.final_reasons)
         if reasons != {1: "finished", 3: "signalled"}:
             raise SiteAgentError(f"pilot wrapper reports: {reasons}")
+        for w in everyone:
+            swept, why = self.sweeper.sweep_worker(w)
+            if not swept:
+                raise SiteAgentError(f"sweep_worker: {why}")
+        # and the sweep took them away with the workers' other files
+        left = [w for w in (1, 2, 3) if self.report_path(w).exists()]
+        if left:
+            raise SiteAgentError(f"sweep_worker left the pilot reports of workers {left}")
         return detail, reasons
 
     def _submit(self) -> None:
@@ -139,11 +145,15 @@ class HarvesterRound:
             time.sleep(0.1)
         return value
 
+    def report_path(self, worker: int) -> Path:
+        """Where the rank of worker number ``worker`` reports."""
+        return self.state / "pilots" / f"{self.site}-{worker}-r0.json"
+
     def pilot_report(self, worker: int) -> dict[str, Any]:
         from siteagent.pilot.report import read_report
 
         try:
-            return read_report(self.state / "pilots" / f"{self.site}-{worker}-r0.json")
+            return read_report(self.report_path(worker))
         except (OSError, ValueError):  # not written yet
             return {}
 
