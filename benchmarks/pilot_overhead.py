@@ -4,8 +4,9 @@ The floor is `floors/pilot_floor.py` under `python -I -S`: a minimal Python wrap
 same duties (see its docstring: starting report first, subreaper, lost neighbours marked,
 payload in its own process group that dies with the wrapper, forwarded signals, leftover
 sweep, only the final report fsync'd, exit code). Both run `true` as the payload and report
-into the same directory, so both scan the same reports for lost ones. Measured is what a rank runs: the execution wrapper starts its environment's
-`site-agent pilot` as `python -I -S -c START pilot ...` (``wrappers.render.pilot_start``);
+into the same directory, so both scan the same reports for lost ones. Measured is what a
+rank runs: the execution wrapper starts its environment's `site-agent pilot` as
+`python -I -S -c START pilot ...` (``wrappers.render.pilot_start``);
 the console script (`site-agent pilot` from a shell) is shown beside it.
 Warm: the profile is cached (every rank after `site-agent install` wrote the entry, on every
 host with a shared home); cold: the first rank on a host, after install: the page cache of

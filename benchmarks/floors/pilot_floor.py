@@ -9,8 +9,8 @@ payload in its own process group, killed by the kernel when the wrapper dies
 (PR_SET_PDEATHSIG, set in the child before exec; not started at all if the wrapper is gone
 already); SIGTERM/SIGINT/SIGHUP/SIGUSR1 forwarded to that group; leftovers swept through
 /proc/<pid>/task/*/children; the payload's exit code (128+N after a signal).
-The last three duties but one (starting report first, lost reports, PR_SET_PDEATHSIG) came
-with the hardening of issue #11, after issue #16 measured the first floor.
+Three of these duties (the starting report first, lost reports, PR_SET_PDEATHSIG) came with
+the hardening of issue #11, after issue #16 measured the first floor.
 
 Usage: python -I -S pilot_floor.py REPORT_DIR -- CMD...
 """

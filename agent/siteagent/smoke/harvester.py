@@ -116,7 +116,7 @@ class HarvesterRound:
             if not swept:
                 raise SiteAgentError(f"sweep_worker: {why}")
         # and the sweep took them away with the workers' other files
-        left = [w for w in (1, 2, 3) if self.report_path(w).exists()]
+        left = [w.workerID for w in everyone if self.report_path(w.workerID).exists()]
         if left:
             raise SiteAgentError(f"sweep_worker left the pilot reports of workers {left}")
         return detail, reasons
